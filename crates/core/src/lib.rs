@@ -1,0 +1,58 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(feature = "nightly", feature(allocator_api))]
+
+//! # Vocabulary
+//!
+//! Every heapkit crate speaks these words:
+//!
+//! - **page source** ([`PageSource`]): where memory comes from. It hands out *page runs*,
+//!   page-granular, page-aligned ranges of address space (`mmap`, `brk`, or a caller's buffer).
+//! - **allocator** ([`Allocator`]): an algorithm that carves page runs into *blocks* for its
+//!   callers. Blocks are described by a [`Layout`](core::alloc::Layout) (size and alignment).
+//! - **block**: what a caller holds between `allocate` and `deallocate`. A block may be larger
+//!   than the layout asked for; the allocator reports the real length in the returned slice.
+//! - **adapter**: a wrapper that changes how an allocator is *used*, not how it allocates:
+//!   [`Locked`] (share a single-threaded allocator), [`GlobalAdapter`] (install as
+//!   `#[global_allocator]`), [`Counting`] (statistics).
+//!
+//! ```text
+//!   your program ──► GlobalAdapter / allocator-api2 / core::alloc  (the bridges)
+//!                          │
+//!                          ▼
+//!                  Locked<A>, Counting<A>                            (the adapters)
+//!                          │
+//!                          ▼
+//!          Allocator: bins, slab, tcache, bump, fixed               (the algorithms)
+//!                          │  map / unmap / purge
+//!                          ▼
+//!          PageSource: MmapPages, BrkPages, BufferPages              (the sources)
+//! ```
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod allocator;
+mod error;
+mod foreign;
+mod global;
+mod layout;
+mod locked;
+mod page_source;
+mod stats;
+
+pub use allocator::{dangling_block, Allocator};
+pub use error::{AllocError, InvariantError};
+pub use global::GlobalAdapter;
+pub use layout::{align_down, align_up, is_aligned, is_power_of_two, MAX_ALIGN_BYTES, WORD_BYTES};
+pub use locked::{Locked, LockedGuard, SpinLock};
+pub use page_source::PageSource;
+pub use stats::{Counting, Introspect, Stats};
+
+#[doc(hidden)]
+pub mod __private {
+    #[cfg(feature = "allocator-api2")]
+    pub use allocator_api2;
+}

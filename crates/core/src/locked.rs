@@ -1,0 +1,278 @@
+//! `Locked<A>`: share a single-threaded allocator between threads.
+//!
+//! The lock is a test-and-test-and-set spin lock: it is `const`-constructible (so a
+//! `Locked<A>` can sit in a `static`), it never allocates (unlike `pthread_mutex_init` on some
+//! systems, or `std::sync::Mutex` on older platforms), and it fits in one byte. Waiters spin with
+//! a growing pause and, with the `std` feature, yield their time slice after a while, because on
+//! a two-core machine a waiter that keeps spinning can starve the very thread holding the lock.
+
+use crate::{AllocError, Allocator, Introspect, InvariantError, Stats};
+use core::alloc::Layout;
+use core::cell::UnsafeCell;
+use core::ops::Deref;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A spin lock that never allocates and can be built in a `const` context.
+#[derive(Debug, Default)]
+pub struct SpinLock {
+    locked: AtomicBool,
+}
+
+/// How many pause rounds a waiter spins before it starts yielding to the scheduler.
+const SPINS_BEFORE_YIELD: u32 = 64;
+
+impl SpinLock {
+    /// An unlocked lock.
+    pub const fn new() -> Self {
+        SpinLock {
+            locked: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the lock, waiting as long as needed.
+    #[inline]
+    pub fn lock(&self) {
+        if self.try_lock() {
+            return;
+        }
+        self.lock_contended();
+    }
+
+    /// Takes the lock if it is free right now.
+    #[inline]
+    pub fn try_lock(&self) -> bool {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        let mut rounds: u32 = 0;
+        loop {
+            // Read before trying to write, so waiters share the cache line instead of bouncing it.
+            while self.locked.load(Ordering::Relaxed) {
+                rounds = rounds.saturating_add(1);
+                pause(rounds);
+            }
+            if self.try_lock() {
+                return;
+            }
+        }
+    }
+
+    /// Releases the lock.
+    ///
+    /// # Safety
+    /// The caller holds the lock (or, in a `fork` child, knows that the thread that held it no
+    /// longer exists and that the data it guards is consistent).
+    #[inline]
+    pub unsafe fn unlock(&self) {
+        debug_assert!(
+            self.locked.load(Ordering::Relaxed),
+            "unlock of a free SpinLock"
+        );
+        self.locked.store(false, Ordering::Release);
+    }
+
+    /// Whether some thread holds the lock right now (a racy snapshot, for assertions).
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+}
+
+#[inline]
+fn pause(rounds: u32) {
+    if rounds < SPINS_BEFORE_YIELD {
+        for _ in 0..rounds.min(16) {
+            core::hint::spin_loop();
+        }
+    } else {
+        #[cfg(feature = "std")]
+        std::thread::yield_now();
+        #[cfg(not(feature = "std"))]
+        core::hint::spin_loop();
+    }
+}
+
+/// Makes an allocator `Sync` by taking a [`SpinLock`] around every call.
+///
+/// Use it for the single-threaded algorithms (heapkit-bins, heapkit-bump) when several
+/// threads must share one instance; `Locked::new` is `const`, so it can back a
+/// `#[global_allocator]`:
+///
+/// ```
+/// use heapkit_core::{Allocator, Locked};
+/// # use heapkit_core::AllocError;
+/// # use core::{alloc::Layout, ptr::NonNull, cell::Cell};
+/// # struct Nothing(Cell<u8>);
+/// # unsafe impl Allocator for Nothing {
+/// #     fn allocate_nonzero(&self, _: Layout) -> Result<NonNull<[u8]>, AllocError> { Err(AllocError) }
+/// #     unsafe fn deallocate_nonzero(&self, _: NonNull<u8>, _: Layout) {}
+/// # }
+/// static SHARED: Locked<Nothing> = Locked::new(Nothing(Cell::new(0)));
+/// assert!(SHARED.allocate(Layout::new::<u64>()).is_err());
+/// ```
+pub struct Locked<A> {
+    lock: SpinLock,
+    inner: UnsafeCell<A>,
+}
+
+// SAFETY: every access to `inner` happens with `lock` held (see `lock()`), so at most one
+// thread uses the allocator at a time; `A: Send` makes handing it between threads sound.
+unsafe impl<A: Send> Sync for Locked<A> {}
+// SAFETY: moving the wrapper moves the allocator, which is `Send`.
+unsafe impl<A: Send> Send for Locked<A> {}
+
+impl<A> Locked<A> {
+    /// Wraps `inner`.
+    pub const fn new(inner: A) -> Self {
+        Locked {
+            lock: SpinLock::new(),
+            inner: UnsafeCell::new(inner),
+        }
+    }
+
+    /// Takes the lock and gives access to the allocator until the guard drops.
+    #[inline]
+    pub fn lock(&self) -> LockedGuard<'_, A> {
+        self.lock.lock();
+        LockedGuard { owner: self }
+    }
+
+    /// The allocator, without locking: `&mut self` proves no other thread can hold the lock.
+    pub fn get_mut(&mut self) -> &mut A {
+        self.inner.get_mut()
+    }
+
+    /// Unwraps the allocator.
+    pub fn into_inner(self) -> A {
+        self.inner.into_inner()
+    }
+
+    /// The lock itself, for `fork` handlers that must take every lock before `fork` and
+    /// release them in the parent and the child.
+    pub fn raw_lock(&self) -> &SpinLock {
+        &self.lock
+    }
+}
+
+/// Access to a [`Locked`] allocator while its lock is held.
+pub struct LockedGuard<'a, A> {
+    owner: &'a Locked<A>,
+}
+
+impl<A> Deref for LockedGuard<'_, A> {
+    type Target = A;
+    #[inline]
+    fn deref(&self) -> &A {
+        // SAFETY: the guard exists only while the lock is held, so no other thread touches
+        // `inner`; shared access is all the guard hands out.
+        unsafe { &*self.owner.inner.get() }
+    }
+}
+
+impl<A> Drop for LockedGuard<'_, A> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the guard was created by taking the lock and this is its only release.
+        unsafe { self.owner.lock.unlock() }
+    }
+}
+
+// SAFETY: each call runs with the lock held, so the inner allocator sees one caller at a time,
+// exactly as if it were used from a single thread; its block contract carries over.
+unsafe impl<A: Allocator> Allocator for Locked<A> {
+    #[inline]
+    fn allocate_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.lock().allocate_nonzero(layout)
+    }
+    #[inline]
+    unsafe fn deallocate_nonzero(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.lock().deallocate_nonzero(ptr, layout) }
+    }
+    fn allocate_zeroed_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.lock().allocate_zeroed_nonzero(layout)
+    }
+    unsafe fn grow_nonzero(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.lock().grow_nonzero(ptr, old_layout, new_layout) }
+    }
+    unsafe fn shrink_nonzero(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.lock().shrink_nonzero(ptr, old_layout, new_layout) }
+    }
+}
+
+impl<A: Introspect> Introspect for Locked<A> {
+    fn check(&self) -> Result<(), InvariantError> {
+        self.lock().check()
+    }
+    fn stats(&self) -> Option<Stats> {
+        self.lock().stats()
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::thread;
+
+    #[test]
+    fn spin_lock_excludes_other_threads() {
+        struct Shared {
+            lock: SpinLock,
+            count: UnsafeCell<u64>,
+        }
+        // SAFETY: `count` is touched only with `lock` held.
+        unsafe impl Sync for Shared {}
+        let shared = Arc::new(Shared {
+            lock: SpinLock::new(),
+            count: UnsafeCell::new(0),
+        });
+        let threads: std::vec::Vec<_> = (0..4)
+            .map(|_| {
+                let shared = Arc::clone(&shared);
+                thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        shared.lock.lock();
+                        // SAFETY: the lock is held.
+                        unsafe {
+                            *shared.count.get() += 1;
+                            shared.lock.unlock();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // SAFETY: every thread has finished.
+        assert_eq!(unsafe { *shared.count.get() }, 80_000);
+        assert!(!shared.lock.is_locked());
+    }
+
+    #[test]
+    fn try_lock_fails_while_held() {
+        let lock = SpinLock::new();
+        assert!(lock.try_lock());
+        assert!(!lock.try_lock());
+        // SAFETY: taken just above.
+        unsafe { lock.unlock() };
+        assert!(lock.try_lock());
+    }
+}

@@ -1,0 +1,108 @@
+//! The `PageSource` trait: where allocators get their memory.
+//!
+//! Studied before writing it: dlmalloc-rs's system `Allocator` (alloc / remap / free_part /
+//! free, with `can_release_part`), rlsf's `FlexSource` (alloc / realloc_inplace_grow / dealloc,
+//! with a minimum alignment) and talc's `Source` (a callback when the heap runs out). heapkit
+//! keeps the OS vocabulary: a source *maps* page runs, *unmaps* them, *purges* their physical
+//! pages, and (when its memory is contiguous, like `brk`) *extends* a run in place.
+
+use crate::AllocError;
+use core::ptr::NonNull;
+
+/// A supplier of page runs: page-granular, page-aligned ranges of address space.
+///
+/// Every method takes `&self` so that allocators, which also take `&self`, can call it.
+/// Sources shared between threads are `Sync` and synchronise internally.
+///
+/// Bad arguments (zero length, a length that is not a page multiple, an alignment that is not
+/// a power of two, arithmetic overflow) make `map` and `extend` return `AllocError`; they never
+/// panic and are never undefined behaviour.
+///
+/// # Safety
+/// Implementors promise that a run returned by `map` is valid for reads and writes for its whole
+/// length, aligned as asked, disjoint from every other live run of this source and from any
+/// memory the source does not own, and that it stays so until it is unmapped (or the source is
+/// dropped, for sources that own their memory).
+pub unsafe trait PageSource {
+    /// The granule of every length and the minimum alignment of every run, in bytes (a power
+    /// of two).
+    fn page_size(&self) -> usize;
+
+    /// Maps a run of `len_bytes` (a non-zero multiple of [`page_size`](Self::page_size)) aligned
+    /// to `align_bytes` (a power of two; values below the page size mean the page size).
+    ///
+    /// The run's contents are unspecified unless [`maps_zeroed`](Self::maps_zeroed) is true.
+    fn map(&self, len_bytes: usize, align_bytes: usize) -> Result<NonNull<u8>, AllocError>;
+
+    /// Returns a run (or the page-aligned tail or head of one) to the source.
+    ///
+    /// # Safety
+    /// `ptr..ptr + len_bytes` lies within one run returned by `map` (or grown by `extend`), is
+    /// page-aligned at both ends, and nothing in it is used afterwards.
+    unsafe fn unmap(&self, ptr: NonNull<u8>, len_bytes: usize);
+
+    /// Gives the physical pages behind a range back to the OS but keeps the addresses mapped
+    /// (`madvise(MADV_DONTNEED)` or `MADV_FREE`): the next touch faults in a page, whose
+    /// contents are unspecified (zero after `MADV_DONTNEED`, the old bytes or zero after
+    /// `MADV_FREE`). The default does nothing, which is right for sources with no OS behind
+    /// them.
+    ///
+    /// # Safety
+    /// The range lies within a live run and is page-aligned at both ends; its contents are
+    /// no longer needed.
+    unsafe fn purge(&self, ptr: NonNull<u8>, len_bytes: usize) {
+        let _ = (ptr, len_bytes);
+    }
+
+    /// Tries to grow the run ending at `end` by `extra_bytes` in place, so that the run stays
+    /// contiguous (what `brk` does and `mmap` cannot promise). The default refuses.
+    ///
+    /// On success the new bytes `end..end + extra_bytes` belong to the same run.
+    fn extend(&self, end: NonNull<u8>, extra_bytes: usize) -> Result<(), AllocError> {
+        let _ = (end, extra_bytes);
+        Err(AllocError)
+    }
+
+    /// Whether fresh runs from `map` (and bytes added by `extend`) always read as zero, as
+    /// anonymous `mmap` memory does. Allocators use it to skip zeroing for `calloc`.
+    fn maps_zeroed(&self) -> bool {
+        false
+    }
+
+    /// Bytes this source has mapped and not yet unmapped (purged runs still count).
+    fn mapped_bytes(&self) -> usize;
+}
+
+// SAFETY: forwards every call to the referent, which keeps the contract.
+unsafe impl<P: PageSource + ?Sized> PageSource for &P {
+    #[inline]
+    fn page_size(&self) -> usize {
+        (**self).page_size()
+    }
+    #[inline]
+    fn map(&self, len_bytes: usize, align_bytes: usize) -> Result<NonNull<u8>, AllocError> {
+        (**self).map(len_bytes, align_bytes)
+    }
+    #[inline]
+    unsafe fn unmap(&self, ptr: NonNull<u8>, len_bytes: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).unmap(ptr, len_bytes) }
+    }
+    #[inline]
+    unsafe fn purge(&self, ptr: NonNull<u8>, len_bytes: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).purge(ptr, len_bytes) }
+    }
+    #[inline]
+    fn extend(&self, end: NonNull<u8>, extra_bytes: usize) -> Result<(), AllocError> {
+        (**self).extend(end, extra_bytes)
+    }
+    #[inline]
+    fn maps_zeroed(&self) -> bool {
+        (**self).maps_zeroed()
+    }
+    #[inline]
+    fn mapped_bytes(&self) -> usize {
+        (**self).mapped_bytes()
+    }
+}

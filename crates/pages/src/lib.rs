@@ -1,0 +1,35 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+//! # Vocabulary
+//!
+//! - **page**: the unit a source hands out (4 KiB on x86-64 Linux).
+//! - **run**: a contiguous, aligned range of whole pages returned by `map`.
+//! - **purge**: giving a run's physical memory back while keeping its addresses.
+//!
+//! ```text
+//!   MmapPages    anywhere in the address space; any run can be unmapped or purged
+//!   BrkPages     one contiguous heap at the program break; shrinks only from the top
+//!   BufferPages  page runs carved from a caller's buffer; no OS at all (no_std, Miri)
+//!   FailingPages any of the above, failing on purpose (out-of-memory tests)
+//! ```
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod args;
+mod brk;
+mod buffer;
+#[cfg(feature = "std")]
+mod failing;
+mod mmap;
+
+pub use brk::BrkPages;
+pub use buffer::BufferPages;
+#[cfg(feature = "std")]
+pub use failing::{FailingPages, FaultPlan};
+pub use mmap::{os_page_size, MmapPages, PurgeMode};
+
+pub use heapkit_core::PageSource;
