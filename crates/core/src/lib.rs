@@ -35,6 +35,7 @@
 extern crate std;
 
 mod allocator;
+mod classes;
 mod error;
 mod foreign;
 mod global;
@@ -44,6 +45,7 @@ mod page_source;
 mod stats;
 
 pub use allocator::{dangling_block, Allocator};
+pub use classes::{BatchAllocator, UnsizedAllocator};
 pub use error::{AllocError, InvariantError};
 pub use global::GlobalAdapter;
 pub use layout::{align_down, align_up, is_aligned, is_power_of_two, MAX_ALIGN_BYTES, WORD_BYTES};

@@ -1,0 +1,1 @@
+//! heapkit-bins: being written.

@@ -1,0 +1,1 @@
+//! heapkit-bump: being written.

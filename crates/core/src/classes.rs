@@ -1,0 +1,72 @@
+//! The contracts between layers below the public `Allocator`: freeing without a layout (what C's
+//! `free` and `malloc_usable_size` need) and batches of one size class (what thread caches
+//! refill and flush through).
+
+use crate::Allocator;
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+/// An allocator that finds a block's size from the pointer alone, so a block can be freed
+/// without its `Layout` — the shape of C's `free(ptr)` and `malloc_usable_size(ptr)`.
+///
+/// # Safety
+/// Implementors promise that `usable_size` returns the length of the live block (at least the
+/// size it was asked for, and the whole range is usable), and that `deallocate_unsized` releases
+/// it exactly as `deallocate` with its layout would.
+pub unsafe trait UnsizedAllocator: Allocator {
+    /// The number of usable bytes in a live block.
+    ///
+    /// # Safety
+    /// `ptr` is a live, non-zero-size block of this allocator.
+    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize;
+
+    /// Releases a live block without knowing its layout.
+    ///
+    /// # Safety
+    /// `ptr` is a live, non-zero-size block of this allocator.
+    unsafe fn deallocate_unsized(&self, ptr: NonNull<u8>);
+}
+
+/// A size-class allocator that serves and takes back blocks in batches: the back end behind a
+/// thread cache (heapkit-tcache refills an empty cache and flushes a full one through it).
+///
+/// A *class* is an index `0..class_count()`; every block of a class has the same usable size,
+/// `class_size(class)`, and is aligned to the largest power of two dividing that size (at least
+/// [`MAX_ALIGN_BYTES`](crate::MAX_ALIGN_BYTES) from 16 bytes up), so a layout's class also
+/// serves its alignment.
+///
+/// # Safety
+/// Implementors promise that `allocate_batch` writes only live, disjoint blocks of the class,
+/// each with `class_size(class)` usable bytes, and that a block from `allocate_batch` may be
+/// released through `deallocate_batch`, `deallocate` or `deallocate_unsized`, and a block from
+/// `allocate` whose layout maps to a class through `deallocate_batch` of that class.
+pub unsafe trait BatchAllocator: UnsizedAllocator + Sync {
+    /// How many small classes there are.
+    fn class_count(&self) -> usize;
+
+    /// The class that serves `layout` (size and alignment), or `None` when the layout is too
+    /// large or too aligned for the small classes. Must be O(1) and cheap: it is on the fast
+    /// path of every cached allocation.
+    fn class_of(&self, layout: Layout) -> Option<usize>;
+
+    /// The usable size of every block of `class` (`class < class_count()`).
+    fn class_size(&self, class: usize) -> usize;
+
+    /// The class of a live block, found from the pointer alone; `None` for blocks that belong
+    /// to no small class (large blocks).
+    ///
+    /// # Safety
+    /// `ptr` is a live, non-zero-size block of this allocator.
+    unsafe fn class_of_block(&self, ptr: NonNull<u8>) -> Option<usize>;
+
+    /// Allocates up to `out.len()` blocks of `class`, writes their (non-null) addresses to the
+    /// front of `out`, and returns how many it wrote (0 when out of memory).
+    fn allocate_batch(&self, class: usize, out: &mut [*mut u8]) -> usize;
+
+    /// Releases blocks of `class`.
+    ///
+    /// # Safety
+    /// Every pointer is a live (non-null) block of this allocator whose class is `class`, and
+    /// none appears twice.
+    unsafe fn deallocate_batch(&self, class: usize, blocks: &[*mut u8]);
+}

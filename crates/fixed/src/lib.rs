@@ -1,0 +1,1 @@
+//! heapkit-fixed: being written.

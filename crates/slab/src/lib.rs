@@ -1,0 +1,1 @@
+//! heapkit-slab: being written.

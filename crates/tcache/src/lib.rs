@@ -1,0 +1,1 @@
+//! heapkit-tcache: being written.
