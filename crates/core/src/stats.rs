@@ -73,6 +73,9 @@ impl<A: Introspect + ?Sized> Introspect for &A {
 
 /// Counts what passes through an allocator: live bytes and blocks, the peak, and calls.
 ///
+/// Blocks are reported exactly as long as asked (any extra capacity the inner allocator has is
+/// hidden), so that the live-byte count is exact whatever layout a caller frees with.
+///
 /// The counters are relaxed atomics, so `Counting<A>` is `Sync` whenever `A` is. `mapped_bytes`
 /// comes from the inner allocator's own [`Introspect::stats`] when it has any.
 ///
@@ -136,16 +139,17 @@ impl<A> Counting<A> {
         size: usize,
     ) -> Result<NonNull<[u8]>, AllocError> {
         match result {
-            Ok(_) => {
+            Ok(block) => {
                 self.allocations.fetch_add(1, Ordering::Relaxed);
                 self.live_blocks.fetch_add(1, Ordering::Relaxed);
                 self.add_live(size);
+                Ok(exactly(block, size))
             }
-            Err(_) => {
+            Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                Err(e)
             }
         }
-        result
     }
 
     fn add_live(&self, size: usize) {
@@ -160,17 +164,27 @@ impl<A> Counting<A> {
         new_size: usize,
     ) -> Result<NonNull<[u8]>, AllocError> {
         match result {
-            Ok(_) => {
+            Ok(block) => {
                 self.reallocations.fetch_add(1, Ordering::Relaxed);
                 self.live_bytes.fetch_sub(old_size, Ordering::Relaxed);
                 self.add_live(new_size);
+                Ok(exactly(block, new_size))
             }
-            Err(_) => {
+            Err(e) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                Err(e)
             }
         }
-        result
     }
+}
+
+/// Reports a block as exactly `size` bytes long. The caller then frees it with exactly that
+/// size (a layout fits a block only between the size asked and the length returned), which is
+/// what lets `Counting` subtract on free the very number it added on allocation.
+#[inline(always)]
+fn exactly(block: NonNull<[u8]>, size: usize) -> NonNull<[u8]> {
+    debug_assert!(block.len() >= size);
+    NonNull::slice_from_raw_parts(block.cast::<u8>(), size)
 }
 
 // SAFETY: every call is forwarded unchanged to the inner allocator; only counters are added.

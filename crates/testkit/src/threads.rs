@@ -1,0 +1,150 @@
+//! The multi-threaded stress: blocks cross threads and are freed by threads that did not
+//! allocate them.
+
+use crate::model::check_after;
+use crate::pattern;
+use crate::suite::Suite;
+use heapkit_core::{Allocator, Introspect};
+use std::alloc::Layout;
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+const THREADS: usize = if cfg!(miri) { 2 } else { 4 };
+const OPS_PER_THREAD: usize = if cfg!(miri) { 40 } else { 20_000 };
+/// Each thread keeps at most this many blocks of its own before freeing one.
+const OWN_BLOCKS_MAX: usize = 64;
+/// Blocks waiting in the shared hand-off pool; past this, a thread frees from the pool.
+const POOL_BLOCKS_MAX: usize = 256;
+
+#[derive(Clone, Copy)]
+struct Handoff {
+    addr: usize,
+    layout: Layout,
+    seed: u8,
+}
+
+/// A small deterministic generator (xorshift64*), so a failing run can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Sizes skewed small, as real programs allocate.
+    fn size(&mut self, max_size_bytes: usize) -> usize {
+        let cap = match self.below(16) {
+            0 => max_size_bytes.min(64 * 1024),
+            1..=4 => 1024,
+            _ => 128,
+        };
+        1 + self.below(cap.min(max_size_bytes))
+    }
+}
+
+fn verify_and_free<A: Allocator>(suite: &Suite, a: &A, h: Handoff) {
+    let ptr = h.addr as *mut u8;
+    // SAFETY: the block is live (it was taken out of a list exactly once) and `size` bytes long.
+    if let Some(at) = unsafe { pattern::first_mismatch(ptr, h.layout.size(), h.seed) } {
+        panic!(
+            "{}: block {ptr:p} ({:?}) was corrupted at byte {at} while it crossed threads",
+            suite.name, h.layout
+        );
+    }
+    // SAFETY: as above; the layout is the one it was allocated with.
+    unsafe { a.deallocate(NonNull::new_unchecked(ptr), h.layout) };
+}
+
+fn worker<A: Allocator>(suite: &Suite, a: &A, pool: &Mutex<Vec<Handoff>>, thread_index: usize) {
+    let mut rng =
+        Rng(0x9E37_79B9_7F4A_7C15 ^ (thread_index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut own: Vec<Handoff> = Vec::with_capacity(OWN_BLOCKS_MAX);
+    for op in 0..OPS_PER_THREAD {
+        match rng.below(4) {
+            0 | 1 => {
+                let size = rng.size(suite.max_size_bytes);
+                let align = 1usize << rng.below(5);
+                let layout = Layout::from_size_align(size, align).expect("valid layout");
+                let Ok(block) = a.allocate(layout) else {
+                    assert!(
+                        !suite.must_succeed(size, align),
+                        "{}: allocate({layout:?}) failed under threads",
+                        suite.name
+                    );
+                    continue;
+                };
+                let seed = (op as u8) ^ (thread_index as u8).wrapping_mul(31);
+                let ptr = block.cast::<u8>().as_ptr();
+                assert_eq!(
+                    ptr as usize % align,
+                    0,
+                    "{}: misaligned block under threads",
+                    suite.name
+                );
+                // SAFETY: a fresh block of at least `size` bytes.
+                unsafe { pattern::fill(ptr, size, seed) };
+                own.push(Handoff {
+                    addr: ptr as usize,
+                    layout,
+                    seed,
+                });
+                if own.len() > OWN_BLOCKS_MAX {
+                    let victim = own.swap_remove(rng.below(own.len()));
+                    verify_and_free(suite, a, victim);
+                }
+            }
+            2 => {
+                if let Some(h) = own.pop() {
+                    let mut shared = pool.lock().expect("pool lock");
+                    shared.push(h);
+                    if shared.len() > POOL_BLOCKS_MAX {
+                        let victim = shared.swap_remove(0);
+                        drop(shared);
+                        verify_and_free(suite, a, victim);
+                    }
+                }
+            }
+            _ => {
+                let taken = pool.lock().expect("pool lock").pop();
+                if let Some(h) = taken {
+                    verify_and_free(suite, a, h);
+                }
+            }
+        }
+    }
+    for h in own {
+        verify_and_free(suite, a, h);
+    }
+}
+
+pub fn run<A: Allocator + Introspect + Sync>(suite: &Suite, a: &A) {
+    let pool: Mutex<Vec<Handoff>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for thread_index in 0..THREADS {
+            let pool = &pool;
+            scope.spawn(move || worker(suite, a, pool, thread_index));
+        }
+    });
+    for h in pool.into_inner().expect("pool lock") {
+        verify_and_free(suite, a, h);
+    }
+    if let Err(message) = check_after(suite, a, &"the threaded stress") {
+        panic!("{message}");
+    }
+    if suite.live_accounting {
+        if let Some(stats) = a.stats() {
+            assert!(
+                stats.live_bytes == 0 && stats.live_blocks == 0,
+                "{}: after the threaded stress everything was freed but stats say live: {stats}",
+                suite.name
+            );
+        }
+    }
+}
