@@ -1,1 +1,83 @@
-fn main() {}
+//! `cargo xtask`: heapkit's project tasks.
+//!
+//! - `cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME]`
+//!   builds and runs every criterion suite in the workspace, then collects the results into
+//!   `target/heapkit-report/report.md` and `results.json` and prints the summary table.
+//! - `cargo xtask miri [-p CRATE]...` runs the Miri-capable crates' tests under Miri on the
+//!   nightly toolchain, installing the `miri` and `rust-src` components when they are missing.
+
+#![deny(missing_docs)]
+
+mod bench;
+mod miri;
+mod report;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME]
+  cargo xtask miri [-p CRATE]...
+  cargo xtask report            (rebuild the report from the last criterion results)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
+        Some("miri") => miri::run(&args[1..]),
+        Some("report") => report::write_from_criterion(&bench::Options::default()).map(|_| ()),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace's root and target directories, from `cargo metadata`.
+pub struct Workspace {
+    /// The folder holding the root Cargo.toml.
+    pub root: std::path::PathBuf,
+    /// Where cargo builds (honours CARGO_TARGET_DIR).
+    pub target: std::path::PathBuf,
+    /// Every package's name with the names of its bench targets.
+    pub benches: Vec<(String, Vec<String>)>,
+}
+
+impl Workspace {
+    /// Reads the workspace layout with `cargo metadata --no-deps`.
+    pub fn load() -> Result<Workspace, String> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let output = std::process::Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .output()
+            .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr)));
+        }
+        let meta: serde_json::Value =
+            serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        let mut benches = Vec::new();
+        for package in meta["packages"].as_array().into_iter().flatten() {
+            let names: Vec<String> = package["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bench")))
+                .map(|t| text(&t["name"]))
+                .collect();
+            if !names.is_empty() {
+                benches.push((text(&package["name"]), names));
+            }
+        }
+        benches.sort();
+        Ok(Workspace {
+            root: text(&meta["workspace_root"]).into(),
+            target: text(&meta["target_directory"]).into(),
+            benches,
+        })
+    }
+}

@@ -66,15 +66,16 @@ fn current_break() -> usize {
     unsafe { libc::sbrk(0) as usize }
 }
 
-/// Moves the break by `delta` bytes; returns the old break.
-fn move_break(delta: isize) -> Result<usize, AllocError> {
+/// Moves the break by `delta` bytes; returns the old break (a pointer with the provenance the
+/// kernel's memory has for this process).
+fn move_break(delta: isize) -> Result<*mut u8, AllocError> {
     // SAFETY: moving the break up maps fresh memory nobody uses; callers only move it down over
     // memory this source owns and no longer uses.
     let old = unsafe { libc::sbrk(delta as libc::intptr_t) };
     if old as isize == -1 {
         return Err(AllocError);
     }
-    Ok(old as usize)
+    Ok(old.cast::<u8>())
 }
 
 impl BrkPages {
@@ -145,7 +146,7 @@ unsafe impl PageSource for BrkPages {
             return Err(AllocError);
         }
         let got = move_break(grow_bytes as isize)?;
-        if got != old_break {
+        if got as usize != old_break {
             // Another user moved the break between our two calls (only possible if it bypasses
             // our lock). The bytes we got are still ours, but the padding was computed for the
             // wrong start: leave them in the break and refuse rather than hand out a misaligned run.
@@ -155,8 +156,8 @@ unsafe impl PageSource for BrkPages {
             .store(old_break + grow_bytes, Ordering::Relaxed);
         self.mapped_bytes.fetch_add(grow_bytes, Ordering::Relaxed);
         // SAFETY: `start` lies inside the range sbrk just returned, which starts at a non-null
-        // address.
-        Ok(unsafe { NonNull::new_unchecked(start as *mut u8) })
+        // address, so the offset stays in bounds and the result is non-null.
+        Ok(unsafe { NonNull::new_unchecked(got.add(start - old_break)) })
     }
 
     unsafe fn unmap(&self, ptr: NonNull<u8>, len_bytes: usize) {

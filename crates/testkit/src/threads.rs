@@ -18,10 +18,14 @@ const POOL_BLOCKS_MAX: usize = 256;
 
 #[derive(Clone, Copy)]
 struct Handoff {
-    addr: usize,
+    ptr: NonNull<u8>,
     layout: Layout,
     seed: u8,
 }
+
+// SAFETY: a hand-off is a block plus its description; whichever thread holds it owns the block,
+// and the allocator under test is `Sync`, so the block may be freed from any thread.
+unsafe impl Send for Handoff {}
 
 /// A small deterministic generator (xorshift64*), so a failing run can be replayed.
 struct Rng(u64);
@@ -50,7 +54,7 @@ impl Rng {
 }
 
 fn verify_and_free<A: Allocator>(suite: &Suite, a: &A, h: Handoff) {
-    let ptr = h.addr as *mut u8;
+    let ptr = h.ptr.as_ptr();
     // SAFETY: the block is live (it was taken out of a list exactly once) and `size` bytes long.
     if let Some(at) = unsafe { pattern::first_mismatch(ptr, h.layout.size(), h.seed) } {
         panic!(
@@ -59,7 +63,7 @@ fn verify_and_free<A: Allocator>(suite: &Suite, a: &A, h: Handoff) {
         );
     }
     // SAFETY: as above; the layout is the one it was allocated with.
-    unsafe { a.deallocate(NonNull::new_unchecked(ptr), h.layout) };
+    unsafe { a.deallocate(h.ptr, h.layout) };
 }
 
 fn worker<A: Allocator>(suite: &Suite, a: &A, pool: &Mutex<Vec<Handoff>>, thread_index: usize) {
@@ -81,20 +85,12 @@ fn worker<A: Allocator>(suite: &Suite, a: &A, pool: &Mutex<Vec<Handoff>>, thread
                     continue;
                 };
                 let seed = (op as u8) ^ (thread_index as u8).wrapping_mul(31);
-                let ptr = block.cast::<u8>().as_ptr();
-                assert_eq!(
-                    ptr as usize % align,
-                    0,
-                    "{}: misaligned block under threads",
-                    suite.name
-                );
+                let ptr = block.cast::<u8>();
+                let misaligned = ptr.as_ptr() as usize % align != 0;
+                assert!(!misaligned, "{}: misaligned block under threads", suite.name);
                 // SAFETY: a fresh block of at least `size` bytes.
-                unsafe { pattern::fill(ptr, size, seed) };
-                own.push(Handoff {
-                    addr: ptr as usize,
-                    layout,
-                    seed,
-                });
+                unsafe { pattern::fill(ptr.as_ptr(), size, seed) };
+                own.push(Handoff { ptr, layout, seed });
                 if own.len() > OWN_BLOCKS_MAX {
                     let victim = own.swap_remove(rng.below(own.len()));
                     verify_and_free(suite, a, victim);
