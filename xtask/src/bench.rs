@@ -20,7 +20,8 @@ impl Options {
         let mut options = Options::default();
         let mut iter = args.iter();
         while let Some(arg) = iter.next() {
-            let mut value = |flag: &str| iter.next().cloned().ok_or(format!("{flag} needs a value"));
+            let mut value =
+                |flag: &str| iter.next().cloned().ok_or(format!("{flag} needs a value"));
             match arg.as_str() {
                 "--quick" => options.quick = true,
                 "--filter" => options.filter = Some(value("--filter")?),

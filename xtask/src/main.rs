@@ -55,7 +55,10 @@ impl Workspace {
             .output()
             .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
         if !output.status.success() {
-            return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr)));
+            return Err(format!(
+                "cargo metadata failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
         }
         let meta: serde_json::Value =
             serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
@@ -66,7 +69,11 @@ impl Workspace {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bench")))
+                .filter(|t| {
+                    t["kind"]
+                        .as_array()
+                        .is_some_and(|k| k.iter().any(|k| k == "bench"))
+                })
                 .map(|t| text(&t["name"]))
                 .collect();
             if !names.is_empty() {

@@ -16,7 +16,9 @@ const MIRI_CRATES: &[&str] = &[
 ];
 
 fn run_status(cmd: &mut Command) -> Result<bool, String> {
-    cmd.status().map(|s| s.success()).map_err(|e| format!("cannot run {cmd:?}: {e}"))
+    cmd.status()
+        .map(|s| s.success())
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))
 }
 
 /// Installs the nightly `miri` and `rust-src` components when `cargo +nightly miri` is missing.
@@ -30,9 +32,19 @@ fn ensure_miri() -> Result<(), String> {
         return Ok(());
     }
     eprintln!("xtask: installing the nightly miri and rust-src components");
-    let ok = run_status(Command::new("rustup").args(["component", "add", "--toolchain", "nightly", "miri", "rust-src"]))?;
+    let ok = run_status(Command::new("rustup").args([
+        "component",
+        "add",
+        "--toolchain",
+        "nightly",
+        "miri",
+        "rust-src",
+    ]))?;
     if !ok {
-        return Err("could not install miri (rustup component add --toolchain nightly miri rust-src)".into());
+        return Err(
+            "could not install miri (rustup component add --toolchain nightly miri rust-src)"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -65,7 +77,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     for name in &chosen {
         eprintln!("xtask: miri test -p {name} (MIRIFLAGS={flags})");
         let ok = run_status(
-            Command::new("cargo").args(["+nightly", "miri", "test", "-p", name]).env("MIRIFLAGS", &flags),
+            Command::new("cargo")
+                .args(["+nightly", "miri", "test", "-p", name])
+                .env("MIRIFLAGS", &flags),
         )?;
         if !ok {
             failed.push(name.clone());

@@ -37,7 +37,9 @@ fn read_json(path: &Path) -> Option<Value> {
 }
 
 fn find_new_dirs(dir: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if !path.is_dir() {
@@ -75,7 +77,9 @@ pub fn collect(criterion_dir: &Path, baseline: Option<&str>) -> Vec<Row> {
             })
         })
         .collect();
-    rows.sort_by(|a, b| (&a.workload, &a.parameter, &a.allocator).cmp(&(&b.workload, &b.parameter, &b.allocator)));
+    rows.sort_by(|a, b| {
+        (&a.workload, &a.parameter, &a.allocator).cmp(&(&b.workload, &b.parameter, &b.allocator))
+    });
     rows
 }
 
@@ -85,9 +89,13 @@ fn references(rows: &[Row]) -> BTreeMap<(String, String), (String, f64)> {
     for row in rows {
         let key = (row.workload.clone(), row.parameter.clone());
         let is_system = REFERENCE_NAMES.contains(&row.allocator.as_str());
-        let entry = refs.entry(key).or_insert((row.allocator.clone(), row.mean_ns));
+        let entry = refs
+            .entry(key)
+            .or_insert((row.allocator.clone(), row.mean_ns));
         let entry_is_system = REFERENCE_NAMES.contains(&entry.0.as_str());
-        if (is_system && !entry_is_system) || (is_system == entry_is_system && row.mean_ns < entry.1) {
+        if (is_system && !entry_is_system)
+            || (is_system == entry_is_system && row.mean_ns < entry.1)
+        {
             *entry = (row.allocator.clone(), row.mean_ns);
         }
     }
@@ -108,7 +116,10 @@ pub fn human_time(ns: f64) -> String {
 pub fn markdown(rows: &[Row], baseline: Option<&str>) -> String {
     let refs = references(rows);
     let mut out = String::new();
-    let _ = write!(out, "| workload | parameter | allocator | mean | median | ratio to reference |");
+    let _ = write!(
+        out,
+        "| workload | parameter | allocator | mean | median | ratio to reference |"
+    );
     if let Some(name) = baseline {
         let _ = write!(out, " change vs `{name}` |");
     }
@@ -168,7 +179,10 @@ pub fn json(rows: &[Row]) -> Value {
 /// Writes report.md and results.json under `target/heapkit-report/` and returns the summary.
 pub fn write_from_criterion(options: &Options) -> Result<String, String> {
     let workspace = crate::Workspace::load()?;
-    let rows = collect(&workspace.target.join("criterion"), options.baseline.as_deref());
+    let rows = collect(
+        &workspace.target.join("criterion"),
+        options.baseline.as_deref(),
+    );
     write(&workspace.target.join("heapkit-report"), &rows, options)
 }
 
@@ -176,7 +190,11 @@ pub fn write_from_criterion(options: &Options) -> Result<String, String> {
 pub fn write(dir: &Path, rows: &[Row], options: &Options) -> Result<String, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let table = markdown(rows, options.baseline.as_deref());
-    let mode = if options.quick { " (quick mode: fewer samples, wider error bars)" } else { "" };
+    let mode = if options.quick {
+        " (quick mode: fewer samples, wider error bars)"
+    } else {
+        ""
+    };
     let report = format!(
         "# heapkit benchmark report\n\nMeasured on this machine by `cargo xtask bench`{mode}. Times are per \
          iteration of each workload; the ratio compares each allocator with the system allocator \
@@ -186,8 +204,14 @@ pub fn write(dir: &Path, rows: &[Row], options: &Options) -> Result<String, Stri
         std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
     };
     write_file("report.md", report)?;
-    write_file("results.json", serde_json::to_string_pretty(&json(rows)).unwrap_or_default())?;
-    Ok(format!("{table}\nreport: {}", dir.join("report.md").display()))
+    write_file(
+        "results.json",
+        serde_json::to_string_pretty(&json(rows)).unwrap_or_default(),
+    )?;
+    Ok(format!(
+        "{table}\nreport: {}",
+        dir.join("report.md").display()
+    ))
 }
 
 #[cfg(test)]
@@ -198,7 +222,8 @@ mod tests {
         let leaf = dir.join(group).join(function).join(value).join("new");
         std::fs::create_dir_all(&leaf).unwrap();
         let bench = json!({"group_id": group, "function_id": function, "value_str": value});
-        let estimates = json!({"mean": {"point_estimate": mean}, "median": {"point_estimate": mean * 0.9}});
+        let estimates =
+            json!({"mean": {"point_estimate": mean}, "median": {"point_estimate": mean * 0.9}});
         std::fs::write(leaf.join("benchmark.json"), bench.to_string()).unwrap();
         std::fs::write(leaf.join("estimates.json"), estimates.to_string()).unwrap();
     }
@@ -214,9 +239,17 @@ mod tests {
         let rows = collect(&criterion, None);
         assert_eq!(rows.len(), 4);
         let summary = write(&root.join("out"), &rows, &Options::default()).unwrap();
-        assert!(summary.contains("| hot_pair | 32 | heapkit | 10.0 ns | 9.0 ns | 0.50× system |"), "{summary}");
-        assert!(summary.contains("| arena | 16 | bumpalo | 4.0 ns | 3.6 ns | 2.00× heapkit-bump |"), "{summary}");
-        let results: Value = serde_json::from_str(&std::fs::read_to_string(root.join("out/results.json")).unwrap()).unwrap();
+        assert!(
+            summary.contains("| hot_pair | 32 | heapkit | 10.0 ns | 9.0 ns | 0.50× system |"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("| arena | 16 | bumpalo | 4.0 ns | 3.6 ns | 2.00× heapkit-bump |"),
+            "{summary}"
+        );
+        let results: Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("out/results.json")).unwrap())
+                .unwrap();
         assert_eq!(results["schema_version"], 1);
         assert_eq!(results["results"].as_array().unwrap().len(), 4);
         std::fs::remove_dir_all(&root).unwrap();

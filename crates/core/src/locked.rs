@@ -262,7 +262,10 @@ mod tests {
             t.join().unwrap();
         }
         // SAFETY: every thread has finished.
-        assert_eq!(unsafe { *shared.count.get() }, if cfg!(miri) { 800 } else { 80_000 });
+        assert_eq!(
+            unsafe { *shared.count.get() },
+            if cfg!(miri) { 800 } else { 80_000 }
+        );
         assert!(!shared.lock.is_locked());
     }
 

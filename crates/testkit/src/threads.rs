@@ -87,7 +87,11 @@ fn worker<A: Allocator>(suite: &Suite, a: &A, pool: &Mutex<Vec<Handoff>>, thread
                 let seed = (op as u8) ^ (thread_index as u8).wrapping_mul(31);
                 let ptr = block.cast::<u8>();
                 let misaligned = ptr.as_ptr() as usize % align != 0;
-                assert!(!misaligned, "{}: misaligned block under threads", suite.name);
+                assert!(
+                    !misaligned,
+                    "{}: misaligned block under threads",
+                    suite.name
+                );
                 // SAFETY: a fresh block of at least `size` bytes.
                 unsafe { pattern::fill(ptr.as_ptr(), size, seed) };
                 own.push(Handoff { ptr, layout, seed });

@@ -300,7 +300,10 @@ fn ignoring_out_of_memory_is_caught() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "the broken allocator makes the threads race for real: Miri stops at that UB first")]
+#[cfg_attr(
+    miri,
+    ignore = "the broken allocator makes the threads race for real: Miri stops at that UB first"
+)]
 fn corruption_across_threads_is_caught() {
     /// Shares one block between all threads once it exists: concurrent writers corrupt it.
     struct SharedBlock(Locked<Overlapping>);
