@@ -1,1 +1,86 @@
-//! heapkit-bump: being written.
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(feature = "nightly", feature(allocator_api))]
+
+//! # Vocabulary
+//!
+//! - **arena** ([`Arena`]): hands out memory by moving one pointer forward; frees everything
+//!   at once ([`Arena::reset`], drop, or the end of a [`Scope`]).
+//! - **chunk**: a run of memory the arena got from its [`ChunkSource`]. It starts with a small
+//!   header (the link to the previous chunk, its size); the rest is bumped through. Chunk
+//!   sizes double, from [`FIRST_CHUNK_BYTES`] up to [`MAX_GROWTH_CHUNK_BYTES`].
+//! - **bump pointer** (`ptr`) and **end**: the next free byte of the *current* chunk and the
+//!   end of that chunk. Both live in the `Arena` itself (not in the chunk), so the fast path
+//!   reads two fields, compares once and writes one.
+//! - **used bytes**: bytes bumped past (blocks plus alignment padding). **chunk bytes**: bytes
+//!   of chunks held, spare included (what the source sees mapped).
+//! - **checkpoint**: a saved (chunk, ptr) pair; rewinding to it frees everything after it. The
+//!   safe form is [`Arena::scope`].
+//! - **spare chunk**: the largest chunk freed by a rewind, kept to serve the next chunk request
+//!   without going back to the source (a scope in a loop would otherwise map and unmap).
+//!
+//! ```text
+//!   Arena { ptr, end, current } ─────────────────────────────────┐
+//!                                                                 ▼
+//!   chunk 0 (4 KiB)            chunk 1 (8 KiB)                  chunk 2 (16 KiB) = current
+//!   ┌──────┬──────────────┐    ┌──────┬───────────────────┐     ┌──────┬─────────┬─────────────┐
+//!   │header│ blocks  │ lost│ ◄─ │header│ blocks       │lost│ ◄── │header│ blocks  │  free       │
+//!   └──────┴──────────────┘prev└──────┴───────────────────┘prev └──────┴─────────┴─────────────┘
+//!                                                                               ▲ptr          ▲end
+//!   allocate(size, align):  block = align_up(ptr, align); if block + size <= end { ptr = block + size }
+//!                           else: a new chunk, twice the size (the rest of this one is lost)
+//!   deallocate(block):      if block is the last one (block + size == ptr) { ptr = block } else nothing
+//!   reset():                keep the largest chunk, return the others; ptr = its start
+//! ```
+
+#[cfg(feature = "std")]
+extern crate std;
+
+extern crate alloc;
+
+mod allocator;
+mod arena;
+mod boxed;
+mod chunk;
+mod scope;
+mod source;
+mod typed;
+
+pub use arena::{Arena, Checkpoint};
+pub use boxed::ArenaBox;
+pub use scope::Scope;
+pub use source::{ChunkSource, FromAllocator};
+
+pub use heapkit_core::{AllocError, Stats};
+
+/// Every block starts on a multiple of this, and every block length is rounded up to it, so
+/// the bump pointer is always this aligned: requests aligned up to it need no padding
+/// arithmetic on the fast path. (bumpalo's default is 1, which saves a few bytes per odd-sized
+/// string but costs an `and`/`neg` pair on every allocation of an aligned type.)
+pub const MIN_ALIGN_BYTES: usize = heapkit_core::WORD_BYTES;
+
+/// Size of the first chunk an arena takes (rounded up to the source's granule, e.g. a page).
+pub const FIRST_CHUNK_BYTES: usize = 4096;
+
+/// Geometric growth stops here: later chunks are this size unless one request needs more
+/// (then it gets a chunk of its own size). 64 MiB keeps mmap calls rare (an arena that holds
+/// 1 GiB maps about 24 chunks) while an idle arena holds at most one such chunk after `reset`.
+pub const MAX_GROWTH_CHUNK_BYTES: usize = 64 << 20;
+
+/// The largest alignment the arena serves. Larger alignments would waste more than a whole
+/// growth-capped chunk in padding, so they are refused with `AllocError`.
+pub const MAX_ALIGN_SERVED_BYTES: usize = MAX_GROWTH_CHUNK_BYTES;
+
+/// Upper bound on the chunks one arena holds; `check()` walks at most this many. With
+/// 64 MiB chunks it is 64 TiB, more than any machine has, so it never limits a real program.
+pub const MAX_CHUNKS: usize = 1 << 20;
+
+const _: () = assert!(MIN_ALIGN_BYTES.is_power_of_two());
+const _: () = assert!(FIRST_CHUNK_BYTES.is_power_of_two());
+const _: () = assert!(MAX_GROWTH_CHUNK_BYTES.is_power_of_two());
+const _: () = assert!(FIRST_CHUNK_BYTES <= MAX_GROWTH_CHUNK_BYTES);
+const _: () = assert!(FIRST_CHUNK_BYTES > chunk::HEADER_BYTES);
+const _: () = assert!(chunk::HEADER_BYTES % MIN_ALIGN_BYTES == 0);
+const _: () = assert!(MAX_ALIGN_SERVED_BYTES <= MAX_GROWTH_CHUNK_BYTES);

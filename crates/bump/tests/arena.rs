@@ -1,0 +1,369 @@
+//! The arena's own behaviour: typed API, chunks, reset, rewind, limits, bad input, the
+//! Allocator traits, collections. Everything runs over `BufferPages`, so under Miri too.
+
+use core::alloc::Layout;
+use heapkit_bump::{Arena, ArenaBox, FromAllocator, MAX_ALIGN_SERVED_BYTES};
+use heapkit_core::{Allocator, Introspect, PageSource};
+use heapkit_pages::{BufferPages, FailingPages};
+use heapkit_testkit::test_pages;
+
+const SOURCE_BYTES: usize = if cfg!(miri) { 1 << 20 } else { 16 << 20 };
+
+fn arena() -> Arena<BufferPages<'static>> {
+    Arena::with_source(test_pages(SOURCE_BYTES))
+}
+
+fn checked<S: heapkit_bump::ChunkSource>(arena: &Arena<S>) {
+    if let Err(e) = arena.check() {
+        panic!("{e}");
+    }
+}
+
+#[repr(align(64))]
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Line([u8; 64]);
+
+#[test]
+fn values_are_aligned_distinct_and_kept() {
+    let arena = arena();
+    let a = arena.alloc(1u8);
+    let b = arena.alloc(2u64);
+    let c = arena.alloc(Line([3; 64]));
+    let d = arena.alloc(4u128);
+    let e = arena.alloc(());
+    assert_eq!(c as *const Line as usize % 64, 0);
+    assert_eq!(d as *const u128 as usize % 16, 0);
+    assert_eq!(core::mem::size_of_val(e), 0);
+    assert_eq!((*a, *b, c.0[63], *d), (1, 2, 3, 4));
+    *a = 9;
+    assert_eq!((*a, *b), (9, 2));
+    checked(&arena);
+    assert!(arena.used_bytes() >= 1 + 8 + 64 + 16);
+    assert_eq!(arena.stats().unwrap().mapped_bytes, arena.allocated_bytes());
+}
+
+#[test]
+fn slices_and_strings() {
+    let arena = arena();
+    let copied = arena.alloc_slice_copy(&[1u32, 2, 3]);
+    let cloned = arena.alloc_slice_clone(&[String::from("x"), String::from("y")]);
+    let filled = arena.alloc_slice_fill_with(5, |i| i * 10);
+    let same = arena.alloc_slice_fill_copy(3, 7i16);
+    let s = arena.alloc_str("héllo");
+    let empty: &mut [u64] = arena.alloc_slice_copy(&[]);
+    assert_eq!(copied, [1, 2, 3]);
+    assert_eq!(cloned[1], "y");
+    assert_eq!(filled, [0, 10, 20, 30, 40]);
+    assert_eq!(same, [7, 7, 7]);
+    assert_eq!(s, "héllo");
+    assert!(empty.is_empty());
+    checked(&arena);
+    // `cloned` owns Strings that the arena will not drop; drop them by hand to keep Miri's
+    // leak checker quiet.
+    for s in cloned.iter_mut() {
+        drop(core::mem::take(s));
+    }
+}
+
+#[test]
+fn chunks_grow_geometrically_and_reset_keeps_the_largest() {
+    let mut arena = arena();
+    for i in 0..2000u64 {
+        assert_eq!(*arena.alloc(i), i);
+    }
+    checked(&arena);
+    let chunks = arena.chunk_count();
+    assert!(
+        chunks >= 3,
+        "16 KB of u64s need several 4 KiB-based chunks: {chunks}"
+    );
+    let mapped_before = arena.source().mapped_bytes();
+    assert_eq!(mapped_before, arena.allocated_bytes());
+    arena.reset();
+    checked(&arena);
+    assert_eq!((arena.chunk_count(), arena.used_bytes()), (1, 0));
+    let kept = arena.allocated_bytes();
+    assert!(
+        kept >= mapped_before / 2,
+        "the largest chunk is kept: {kept} of {mapped_before}"
+    );
+    assert_eq!(arena.source().mapped_bytes(), kept);
+    arena.alloc(5u64);
+    assert_eq!(
+        arena.source().mapped_bytes(),
+        kept,
+        "served from the kept chunk"
+    );
+}
+
+#[test]
+fn a_large_request_gets_its_own_chunk() {
+    let arena = arena();
+    arena.alloc(1u8);
+    let big = arena.alloc_slice_fill_copy(100_000, 1u8);
+    assert_eq!(big.len(), 100_000);
+    assert!(arena.allocated_bytes() >= 100_000);
+    checked(&arena);
+}
+
+#[test]
+fn checkpoint_and_rewind() {
+    let mut arena = arena();
+    let first = arena.alloc(11u32) as *const u32;
+    let checkpoint = arena.checkpoint();
+    let used = arena.used_bytes();
+    for i in 0..3000u32 {
+        arena.alloc(i);
+    }
+    let chunks = arena.chunk_count();
+    arena.rewind(checkpoint);
+    checked(&arena);
+    assert_eq!(arena.used_bytes(), used);
+    assert!(arena.chunk_count() < chunks);
+    // SAFETY: allocated before the checkpoint, so not freed; no reference to it exists.
+    assert_eq!(unsafe { *first }, 11);
+}
+
+#[test]
+fn a_foreign_or_stale_checkpoint_empties_the_arena_safely() {
+    let mut arena = arena();
+    let other = Arena::with_source(test_pages(64 << 10));
+    other.alloc(1u8);
+    arena.alloc(1u8);
+    arena.rewind(other.checkpoint());
+    checked(&arena);
+    assert_eq!(arena.used_bytes(), 0);
+    let stale = arena.checkpoint();
+    arena.reset();
+    arena.rewind(stale);
+    checked(&arena);
+    assert_eq!(*arena.alloc(3u8), 3);
+}
+
+#[test]
+fn scopes_nest_and_reuse_their_chunks() {
+    let mut arena = arena();
+    arena.scope(|outer| {
+        let kept = outer.alloc(7u64);
+        for _ in 0..10 {
+            outer.scope(|inner| {
+                let scratch = inner.alloc_slice_fill_copy(3000, 1u64);
+                assert_eq!(scratch.len(), 3000);
+            });
+        }
+        assert_eq!(*kept, 7);
+    });
+    checked(&arena);
+    assert_eq!(arena.used_bytes(), 0);
+    let mapped = arena.source().mapped_bytes();
+    for _ in 0..10 {
+        arena.scope(|s| {
+            s.alloc_slice_fill_copy(3000, 2u64);
+        });
+    }
+    assert_eq!(
+        arena.source().mapped_bytes(),
+        mapped,
+        "the spare chunk serves every round"
+    );
+    checked(&arena);
+}
+
+#[test]
+fn allocation_limit() {
+    let arena = arena();
+    arena.set_allocation_limit(Some(16 * 1024));
+    assert_eq!(arena.allocation_limit(), Some(16 * 1024));
+    assert!(arena.try_alloc_slice_fill_with(20_000, |_| 0u8).is_err());
+    let mut served = 0usize;
+    while arena.try_alloc([0u8; 256]).is_ok() {
+        served += 256;
+        assert!(served < 1 << 20);
+    }
+    assert!(arena.allocated_bytes() <= 16 * 1024);
+    assert!(served >= 8 * 1024, "most of the limit is usable: {served}");
+    checked(&arena);
+    arena.set_allocation_limit(None);
+    assert!(arena.try_alloc([0u8; 256]).is_ok());
+}
+
+#[test]
+fn bad_layouts_are_errors_and_lose_nothing() {
+    let arena = arena();
+    let kept = arena.alloc(42u64);
+    assert!(arena
+        .try_alloc_slice_fill_with(usize::MAX, |_| 0u16)
+        .is_err());
+    assert!(arena
+        .try_alloc_slice_fill_with(isize::MAX as usize / 2, |_| 0u64)
+        .is_err());
+    let huge_align = Layout::from_size_align(8, MAX_ALIGN_SERVED_BYTES * 2).unwrap();
+    assert!(arena.try_alloc_layout(huge_align).is_err());
+    assert!(arena.allocate(huge_align).is_err());
+    let too_big = Layout::from_size_align(isize::MAX as usize - 4095, 4096).unwrap();
+    assert!(arena.try_alloc_layout(too_big).is_err());
+    assert_eq!(*kept, 42);
+    checked(&arena);
+}
+
+#[test]
+fn source_failure_is_an_error_and_recovers() {
+    let pages = FailingPages::new(test_pages(1 << 20));
+    let plan = pages.plan();
+    let arena = Arena::with_source(pages);
+    let kept = arena.alloc(5u32);
+    plan.fail_every_map();
+    assert!(arena.try_alloc_slice_fill_with(10_000, |_| 0u8).is_err());
+    checked(&arena);
+    plan.heal();
+    assert_eq!(arena.alloc_slice_fill_with(10_000, |_| 1u8).len(), 10_000);
+    assert_eq!(*kept, 5);
+    checked(&arena);
+}
+
+#[test]
+fn allocator_frees_grows_and_shrinks_the_last_block_in_place() {
+    let arena = arena();
+    let l16 = Layout::from_size_align(16, 8).unwrap();
+    let l64 = Layout::from_size_align(64, 8).unwrap();
+    let a = arena.allocate(l16).unwrap().cast::<u8>();
+    let used = arena.used_bytes();
+    let b = arena.allocate(l16).unwrap().cast::<u8>();
+    // SAFETY: live blocks of this arena with these layouts.
+    unsafe {
+        b.as_ptr().write_bytes(0xab, 16);
+        let grown = arena.grow(b, l16, l64).unwrap().cast::<u8>();
+        assert_eq!(grown, b, "the last block grows in place");
+        assert_eq!(*grown.as_ptr().add(15), 0xab);
+        let shrunk = arena.shrink(grown, l64, l16).unwrap();
+        assert_eq!((shrunk.cast::<u8>(), shrunk.len()), (b, 16));
+        arena.deallocate(b, l16);
+        assert_eq!(
+            arena.used_bytes(),
+            used,
+            "freeing the last block rolls back"
+        );
+        checked(&arena);
+        // `a` is no longer last once `c` exists: growing it moves and keeps the contents.
+        a.as_ptr().write_bytes(0xcd, 16);
+        let c = arena.allocate(l16).unwrap().cast::<u8>();
+        let moved = arena.grow(a, l16, l64).unwrap().cast::<u8>();
+        assert_ne!(moved, a);
+        assert_eq!(*moved.as_ptr().add(15), 0xcd);
+        let before = arena.used_bytes();
+        arena.deallocate(c, l16);
+        assert_eq!(
+            arena.used_bytes(),
+            before,
+            "freeing a non-last block is a no-op"
+        );
+        checked(&arena);
+    }
+}
+
+#[test]
+fn zero_size_requests_touch_nothing() {
+    let arena = arena();
+    let block = arena
+        .allocate(Layout::from_size_align(0, 256).unwrap())
+        .unwrap();
+    assert_eq!(
+        (block.len(), block.cast::<u8>().as_ptr() as usize % 256),
+        (0, 0)
+    );
+    assert_eq!(arena.allocated_bytes(), 0);
+    let units = arena.alloc_slice_fill_with(1000, |_| ());
+    assert_eq!(units.len(), 1000);
+    assert_eq!(arena.allocated_bytes(), 0);
+}
+
+#[cfg(feature = "allocator-api2")]
+#[test]
+fn collections_live_in_the_arena() {
+    let arena = arena();
+    let mut v = allocator_api2::vec::Vec::new_in(&arena);
+    for i in 0..1000u32 {
+        v.push(i);
+    }
+    let one_chunk_used = arena.used_bytes();
+    assert!(
+        one_chunk_used < 2 * 4096 + 64,
+        "push growth stayed in place: {one_chunk_used}"
+    );
+    let mut map = hashbrown::HashMap::new_in(&arena);
+    for i in 0..200u32 {
+        map.insert(i, i * 2);
+    }
+    assert_eq!((v[999], map[&199]), (999, 398));
+    drop(map);
+    drop(v);
+    checked(&arena);
+}
+
+#[test]
+fn arena_box_drops_its_value() {
+    use std::rc::Rc;
+    let counter = Rc::new(());
+    let arena = arena();
+    let boxed = ArenaBox::new_in(Rc::clone(&counter), &arena);
+    assert_eq!(Rc::strong_count(&counter), 2);
+    drop(boxed);
+    assert_eq!(Rc::strong_count(&counter), 1);
+    let boxed = ArenaBox::new_in(Rc::clone(&counter), &arena);
+    let inner = boxed.into_inner();
+    assert_eq!(Rc::strong_count(&counter), 2);
+    drop(inner);
+    assert_eq!(Rc::strong_count(&counter), 1);
+}
+
+#[test]
+fn an_arena_inside_another_arena() {
+    let outer = arena();
+    let inner = Arena::with_allocator(&outer);
+    let xs = inner.alloc_slice_fill_with(2000, |i| i as u32);
+    assert_eq!(xs[1999], 1999);
+    checked(&inner);
+    checked(&outer);
+    assert!(outer.used_bytes() >= inner.allocated_bytes());
+    let _: &FromAllocator<&Arena<BufferPages<'static>>> = inner.source();
+}
+
+#[test]
+fn over_a_borrowed_fixed_buffer() {
+    let mut buffer = vec![0u8; 32 * 1024];
+    let pages = BufferPages::with_page_size(&mut buffer, 256).unwrap();
+    let mut arena = Arena::with_source(&pages);
+    let mut n = 0usize;
+    while arena.try_alloc([1u8; 100]).is_ok() {
+        n += 1;
+        assert!(n < 1000);
+    }
+    assert!(n > 100, "most of the buffer is usable: {n}");
+    checked(&arena);
+    arena.reset();
+    assert!(arena.try_alloc([1u8; 100]).is_ok());
+}
+
+#[test]
+fn send_but_not_sync() {
+    fn is_send<T: Send>() {}
+    is_send::<Arena>();
+    is_send::<Arena<BufferPages<'static>>>();
+    let arena = arena();
+    let handle = std::thread::spawn(move || *arena.alloc(3u8));
+    assert_eq!(handle.join().unwrap(), 3);
+}
+
+#[cfg_attr(miri, ignore = "mmap is not available under Miri")]
+#[test]
+fn default_arena_over_mmap() {
+    let mut arena = Arena::new();
+    assert_eq!(arena.allocated_bytes(), 0, "new() maps nothing");
+    for i in 0..100_000u64 {
+        arena.alloc(i);
+    }
+    checked(&arena);
+    arena.reset();
+    checked(&arena);
+    assert_eq!(arena.chunk_count(), 1);
+}
