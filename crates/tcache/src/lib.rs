@@ -1,1 +1,40 @@
-//! heapkit-tcache: being written.
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+//! # Vocabulary
+//!
+//! - **backend**: the [`BatchAllocator`](heapkit_core::BatchAllocator) behind the cache (for
+//!   example heapkit-slab's `Slab`). It owns every block; the cache only holds freed ones for a
+//!   while.
+//! - **class**: the backend's size class index; a layout's class comes from `B::class_of`.
+//! - **bin**: one class's cached free blocks for one thread, an intrusive LIFO list with a
+//!   count and a limit.
+//! - **magazine**: all the bins of one thread in one cache, allocated from the backend when
+//!   the thread first uses the cache.
+//! - **slot**: a small process-wide index a live thread holds; each cache keeps one magazine
+//!   pointer per slot. The thread-local state is that index alone, so it is not generic.
+//! - **refill / flush**: moving blocks from / to the backend in batch calls (refills grow from
+//!   8 blocks to half a bin; a flush moves half a bin, or all of it for a consumer's bin).
+//!
+//! ```text
+//!   thread T ── TLS: slot 3 ─┐
+//!                            ▼
+//!   ThreadCache { backend, magazines: [null, M0, null, M3, ..., null(UNASSIGNED), null(DETACHED)] }
+//!                                                     │
+//!                 M3 = [header][bin 0][bin 1] ... [bin n-1]
+//!                                  │ head ─► block ─► block ─► null
+//!                                  │ (empty: refill a batch; full: flush half a bin)
+//!                                  ▼
+//!   backend: BatchAllocator (allocate_batch / deallocate_batch; large layouts directly)
+//! ```
+
+mod bin;
+mod cache;
+mod slot;
+
+pub use bin::{BIN_BLOCKS_MAX, BIN_BLOCKS_MIN, BIN_TARGET_BYTES};
+pub use cache::{ThreadCache, CLASS_COUNT_MAX};
+pub use slot::SLOT_COUNT;
+
+heapkit_core::impl_foreign_allocators!(impl[B: heapkit_core::BatchAllocator] for ThreadCache<B>);

@@ -1,0 +1,326 @@
+//! A bin: one size class's cached free blocks for one thread, as an intrusive LIFO list.
+//!
+//! The link lives in the first word of each free block (the glibc tcache and mimalloc shape), so
+//! a bin is 16 bytes whatever its capacity, and a magazine (all the bins of one thread for one
+//! cache) for ~50 classes fits in a few cache lines. A pointer array (jemalloc's shape) would
+//! spare the one read of the block on `pop`, at the cost of `limit` words per bin.
+//!
+//! ```text
+//!   Bin { head ─► [next]─► [next]─► [null]   count = 3, limit = 64 }
+//! ```
+//!
+//! Every function here takes a raw `*mut Bin`: a bin is touched only by the thread that holds
+//! the slot its magazine belongs to, so there is never a shared reference to one.
+
+use core::ptr;
+
+/// The largest number of blocks a bin may hold (a limit on everything): it bounds the memory an
+/// idle thread can keep. 1024 lets the common "allocate a thousand, free them all" pattern stay
+/// entirely in the cache for classes up to 64 B.
+pub const BIN_BLOCKS_MAX: u32 = 1024;
+
+/// How many bytes of blocks a bin may hold: small classes get many blocks, large ones few.
+pub const BIN_TARGET_BYTES: usize = 256 * 1024;
+
+/// A bin never holds fewer than this many blocks, so large classes still amortise the backend.
+pub const BIN_BLOCKS_MIN: u32 = 4;
+
+/// Blocks moved per backend call (the size of the stack buffer of a refill or flush; larger
+/// moves take several calls).
+pub const BATCH_BLOCKS_MAX: usize = 128;
+
+/// The first refill of a bin takes this many blocks; each later refill doubles it up to half the
+/// bin's limit, so a class used once costs little memory and a hot class few trips.
+pub const FIRST_REFILL_BLOCKS: u32 = 8;
+
+const _: () = assert!(BIN_BLOCKS_MIN >= 2 && BIN_BLOCKS_MIN <= BIN_BLOCKS_MAX);
+const _: () = assert!(
+    BIN_BLOCKS_MAX <= u16::MAX as u32,
+    "limit and refill are u16"
+);
+const _: () = assert!(BATCH_BLOCKS_MAX >= 1 && FIRST_REFILL_BLOCKS >= 1);
+const _: () = assert!(core::mem::size_of::<Bin>() == 16);
+
+/// A bin's limit when its thread starts using it; refills double it up to the class's cap.
+pub const START_LIMIT_BLOCKS: u32 = 64;
+
+const _: () = assert!(START_LIMIT_BLOCKS >= BIN_BLOCKS_MIN && START_LIMIT_BLOCKS <= BIN_BLOCKS_MAX);
+
+/// Halving a consumer's limit stops here, so that each flush still moves a worthwhile batch.
+pub const SHRINK_FLOOR_BLOCKS: u32 = 32;
+
+const _: () = assert!(SHRINK_FLOOR_BLOCKS <= START_LIMIT_BLOCKS);
+
+/// One class's free list for one thread.
+///
+/// The limit adapts: each refill (the thread allocates more than it frees) doubles it up to the
+/// class's cap ([`limit_for`]); a bin that fills up without a refill since its last flush (the
+/// thread only frees this class: the consumer of a producer/consumer pair) flushes everything and
+/// halves its limit, so a consumer thread's bins shrink to a few blocks instead of holding up to
+/// the cap.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Bin {
+    /// The most recently freed block, or null.
+    pub head: *mut u8,
+    /// Blocks on the list.
+    pub count: u16,
+    /// The count at which a free flushes first; 0 means the class is never cached.
+    pub limit: u16,
+    /// Blocks the next refill asks for (grows from `FIRST_REFILL_BLOCKS` to `limit / 2`).
+    pub refill: u16,
+    /// Refills since the last flush (saturating): zero at a flush means "only frees here".
+    pub refills_since_flush: u16,
+}
+
+impl Bin {
+    /// An empty bin for blocks of `class_size_bytes`.
+    ///
+    /// Classes whose blocks cannot hold an aligned link (smaller than a word or not a multiple
+    /// of one) get limit 0: they go straight to the backend.
+    pub const fn new(class_size_bytes: usize) -> Bin {
+        let limit = min(limit_for(class_size_bytes), START_LIMIT_BLOCKS);
+        Bin {
+            head: ptr::null_mut(),
+            count: 0,
+            limit: limit as u16,
+            refill: min(FIRST_REFILL_BLOCKS, half(limit)) as u16,
+            refills_since_flush: 0,
+        }
+    }
+
+    /// Blocks the next refill asks for; grows the limit (up to `cap`) and the refill after.
+    #[inline]
+    pub fn next_refill(&mut self, cap: u32) -> usize {
+        debug_assert!(self.limit > 0 && self.limit as u32 <= cap);
+        let blocks = self.refill as u32;
+        self.refills_since_flush = self.refills_since_flush.saturating_add(1);
+        self.limit = min((self.limit as u32).saturating_mul(2), cap) as u16;
+        self.refill = min(blocks.saturating_mul(2), half(self.limit as u32)) as u16;
+        blocks as usize
+    }
+
+    /// Blocks a flush of a full bin gives back: half the bin normally; all of it, with the limit
+    /// halved, when the thread has not refilled this bin since its last flush.
+    #[inline]
+    pub fn next_flush(&mut self) -> usize {
+        let blocks = if self.refills_since_flush == 0 {
+            let floor = min(SHRINK_FLOOR_BLOCKS, self.limit as u32);
+            self.limit = max(self.limit as u32 / 2, floor) as u16;
+            self.refill = min(self.refill as u32, half(self.limit as u32)) as u16;
+            self.count as usize
+        } else {
+            half(self.limit as u32) as usize
+        };
+        self.refills_since_flush = 0;
+        blocks
+    }
+}
+
+const fn max(a: u32, b: u32) -> u32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+const fn half(limit: u32) -> u32 {
+    if limit < 2 {
+        1
+    } else {
+        limit / 2
+    }
+}
+
+const fn min(a: u32, b: u32) -> u32 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// The block capacity of a bin for blocks of `class_size_bytes`.
+pub const fn limit_for(class_size_bytes: usize) -> u32 {
+    if class_size_bytes < heapkit_core::WORD_BYTES
+        || class_size_bytes % heapkit_core::WORD_BYTES != 0
+    {
+        return 0;
+    }
+    let by_bytes = BIN_TARGET_BYTES / class_size_bytes;
+    if by_bytes >= BIN_BLOCKS_MAX as usize {
+        BIN_BLOCKS_MAX
+    } else if by_bytes <= BIN_BLOCKS_MIN as usize {
+        BIN_BLOCKS_MIN
+    } else {
+        by_bytes as u32
+    }
+}
+
+const _: () = assert!(limit_for(8) == BIN_BLOCKS_MAX);
+const _: () = assert!(limit_for(1 << 20) == BIN_BLOCKS_MIN);
+const _: () = assert!(limit_for(4) == 0 && limit_for(12) == 0);
+
+/// Takes the most recently freed block, or null when the bin is empty.
+///
+/// # Safety
+/// `bin` points to a valid bin that only the calling thread touches, whose list links live free
+/// blocks.
+#[inline(always)]
+pub unsafe fn pop(bin: *mut Bin) -> *mut u8 {
+    // SAFETY: the caller owns the bin.
+    let head = unsafe { (*bin).head };
+    if head.is_null() {
+        return head;
+    }
+    // SAFETY: `head` is a free block on this list, so its first word is the link we wrote.
+    unsafe {
+        (*bin).head = head.cast::<*mut u8>().read();
+        (*bin).count -= 1;
+    }
+    head
+}
+
+/// Puts a block on the list if the bin has room; returns false (and changes nothing) when full.
+///
+/// # Safety
+/// As for [`pop`]; `block` is a live block of the bin's class, at least a word long and
+/// word-aligned, that the caller gives up.
+#[inline(always)]
+pub unsafe fn push(bin: *mut Bin, block: *mut u8) -> bool {
+    // SAFETY: the caller owns the bin and gives up `block`, which can hold an aligned word.
+    unsafe {
+        let count = (*bin).count;
+        if count >= (*bin).limit {
+            return false;
+        }
+        debug_assert!(
+            block != (*bin).head,
+            "double free of {block:p} into a thread cache"
+        );
+        block.cast::<*mut u8>().write((*bin).head);
+        (*bin).head = block;
+        (*bin).count = count + 1;
+    }
+    true
+}
+
+/// Moves up to `out.len()` blocks off the list into `out` (most recent first); returns how many.
+///
+/// # Safety
+/// As for [`pop`].
+pub unsafe fn take(bin: *mut Bin, out: &mut [*mut u8]) -> usize {
+    let mut taken = 0;
+    for entry in out.iter_mut() {
+        // SAFETY: forwarded from the caller.
+        let block = unsafe { pop(bin) };
+        if block.is_null() {
+            break;
+        }
+        *entry = block;
+        taken += 1;
+    }
+    taken
+}
+
+/// Links `blocks` onto the list regardless of the limit (a refill never exceeds it: the caller
+/// asks for at most `limit - count` blocks).
+///
+/// # Safety
+/// As for [`push`], for every block.
+pub unsafe fn put(bin: *mut Bin, blocks: &[*mut u8]) {
+    // SAFETY: the caller owns the bin and gives up every block.
+    unsafe {
+        debug_assert!((*bin).count as usize + blocks.len() <= (*bin).limit as usize);
+        let mut head = (*bin).head;
+        for &block in blocks.iter().rev() {
+            block.cast::<*mut u8>().write(head);
+            head = block;
+        }
+        (*bin).head = head;
+        (*bin).count += blocks.len() as u16;
+    }
+}
+
+/// Whether `block` is on the list (a walk of at most `limit` links: for the `checked` feature
+/// and `check()`).
+///
+/// # Safety
+/// As for [`pop`].
+#[cfg(any(test, feature = "checked"))]
+pub unsafe fn contains(bin: *const Bin, block: *mut u8) -> bool {
+    // SAFETY: the caller owns the bin; every link is a free block of this list.
+    unsafe {
+        let mut cursor = (*bin).head;
+        let mut steps = 0u32;
+        while !cursor.is_null() && steps <= (*bin).limit as u32 {
+            if cursor == block {
+                return true;
+            }
+            cursor = cursor.cast::<*mut u8>().read();
+            steps += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_pop_is_lifo_and_respects_the_limit() {
+        let mut blocks = [[0u64; 2]; 8];
+        let mut bin = Bin::new(16);
+        bin.limit = 4;
+        let b: *mut Bin = &mut bin;
+        let ptrs: std::vec::Vec<*mut u8> =
+            blocks.iter_mut().map(|x| x.as_mut_ptr().cast()).collect();
+        // SAFETY: the blocks are distinct, 16 bytes, word-aligned, and owned by this test.
+        unsafe {
+            for &p in &ptrs[..4] {
+                assert!(push(b, p));
+            }
+            assert!(!push(b, ptrs[4]), "a full bin must refuse");
+            assert!(contains(b, ptrs[2]) && !contains(b, ptrs[4]));
+            let mut out = [core::ptr::null_mut(); 3];
+            assert_eq!(take(b, &mut out), 3);
+            assert_eq!(out, [ptrs[3], ptrs[2], ptrs[1]]);
+            put(b, &out[..2]);
+            assert_eq!((*b).count, 3);
+            assert_eq!(pop(b), ptrs[3]);
+            assert_eq!(pop(b), ptrs[2]);
+            assert_eq!(pop(b), ptrs[0]);
+            assert!(pop(b).is_null());
+            assert_eq!((*b).count, 0);
+        }
+    }
+
+    #[test]
+    fn refills_grow_the_bin_and_lone_flushes_shrink_it() {
+        let cap = limit_for(16);
+        let mut bin = Bin::new(16);
+        assert_eq!(bin.limit as u32, START_LIMIT_BLOCKS);
+        let refills: std::vec::Vec<usize> = (0..12).map(|_| bin.next_refill(cap)).collect();
+        assert_eq!(refills[0], FIRST_REFILL_BLOCKS as usize);
+        assert_eq!(bin.limit as u32, cap, "refills grow the limit to the cap");
+        assert_eq!(*refills.last().unwrap(), cap as usize / 2);
+        bin.count = bin.limit;
+        assert_eq!(
+            bin.next_flush(),
+            cap as usize / 2,
+            "after refills, flush half"
+        );
+        bin.count = bin.limit;
+        assert_eq!(bin.next_flush(), cap as usize, "no refill since: flush all");
+        assert_eq!(bin.limit as u32, cap / 2, "and halve the limit");
+        for _ in 0..20 {
+            bin.count = bin.limit;
+            bin.next_flush();
+        }
+        assert_eq!(bin.limit as u32, SHRINK_FLOOR_BLOCKS);
+        let tiny = Bin::new(4);
+        assert_eq!(tiny.limit, 0);
+    }
+}

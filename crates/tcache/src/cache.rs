@@ -1,0 +1,711 @@
+//! `ThreadCache<B>`: the per-thread front of a batch allocator.
+//!
+//! Fast path of `allocate` (and, mirrored, of `deallocate`):
+//! size → class (`B::class_of`, sized), this thread's slot (one TLS load), this cache's
+//! magazine for the slot (one load and a null test), pop (one load of the block, two stores).
+//! Everything else — first use by a thread, an empty or full bin, a class that is not cached,
+//! a thread without a slot — is one `#[cold]` call away.
+
+use crate::bin::{self, Bin, BATCH_BLOCKS_MAX};
+use crate::slot::{self, SLOT_COUNT, TABLE_LEN, UNASSIGNED};
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, Ordering};
+use heapkit_core::{AllocError, Allocator, BatchAllocator, Introspect, InvariantError, Stats};
+
+/// The most classes a backend may have for its blocks to be cached (a limit on the magazine's
+/// size). A backend with more is served without caching.
+pub const CLASS_COUNT_MAX: usize = 128;
+
+/// A magazine is aligned to a cache line so that two threads' magazines never share one.
+const MAGAZINE_ALIGN_BYTES: usize = 64;
+
+/// Every this many refills, a thread returns the blocks of magazines whose threads have exited
+/// (see [`ThreadCache::reclaim_idle`]). A power of two: the test is a mask.
+const RECLAIM_EVERY_REFILLS: u32 = 1024;
+
+const _: () = assert!(RECLAIM_EVERY_REFILLS.is_power_of_two());
+const _: () = assert!(core::mem::size_of::<Header>() == core::mem::size_of::<Bin>());
+const _: () = assert!(MAGAZINE_ALIGN_BYTES % core::mem::align_of::<Bin>() == 0);
+
+/// The word before a magazine's first bin.
+#[repr(C)]
+struct Header {
+    /// Refills this magazine has done (wrapping): paces `reclaim_idle`.
+    refills: u32,
+    /// Bins that follow (the backend's class count when the magazine was made).
+    class_count: u32,
+    _reserved: u64,
+}
+
+/// A thread cache in front of the batch allocator `B`.
+///
+/// Each thread that uses the cache gets a *magazine*: one bounded bin of free blocks per size
+/// class. Allocation pops from the thread's bin, deallocation pushes to it; an empty bin refills
+/// through [`BatchAllocator::allocate_batch`] (batches grow from 8 blocks to half the bin) and a
+/// full one flushes through [`BatchAllocator::deallocate_batch`]; bin limits adapt (see the
+/// crate docs). Layouts with no class (large blocks) go straight to `B`.
+///
+/// Frees are *sized*: the class comes from the `Layout`, never from the pointer, so a block must
+/// be freed with a layout whose class is the one it was allocated in (any layout that fits the
+/// block does). [`UnsizedAllocator::deallocate_unsized`](heapkit_core::UnsizedAllocator) asks
+/// the backend for the class instead.
+///
+/// The magazines belong to the cache value, not to the threads: moving or dropping a
+/// `ThreadCache` is always sound, and dropping it returns every cached block. A thread that
+/// exits leaves its magazine for the next thread that takes its slot (see
+/// [`reclaim_idle`](Self::reclaim_idle) for giving it back sooner).
+pub struct ThreadCache<B: BatchAllocator> {
+    backend: B,
+    /// Magazine (pointer to its first bin) per thread slot; the sentinel slots stay null.
+    magazines: [AtomicPtr<Bin>; TABLE_LEN],
+}
+
+impl<B: BatchAllocator> ThreadCache<B> {
+    /// A cache in front of `backend`. No thread has a magazine yet; `const`, so a cache can be
+    /// a `static` (and a `#[global_allocator]`).
+    pub const fn new(backend: B) -> Self {
+        ThreadCache {
+            backend,
+            magazines: [const { AtomicPtr::new(ptr::null_mut()) }; TABLE_LEN],
+        }
+    }
+
+    /// The allocator behind the cache.
+    pub const fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// This thread's magazine in this cache, or null (one TLS load and one load).
+    #[inline(always)]
+    fn current_magazine(&self) -> *mut Bin {
+        let slot = slot::current();
+        // SAFETY: `slot::current` is always below TABLE_LEN (asserted there).
+        unsafe { self.magazines.get_unchecked(slot) }.load(Ordering::Relaxed)
+    }
+}
+
+impl<B: BatchAllocator> ThreadCache<B> {
+    /// Allocates a block of a layout with a class (the address only; `allocate_nonzero` adds
+    /// the length). Null when out of memory.
+    #[inline(always)]
+    fn allocate_in_class(&self, class: usize, layout: Layout) -> *mut u8 {
+        let bins = self.current_magazine();
+        if !bins.is_null() {
+            // SAFETY: `class < class_count` (the backend's contract) and the magazine has
+            // `class_count` bins; this thread holds the slot, so the bin is ours alone.
+            let block = unsafe { bin::pop(bins.add(class)) };
+            if !block.is_null() {
+                return block;
+            }
+        }
+        self.allocate_slow(class, layout)
+    }
+
+    /// Frees a block of class `class` (the address only).
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this allocator whose class is `class`.
+    #[inline(always)]
+    unsafe fn deallocate_in_class(&self, ptr: *mut u8, class: usize) {
+        let bins = self.current_magazine();
+        #[cfg(feature = "checked")]
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            self.check_free(bins, ptr, class)
+        };
+        // SAFETY: as in `allocate_in_class`; the caller gives up a live block of the class.
+        if !bins.is_null() && unsafe { bin::push(bins.add(class), ptr) } {
+            return;
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.deallocate_slow(ptr, class) }
+    }
+
+    /// The empty-bin path: make this thread's magazine if needed, refill the bin, or fall back
+    /// to the backend.
+    #[cold]
+    #[inline(never)]
+    fn allocate_slow(&self, class: usize, layout: Layout) -> *mut u8 {
+        let bins = self.attach_magazine();
+        // SAFETY: a non-null magazine has a bin per class and belongs to this thread's slot.
+        if bins.is_null() || unsafe { (*bins.add(class)).limit } == 0 {
+            return match self.backend.allocate_nonzero(layout) {
+                Ok(block) => block.cast::<u8>().as_ptr(),
+                Err(AllocError) => ptr::null_mut(),
+            };
+        }
+        // SAFETY: as above.
+        let bin = unsafe { bins.add(class) };
+        // The fast path may have seen no magazine (first call on this thread) while the slot's
+        // magazine, inherited from an exited thread, has blocks.
+        // SAFETY: the bin is ours (see above).
+        let block = unsafe { bin::pop(bin) };
+        if !block.is_null() {
+            return block;
+        }
+        let cap = bin::limit_for(self.backend.class_size(class));
+        // SAFETY: the bin is ours (see above).
+        let want = unsafe { (*bin).next_refill(cap) };
+        // SAFETY: the bin is ours and empty; the backend's blocks are live blocks of the class.
+        let block = unsafe { self.refill_bin(bin, class, want) };
+        if !block.is_null() {
+            // SAFETY: `bins` is this thread's magazine.
+            unsafe { self.after_refill(bins) };
+        }
+        block
+    }
+
+    /// Fills an empty bin with up to `want` blocks from the backend, in calls of at most
+    /// `BATCH_BLOCKS_MAX`; returns one of them for the caller (null when the backend has none).
+    ///
+    /// # Safety
+    /// `bin` is an empty bin of class `class` in a magazine the caller has exclusive use of,
+    /// and `want < limit`.
+    unsafe fn refill_bin(&self, bin: *mut Bin, class: usize, want: usize) -> *mut u8 {
+        let mut batch = [ptr::null_mut::<u8>(); BATCH_BLOCKS_MAX];
+        let first = self
+            .backend
+            .allocate_batch(class, &mut batch[..want.min(BATCH_BLOCKS_MAX)]);
+        if first == 0 {
+            return ptr::null_mut();
+        }
+        // SAFETY: the bin was empty and `first - 1 < limit`; fresh live blocks of the class,
+        // word-aligned because the class is cached (limit > 0).
+        unsafe {
+            debug_assert!((*bin).head.is_null());
+            bin::put(bin, &batch[1..first]);
+        }
+        // Kept aside: the loop below reuses the buffer.
+        let block = batch[0];
+        let mut got = first;
+        while got < want {
+            let n = self
+                .backend
+                .allocate_batch(class, &mut batch[..(want - got).min(BATCH_BLOCKS_MAX)]);
+            if n == 0 {
+                break;
+            }
+            // SAFETY: as above; the bin holds `got - 1` blocks and `got - 1 + n < want`.
+            unsafe { bin::put(bin, &batch[..n]) };
+            got += n;
+        }
+        block
+    }
+
+    /// The full-bin path: flush part of the bin, then keep the block; or hand it to the backend
+    /// when this thread has no magazine or the class is not cached.
+    ///
+    /// # Safety
+    /// As for `deallocate_in_class`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn deallocate_slow(&self, ptr: *mut u8, class: usize) {
+        let bins = self.attach_magazine();
+        // SAFETY: a non-null magazine has a bin per class and belongs to this thread's slot.
+        if bins.is_null() || unsafe { (*bins.add(class)).limit } == 0 {
+            // SAFETY: forwarded from the caller: a live block of `class`.
+            unsafe { self.backend.deallocate_batch(class, &[ptr]) };
+            return;
+        }
+        // SAFETY: as above; after the flush the bin has room, so the push succeeds.
+        unsafe {
+            let bin = bins.add(class);
+            if bin::push(bin, ptr) {
+                return; // the fast path saw no magazine, but the bin had room
+            }
+            let blocks = (*bin).next_flush();
+            self.flush_bin(bin, class, blocks);
+            let kept = bin::push(bin, ptr);
+            debug_assert!(kept);
+        }
+    }
+
+    /// Gives up to `blocks` of the bin's blocks back to the backend, in batches.
+    ///
+    /// # Safety
+    /// The bin belongs to a magazine of this cache that the caller has exclusive use of.
+    unsafe fn flush_bin(&self, bin: *mut Bin, class: usize, blocks: usize) -> usize {
+        let mut batch = [ptr::null_mut::<u8>(); BATCH_BLOCKS_MAX];
+        let mut flushed = 0;
+        while flushed < blocks {
+            let want = (blocks - flushed).min(BATCH_BLOCKS_MAX);
+            // SAFETY: forwarded from the caller.
+            let n = unsafe { bin::take(bin, &mut batch[..want]) };
+            if n == 0 {
+                break;
+            }
+            // SAFETY: cached blocks are live blocks of `class`, each on the list once.
+            unsafe { self.backend.deallocate_batch(class, &batch[..n]) };
+            flushed += n;
+        }
+        flushed
+    }
+
+    /// Gives every block of a magazine back; returns how many.
+    ///
+    /// # Safety
+    /// The caller has exclusive use of the magazine (holds its slot, or `&mut self`).
+    unsafe fn flush_magazine(&self, bins: *mut Bin) -> usize {
+        // SAFETY: the header precedes the bins; the caller owns the magazine.
+        let class_count = unsafe { (*header(bins)).class_count } as usize;
+        (0..class_count)
+            .map(|class| {
+                // SAFETY: `class < class_count`; forwarded from the caller.
+                unsafe { self.flush_bin(bins.add(class), class, usize::MAX) }
+            })
+            .sum()
+    }
+
+    /// This thread's magazine, made on first use; null when the thread has no slot or the
+    /// magazine cannot be made (caching off for this call, not an error).
+    fn attach_magazine(&self) -> *mut Bin {
+        let mut slot = slot::current();
+        if slot == UNASSIGNED {
+            slot = slot::attach();
+        }
+        if slot >= SLOT_COUNT {
+            return ptr::null_mut();
+        }
+        let entry = &self.magazines[slot];
+        let bins = entry.load(Ordering::Relaxed);
+        if !bins.is_null() {
+            return bins;
+        }
+        let bins = self.make_magazine();
+        // Only the slot's holder writes its entry; the slot hand-over orders it for the next.
+        entry.store(bins, Ordering::Relaxed);
+        bins
+    }
+
+    fn magazine_layout(class_count: usize) -> Option<Layout> {
+        let bytes = class_count
+            .checked_add(1)?
+            .checked_mul(core::mem::size_of::<Bin>())?;
+        Layout::from_size_align(bytes, MAGAZINE_ALIGN_BYTES).ok()
+    }
+
+    /// Allocates a magazine from the backend and sets every bin's limit from its class size.
+    fn make_magazine(&self) -> *mut Bin {
+        let class_count = self.backend.class_count();
+        if class_count == 0 || class_count > CLASS_COUNT_MAX {
+            return ptr::null_mut();
+        }
+        let Some(layout) = Self::magazine_layout(class_count) else {
+            return ptr::null_mut();
+        };
+        let Ok(block) = self.backend.allocate_nonzero(layout) else {
+            return ptr::null_mut();
+        };
+        let base = block.cast::<Header>().as_ptr();
+        // SAFETY: the block holds a header and `class_count` bins, aligned for both.
+        unsafe {
+            base.write(Header {
+                refills: 0,
+                class_count: class_count as u32,
+                _reserved: 0,
+            });
+            let bins = base.add(1).cast::<Bin>();
+            for class in 0..class_count {
+                bins.add(class)
+                    .write(Bin::new(self.backend.class_size(class)));
+            }
+            bins
+        }
+    }
+
+    /// Counts a refill and every `RECLAIM_EVERY_REFILLS` gives idle magazines back.
+    ///
+    /// # Safety
+    /// `bins` is this thread's magazine.
+    unsafe fn after_refill(&self, bins: *mut Bin) {
+        // SAFETY: the caller owns the magazine; the header precedes the bins.
+        let refills = unsafe {
+            let h = header(bins);
+            (*h).refills = (*h).refills.wrapping_add(1);
+            (*h).refills
+        };
+        if refills & (RECLAIM_EVERY_REFILLS - 1) == 0 {
+            self.reclaim_idle();
+        }
+    }
+
+    /// Returns this thread's cached blocks (in this cache) to the backend; returns how many.
+    ///
+    /// Call it before a thread goes idle for long, or in tests, to see the backend's figures
+    /// without the cache's share.
+    pub fn flush_thread(&self) -> usize {
+        let bins = self.current_magazine();
+        if bins.is_null() {
+            return 0;
+        }
+        // SAFETY: the magazine of this thread's slot is this thread's alone.
+        unsafe { self.flush_magazine(bins) }
+    }
+
+    /// Returns the cached blocks of threads that have exited (their slots are free) to the
+    /// backend and frees their magazines; returns how many blocks.
+    ///
+    /// A thread's exit cannot do this itself (thread-local storage is not generic, so the exit
+    /// hook does not know which caches the thread used); it only frees its slot. The next
+    /// thread that takes the slot inherits the magazine, and every thread runs this every
+    /// `RECLAIM_EVERY_REFILLS` refills, so idle memory stays bounded by the live threads'.
+    pub fn reclaim_idle(&self) -> usize {
+        let mut blocks = 0;
+        for (slot, entry) in self.magazines[..SLOT_COUNT].iter().enumerate() {
+            if entry.load(Ordering::Relaxed).is_null() || !slot::try_acquire_exact(slot) {
+                continue;
+            }
+            // Holding the slot makes its magazine ours; re-read it under that ownership.
+            let bins = entry.swap(ptr::null_mut(), Ordering::Relaxed);
+            if !bins.is_null() {
+                // SAFETY: we hold the slot, so no thread uses this magazine.
+                unsafe {
+                    blocks += self.flush_magazine(bins);
+                    self.free_magazine(bins);
+                }
+            }
+            slot::release(slot);
+        }
+        blocks
+    }
+
+    /// Frees an emptied magazine.
+    ///
+    /// # Safety
+    /// The caller owns the magazine, it holds no blocks, and no table entry points to it.
+    unsafe fn free_magazine(&self, bins: *mut Bin) {
+        // SAFETY: forwarded; the header precedes the bins and records the class count the
+        // magazine was allocated with.
+        unsafe {
+            let base = header(bins);
+            let layout = Self::magazine_layout((*base).class_count as usize);
+            debug_assert!(layout.is_some());
+            if let Some(layout) = layout {
+                self.backend
+                    .deallocate_nonzero(NonNull::new_unchecked(base.cast()), layout);
+            }
+        }
+    }
+
+    /// The `checked` feature's double-free and wrong-class tests.
+    ///
+    /// # Safety
+    /// `ptr` is claimed to be a live block of class `class`; `bins` is this thread's magazine or
+    /// null.
+    #[cfg(feature = "checked")]
+    unsafe fn check_free(&self, bins: *mut Bin, ptr: *mut u8, class: usize) {
+        // SAFETY: the caller claims `ptr` is live; the magazine is ours.
+        unsafe {
+            let found = self.backend.class_of_block(NonNull::new_unchecked(ptr));
+            if found.is_some() && found != Some(class) {
+                heapkit_core::fatal("heapkit-tcache", "block freed with a layout of another size class", ptr as usize);
+            }
+            if !bins.is_null() && bin::contains(bins.add(class), ptr) {
+                heapkit_core::fatal("heapkit-tcache", "double free: block is already in the thread cache", ptr as usize);
+            }
+        }
+    }
+
+    /// Checks this thread's magazine: counts match the lists, limits hold, blocks are aligned
+    /// and (where the backend can tell) of the bin's class.
+    fn check_current_magazine(&self) -> Result<(), InvariantError> {
+        let bins = self.current_magazine();
+        if bins.is_null() {
+            return Ok(());
+        }
+        // SAFETY: this thread's magazine; its header precedes the bins.
+        let class_count = unsafe { (*header(bins)).class_count } as usize;
+        if class_count != self.backend.class_count() {
+            return Err(InvariantError::new(
+                "magazine class count differs from backend",
+                bins as usize,
+            ));
+        }
+        for class in 0..class_count {
+            // SAFETY: `class < class_count`; the bin is ours.
+            unsafe { self.check_bin(bins.add(class), class)? };
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// `bin` is a bin of this thread's magazine, of class `class`.
+    unsafe fn check_bin(&self, bin: *mut Bin, class: usize) -> Result<(), InvariantError> {
+        // SAFETY: the caller owns the bin; every link is a cached (live) block.
+        unsafe {
+            let (count, limit) = ((*bin).count, (*bin).limit);
+            if count > limit || limit as u32 > bin::BIN_BLOCKS_MAX {
+                return Err(InvariantError::new(
+                    "bin holds more blocks than its limit",
+                    bin as usize,
+                ));
+            }
+            let class_size = self.backend.class_size(class);
+            let mut cursor = (*bin).head;
+            let mut seen = 0u16;
+            while !cursor.is_null() {
+                if seen == count {
+                    return Err(InvariantError::new(
+                        "bin list longer than its count",
+                        cursor as usize,
+                    ));
+                }
+                if cursor as usize % heapkit_core::WORD_BYTES != 0 {
+                    return Err(InvariantError::new(
+                        "cached block misaligned",
+                        cursor as usize,
+                    ));
+                }
+                let owner = self.backend.class_of_block(NonNull::new_unchecked(cursor));
+                if owner.is_some() && owner != Some(class) {
+                    return Err(InvariantError::new(
+                        "cached block in the bin of another class",
+                        cursor as usize,
+                    ));
+                }
+                if self.backend.usable_size(NonNull::new_unchecked(cursor)) < class_size {
+                    return Err(InvariantError::new(
+                        "cached block smaller than its class",
+                        cursor as usize,
+                    ));
+                }
+                cursor = cursor.cast::<*mut u8>().read();
+                seen += 1;
+            }
+            if seen != count {
+                return Err(InvariantError::new(
+                    "bin list shorter than its count",
+                    bin as usize,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a block to a new layout by allocating, copying `copy_bytes` and freeing.
+    ///
+    /// # Safety
+    /// `ptr` is live with `old_layout`, and `copy_bytes` fits both blocks.
+    unsafe fn relocate(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+        copy_bytes: usize,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        let block = self.allocate_nonzero(new_layout)?;
+        // SAFETY: distinct live blocks, each with at least `copy_bytes` bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), copy_bytes);
+            self.deallocate_nonzero(ptr, old_layout);
+        }
+        Ok(block)
+    }
+
+    /// Resizes in place when both layouts map to the same class, through the backend when both
+    /// are large, and by moving otherwise.
+    ///
+    /// # Safety
+    /// `ptr` is live with `old_layout`; `copy_bytes` is the smaller of the two sizes.
+    unsafe fn resize(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+        copy_bytes: usize,
+        grow: bool,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        let old_class = self.backend.class_of(old_layout);
+        let new_class = self.backend.class_of(new_layout);
+        match (old_class, new_class) {
+            // The class serves the new layout's size and alignment, and a later free with
+            // `new_layout` finds the same class: the block can stay.
+            (Some(a), Some(b)) if a == b => Ok(NonNull::slice_from_raw_parts(
+                ptr,
+                self.backend.class_size(a),
+            )),
+            // SAFETY: a large block of the backend, forwarded with the caller's promise.
+            (None, None) => unsafe {
+                if grow {
+                    self.backend.grow_nonzero(ptr, old_layout, new_layout)
+                } else {
+                    self.backend.shrink_nonzero(ptr, old_layout, new_layout)
+                }
+            },
+            // SAFETY: forwarded from the caller.
+            _ => unsafe { self.relocate(ptr, old_layout, new_layout, copy_bytes) },
+        }
+    }
+}
+
+/// The header of the magazine whose first bin is `bins`.
+fn header(bins: *mut Bin) -> *mut Header {
+    bins.cast::<Header>().wrapping_sub(1)
+}
+
+impl<B: BatchAllocator> Drop for ThreadCache<B> {
+    /// Returns every magazine's blocks to the backend and frees the magazines. `&mut self`
+    /// proves that no thread is inside a call on this cache, so every magazine is ours.
+    fn drop(&mut self) {
+        for entry in &self.magazines[..SLOT_COUNT] {
+            let bins = entry.swap(ptr::null_mut(), Ordering::Relaxed);
+            if !bins.is_null() {
+                // SAFETY: exclusive access (see above); the entry no longer points to it.
+                unsafe {
+                    self.flush_magazine(bins);
+                    self.free_magazine(bins);
+                }
+            }
+        }
+    }
+}
+
+// SAFETY: the block contract holds because every block comes from the backend, unchanged: the
+// cache only keeps freed blocks for a while (it never hands one out twice: a block is either on
+// one bin's list or live), and in-place resizing keeps a block in its class, which serves the
+// new layout's size and alignment (the backend's contract).
+unsafe impl<B: BatchAllocator> Allocator for ThreadCache<B> {
+    #[inline(always)]
+    fn allocate_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let Some(class) = self.backend.class_of(layout) else {
+            return self.backend.allocate_nonzero(layout);
+        };
+        let block = NonNull::new(self.allocate_in_class(class, layout)).ok_or(AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(
+            block,
+            self.backend.class_size(class),
+        ))
+    }
+
+    #[inline(always)]
+    unsafe fn deallocate_nonzero(&self, ptr: NonNull<u8>, layout: Layout) {
+        match self.backend.class_of(layout) {
+            // SAFETY: forwarded from the caller; the layout fits the block, so its class is the
+            // block's.
+            Some(class) => unsafe {
+                debug_assert!(
+                    ptr.as_ptr() as usize % layout.align() == 0,
+                    "misaligned free"
+                );
+                self.deallocate_in_class(ptr.as_ptr(), class)
+            },
+            // SAFETY: forwarded from the caller: a large block of the backend.
+            None => unsafe { self.backend.deallocate_nonzero(ptr, layout) },
+        }
+    }
+
+    fn allocate_zeroed_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        if self.backend.class_of(layout).is_none() {
+            return self.backend.allocate_zeroed_nonzero(layout);
+        }
+        let block = self.allocate_nonzero(layout)?;
+        // SAFETY: a fresh block of `block.len()` writable bytes.
+        unsafe { ptr::write_bytes(block.cast::<u8>().as_ptr(), 0, block.len()) };
+        Ok(block)
+    }
+
+    unsafe fn grow_nonzero(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        debug_assert!(new_layout.size() >= old_layout.size());
+        // SAFETY: forwarded from the caller.
+        unsafe { self.resize(ptr, old_layout, new_layout, old_layout.size(), true) }
+    }
+
+    unsafe fn shrink_nonzero(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        debug_assert!(new_layout.size() <= old_layout.size());
+        // SAFETY: forwarded from the caller.
+        unsafe { self.resize(ptr, old_layout, new_layout, new_layout.size(), false) }
+    }
+}
+
+// SAFETY: sizes and classes come from the backend, which knows every block; an unsized free of
+// a small block lands in the bin of the block's own class.
+unsafe impl<B: BatchAllocator> heapkit_core::UnsizedAllocator for ThreadCache<B> {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.backend.usable_size(ptr) }
+    }
+
+    unsafe fn deallocate_unsized(&self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
+        match unsafe { self.backend.class_of_block(ptr) } {
+            // SAFETY: forwarded from the caller; the class is the block's own.
+            Some(class) => unsafe { self.deallocate_in_class(ptr.as_ptr(), class) },
+            // SAFETY: forwarded from the caller: a large block of the backend.
+            None => unsafe { self.backend.deallocate_unsized(ptr) },
+        }
+    }
+}
+
+// SAFETY: as for the `Allocator` impl; null stands for `AllocError`, and `realloc` keeps the
+// old block on failure because `grow`/`shrink` do.
+unsafe impl<B: BatchAllocator> GlobalAlloc for ThreadCache<B> {
+    #[inline(always)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match self.backend.class_of(layout) {
+            Some(class) => self.allocate_in_class(class, layout),
+            None => match self.backend.allocate_nonzero(layout) {
+                Ok(block) => block.cast::<u8>().as_ptr(),
+                Err(AllocError) => ptr::null_mut(),
+            },
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `GlobalAlloc` callers pass a live, non-null block and its layout.
+        unsafe { self.deallocate_nonzero(NonNull::new_unchecked(ptr), layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        match self.allocate_zeroed_nonzero(layout) {
+            Ok(block) => block.cast::<u8>().as_ptr(),
+            Err(AllocError) => ptr::null_mut(),
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: `GlobalAlloc::realloc` callers promise a non-zero `new_size` that, rounded up
+        // to the alignment, does not overflow `isize`, and a live non-null block.
+        let result = unsafe {
+            let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+            let ptr = NonNull::new_unchecked(ptr);
+            if new_size >= layout.size() {
+                self.grow_nonzero(ptr, layout, new_layout)
+            } else {
+                self.shrink_nonzero(ptr, layout, new_layout)
+            }
+        };
+        match result {
+            Ok(block) => block.cast::<u8>().as_ptr(),
+            Err(AllocError) => ptr::null_mut(),
+        }
+    }
+}
+
+impl<B: BatchAllocator + Introspect> Introspect for ThreadCache<B> {
+    /// The backend's check, then this thread's magazine (other threads' magazines may be
+    /// changing under us, so they are not walked).
+    fn check(&self) -> Result<(), InvariantError> {
+        self.backend.check()?;
+        self.check_current_magazine()
+    }
+
+    /// The backend's figures. Blocks cached in magazines count as live there: call
+    /// [`flush_thread`](ThreadCache::flush_thread) first for figures without them.
+    fn stats(&self) -> Option<Stats> {
+        self.backend.stats()
+    }
+}

@@ -1,0 +1,180 @@
+//! Thread slots: a small, process-wide index that each live thread holds while it uses a cache.
+//!
+//! A slot index is the only per-thread state, and it is not generic: thread-local storage
+//! cannot be. Every [`ThreadCache`](crate::ThreadCache) keeps its own table of magazines indexed
+//! by slot, so the magazines belong to the cache instance (they move and drop with it) and the
+//! thread only says *which* row is its own.
+//!
+//! Owning a slot is what makes the row exclusive: a slot is held by at most one thread at a
+//! time, taken with an `Acquire` CAS and given back with a `Release` store, so whatever the last
+//! holder wrote into any cache's row happens-before the next holder reads it.
+//!
+//! ```text
+//!   THREAD_SLOT (TLS, Cell<usize>, no destructor: no lazy-init check on the fast path)
+//!        │  0..SLOT_COUNT       a held slot
+//!        │  UNASSIGNED          first use not yet seen      ─┐ both index a table entry
+//!        │  DETACHED            setting up, or thread exiting ─┘ that is always null
+//!        ▼
+//!   OWNERS: [AtomicU64; SLOT_COUNT / 64]   (1 bit per slot: held or free)
+//!   EXIT_GUARD (TLS with Drop): gives the slot back at thread exit
+//! ```
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// How many threads can hold a slot at once. A thread that finds none free is served straight
+/// by the backend (correct, slower). A limit on everything: it also bounds the memory that idle
+/// magazines can hold.
+pub const SLOT_COUNT: usize = 256;
+
+/// The thread has not asked for a slot yet.
+pub const UNASSIGNED: usize = SLOT_COUNT;
+
+/// The thread has no slot and must not get one now: it is setting its slot up (a nested
+/// allocation from the destructor registration must not recurse), all slots were taken, or its
+/// thread-local storage is being torn down.
+pub const DETACHED: usize = SLOT_COUNT + 1;
+
+/// Entries in each cache's magazine table: the real slots plus the two sentinels, whose entries
+/// stay null forever so that the fast path needs a single null test.
+pub const TABLE_LEN: usize = SLOT_COUNT + 2;
+
+const WORD_BITS: usize = 64;
+const OWNER_WORDS: usize = SLOT_COUNT / WORD_BITS;
+
+const _: () = assert!(SLOT_COUNT % WORD_BITS == 0);
+const _: () = assert!(UNASSIGNED < TABLE_LEN && DETACHED < TABLE_LEN);
+const _: () = assert!(UNASSIGNED != DETACHED);
+
+/// One bit per slot: set while some thread (or a reclaiming cache) holds it.
+static OWNERS: [AtomicU64; OWNER_WORDS] = [const { AtomicU64::new(0) }; OWNER_WORDS];
+
+std::thread_local! {
+    /// This thread's slot or a sentinel. No destructor, so access is a plain TLS load.
+    static THREAD_SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
+    /// Touched once, when a slot is taken, to schedule its release at thread exit.
+    static EXIT_GUARD: ExitGuard = const { ExitGuard };
+}
+
+/// Gives the thread's slot back when the thread exits.
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        // Frees that run after this (other thread-locals' destructors) see DETACHED and go
+        // straight to the backend; the magazines of this slot stay with their caches, for the
+        // next thread that takes the slot or for `ThreadCache::reclaim_idle`.
+        let slot = THREAD_SLOT.with(|s| s.replace(DETACHED));
+        if slot < SLOT_COUNT {
+            release(slot);
+        }
+    }
+}
+
+/// This thread's slot or a sentinel (`< TABLE_LEN` always): one TLS load.
+#[inline(always)]
+pub fn current() -> usize {
+    let slot = THREAD_SLOT.with(Cell::get);
+    debug_assert!(slot < TABLE_LEN);
+    slot
+}
+
+/// Gives this thread a slot if it has none and may get one; returns the slot (or a sentinel
+/// when it may not). Called only on the slow path.
+#[cold]
+pub fn attach() -> usize {
+    let slot = current();
+    if slot != UNASSIGNED {
+        return slot;
+    }
+    // DETACHED while we set up: registering the exit guard may allocate (std's fallback list),
+    // and that nested allocation must go to the backend instead of recursing into here.
+    THREAD_SLOT.with(|s| s.set(DETACHED));
+    let Some(slot) = try_acquire() else {
+        return DETACHED;
+    };
+    // `try_with` fails once thread-local destruction has begun: then there is no exit hook to
+    // give the slot back, so do not keep it.
+    if EXIT_GUARD.try_with(|_| ()).is_err() {
+        release(slot);
+        return DETACHED;
+    }
+    THREAD_SLOT.with(|s| s.set(slot));
+    slot
+}
+
+/// Takes the lowest free slot (low slots are reused first, so thread churn keeps touching the
+/// same few magazines), or `None` when all are held.
+pub fn try_acquire() -> Option<usize> {
+    for (word_index, word) in OWNERS.iter().enumerate() {
+        let mut bits = word.load(Ordering::Relaxed);
+        while bits != u64::MAX {
+            let bit = (!bits).trailing_zeros() as usize;
+            let mask = 1u64 << bit;
+            match word.compare_exchange_weak(
+                bits,
+                bits | mask,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(word_index * WORD_BITS + bit),
+                Err(now) => bits = now,
+            }
+        }
+    }
+    None
+}
+
+/// Takes slot `slot` if it is free right now (for reclaiming an idle slot's magazines).
+pub fn try_acquire_exact(slot: usize) -> bool {
+    debug_assert!(slot < SLOT_COUNT);
+    let mask = 1u64 << (slot % WORD_BITS);
+    let previous = OWNERS[slot / WORD_BITS].fetch_or(mask, Ordering::Acquire);
+    previous & mask == 0
+}
+
+/// Gives a held slot back; everything the holder wrote is visible to the next holder.
+pub fn release(slot: usize) {
+    debug_assert!(slot < SLOT_COUNT);
+    let mask = 1u64 << (slot % WORD_BITS);
+    let previous = OWNERS[slot / WORD_BITS].fetch_and(!mask, Ordering::Release);
+    debug_assert!(previous & mask != 0, "released a slot that was not held");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_keeps_its_slot_while_it_lives() {
+        std::thread::spawn(|| {
+            let slot = attach();
+            assert!(slot < SLOT_COUNT);
+            assert_eq!(attach(), slot);
+            assert_eq!(current(), slot);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // hundreds of threads
+    fn exiting_threads_give_their_slots_back() {
+        // More threads than slots, one after another: each finds a slot only if the previous
+        // ones gave theirs back.
+        for _ in 0..SLOT_COUNT + 64 {
+            let slot = std::thread::spawn(attach).join().unwrap();
+            assert!(
+                slot < SLOT_COUNT,
+                "slot {slot}: exited threads kept their slots"
+            );
+        }
+    }
+
+    #[test]
+    fn acquire_exact_refuses_a_held_slot() {
+        let slot = try_acquire().unwrap();
+        assert!(!try_acquire_exact(slot));
+        release(slot);
+    }
+}
