@@ -399,10 +399,18 @@ impl<B: BatchAllocator> ThreadCache<B> {
         unsafe {
             let found = self.backend.class_of_block(NonNull::new_unchecked(ptr));
             if found.is_some() && found != Some(class) {
-                heapkit_core::fatal("heapkit-tcache", "block freed with a layout of another size class", ptr as usize);
+                heapkit_core::fatal(
+                    "heapkit-tcache",
+                    "block freed with a layout of another size class",
+                    ptr as usize,
+                );
             }
             if !bins.is_null() && bin::contains(bins.add(class), ptr) {
-                heapkit_core::fatal("heapkit-tcache", "double free: block is already in the thread cache", ptr as usize);
+                heapkit_core::fatal(
+                    "heapkit-tcache",
+                    "double free: block is already in the thread cache",
+                    ptr as usize,
+                );
             }
         }
     }
