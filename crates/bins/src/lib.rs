@@ -1,1 +1,72 @@
-//! heapkit-bins: being written.
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(feature = "nightly", feature(allocator_api))]
+
+//! # Vocabulary
+//!
+//! - **chunk**: a header (`prev_size`, `size` + flags) followed by the caller's bytes. Every
+//!   block is a chunk; so is every piece of free space. Sizes are multiples of 16, at least 32.
+//! - **boundary tag**: the size at both ends of a free chunk (header and footer), so either
+//!   neighbour can find it in O(1) and merge with it (*coalesce*).
+//! - **P bit**: "previous chunk in use", kept in the *next* chunk's header.
+//! - **bin**: a doubly linked list of free chunks: *small* bins hold one size each (32..1008),
+//!   *large* bins a size range kept sorted (best fit), the *unsorted* bin holds recent frees
+//!   until the next `malloc` files them. A bitmap marks non-empty bins.
+//! - **fast bin**: a LIFO of small freed chunks left marked in use (no coalescing) until a
+//!   *consolidation* merges them.
+//! - **top**: the free chunk at the end of the newest segment; grows with the page source and
+//!   is trimmed back to it.
+//! - **segment**: a run of pages holding chunks; **fencepost**: a two-header end marker of a
+//!   retired segment.
+//! - **mmapped chunk**: a request above the mmap threshold, a run of its own.
+//!
+//! ```text
+//!   Bins<P> ─┬─ bitmap ─► [ unsorted | small 32 48 .. 1008 | large 1024.. (sorted) ]
+//!            ├─ fast bins  32 48 .. 128  (LIFO, not coalesced)      ▲ fd/bk lists
+//!            │                                                      │
+//!            └─ segments ─► ┌──────┬──────┬──────┬──────┬───────────────┐
+//!                           │ bins │ used │ free │ used │      top      │──► extend / map
+//!                           └──────┴──────┴──────┴──────┴───────────────┘
+//!               mmapped chunks (≥ 128 KiB): runs of their own, straight back on free
+//! ```
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+mod api;
+mod binlist;
+mod chunk;
+mod config;
+mod heap;
+mod introspect;
+mod report;
+mod segment;
+
+pub use api::MAX_ALIGN_SERVED_BYTES;
+pub use config::{
+    Config, DEFAULT_MMAP_THRESHOLD_BYTES, DEFAULT_TOP_PAD_BYTES, DEFAULT_TRIM_THRESHOLD_BYTES,
+    MAX_FAST_BIN_BYTES, MAX_MMAP_THRESHOLD_BYTES,
+};
+pub use heap::Bins;
+pub use introspect::{ChunkInfo, ChunkState, Fragmentation, HeapMap};
+pub use segment::SegmentInfo;
+
+/// The bin index a free chunk of `size_bytes` is filed under (2..=63 small, 64.. large).
+pub const fn bin_of_chunk_size(size_bytes: usize) -> usize {
+    binlist::bin_index(size_bytes)
+}
+
+/// The chunk size that serves a request of `request_bytes` (16-byte alignment), or `None`
+/// when the request is too large to serve.
+pub const fn chunk_size_for(request_bytes: usize) -> Option<usize> {
+    chunk::request_to_size(request_bytes)
+}
+
+/// The smallest chunk, header included.
+pub const MIN_CHUNK_BYTES: usize = chunk::MIN_CHUNK_BYTES;
+/// Number of bins (index 0 is unused, 1 is the unsorted bin).
+pub const BIN_COUNT: usize = binlist::NBINS;
+/// The smallest chunk size kept in a large bin.
+pub const MIN_LARGE_CHUNK_BYTES: usize = binlist::MIN_LARGE_BYTES;

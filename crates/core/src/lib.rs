@@ -37,22 +37,22 @@ extern crate std;
 mod allocator;
 mod classes;
 mod error;
-mod fatal;
 mod foreign;
 mod global;
 mod layout;
 mod locked;
 mod page_source;
+pub mod report;
 mod stats;
 
 pub use allocator::{dangling_block, Allocator};
 pub use classes::{BatchAllocator, UnsizedAllocator};
 pub use error::{AllocError, InvariantError};
-pub use fatal::fatal;
 pub use global::GlobalAdapter;
 pub use layout::{align_down, align_up, is_aligned, is_power_of_two, MAX_ALIGN_BYTES, WORD_BYTES};
 pub use locked::{Locked, LockedGuard, SpinLock};
 pub use page_source::PageSource;
+pub use report::{abort_with, fatal, report, write_stderr, StackMessage};
 pub use stats::{Counting, Introspect, Stats};
 
 #[doc(hidden)]
