@@ -9,7 +9,7 @@
 use crate::{AllocError, Allocator, Introspect, InvariantError, Stats};
 use core::alloc::Layout;
 use core::cell::UnsafeCell;
-use core::ops::Deref;
+use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -98,6 +98,10 @@ fn pause(rounds: u32) {
 
 /// Makes an allocator `Sync` by taking a [`SpinLock`] around every call.
 ///
+/// It guards any value, not only allocators: [`lock`](Locked::lock) hands out a guard that
+/// derefs to `&A` and `&mut A` while the lock is held (the slab keeps its per-class lists in
+/// `Locked` values).
+///
 /// Use it for the single-threaded algorithms (heapkit-bins, heapkit-bump) when several
 /// threads must share one instance; `Locked::new` is `const`, so it can back a
 /// `#[global_allocator]`:
@@ -170,6 +174,15 @@ impl<A> Deref for LockedGuard<'_, A> {
         // SAFETY: the guard exists only while the lock is held, so no other thread touches
         // `inner`; shared access is all the guard hands out.
         unsafe { &*self.owner.inner.get() }
+    }
+}
+
+impl<A> DerefMut for LockedGuard<'_, A> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut A {
+        // SAFETY: the guard exists only while the lock is held, so no other guard or thread
+        // reaches `inner`; `&mut self` makes this borrow unique within the guard.
+        unsafe { &mut *self.owner.inner.get() }
     }
 }
 

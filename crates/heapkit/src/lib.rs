@@ -1,0 +1,210 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+//! # Vocabulary
+//!
+//! - **[`HeapKit`]**: the composed general-purpose allocator, `ThreadCache<Slab<MmapPages>>`:
+//!   per-thread caches ([`tcache`]) in front of a size-class slab allocator ([`slab`]) that
+//!   maps its memory with `mmap` ([`pages`]).
+//! - The other crates are re-exported whole: [`core`] (traits and adapters), [`pages`],
+//!   [`slab`], [`tcache`], and behind default features `bins`, `bump`, `fixed`.
+//!
+//! ```text
+//!   #[global_allocator] static GLOBAL: HeapKit = HeapKit::new();
+//!            │ alloc / dealloc (sized: the Layout gives the class)
+//!            ▼
+//!   ThreadCache ── per thread, per class: bin (intrusive list) ── pop / push
+//!            │ refill / flush half a bin (allocate_batch / deallocate_batch); large layouts
+//!            ▼
+//!   Slab<MmapPages> ── size classes (4 per doubling, 16 B .. 16 KiB), large and huge blocks
+//!            │ map / unmap / purge
+//!            ▼
+//!   MmapPages (anonymous mmap)
+//! ```
+
+pub use heapkit_core as core;
+pub use heapkit_pages as pages;
+pub use heapkit_slab as slab;
+pub use heapkit_tcache as tcache;
+
+#[cfg(feature = "bins")]
+pub use heapkit_bins as bins;
+#[cfg(feature = "bump")]
+pub use heapkit_bump as bump;
+#[cfg(feature = "fixed")]
+pub use heapkit_fixed as fixed;
+
+use ::core::alloc::{GlobalAlloc, Layout};
+use ::core::ptr::NonNull;
+use heapkit_core::{AllocError, Allocator, Introspect, InvariantError, Stats, UnsizedAllocator};
+use heapkit_pages::MmapPages;
+use heapkit_slab::Slab;
+use heapkit_tcache::ThreadCache;
+
+/// The backend of [`HeapKit`].
+pub type Backend = Slab<MmapPages>;
+
+/// heapkit's general-purpose allocator: thread caches over a slab over `mmap`.
+///
+/// `const fn new`, so it can be the program's global allocator:
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: heapkit::HeapKit = heapkit::HeapKit::new();
+///
+/// let v: Vec<u64> = (0..1000).collect();
+/// assert_eq!(v.iter().sum::<u64>(), 499_500);
+/// ```
+///
+/// It is also a heapkit [`Allocator`] (and, with the `allocator-api2` feature, an
+/// `allocator_api2` one), usable as a local instance: dropping it returns all its memory.
+pub struct HeapKit {
+    cache: ThreadCache<Backend>,
+}
+
+impl HeapKit {
+    /// A HeapKit with no memory mapped yet.
+    pub const fn new() -> Self {
+        HeapKit {
+            cache: ThreadCache::new(Slab::new(MmapPages::new())),
+        }
+    }
+
+    /// The thread cache (and through it, the slab).
+    pub const fn cache(&self) -> &ThreadCache<Backend> {
+        &self.cache
+    }
+
+    /// Returns this thread's cached blocks to the slab (see [`ThreadCache::flush_thread`]).
+    pub fn flush_thread(&self) -> usize {
+        self.cache.flush_thread()
+    }
+
+    /// Returns the cached blocks of exited threads to the slab (see
+    /// [`ThreadCache::reclaim_idle`]).
+    pub fn reclaim_idle(&self) -> usize {
+        self.cache.reclaim_idle()
+    }
+
+    /// Takes every lock of the heap, so that a `fork` copies a heap no thread is in the middle
+    /// of changing: the `pthread_atfork` prepare handler. The thread caches need no lock (each
+    /// thread's magazine is its own, and slots are claimed with atomics), so these are the
+    /// slab's locks.
+    pub fn lock_for_fork(&self) {
+        self.cache.backend().lock_all();
+    }
+
+    /// Releases what [`lock_for_fork`](Self::lock_for_fork) took: the `pthread_atfork` parent
+    /// and child handlers.
+    ///
+    /// # Safety
+    /// The calling thread took the locks with `lock_for_fork` — or, in the child of a `fork`,
+    /// the thread that called `fork` did, and this is that thread.
+    pub unsafe fn unlock_after_fork(&self) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.backend().unlock_all() }
+    }
+}
+
+impl Default for HeapKit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ::core::fmt::Debug for HeapKit {
+    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+        f.debug_struct("HeapKit").finish_non_exhaustive()
+    }
+}
+
+// SAFETY: every call is forwarded to the thread cache, which keeps the block contract.
+unsafe impl GlobalAlloc for HeapKit {
+    #[inline(always)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.alloc(layout) }
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.alloc_zeroed(layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.realloc(ptr, layout, new_size) }
+    }
+}
+
+// SAFETY: every call is forwarded to the thread cache, which keeps the block contract.
+unsafe impl Allocator for HeapKit {
+    #[inline(always)]
+    fn allocate_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.cache.allocate_nonzero(layout)
+    }
+
+    #[inline(always)]
+    unsafe fn deallocate_nonzero(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.deallocate_nonzero(ptr, layout) }
+    }
+
+    fn allocate_zeroed_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        self.cache.allocate_zeroed_nonzero(layout)
+    }
+
+    unsafe fn grow_nonzero(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.grow_nonzero(ptr, old_layout, new_layout) }
+    }
+
+    unsafe fn shrink_nonzero(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.shrink_nonzero(ptr, old_layout, new_layout) }
+    }
+}
+
+// SAFETY: forwarded to the thread cache, which asks the slab.
+unsafe impl UnsizedAllocator for HeapKit {
+    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.usable_size(ptr) }
+    }
+
+    unsafe fn deallocate_unsized(&self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.deallocate_unsized(ptr) }
+    }
+}
+
+impl Introspect for HeapKit {
+    fn check(&self) -> Result<(), InvariantError> {
+        self.cache.check()
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        self.cache.stats()
+    }
+}
+
+heapkit_core::impl_foreign_allocators!(impl[] for HeapKit);

@@ -1,0 +1,308 @@
+//! heapkit-malloc under real programs: each runs once under glibc and once with
+//! `LD_PRELOAD=libheapkit_malloc.so`, and the outputs must be identical.
+//!
+//! The preload library is built here, in release mode (`panic = "abort"`, LTO) into its own
+//! target directory, so the test never waits on the outer cargo's lock.
+
+#![cfg(all(target_os = "linux", not(miri)))]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn work_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("preload");
+    std::fs::create_dir_all(&dir).expect("create the preload work folder");
+    dir
+}
+
+/// Builds libheapkit_malloc.so once per test run and returns its path.
+fn preload_library() -> &'static Path {
+    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let target = work_dir().join("target");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet", "-p", "heapkit-malloc"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build for the preload library");
+        assert!(status.success(), "building libheapkit_malloc.so failed");
+        let library = target.join("release/libheapkit_malloc.so");
+        assert!(library.exists(), "{} was not built", library.display());
+        library
+    })
+}
+
+/// Compiles one of the C or C++ programs in tests/c and returns the binary's path.
+fn compile(source: &str, extra: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/c")
+        .join(source);
+    let out = work_dir().join(source.replace('.', "_"));
+    let compiler = if source.ends_with(".cpp") {
+        "g++"
+    } else {
+        "gcc"
+    };
+    let status = Command::new(compiler)
+        .args(["-O1", "-w", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .args(extra)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(status.success(), "compiling {source} failed");
+    out
+}
+
+/// Runs `command` with or without the preload library.
+fn run(mut command: Command, preload: bool) -> Output {
+    if preload {
+        command.env("LD_PRELOAD", preload_library());
+    } else {
+        command.env_remove("LD_PRELOAD");
+    }
+    command.output().expect("run the program")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs the command built by `make` under glibc and under heapkit and requires the same exit
+/// status, standard output and standard error.
+fn same_as_glibc(what: &str, make: impl Fn() -> Command) -> String {
+    let glibc = run(make(), false);
+    let heapkit = run(make(), true);
+    assert!(
+        glibc.status.success(),
+        "{what} fails even under glibc: {}",
+        text(&glibc.stderr)
+    );
+    assert_eq!(
+        text(&heapkit.stderr),
+        text(&glibc.stderr),
+        "{what}: stderr differs under heapkit"
+    );
+    assert_eq!(
+        text(&heapkit.stdout),
+        text(&glibc.stdout),
+        "{what}: stdout differs under heapkit"
+    );
+    assert_eq!(
+        heapkit.status.code(),
+        glibc.status.code(),
+        "{what}: exit status differs under heapkit"
+    );
+    text(&heapkit.stdout)
+}
+
+#[test]
+fn every_function_and_edge_case_behaves_as_glibc() {
+    let binary = compile("edge.c", &[]);
+    let output = same_as_glibc("edge.c", || Command::new(&binary));
+    assert!(output.contains("0 failures"), "{output}");
+}
+
+#[test]
+fn threads_producer_consumer_and_churn() {
+    let binary = compile("threads.c", &[]);
+    same_as_glibc("threads.c", || Command::new(&binary));
+}
+
+#[test]
+fn fork_in_a_threaded_program() {
+    let binary = compile("fork.c", &[]);
+    let output = same_as_glibc("fork.c", || Command::new(&binary));
+    assert!(output.contains("200 of 200"), "{output}");
+}
+
+#[test]
+fn libraries_loaded_with_dlopen() {
+    let plugin = work_dir().join("libplugin.so");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/plugin.c");
+    let status = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&plugin)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let binary = compile("dlopen.c", &["-ldl"]);
+    let output = same_as_glibc("dlopen.c", || {
+        let mut c = Command::new(&binary);
+        c.arg(&plugin);
+        c
+    });
+    assert!(output.contains("dlopen ok"), "{output}");
+}
+
+#[test]
+fn cxx_operators() {
+    let binary = compile("cxx.cpp", &[]);
+    same_as_glibc("cxx.cpp", || Command::new(&binary));
+}
+
+#[test]
+fn rss_falls_after_the_program_frees() {
+    // Only under heapkit: glibc keeps most of this memory (freed small chunks sit in its caches
+    // and bins above the top), the very complaint this test guards against.
+    let binary = compile("rss.c", &[]);
+    let output = run(Command::new(&binary), true);
+    assert!(
+        output.status.success(),
+        "RSS did not fall under heapkit: {}",
+        text(&output.stdout)
+    );
+}
+
+const PYTHON_SCRIPT: &str = r#"
+import json, re, hashlib, collections, itertools
+words = [hashlib.sha256(str(i).encode()).hexdigest()[: (i % 40) + 3] for i in range(60000)]
+counts = collections.Counter(w[:2] for w in words)
+tree = {}
+for w in words[:20000]:
+    node = tree
+    for ch in w[:6]:
+        node = node.setdefault(ch, {})
+text = json.dumps(tree, sort_keys=True)
+again = json.loads(text)
+matches = sum(1 for w in words if re.fullmatch(r"[0-9a-f]*[a-f]{3}[0-9a-f]*", w))
+big = [list(range(i % 500)) for i in range(5000)]
+joined = "".join(sorted(words))
+print(len(words), len(counts), counts.most_common(3))
+print(len(text), again == tree, matches)
+print(sum(map(len, big)), hashlib.md5(joined.encode()).hexdigest())
+print(sorted(itertools.islice(counts.items(), 5)))
+"#;
+
+#[test]
+fn python_with_every_object_through_malloc() {
+    same_as_glibc("python3", || {
+        let mut c = Command::new("python3");
+        c.args(["-c", PYTHON_SCRIPT])
+            .env("PYTHONMALLOC", "malloc")
+            .env("PYTHONHASHSEED", "0");
+        c
+    });
+}
+
+#[test]
+fn perl_script() {
+    let script = r#"my %h; for my $i (1..100000) { $h{"k$i"} = [$i, "v" x ($i % 50)]; }
+my $s = 0; $s += $h{$_}[0] for keys %h; my @sorted = sort { $a cmp $b } keys %h;
+print scalar(keys %h), " $s $sorted[0] $sorted[-1]\n";"#;
+    same_as_glibc("perl", || {
+        let mut c = Command::new("perl");
+        c.args(["-e", script]);
+        c
+    });
+}
+
+#[test]
+fn sqlite3_builds_and_queries_a_database() {
+    let sql = "create table t(id integer primary key, name text, score real);
+with recursive n(i) as (select 1 union all select i + 1 from n where i < 50000)
+insert into t select i, 'name' || (i * 7919 % 10007), (i * 31) % 1000 / 10.0 from n;
+create index t_name on t(name);
+select count(*), sum(score), max(name) from t;
+select name, count(*) from t group by name order by count(*) desc, name limit 3;
+select avg(length(name)) from t where score > 50;";
+    for preload in [false, true] {
+        let _ = std::fs::remove_file(work_dir().join(format!("db-{preload}.sqlite")));
+    }
+    let glibc = run(sqlite(&work_dir().join("db-false.sqlite"), sql), false);
+    let heapkit = run(sqlite(&work_dir().join("db-true.sqlite"), sql), true);
+    assert!(
+        glibc.status.success(),
+        "sqlite3 fails under glibc: {}",
+        text(&glibc.stderr)
+    );
+    assert_eq!(
+        text(&heapkit.stdout),
+        text(&glibc.stdout),
+        "sqlite3 output differs under heapkit"
+    );
+    assert_eq!(text(&heapkit.stderr), text(&glibc.stderr));
+}
+
+fn sqlite(db: &Path, sql: &str) -> Command {
+    let mut c = Command::new("sqlite3");
+    c.arg(db).arg(sql);
+    c
+}
+
+#[test]
+fn gcc_compiles_a_program() {
+    let source = work_dir().join("compiled.c");
+    std::fs::write(
+        &source,
+        "#include <stdio.h>\nstatic unsigned fib(unsigned n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\n\
+         int main(void) { for (unsigned i = 0; i < 25; i++) printf(\"%u \", fib(i)); puts(\"\"); return 0; }\n",
+    )
+    .unwrap();
+    for preload in [false, true] {
+        let binary = work_dir().join(format!("compiled-{preload}"));
+        let mut c = Command::new("gcc");
+        c.args(["-O2", "-Wall", "-o"]).arg(&binary).arg(&source);
+        let output = run(c, preload);
+        assert!(
+            output.status.success(),
+            "gcc under preload={preload}: {}",
+            text(&output.stderr)
+        );
+    }
+    let a = run(Command::new(work_dir().join("compiled-false")), false);
+    let b = run(Command::new(work_dir().join("compiled-true")), false);
+    assert_eq!(
+        text(&a.stdout),
+        text(&b.stdout),
+        "the program gcc built under heapkit behaves differently"
+    );
+}
+
+#[test]
+fn git_init_add_commit_log() {
+    let mut outputs = Vec::new();
+    for preload in [false, true] {
+        let repo = work_dir().join(format!("repo-{preload}"));
+        let _ = std::fs::remove_dir_all(&repo);
+        std::fs::create_dir_all(&repo).unwrap();
+        for i in 0..300 {
+            let body: String = (0..(i % 40 + 1))
+                .map(|j| format!("line {j} of file {i}\n"))
+                .collect();
+            std::fs::write(repo.join(format!("file{i:03}.txt")), body).unwrap();
+        }
+        let git = |args: &[&str]| {
+            let mut c = Command::new("git");
+            c.args(args)
+                .current_dir(&repo)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("HOME", &repo)
+                .env("GIT_AUTHOR_NAME", "heapkit")
+                .env("GIT_AUTHOR_EMAIL", "heapkit@example.invalid")
+                .env("GIT_COMMITTER_NAME", "heapkit")
+                .env("GIT_COMMITTER_EMAIL", "heapkit@example.invalid")
+                .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+                .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z");
+            let output = run(c, preload);
+            assert!(
+                output.status.success(),
+                "git {args:?} (preload={preload}): {}",
+                text(&output.stderr)
+            );
+            text(&output.stdout)
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", "first"]);
+        std::fs::write(repo.join("file000.txt"), "changed\n").unwrap();
+        git(&["commit", "-q", "-am", "second"]);
+        let log = git(&["log", "--stat", "--format=%H %s"]);
+        let status = git(&["status", "--short"]);
+        outputs.push((log, status));
+    }
+    assert_eq!(outputs[0], outputs[1], "git's output differs under heapkit");
+}

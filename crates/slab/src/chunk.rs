@@ -1,0 +1,500 @@
+//! Chunks: 2 MiB runs mapped aligned to their size, cut into 64 KiB slots, with the header in
+//! slot 0. `Chunks` is the chunk lock's state: the chunk list, slot allocation, purging.
+//!
+//! ```text
+//!  chunk (2 MiB, 2 MiB-aligned)
+//!  ┌──────────────┬────────┬────────┬────────┬────────┬─────┬────────┐
+//!  │ slot 0:      │ slot 1 │ slot 2 │ slot 3 │ slot 4 │  …  │ slot31 │
+//!  │ header       │ slab   │ large  │ (tail) │ free   │     │ slab   │
+//!  │ magic, owner │ cls 48 │ head,2 │        │ dirty  │     │ cls 7  │
+//!  │ idents[32]   │        │        │        │        │     │        │
+//!  │ masks, links │        │        │        │        │     │        │
+//!  │ metas[32]    │        │        │        │        │     │        │
+//!  └──────────────┴────────┴────────┴────────┴────────┴─────┴────────┘
+//!   header = ptr & !(CHUNK_BYTES - 1);  slot = (ptr & (CHUNK_BYTES - 1)) >> 16
+//! ```
+//!
+//! `idents` are read without a lock (a block's slot cannot change while the block is live);
+//! the masks and links are guarded by the chunk lock; `metas` of small slabs by their class
+//! lock.
+
+use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOTS_PER_CHUNK, SLOT_BYTES, SLOT_SHIFT};
+use crate::huge::HugeList;
+use crate::slab_meta::SlabMeta;
+use core::ptr::{self, addr_of, addr_of_mut, NonNull};
+use heapkit_core::{AllocError, PageSource};
+
+/// Marks the header of a slab chunk ("heapkitS").
+pub(crate) const CHUNK_MAGIC: usize = 0x6865_6170_6b69_7453;
+/// Marks the header of a huge object's mapping ("heapkitH").
+pub(crate) const HUGE_MAGIC: usize = 0x6865_6170_6b69_7448;
+
+/// What a slot holds.
+pub(crate) mod kind {
+    pub const FREE: u8 = 0;
+    pub const HEADER: u8 = 1;
+    pub const SMALL: u8 = 2;
+    pub const LARGE_HEAD: u8 = 3;
+    pub const LARGE_TAIL: u8 = 4;
+}
+
+/// The first words of every chunk-aligned header, slab chunk or huge mapping alike.
+#[repr(C)]
+pub(crate) struct ChunkHead {
+    pub magic: usize,
+    /// The id of the `Slab` that owns the chunk (catches pointers from another `Slab`).
+    pub owner_id: usize,
+}
+
+/// A slot's identity: what the lock-free pointer lookup reads.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub(crate) struct SlotIdent {
+    pub kind: u8,
+    /// The size class (small slabs).
+    pub class: u8,
+    /// Large head: slots in the span; large tail: distance back to the head.
+    pub span_slots: u16,
+    pub _reserved: u32,
+}
+
+impl SlotIdent {
+    pub const FREE: SlotIdent = SlotIdent::new(kind::FREE, 0, 0);
+    pub const fn new(kind: u8, class: u8, span_slots: u16) -> Self {
+        SlotIdent {
+            kind,
+            class,
+            span_slots,
+            _reserved: 0,
+        }
+    }
+}
+
+/// A slab chunk's header, at the chunk's first byte.
+#[repr(C)]
+pub(crate) struct Chunk {
+    pub head: ChunkHead,
+    pub idents: [SlotIdent; SLOTS_PER_CHUNK],
+    /// Guarded by the chunk lock.
+    pub state: ChunkState,
+    pub metas: [SlabMeta; SLOTS_PER_CHUNK],
+}
+
+/// The part of a chunk header the chunk lock guards.
+///
+/// Code never makes a reference to a whole `Chunk` once it is live: other threads read
+/// `idents` and write `metas` concurrently, so each part is reached through its own raw
+/// pointer projection (`state_of`, `ident`, `meta_ptr`).
+#[repr(C)]
+pub(crate) struct ChunkState {
+    /// Bit `i`: slot `i` is in use (bit 0, the header, always is).
+    pub used_mask: u64,
+    /// Bit `i`: free slot `i` was used since it was mapped or purged (its pages may be resident).
+    pub dirty_mask: u64,
+    /// Bit `i`: free slot `i` has never been written since a zeroing source mapped it.
+    pub zero_mask: u64,
+    pub next: *mut Chunk,
+    pub prev: *mut Chunk,
+}
+
+/// The chunk-lock-guarded state of `chunk`.
+///
+/// # Safety
+/// `chunk` is a live chunk header, the caller holds the chunk lock, and no other reference to
+/// this state exists while the returned one is used.
+#[inline(always)]
+pub(crate) unsafe fn state_of<'a>(chunk: *mut Chunk) -> &'a mut ChunkState {
+    // SAFETY: forwarded from the caller.
+    unsafe { &mut *addr_of_mut!((*chunk).state) }
+}
+
+/// Writes a slot's identity.
+///
+/// # Safety
+/// `chunk` is a live chunk header, the caller holds the chunk lock, `slot < SLOTS_PER_CHUNK`,
+/// and no live block lies in the slot.
+#[inline(always)]
+pub(crate) unsafe fn set_ident(chunk: *mut Chunk, slot: usize, value: SlotIdent) {
+    // SAFETY: forwarded from the caller; the write touches this one ident only.
+    unsafe { addr_of_mut!((*chunk).idents[slot]).write(value) }
+}
+
+const _: () = assert!(
+    core::mem::size_of::<Chunk>() <= SLOT_BYTES,
+    "header fits slot 0"
+);
+const _: () = assert!(core::mem::offset_of!(Chunk, head) == 0);
+
+pub(crate) const HEADER_MASK: u64 = 1;
+pub(crate) const ALL_SLOTS_MASK: u64 = if SLOTS_PER_CHUNK == 64 {
+    u64::MAX
+} else {
+    (1u64 << SLOTS_PER_CHUNK) - 1
+};
+
+/// The mask of `count` slots from `first`.
+pub(crate) const fn run_mask(first: usize, count: usize) -> u64 {
+    debug_assert!(count >= 1 && first + count <= SLOTS_PER_CHUNK);
+    (ALL_SLOTS_MASK >> (SLOTS_PER_CHUNK - count)) << first
+}
+
+/// The chunk-aligned header address below `addr` (as a pointer carrying `ptr`'s provenance).
+#[inline(always)]
+pub(crate) fn header_of(ptr: NonNull<u8>) -> *mut ChunkHead {
+    ptr.as_ptr().map_addr(|a| a & !CHUNK_MASK).cast()
+}
+
+/// The slot index of `ptr` inside its chunk.
+#[inline(always)]
+pub(crate) fn slot_of(ptr: NonNull<u8>) -> usize {
+    (ptr.as_ptr() as usize & CHUNK_MASK) >> SLOT_SHIFT
+}
+
+/// The first byte of slot `slot` of `chunk`.
+#[inline(always)]
+pub(crate) fn slot_start(chunk: *mut Chunk, slot: usize) -> *mut u8 {
+    debug_assert!(slot < SLOTS_PER_CHUNK);
+    chunk.cast::<u8>().wrapping_add(slot << SLOT_SHIFT)
+}
+
+/// Reads a slot's identity.
+///
+/// # Safety
+/// `chunk` is a live chunk header and `slot < SLOTS_PER_CHUNK`.
+#[inline(always)]
+pub(crate) unsafe fn ident(chunk: *const Chunk, slot: usize) -> SlotIdent {
+    // SAFETY: forwarded from the caller; idents are plain data written before the slot's
+    // blocks were handed out.
+    unsafe { ptr::read(addr_of!((*chunk).idents[slot])) }
+}
+
+/// Where a slot's `SlabMeta` lives.
+///
+/// # Safety
+/// `chunk` is a live chunk header and `slot < SLOTS_PER_CHUNK`.
+#[inline(always)]
+pub(crate) unsafe fn meta_ptr(chunk: *mut Chunk, slot: usize) -> *mut SlabMeta {
+    // SAFETY: forwarded from the caller; no reference to the header is created.
+    unsafe { addr_of_mut!((*chunk).metas[slot]) }
+}
+
+/// What an acquired run of slots will hold.
+#[derive(Copy, Clone)]
+pub(crate) enum SlotUse {
+    /// A small slab of this class.
+    Small(u8),
+    /// A large span.
+    Large,
+}
+
+/// The chunk lock's state.
+pub(crate) struct Chunks {
+    /// All slab chunks: those with a free slot first, full ones after them.
+    pub head: *mut Chunk,
+    pub tail: *mut Chunk,
+    pub chunk_count: usize,
+    pub empty_count: usize,
+    /// Free slots in `dirty_mask`s across all chunks.
+    pub dirty_slots: usize,
+    /// Bytes given back with `PageSource::purge` so far.
+    pub purged_bytes: usize,
+    /// Live large spans and the slots they cover.
+    pub large_count: usize,
+    pub large_slots: usize,
+    pub huge: HugeList,
+    /// Requests refused (out of memory, bad layouts).
+    pub failures: usize,
+}
+
+impl Chunks {
+    pub(crate) const fn new() -> Self {
+        Chunks {
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
+            chunk_count: 0,
+            empty_count: 0,
+            dirty_slots: 0,
+            purged_bytes: 0,
+            large_count: 0,
+            large_slots: 0,
+            huge: HugeList::new(),
+            failures: 0,
+        }
+    }
+
+    /// Takes `count` contiguous free slots for `usage` and writes their identities. Returns the
+    /// chunk, the first slot, and whether the slots read as zero.
+    pub(crate) fn acquire<P: PageSource>(
+        &mut self,
+        pages: &P,
+        count: usize,
+        usage: SlotUse,
+        owner_id: usize,
+    ) -> Result<(*mut Chunk, usize, bool), AllocError> {
+        debug_assert!((1..SLOTS_PER_CHUNK).contains(&count));
+        let (chunk, first) = match self.find_free_run(count) {
+            Some(found) => found,
+            None => (self.map_chunk(pages, owner_id)?, 1),
+        };
+        // SAFETY: `chunk` is a live chunk of this list (found or just mapped) and we hold the
+        // chunk lock (we are `&mut Chunks`), which guards its masks and links.
+        unsafe {
+            let c = state_of(chunk);
+            let run = run_mask(first, count);
+            debug_assert!(c.used_mask & run == 0);
+            if c.used_mask == HEADER_MASK {
+                self.empty_count -= 1;
+            }
+            let zeroed = c.zero_mask & run == run;
+            self.dirty_slots -= (c.dirty_mask & run).count_ones() as usize;
+            c.used_mask |= run;
+            c.dirty_mask &= !run;
+            c.zero_mask &= !run;
+            for slot in first..first + count {
+                let value = match usage {
+                    SlotUse::Small(class) => SlotIdent::new(kind::SMALL, class, 1),
+                    SlotUse::Large if slot == first => {
+                        SlotIdent::new(kind::LARGE_HEAD, 0, count as u16)
+                    }
+                    SlotUse::Large => SlotIdent::new(kind::LARGE_TAIL, 0, (slot - first) as u16),
+                };
+                set_ident(chunk, slot, value);
+            }
+            if c.used_mask == ALL_SLOTS_MASK {
+                self.move_to_back(chunk);
+            }
+            Ok((chunk, first, zeroed))
+        }
+    }
+
+    /// First fit over the chunks that have a free slot; for single slots, a dirty slot (pages
+    /// probably still resident: no page faults) is preferred to a clean one.
+    fn find_free_run(&self, count: usize) -> Option<(*mut Chunk, usize)> {
+        let mut chunk = self.head;
+        while !chunk.is_null() {
+            // SAFETY: chunks on the list are live; the chunk lock is held.
+            let c = unsafe { state_of(chunk) };
+            let free = !c.used_mask & ALL_SLOTS_MASK;
+            if free == 0 {
+                return None; // full chunks sit at the back
+            }
+            if count == 1 {
+                let dirty = free & c.dirty_mask;
+                let pick = if dirty != 0 { dirty } else { free };
+                return Some((chunk, pick.trailing_zeros() as usize));
+            }
+            if let Some(first) = first_run(free, count) {
+                return Some((chunk, first));
+            }
+            chunk = c.next;
+        }
+        None
+    }
+
+    /// Maps and initialises a new chunk and puts it at the front of the list.
+    fn map_chunk<P: PageSource>(
+        &mut self,
+        pages: &P,
+        owner_id: usize,
+    ) -> Result<*mut Chunk, AllocError> {
+        let page_bytes = pages.page_size();
+        if page_bytes > SLOT_BYTES || !page_bytes.is_power_of_two() {
+            return Err(AllocError); // slots could not be purged one by one
+        }
+        let raw = pages.map(CHUNK_BYTES, CHUNK_BYTES)?;
+        debug_assert!(
+            raw.as_ptr() as usize & CHUNK_MASK == 0,
+            "source broke alignment"
+        );
+        if raw.as_ptr() as usize & CHUNK_MASK != 0 {
+            // SAFETY: the run was just mapped with this length.
+            unsafe { pages.unmap(raw, CHUNK_BYTES) };
+            return Err(AllocError);
+        }
+        let chunk = raw.as_ptr().cast::<Chunk>();
+        let zero_mask = if pages.maps_zeroed() {
+            ALL_SLOTS_MASK & !HEADER_MASK
+        } else {
+            0
+        };
+        // SAFETY: the run is fresh, CHUNK_BYTES long and chunk-aligned, so the header fits in
+        // slot 0 (asserted at compile time). Fields are written one by one through raw pointers;
+        // `metas` stay uninitialised until a slot becomes a slab.
+        unsafe {
+            addr_of_mut!((*chunk).head).write(ChunkHead {
+                magic: CHUNK_MAGIC,
+                owner_id,
+            });
+            addr_of_mut!((*chunk).idents).write([SlotIdent::FREE; SLOTS_PER_CHUNK]);
+            addr_of_mut!((*chunk).idents[0]).write(SlotIdent::new(kind::HEADER, 0, 0));
+            addr_of_mut!((*chunk).state).write(ChunkState {
+                used_mask: HEADER_MASK,
+                dirty_mask: 0,
+                zero_mask,
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+            });
+        }
+        self.chunk_count += 1;
+        self.empty_count += 1;
+        self.push_front(chunk);
+        Ok(chunk)
+    }
+
+    /// Gives back `count` slots from `first`. They become dirty; an empty chunk beyond the
+    /// retained one is unmapped; dirty slots beyond `threshold_bytes` are purged.
+    ///
+    /// # Safety
+    /// The slots are a run in use in `chunk` (a live chunk of this list) and nothing in them is
+    /// used any more.
+    pub(crate) unsafe fn release<P: PageSource>(
+        &mut self,
+        pages: &P,
+        chunk: *mut Chunk,
+        first: usize,
+        count: usize,
+        threshold_bytes: usize,
+        retained_chunks: usize,
+    ) {
+        // SAFETY: the caller promises a live chunk; the chunk lock is held.
+        let c = unsafe { state_of(chunk) };
+        let run = run_mask(first, count);
+        debug_assert!(c.used_mask & run == run && first >= 1);
+        let was_full = c.used_mask == ALL_SLOTS_MASK;
+        c.used_mask &= !run;
+        c.dirty_mask |= run;
+        self.dirty_slots += count;
+        for slot in first..first + count {
+            // SAFETY: the slots are ours and hold no live block any more.
+            unsafe { set_ident(chunk, slot, SlotIdent::FREE) };
+        }
+        let now_empty = c.used_mask == HEADER_MASK;
+        if was_full {
+            self.unlink(chunk);
+            self.push_front(chunk);
+        }
+        if now_empty {
+            self.empty_count += 1;
+            if self.empty_count > retained_chunks {
+                // SAFETY: the chunk is empty, so nothing in it is used.
+                unsafe { self.unmap_chunk(pages, chunk) };
+            }
+        }
+        if self.dirty_slots * SLOT_BYTES > threshold_bytes {
+            self.purge_dirty(pages);
+        }
+    }
+
+    /// Unmaps an empty chunk.
+    ///
+    /// # Safety
+    /// `chunk` is an empty, live chunk of this list.
+    pub(crate) unsafe fn unmap_chunk<P: PageSource>(&mut self, pages: &P, chunk: *mut Chunk) {
+        // SAFETY: forwarded from the caller.
+        let c = unsafe { state_of(chunk) };
+        debug_assert_eq!(c.used_mask, HEADER_MASK);
+        self.dirty_slots -= c.dirty_mask.count_ones() as usize;
+        self.empty_count -= 1;
+        self.chunk_count -= 1;
+        self.unlink(chunk);
+        // A stale pointer into the range fails the magic check should the range be reused.
+        // SAFETY: the header is live until the unmap below.
+        unsafe { addr_of_mut!((*chunk).head.magic).write(0) };
+        // SAFETY: the chunk is a whole run mapped by `map_chunk`; nothing in it is used.
+        unsafe { pages.unmap(NonNull::new_unchecked(chunk.cast()), CHUNK_BYTES) };
+    }
+
+    /// Unmaps every empty chunk (even the retained ones).
+    pub(crate) fn unmap_empty_chunks<P: PageSource>(&mut self, pages: &P) {
+        let mut chunk = self.head;
+        while !chunk.is_null() {
+            // SAFETY: a live chunk of the list; the chunk lock is held.
+            let (next, used) = unsafe { (state_of(chunk).next, state_of(chunk).used_mask) };
+            if used == HEADER_MASK {
+                // SAFETY: empty and live.
+                unsafe { self.unmap_chunk(pages, chunk) };
+            }
+            chunk = next;
+        }
+    }
+
+    /// Purges every dirty free slot, coalescing neighbours into one call.
+    pub(crate) fn purge_dirty<P: PageSource>(&mut self, pages: &P) {
+        let mut chunk = self.head;
+        while !chunk.is_null() && self.dirty_slots > 0 {
+            // SAFETY: a live chunk of the list; the chunk lock is held.
+            let c = unsafe { state_of(chunk) };
+            let mut dirty = c.dirty_mask;
+            while dirty != 0 {
+                let first = dirty.trailing_zeros() as usize;
+                let count = (!(dirty >> first)).trailing_zeros() as usize;
+                let len_bytes = count * SLOT_BYTES;
+                // SAFETY: the slots are free (dirty ⊆ free) and page-aligned (a slot is a
+                // multiple of the page size, checked in `map_chunk`), inside a live run.
+                unsafe { pages.purge(NonNull::new_unchecked(slot_start(chunk, first)), len_bytes) };
+                self.purged_bytes += len_bytes;
+                dirty &= !run_mask(first, count);
+            }
+            self.dirty_slots -= c.dirty_mask.count_ones() as usize;
+            c.dirty_mask = 0;
+            chunk = c.next;
+        }
+    }
+
+    /// Moves a chunk that just became full behind the ones with free slots.
+    pub(crate) fn move_to_back(&mut self, chunk: *mut Chunk) {
+        self.unlink(chunk);
+        self.push_back(chunk);
+    }
+
+    fn push_front(&mut self, chunk: *mut Chunk) {
+        // SAFETY: `chunk` and the list's chunks are live; the chunk lock is held.
+        unsafe {
+            state_of(chunk).prev = ptr::null_mut();
+            state_of(chunk).next = self.head;
+            if self.head.is_null() {
+                self.tail = chunk;
+            } else {
+                state_of(self.head).prev = chunk;
+            }
+        }
+        self.head = chunk;
+    }
+
+    fn push_back(&mut self, chunk: *mut Chunk) {
+        // SAFETY: `chunk` and the list's chunks are live; the chunk lock is held.
+        unsafe {
+            state_of(chunk).next = ptr::null_mut();
+            state_of(chunk).prev = self.tail;
+            if self.tail.is_null() {
+                self.head = chunk;
+            } else {
+                state_of(self.tail).next = chunk;
+            }
+        }
+        self.tail = chunk;
+    }
+
+    fn unlink(&mut self, chunk: *mut Chunk) {
+        // SAFETY: `chunk` is live and on the list, as are its neighbours; the chunk lock is held.
+        unsafe {
+            let (prev, next) = (state_of(chunk).prev, state_of(chunk).next);
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                state_of(prev).next = next;
+            }
+            if next.is_null() {
+                self.tail = prev;
+            } else {
+                state_of(next).prev = prev;
+            }
+        }
+    }
+}
+
+/// The first position of `count` consecutive set bits in `free`.
+fn first_run(free: u64, count: usize) -> Option<usize> {
+    let want = run_mask(0, count);
+    (1..=SLOTS_PER_CHUNK - count).find(|&first| (free >> first) & want == want)
+}

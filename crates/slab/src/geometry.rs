@@ -1,0 +1,44 @@
+//! The fixed geometry: chunk, slot and large-object limits, and the assertions that tie them.
+//!
+//! Why 2 MiB chunks of 64 KiB slots:
+//! - 2 MiB is the x86-64 transparent-huge-page size, so a chunk can be one huge page; and it is
+//!   small enough that a test heap of 8 MiB (`heapkit_testkit::test_pages`) holds three chunks.
+//! - 64 KiB slots are mimalloc's small-page size: big enough that even the 16 KiB class gets 4
+//!   blocks, small enough that a class that is used for a handful of objects pins little.
+//!   Slots are touched lazily (a bump index hands out never-used blocks), so a slab costs RSS
+//!   only for the 4 KiB pages its blocks really reached.
+//! - Slot 0 holds the chunk header (slot metadata and the per-slab live bitmaps); the rest of
+//!   slot 0 is never touched, so it costs address space but no memory.
+
+/// Bytes in a chunk; chunks are mapped aligned to this, so masking a pointer finds the header.
+pub const CHUNK_BYTES: usize = 2 << 20;
+/// Bytes in a slot: a small slab, or one piece of a large span.
+pub const SLOT_BYTES: usize = 64 << 10;
+/// Slots per chunk, the header slot included.
+pub const SLOTS_PER_CHUNK: usize = CHUNK_BYTES / SLOT_BYTES;
+/// log2 of [`SLOT_BYTES`].
+pub const SLOT_SHIFT: u32 = SLOT_BYTES.trailing_zeros();
+/// The largest object served by a span of slots inside a chunk; larger ones get their own
+/// mapping. Half a chunk, so that one large object never forces a chunk of its own.
+pub const LARGE_MAX_BYTES: usize = CHUNK_BYTES / 2;
+/// The largest alignment served at all (huge objects sit at most this far into their mapping,
+/// which keeps their header at the chunk-aligned address below them). Larger alignments are
+/// refused with `AllocError`.
+pub const MAX_ALIGN_SERVED_BYTES: usize = CHUNK_BYTES / 2;
+/// Empty chunks kept mapped (purged) for reuse; further empty chunks are unmapped at once.
+pub const RETAINED_EMPTY_CHUNKS: usize = 1;
+/// Default dirty bytes (freed slots whose pages may still be resident) allowed before they are
+/// purged. See the README for the measurement behind it.
+pub const DEFAULT_PURGE_THRESHOLD_BYTES: usize = 8 << 20;
+
+/// Mask that keeps the offset inside a chunk.
+pub(crate) const CHUNK_MASK: usize = CHUNK_BYTES - 1;
+
+const _: () = assert!(CHUNK_BYTES.is_power_of_two() && SLOT_BYTES.is_power_of_two());
+const _: () = assert!(
+    SLOTS_PER_CHUNK >= 4 && SLOTS_PER_CHUNK <= 64,
+    "slot masks are u64"
+);
+const _: () = assert!(LARGE_MAX_BYTES <= (SLOTS_PER_CHUNK - 1) * SLOT_BYTES);
+const _: () = assert!(LARGE_MAX_BYTES % SLOT_BYTES == 0);
+const _: () = assert!(MAX_ALIGN_SERVED_BYTES < CHUNK_BYTES);

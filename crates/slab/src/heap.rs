@@ -1,0 +1,360 @@
+//! `Slab<P>`: the allocator value — one lock per size class, one for chunks — and the
+//! lock-free pointer lookup every free starts with.
+
+use crate::bad_input::report;
+use crate::chunk::{
+    header_of, ident, kind, slot_of, slot_start, Chunk, Chunks, CHUNK_MAGIC, HUGE_MAGIC,
+};
+use crate::classes::{class_of_layout, CLASS_BYTES, CLASS_COUNT};
+use crate::geometry::{DEFAULT_PURGE_THRESHOLD_BYTES, RETAINED_EMPTY_CHUNKS};
+use crate::guard::Guarded;
+use crate::huge::Huge;
+use crate::slab_meta::SlabMeta;
+use core::alloc::Layout;
+use core::ptr::{self, addr_of, NonNull};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use heapkit_core::{AllocError, PageSource};
+
+/// A size-class slab allocator over a [`PageSource`]. See the crate docs for the design.
+///
+/// `Slab<P>` is `Sync` when `P` is: each size class has its own lock, chunks and large objects
+/// share one more, and finding a block's metadata from its address takes no lock.
+pub struct Slab<P: PageSource> {
+    pub(crate) classes: [Guarded<ClassList>; CLASS_COUNT],
+    pub(crate) chunks: Guarded<Chunks>,
+    /// This slab's id in its chunk headers (0 until the first mapping).
+    pub(crate) owner: AtomicUsize,
+    pub(crate) purge_threshold_bytes: AtomicUsize,
+    pub(crate) reallocations: AtomicUsize,
+    pub(crate) pages: P,
+}
+
+// SAFETY: all shared state is behind the class locks and the chunk lock (`Guarded`), or atomic;
+// chunk memory is owned by the slab and reached only under those locks, except the idents and
+// magic words, which are written before any block they describe is handed out. `P: Sync`
+// makes the shared page source usable from every thread.
+unsafe impl<P: PageSource + Sync> Sync for Slab<P> {}
+// SAFETY: the slab owns its chunks (raw pointers into memory from `P`); moving it to another
+// thread moves that ownership along with `P`.
+unsafe impl<P: PageSource + Send> Send for Slab<P> {}
+
+/// The blocks of one size class: the slabs with room, and the class's counters.
+pub(crate) struct ClassList {
+    /// Slabs of this class with at least one free block (full slabs are on no list).
+    pub head: *mut SlabMeta,
+    pub listed: usize,
+    /// Slabs this class holds, full ones included.
+    pub slabs: usize,
+    pub live_blocks: usize,
+    pub allocations: usize,
+    pub deallocations: usize,
+}
+
+impl ClassList {
+    const fn new() -> Self {
+        ClassList {
+            head: ptr::null_mut(),
+            listed: 0,
+            slabs: 0,
+            live_blocks: 0,
+            allocations: 0,
+            deallocations: 0,
+        }
+    }
+
+    /// Puts `slab` at the front (it is served next: its freed blocks are hot in cache).
+    ///
+    /// # Safety
+    /// `slab` is a live slab of this class, not listed; the class lock is held.
+    pub(crate) unsafe fn link_front(&mut self, slab: *mut SlabMeta) {
+        // SAFETY: forwarded from the caller; `head`, if any, is a live listed slab.
+        unsafe {
+            debug_assert!(!(*slab).listed);
+            (*slab).prev = ptr::null_mut();
+            (*slab).next = self.head;
+            (*slab).listed = true;
+            if !self.head.is_null() {
+                (*self.head).prev = slab;
+            }
+        }
+        self.head = slab;
+        self.listed += 1;
+    }
+
+    /// Takes `slab` off the list.
+    ///
+    /// # Safety
+    /// `slab` is a listed slab of this class; the class lock is held.
+    pub(crate) unsafe fn unlink(&mut self, slab: *mut SlabMeta) {
+        // SAFETY: forwarded from the caller; neighbours are live listed slabs.
+        unsafe {
+            debug_assert!((*slab).listed);
+            let (prev, next) = ((*slab).prev, (*slab).next);
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                (*prev).next = next;
+            }
+            if !next.is_null() {
+                (*next).prev = prev;
+            }
+            (*slab).listed = false;
+        }
+        self.listed -= 1;
+    }
+}
+
+/// Where a live block lives, found from its address.
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Block {
+    Small {
+        chunk: *mut Chunk,
+        slot: usize,
+        class: usize,
+    },
+    Large {
+        chunk: *mut Chunk,
+        slot: usize,
+        slots: usize,
+    },
+    Huge {
+        header: *mut Huge,
+    },
+}
+
+/// Every slab's owner id comes from here.
+static NEXT_OWNER_ID: AtomicUsize = AtomicUsize::new(1);
+
+impl<P: PageSource> Slab<P> {
+    /// An empty slab allocator over `pages`. Nothing is mapped until the first allocation, so
+    /// this is `const` and a `static` can hold the result.
+    pub const fn new(pages: P) -> Self {
+        Slab {
+            classes: [const { Guarded::new(ClassList::new()) }; CLASS_COUNT],
+            chunks: Guarded::new(Chunks::new()),
+            owner: AtomicUsize::new(0),
+            purge_threshold_bytes: AtomicUsize::new(DEFAULT_PURGE_THRESHOLD_BYTES),
+            reallocations: AtomicUsize::new(0),
+            pages,
+        }
+    }
+
+    /// The page source.
+    pub fn pages(&self) -> &P {
+        &self.pages
+    }
+
+    /// How many bytes of freed slots may stay resident before they are purged
+    /// ([`DEFAULT_PURGE_THRESHOLD_BYTES`] unless changed). 0 purges on every release.
+    pub fn purge_threshold_bytes(&self) -> usize {
+        self.purge_threshold_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Changes the purge threshold (see [`purge_threshold_bytes`](Self::purge_threshold_bytes)).
+    pub fn set_purge_threshold_bytes(&self, threshold_bytes: usize) {
+        self.purge_threshold_bytes
+            .store(threshold_bytes, Ordering::Relaxed);
+    }
+
+    /// This slab's owner id, assigned on first use.
+    pub(crate) fn owner_id(&self) -> usize {
+        let id = self.owner.load(Ordering::Relaxed);
+        if id != 0 {
+            return id;
+        }
+        let fresh = NEXT_OWNER_ID.fetch_add(1, Ordering::Relaxed);
+        match self
+            .owner
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(existing) => existing,
+        }
+    }
+
+    /// Gives every empty slab and every dirty slot back: empty slabs kept by their class are
+    /// released, dirty slots purged and empty chunks (the retained ones too) unmapped. Like
+    /// `malloc_trim(0)`. Takes every lock in turn; call it when the program has gone idle.
+    pub fn trim(&self) {
+        for (class, guarded) in self.classes.iter().enumerate() {
+            let mut list = guarded.lock();
+            let mut slab = list.head;
+            while !slab.is_null() {
+                // SAFETY: listed slabs of this class are live; the class lock is held.
+                let (next, used) = unsafe { ((*slab).next, (*slab).used) };
+                if used == 0 {
+                    // SAFETY: as above; the slab holds no live block.
+                    unsafe {
+                        list.unlink(slab);
+                        list.slabs -= 1;
+                        self.release_slab(slab, usize::MAX);
+                    }
+                }
+                slab = next;
+            }
+            debug_assert!(list.slabs >= list.listed, "class {class}");
+        }
+        let mut chunks = self.chunks.lock();
+        chunks.purge_dirty(&self.pages);
+        chunks.unmap_empty_chunks(&self.pages);
+    }
+
+    /// Finds where the block at `ptr` lives, from the address alone.
+    ///
+    /// Cheap checks catch pointers that are not a live block's start: a wrong magic word, a
+    /// header of another `Slab`, a free slot, the middle of a large span.
+    ///
+    /// # Safety
+    /// The chunk-aligned address below `ptr` is readable (true for every block of this slab).
+    #[inline(always)]
+    pub(crate) unsafe fn locate(&self, ptr: NonNull<u8>) -> Result<Block, &'static str> {
+        let head = header_of(ptr);
+        // SAFETY: the caller promises the header is readable; magic and owner are written once
+        // before any block of the chunk is handed out.
+        let (magic, owner) = unsafe {
+            (
+                addr_of!((*head).magic).read(),
+                addr_of!((*head).owner_id).read(),
+            )
+        };
+        if owner != self.owner.load(Ordering::Relaxed) {
+            return Err("free of a pointer that no chunk of this Slab holds (foreign pointer)");
+        }
+        if magic == CHUNK_MAGIC {
+            let chunk = head.cast::<Chunk>();
+            let slot = slot_of(ptr);
+            // SAFETY: a live chunk (magic and owner match) and an in-range slot.
+            let id = unsafe { ident(chunk, slot) };
+            return match id.kind {
+                kind::SMALL if ptr.as_ptr() as usize % 16 == 0 => Ok(Block::Small {
+                    chunk,
+                    slot,
+                    class: id.class as usize,
+                }),
+                kind::LARGE_HEAD if ptr.as_ptr() == slot_start(chunk, slot) => Ok(Block::Large {
+                    chunk,
+                    slot,
+                    slots: id.span_slots as usize,
+                }),
+                kind::FREE => Err("free of a block in a free slot (double free?)"),
+                _ => Err("free of a pointer that is not the start of a block"),
+            };
+        }
+        if magic == HUGE_MAGIC {
+            let header = head.cast::<Huge>();
+            // SAFETY: a live huge header (magic and owner match).
+            if ptr.as_ptr() == unsafe { Huge::block_start(header) } {
+                return Ok(Block::Huge { header });
+            }
+            return Err("free of a pointer that is not the start of a huge block");
+        }
+        Err("free of a pointer whose chunk has no heapkit magic (foreign pointer)")
+    }
+
+    /// Serves a layout: the small path when a class fits it, the large path otherwise. Returns
+    /// the block, its usable length, and whether it is known to read as zero.
+    #[inline(always)]
+    pub(crate) fn alloc_block(
+        &self,
+        layout: Layout,
+    ) -> Result<(NonNull<u8>, usize, bool), AllocError> {
+        match class_of_layout(layout.size(), layout.align()) {
+            Some(class) => {
+                let (block, zeroed) = self.alloc_small(class)?;
+                Ok((block, CLASS_BYTES[class] as usize, zeroed))
+            }
+            None => self.alloc_large(layout),
+        }
+    }
+
+    /// Releases the block at `ptr`, whatever its kind.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this slab (bad pointers are caught where cheap, see `locate`).
+    #[inline(always)]
+    pub(crate) unsafe fn free_block(&self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
+        match unsafe { self.locate(ptr) } {
+            // SAFETY: `locate` found the block's slab, span or mapping.
+            Ok(Block::Small { chunk, slot, class }) => unsafe {
+                self.free_small(chunk, slot, class, ptr)
+            },
+            // SAFETY: as above.
+            Ok(Block::Large { chunk, slot, .. }) => unsafe { self.free_span(chunk, slot) },
+            // SAFETY: as above.
+            Ok(Block::Huge { header }) => unsafe { self.free_huge(header) },
+            Err(what) => report(what, ptr.as_ptr() as usize),
+        }
+    }
+
+    /// The usable size of the block at `ptr`.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this slab.
+    pub(crate) unsafe fn block_usable_bytes(&self, block: Block) -> usize {
+        match block {
+            Block::Small { class, .. } => CLASS_BYTES[class] as usize,
+            Block::Large { slots, .. } => slots * crate::geometry::SLOT_BYTES,
+            // SAFETY: a live huge header (the caller's promise).
+            Block::Huge { header } => unsafe { Huge::usable_bytes(header) },
+        }
+    }
+
+    /// Gives an empty small slab's slot back to its chunk. The slab's metadata must not be
+    /// touched afterwards (the chunk may be unmapped).
+    ///
+    /// # Safety
+    /// `slab` is an empty slab already taken off its class (list and count); its class lock is
+    /// held.
+    pub(crate) unsafe fn release_slab(&self, slab: *mut SlabMeta, threshold_bytes: usize) {
+        // SAFETY: forwarded from the caller.
+        let start = unsafe { (*slab).start };
+        // SAFETY: as above.
+        debug_assert!(unsafe { (*slab).used } == 0);
+        // SAFETY: `start` is a slot start, so it is non-null.
+        let start = unsafe { NonNull::new_unchecked(start) };
+        let chunk = header_of(start).cast::<Chunk>();
+        let threshold = threshold_bytes.min(self.purge_threshold_bytes());
+        let mut chunks = self.chunks.lock();
+        // SAFETY: the slot is in use by this (now empty) slab in a live chunk.
+        unsafe {
+            chunks.release(
+                &self.pages,
+                chunk,
+                slot_of(start),
+                1,
+                threshold,
+                RETAINED_EMPTY_CHUNKS,
+            )
+        };
+    }
+}
+
+impl<P: PageSource> Drop for Slab<P> {
+    fn drop(&mut self) {
+        let chunks = self.chunks.get_mut();
+        let mut chunk = chunks.head;
+        while !chunk.is_null() {
+            // SAFETY: a live chunk; `&mut self` means nobody else touches it.
+            let next = unsafe { crate::chunk::state_of(chunk).next };
+            // SAFETY: every block dies with the allocator (the `Allocator` contract), so the
+            // whole chunk run can go.
+            unsafe {
+                self.pages.unmap(
+                    NonNull::new_unchecked(chunk.cast()),
+                    crate::geometry::CHUNK_BYTES,
+                )
+            };
+            chunk = next;
+        }
+        let mut huge = chunks.huge.head;
+        while !huge.is_null() {
+            // SAFETY: a live huge header; `&mut self` as above.
+            let (next, start, len) =
+                unsafe { (Huge::next(huge), huge.cast::<u8>(), Huge::map_bytes(huge)) };
+            // SAFETY: the mapping made for this huge block, which dies with the allocator.
+            unsafe { self.pages.unmap(NonNull::new_unchecked(start), len) };
+            huge = next;
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Huge blocks: one mapping each, chunk-aligned, with a small header at the front so that the
+//! same pointer masking that finds a chunk header finds it.
+//!
+//! ```text
+//!   mapping (chunk-aligned)
+//!   ┌──────────┬─────────── … ───────────────────────────┐
+//!   │ Huge hdr │ block (offset = header rounded up to the │
+//!   │ magic,.. │ block's alignment, < CHUNK_BYTES)         │
+//!   └──────────┴─────────── … ───────────────────────────┘
+//! ```
+//!
+//! The header's `next`/`prev` links (guarded by the chunk lock) chain all huge blocks for
+//! `check`, `heap_map`, statistics and `Drop`. Its other fields are read without a lock by
+//! the block's owner (`free`, `usable_size`), and change only when that owner resizes it.
+
+use crate::chunk::{ChunkHead, HUGE_MAGIC};
+use crate::geometry::CHUNK_BYTES;
+use crate::heap::Slab;
+use core::alloc::Layout;
+use core::ptr::{self, addr_of, addr_of_mut, NonNull};
+use heapkit_core::{align_up, AllocError, PageSource, MAX_ALIGN_BYTES};
+
+/// The header at the front of a huge block's mapping.
+#[repr(C)]
+pub(crate) struct Huge {
+    pub head: ChunkHead,
+    /// Length of the mapping, header included.
+    pub map_bytes: usize,
+    /// Distance from the mapping's start to the block.
+    pub offset_bytes: usize,
+    pub next: *mut Huge,
+    pub prev: *mut Huge,
+}
+
+const _: () = assert!(core::mem::offset_of!(Huge, head) == 0);
+
+impl Huge {
+    /// # Safety
+    /// `this` is a live huge header.
+    pub(crate) unsafe fn block_start(this: *mut Huge) -> *mut u8 {
+        // SAFETY: forwarded from the caller.
+        unsafe { this.cast::<u8>().add(addr_of!((*this).offset_bytes).read()) }
+    }
+    /// # Safety
+    /// `this` is a live huge header.
+    pub(crate) unsafe fn usable_bytes(this: *mut Huge) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { addr_of!((*this).map_bytes).read() - addr_of!((*this).offset_bytes).read() }
+    }
+    /// # Safety
+    /// `this` is a live huge header.
+    pub(crate) unsafe fn map_bytes(this: *mut Huge) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { addr_of!((*this).map_bytes).read() }
+    }
+    /// # Safety
+    /// `this` is a live huge header and the chunk lock is held (or `&mut Slab`).
+    pub(crate) unsafe fn next(this: *mut Huge) -> *mut Huge {
+        // SAFETY: forwarded from the caller.
+        unsafe { addr_of!((*this).next).read() }
+    }
+}
+
+/// The huge blocks of a slab (part of the chunk lock's state).
+pub(crate) struct HugeList {
+    pub head: *mut Huge,
+    pub count: usize,
+    pub mapped_bytes: usize,
+    pub usable_bytes: usize,
+}
+
+impl HugeList {
+    pub(crate) const fn new() -> Self {
+        HugeList {
+            head: ptr::null_mut(),
+            count: 0,
+            mapped_bytes: 0,
+            usable_bytes: 0,
+        }
+    }
+
+    /// # Safety
+    /// `huge` is a live, unlinked header; the chunk lock is held.
+    unsafe fn push(&mut self, huge: *mut Huge) {
+        // SAFETY: forwarded from the caller; `head`, if any, is a live linked header.
+        unsafe {
+            addr_of_mut!((*huge).prev).write(ptr::null_mut());
+            addr_of_mut!((*huge).next).write(self.head);
+            if !self.head.is_null() {
+                addr_of_mut!((*self.head).prev).write(huge);
+            }
+        }
+        self.head = huge;
+        self.count += 1;
+    }
+
+    /// # Safety
+    /// `huge` is a live, linked header; the chunk lock is held.
+    unsafe fn unlink(&mut self, huge: *mut Huge) {
+        // SAFETY: forwarded from the caller; neighbours are live linked headers.
+        unsafe {
+            let prev = addr_of!((*huge).prev).read();
+            let next = addr_of!((*huge).next).read();
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                addr_of_mut!((*prev).next).write(next);
+            }
+            if !next.is_null() {
+                addr_of_mut!((*next).prev).write(prev);
+            }
+        }
+        self.count -= 1;
+    }
+}
+
+/// The block's offset in its mapping and the mapping's length for `layout`.
+fn huge_geometry(layout: Layout, page_bytes: usize) -> Option<(usize, usize)> {
+    let align = layout.align().max(MAX_ALIGN_BYTES);
+    let offset = align_up(core::mem::size_of::<Huge>(), align)?;
+    let map_bytes = align_up(offset.checked_add(layout.size())?, page_bytes)?;
+    (offset < CHUNK_BYTES).then_some((offset, map_bytes))
+}
+
+impl<P: PageSource> Slab<P> {
+    /// Maps a huge block.
+    pub(crate) fn alloc_huge(
+        &self,
+        layout: Layout,
+    ) -> Result<(NonNull<u8>, usize, bool), AllocError> {
+        let owner_id = self.owner_id();
+        let Some((offset, map_bytes)) = huge_geometry(layout, self.pages.page_size()) else {
+            self.chunks.lock().failures += 1;
+            return Err(AllocError);
+        };
+        // Mapped without the chunk lock: a slow mmap must not stall other threads' refills.
+        let raw = match self.pages.map(map_bytes, CHUNK_BYTES) {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.chunks.lock().failures += 1;
+                return Err(e);
+            }
+        };
+        let huge = raw.as_ptr().cast::<Huge>();
+        // SAFETY: a fresh, chunk-aligned mapping of `map_bytes` ≥ the header's size.
+        unsafe {
+            huge.write(Huge {
+                head: ChunkHead {
+                    magic: HUGE_MAGIC,
+                    owner_id,
+                },
+                map_bytes,
+                offset_bytes: offset,
+                next: ptr::null_mut(),
+                prev: ptr::null_mut(),
+            })
+        };
+        let usable = map_bytes - offset;
+        {
+            let mut chunks = self.chunks.lock();
+            // SAFETY: the header was just written; the chunk lock is held.
+            unsafe { chunks.huge.push(huge) };
+            chunks.huge.mapped_bytes += map_bytes;
+            chunks.huge.usable_bytes += usable;
+        }
+        // SAFETY: `offset < map_bytes`, inside the mapping.
+        let block = unsafe { NonNull::new_unchecked(raw.as_ptr().add(offset)) };
+        Ok((block, usable, self.pages.maps_zeroed()))
+    }
+
+    /// Unmaps a huge block.
+    ///
+    /// # Safety
+    /// `huge` is the live header `locate` found for the block being freed.
+    pub(crate) unsafe fn free_huge(&self, huge: *mut Huge) {
+        // SAFETY: forwarded from the caller.
+        let (map_bytes, usable) = unsafe { (Huge::map_bytes(huge), Huge::usable_bytes(huge)) };
+        {
+            let mut chunks = self.chunks.lock();
+            // SAFETY: a live, linked header; the chunk lock is held.
+            unsafe { chunks.huge.unlink(huge) };
+            chunks.huge.mapped_bytes -= map_bytes;
+            chunks.huge.usable_bytes -= usable;
+            // SAFETY: still mapped; a stale pointer to it now fails the magic check.
+            unsafe { addr_of_mut!((*huge).head.magic).write(0) };
+        }
+        // SAFETY: the whole mapping made by `alloc_huge`; its only block is dead.
+        unsafe {
+            self.pages
+                .unmap(NonNull::new_unchecked(huge.cast()), map_bytes)
+        };
+    }
+
+    /// Resizes a huge block in place to at least `new_size` bytes: shrinking unmaps whole
+    /// pages at the tail; growing asks the source to extend the mapping (`brk`-like sources
+    /// can, `mmap` cannot). Returns the new usable length, or `None`.
+    ///
+    /// # Safety
+    /// `huge` is the live header of a block the caller owns.
+    pub(crate) unsafe fn resize_huge(&self, huge: *mut Huge, new_size: usize) -> Option<usize> {
+        let page_bytes = self.pages.page_size();
+        // SAFETY: forwarded from the caller.
+        let (old_map, offset) =
+            unsafe { (Huge::map_bytes(huge), addr_of!((*huge).offset_bytes).read()) };
+        let new_map = align_up(offset.checked_add(new_size)?, page_bytes)?;
+        if new_map < old_map {
+            // SAFETY: the tail pages hold nothing the (shrunk) block still uses.
+            unsafe {
+                self.pages.unmap(
+                    NonNull::new_unchecked(huge.cast::<u8>().add(new_map)),
+                    old_map - new_map,
+                )
+            };
+        } else if new_map > old_map {
+            // SAFETY: the mapping's end is inside or one past the mapping.
+            let end = unsafe { NonNull::new_unchecked(huge.cast::<u8>().add(old_map)) };
+            self.pages.extend(end, new_map - old_map).ok()?;
+        }
+        let mut chunks = self.chunks.lock();
+        // Add before subtracting: each total includes this block's old figure.
+        chunks.huge.mapped_bytes = chunks.huge.mapped_bytes + new_map - old_map;
+        chunks.huge.usable_bytes = chunks.huge.usable_bytes + new_map - old_map;
+        // SAFETY: the header is live; only the block's owner (the caller) resizes it.
+        unsafe { addr_of_mut!((*huge).map_bytes).write(new_map) };
+        Some(new_map - offset)
+    }
+}

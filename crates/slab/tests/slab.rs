@@ -1,0 +1,449 @@
+//! Slab-specific behaviour: classes, batches, in-place resizing, purging, bad input.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use heapkit_core::{Allocator, BatchAllocator, Introspect, PageSource, UnsizedAllocator};
+use heapkit_pages::BufferPages;
+use heapkit_slab::{
+    class_of_size, Slab, SlotKind, CHUNK_BYTES, CLASS_BYTES, CLASS_COUNT, LARGE_MAX_BYTES,
+    SLOT_BYTES, SMALL_MAX_BYTES,
+};
+use heapkit_testkit::test_pages;
+
+fn layout(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).unwrap()
+}
+
+fn slab(len_bytes: usize) -> Slab<BufferPages<'static>> {
+    Slab::new(test_pages(len_bytes))
+}
+
+fn live_bytes<P: PageSource>(s: &Slab<P>) -> usize {
+    s.stats().unwrap().live_bytes
+}
+
+#[test]
+fn every_class_serves_aligned_disjoint_blocks() {
+    let s = slab(8 << 20);
+    let per_class = if cfg!(miri) { 2 } else { 8 };
+    let mut blocks = Vec::new();
+    for (class, &bytes) in CLASS_BYTES.iter().enumerate() {
+        let bytes = bytes as usize;
+        for _ in 0..per_class {
+            let b = s.allocate(layout(bytes, 16)).unwrap();
+            assert_eq!(b.len(), bytes);
+            let addr = b.cast::<u8>().as_ptr() as usize;
+            assert_eq!(addr % (1 << bytes.trailing_zeros()), 0, "natural alignment");
+            // SAFETY: a fresh block of `bytes` bytes.
+            unsafe {
+                b.cast::<u8>().as_ptr().write_bytes(class as u8, bytes);
+                assert_eq!(s.usable_size(b.cast()), bytes);
+                assert_eq!(s.class_of_block(b.cast()), Some(class));
+            }
+            blocks.push((b.cast::<u8>(), bytes, class as u8));
+        }
+        s.check().unwrap();
+    }
+    blocks.sort_by_key(|b| b.0.as_ptr() as usize);
+    for w in blocks.windows(2) {
+        assert!(
+            w[0].0.as_ptr() as usize + w[0].1 <= w[1].0.as_ptr() as usize,
+            "overlap"
+        );
+    }
+    for (ptr, bytes, fill) in blocks {
+        // SAFETY: live blocks of ours.
+        unsafe {
+            assert!(core::slice::from_raw_parts(ptr.as_ptr(), bytes)
+                .iter()
+                .all(|&b| b == fill));
+            s.deallocate_unsized(ptr);
+        }
+    }
+    s.check().unwrap();
+    assert_eq!(live_bytes(&s), 0);
+}
+
+#[test]
+fn batches_fill_and_flush_with_one_call() {
+    // 1000 blocks of 16 KiB need 16 MiB.
+    let s = slab(if cfg!(miri) { 8 << 20 } else { 24 << 20 });
+    let n = if cfg!(miri) { 40 } else { 1000 };
+    for class in [0, 7, 19, CLASS_COUNT - 1] {
+        let mut out = vec![core::ptr::null_mut(); n];
+        let got = s.allocate_batch(class, &mut out);
+        assert_eq!(got, n);
+        s.check().unwrap();
+        assert_eq!(s.class_stats(class).live_blocks, n);
+        for &p in &out {
+            // SAFETY: live blocks from the batch.
+            assert_eq!(
+                unsafe { s.class_of_block(NonNull::new(p).unwrap()) },
+                Some(class)
+            );
+        }
+        // Free half in a batch, half one by one: both paths serve the same slabs.
+        let (a, b) = out.split_at(n / 2);
+        // SAFETY: live blocks of `class`, each once.
+        unsafe {
+            s.deallocate_batch(class, a);
+            for &p in b {
+                s.deallocate(NonNull::new(p).unwrap(), layout(s.class_size(class), 16));
+            }
+        }
+        s.check().unwrap();
+        assert_eq!(s.class_stats(class).live_blocks, 0);
+    }
+    assert_eq!(
+        s.allocate_batch(CLASS_COUNT, &mut [core::ptr::null_mut(); 4]),
+        0
+    );
+    assert_eq!(live_bytes(&s), 0);
+}
+
+#[test]
+fn class_queries_agree_with_the_table() {
+    let s = slab(1 << 20);
+    assert_eq!(s.class_count(), CLASS_COUNT);
+    assert_eq!(s.class_of(layout(100, 8)), Some(class_of_size(100)));
+    assert_eq!(s.class_size(class_of_size(100)), 112);
+    assert_eq!(
+        s.class_of(layout(24, 32)).map(|c| s.class_size(c)),
+        Some(32)
+    );
+    assert_eq!(
+        s.class_of(layout(10, 4096)).map(|c| s.class_size(c)),
+        Some(4096)
+    );
+    assert_eq!(s.class_of(layout(SMALL_MAX_BYTES + 1, 8)), None);
+    assert_eq!(s.class_of(layout(8, 32768)), None);
+    assert_eq!(s.class_size(CLASS_COUNT), 0);
+}
+
+#[test]
+fn small_blocks_resize_in_place_within_their_class() {
+    let s = slab(8 << 20);
+    let b = s.allocate(layout(20, 8)).unwrap().cast::<u8>();
+    // SAFETY: live block fitted by the old layouts.
+    unsafe {
+        b.as_ptr().write_bytes(7, 20);
+        let g = s.grow(b, layout(20, 8), layout(30, 8)).unwrap();
+        assert_eq!(g.cast::<u8>(), b, "20 → 30 stays in the 32 B class");
+        let moved = s
+            .grow(b, layout(30, 8), layout(200, 8))
+            .unwrap()
+            .cast::<u8>();
+        assert_ne!(moved, b);
+        assert!(core::slice::from_raw_parts(moved.as_ptr(), 20)
+            .iter()
+            .all(|&x| x == 7));
+        let shrunk = s.shrink(moved, layout(200, 8), layout(193, 8)).unwrap();
+        assert_eq!(shrunk.cast::<u8>(), moved, "same class: in place");
+        let smaller = s
+            .shrink(moved, layout(193, 8), layout(16, 8))
+            .unwrap()
+            .cast::<u8>();
+        assert_ne!(
+            smaller, moved,
+            "a smaller class moves so the big block is not pinned"
+        );
+        s.deallocate(smaller, layout(16, 8));
+    }
+    s.check().unwrap();
+    assert_eq!(live_bytes(&s), 0);
+}
+
+#[test]
+fn spans_grow_and_shrink_in_place() {
+    let s = slab(8 << 20);
+    let l = layout(SMALL_MAX_BYTES + 1, 16);
+    let b = s.allocate(l).unwrap();
+    assert_eq!(b.len(), SLOT_BYTES);
+    let p = b.cast::<u8>();
+    // SAFETY: live block; layouts fit it.
+    unsafe {
+        p.as_ptr().write_bytes(3, l.size());
+        let g = s.grow(p, l, layout(3 * SLOT_BYTES, 16)).unwrap();
+        assert_eq!(g.cast::<u8>(), p, "the next slots are free: grows in place");
+        assert_eq!(g.len(), 3 * SLOT_BYTES);
+        s.check().unwrap();
+        let sh = s
+            .shrink(p, layout(3 * SLOT_BYTES, 16), layout(SLOT_BYTES + 1, 16))
+            .unwrap();
+        assert_eq!((sh.cast::<u8>(), sh.len()), (p, 2 * SLOT_BYTES));
+        s.check().unwrap();
+        assert!(core::slice::from_raw_parts(p.as_ptr(), l.size())
+            .iter()
+            .all(|&x| x == 3));
+        assert_eq!(s.usable_size(p), 2 * SLOT_BYTES);
+        assert_eq!(s.class_of_block(p), None);
+        s.deallocate(p, layout(SLOT_BYTES + 1, 16));
+    }
+    s.check().unwrap();
+    assert_eq!(live_bytes(&s), 0);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "checks megabytes byte by byte: too slow under Miri")]
+fn huge_blocks_have_their_own_mapping() {
+    let s = slab(16 << 20);
+    let l = layout(LARGE_MAX_BYTES + 1, 16);
+    let b = s.allocate_zeroed(l).unwrap();
+    assert!(b.len() >= l.size());
+    let p = b.cast::<u8>();
+    // SAFETY: live block; layouts fit it.
+    unsafe {
+        assert!(core::slice::from_raw_parts(p.as_ptr(), b.len())
+            .iter()
+            .all(|&x| x == 0));
+        p.as_ptr().write_bytes(9, l.size());
+        let mapped = s.stats().unwrap().mapped_bytes;
+        // BufferPages can extend a run in place, so the huge block grows without moving.
+        let g = s.grow(p, l, layout(3 << 20, 16)).unwrap();
+        assert_eq!(g.cast::<u8>(), p);
+        assert!(s.stats().unwrap().mapped_bytes > mapped);
+        let sh = s
+            .shrink(p, layout(3 << 20, 16), layout(LARGE_MAX_BYTES + 4096, 16))
+            .unwrap();
+        assert_eq!(sh.cast::<u8>(), p);
+        assert!(s.stats().unwrap().mapped_bytes < mapped + (1 << 20));
+        s.check().unwrap();
+        assert!(core::slice::from_raw_parts(p.as_ptr(), l.size())
+            .iter()
+            .all(|&x| x == 9));
+        let mut seen = 0;
+        s.heap_map(|slot| seen += usize::from(matches!(slot.kind, SlotKind::Huge { .. })));
+        assert_eq!(seen, 1);
+        s.deallocate(p, layout(LARGE_MAX_BYTES + 4096, 16));
+    }
+    s.check().unwrap();
+    assert_eq!(s.stats().unwrap().mapped_bytes, 0);
+    assert_eq!(s.pages().mapped_bytes(), 0);
+}
+
+#[test]
+fn alignments_pick_the_right_path() {
+    let s = slab(16 << 20);
+    for (size, align) in [
+        (10, 4096),
+        (8, 32768),
+        (100, 65536),
+        (10, 1 << 19),
+        (200_000, 1 << 20),
+    ] {
+        let l = layout(size, align);
+        let b = s.allocate(l).unwrap();
+        assert_eq!(
+            b.cast::<u8>().as_ptr() as usize % align,
+            0,
+            "{size} B aligned {align}"
+        );
+        s.check().unwrap();
+        // SAFETY: just allocated with `l`.
+        unsafe { s.deallocate(b.cast(), l) };
+    }
+    assert!(
+        s.allocate(layout(8, 2 << 20)).is_err(),
+        "alignment above 1 MiB is refused"
+    );
+    assert!(s.allocate(layout(isize::MAX as usize - 4096, 16)).is_err());
+    s.check().unwrap();
+    assert_eq!(s.stats().unwrap().failures, 2);
+}
+
+#[test]
+fn zeroed_blocks_read_zero_even_when_reused() {
+    let s = slab(8 << 20);
+    let l = layout(256, 16);
+    let a = s.allocate(l).unwrap().cast::<u8>();
+    // SAFETY: live block.
+    unsafe {
+        a.as_ptr().write_bytes(0xAB, 256);
+        s.deallocate(a, l);
+    }
+    let z = s.allocate_zeroed(l).unwrap();
+    assert_eq!(z.cast::<u8>(), a, "LIFO reuse");
+    // SAFETY: live block of z.len() bytes.
+    unsafe {
+        assert!(
+            core::slice::from_raw_parts(z.cast::<u8>().as_ptr(), z.len())
+                .iter()
+                .all(|&x| x == 0)
+        );
+        s.deallocate(z.cast(), l);
+    }
+}
+
+#[test]
+fn memory_goes_back_to_the_source() {
+    let s = slab(24 << 20);
+    let n = if cfg!(miri) { 200 } else { 4000 };
+    let l = layout(1024, 16);
+    let blocks: Vec<_> = (0..n)
+        .map(|_| s.allocate(l).unwrap().cast::<u8>())
+        .collect();
+    let spans: Vec<_> = (0..20)
+        .map(|_| s.allocate(layout(100_000, 16)).unwrap().cast::<u8>())
+        .collect();
+    let peak = s.pages().mapped_bytes();
+    assert!(peak >= 3 * CHUNK_BYTES);
+    for b in blocks {
+        // SAFETY: live blocks.
+        unsafe { s.deallocate(b, l) };
+    }
+    for b in spans {
+        // SAFETY: live blocks.
+        unsafe { s.deallocate(b, layout(100_000, 16)) };
+    }
+    s.check().unwrap();
+    // Empty chunks beyond the retained one were unmapped as they emptied.
+    // The class keeps one empty slab (its chunk stays), and one empty chunk is retained.
+    assert!(
+        s.pages().mapped_bytes() <= 2 * CHUNK_BYTES,
+        "{} B still mapped",
+        s.pages().mapped_bytes()
+    );
+    assert_eq!(s.stats().unwrap().mapped_bytes, s.pages().mapped_bytes());
+    s.trim();
+    s.check().unwrap();
+    assert_eq!(s.pages().mapped_bytes(), 0, "trim unmaps everything empty");
+    let (dirty, _) = s.dirty_and_purged_bytes();
+    assert_eq!(dirty, 0);
+}
+
+#[test]
+fn dirty_slots_are_purged_past_the_threshold() {
+    let s = slab(8 << 20);
+    s.set_purge_threshold_bytes(2 * SLOT_BYTES);
+    let l = layout(16384, 16);
+    let n = 40; // 10 slabs of 4 blocks
+    let blocks: Vec<_> = (0..n)
+        .map(|_| s.allocate(l).unwrap().cast::<u8>())
+        .collect();
+    for b in blocks {
+        // SAFETY: live blocks.
+        unsafe { s.deallocate(b, l) };
+    }
+    let (dirty, purged) = s.dirty_and_purged_bytes();
+    assert!(dirty <= 2 * SLOT_BYTES, "dirty {dirty}");
+    assert!(purged >= 6 * SLOT_BYTES, "purged {purged}");
+    s.check().unwrap();
+}
+
+#[test]
+fn a_static_slab_needs_no_runtime_setup() {
+    static SLAB: Slab<heapkit_pages::MmapPages> = Slab::new(heapkit_pages::MmapPages::new());
+    if cfg!(miri) {
+        return; // no mmap under Miri
+    }
+    let b = SLAB.allocate(layout(64, 8)).unwrap();
+    // SAFETY: just allocated.
+    unsafe { SLAB.deallocate(b.cast(), layout(64, 8)) };
+    SLAB.check().unwrap();
+}
+
+#[test]
+fn heap_map_shows_slabs_and_free_blocks() {
+    let s = slab(8 << 20);
+    let l = layout(48, 16);
+    let blocks: Vec<_> = (0..5)
+        .map(|_| s.allocate(l).unwrap().cast::<u8>())
+        .collect();
+    // SAFETY: live blocks.
+    unsafe {
+        s.deallocate(blocks[1], l);
+        s.deallocate(blocks[3], l);
+    }
+    let mut found = false;
+    s.heap_map(|slot| {
+        if let SlotKind::Small {
+            block_bytes: 48,
+            live,
+            capacity,
+            untouched,
+            ..
+        } = slot.kind
+        {
+            assert_eq!((live, capacity - untouched), (3, 5));
+            let mut free = Vec::new();
+            slot.for_each_free_block(|i| free.push(i));
+            assert_eq!(&free[..2], &[3, 1], "most recently freed first");
+            assert_eq!(free.len(), capacity - 3);
+            found = true;
+        }
+    });
+    assert!(found);
+    for i in [0, 2, 4] {
+        // SAFETY: live blocks.
+        unsafe { s.deallocate(blocks[i], l) };
+    }
+    s.check().unwrap();
+}
+
+#[test]
+#[cfg(all(debug_assertions, not(feature = "checked")))]
+#[should_panic(expected = "double free")]
+fn double_free_is_caught_in_debug_builds() {
+    let s = slab(8 << 20);
+    let l = layout(64, 8);
+    let a = s.allocate(l).unwrap().cast::<u8>();
+    let _keep = s.allocate(l).unwrap();
+    let b = s.allocate(l).unwrap().cast::<u8>();
+    // SAFETY: the first free is valid; the second is the bad input under test.
+    unsafe {
+        s.deallocate(a, l);
+        s.deallocate(b, l);
+        s.deallocate(a, l); // not the list head: only the live bitmap sees it
+    }
+}
+
+#[test]
+#[cfg(all(debug_assertions, not(feature = "checked")))]
+#[should_panic(expected = "foreign pointer")]
+fn pointers_of_another_slab_are_caught() {
+    let s = slab(4 << 20);
+    let other = slab(4 << 20);
+    let l = layout(64, 8);
+    let _own = s.allocate(l).unwrap();
+    let foreign = other.allocate(l).unwrap();
+    // SAFETY: deliberately the wrong allocator: the bad input under test.
+    unsafe { s.deallocate(foreign.cast(), l) };
+}
+
+#[test]
+#[cfg(all(debug_assertions, not(feature = "checked")))]
+#[should_panic(expected = "middle of a small block")]
+fn interior_pointers_are_caught() {
+    let s = slab(4 << 20);
+    let l = layout(64, 8);
+    let a = s.allocate(l).unwrap().cast::<u8>();
+    // SAFETY: deliberately an interior pointer: the bad input under test.
+    unsafe { s.deallocate(NonNull::new_unchecked(a.as_ptr().add(16)), l) };
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
+fn threads_share_classes_through_batches() {
+    let s = slab(32 << 20);
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let s = &s;
+            scope.spawn(move || {
+                let class = t % 2 * 5;
+                let mut out = [core::ptr::null_mut(); 64];
+                for round in 0..300 {
+                    let n = s.allocate_batch(class, &mut out);
+                    assert_eq!(n, out.len());
+                    for &p in &out {
+                        // SAFETY: live blocks of the class.
+                        unsafe { p.write_bytes(round as u8, s.class_size(class)) };
+                    }
+                    // SAFETY: live blocks of `class`, each once.
+                    unsafe { s.deallocate_batch(class, &out) };
+                }
+            });
+        }
+    });
+    s.check().unwrap();
+    assert_eq!(live_bytes(&s), 0);
+}
