@@ -10,6 +10,7 @@ use heapkit_core::{Allocator, UnsizedAllocator, MAX_ALIGN_BYTES};
 pub static HEAP: HeapKit = HeapKit::new();
 
 /// Sets `errno` to `ENOMEM` (C's report for an allocation failure) and returns NULL.
+#[cold]
 pub fn out_of_memory() -> *mut u8 {
     set_errno(libc::ENOMEM);
     ptr::null_mut()
@@ -23,11 +24,15 @@ pub fn set_errno(code: i32) {
 
 /// The layout C asks for: `size` bytes aligned at least to `max_align_t`. A zero size becomes
 /// one byte, so that `malloc(0)` returns a unique pointer that can be freed, as glibc does.
+///
+/// Inlined so that the constant alignment of `malloc` and `calloc` folds the checks away.
+#[inline(always)]
 pub fn c_layout(size: usize, align: usize) -> Option<Layout> {
     Layout::from_size_align(size.max(1), align.max(MAX_ALIGN_BYTES)).ok()
 }
 
 /// Allocates a block for C, or NULL with `errno = ENOMEM`.
+#[inline(always)]
 pub fn allocate(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let Some(layout) = c_layout(size, align) else {
         return out_of_memory();
