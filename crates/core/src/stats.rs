@@ -83,17 +83,18 @@ impl<A: Introspect + ?Sized> Introspect for &A {
 /// use heapkit_core::{Allocator, Counting, Introspect, Locked};
 /// # use heapkit_core::AllocError;
 /// # use core::{alloc::Layout, ptr::NonNull};
-/// # struct Leak;
-/// # unsafe impl Allocator for Leak {
+/// # struct Sys;
+/// # unsafe impl Allocator for Sys {
 /// #     fn allocate_nonzero(&self, l: Layout) -> Result<NonNull<[u8]>, AllocError> {
-/// #         let b: &'static mut [u8] = Vec::leak(vec![0u8; l.size() + l.align()]);
-/// #         let off = b.as_ptr().align_offset(l.align());
-/// #         Ok(NonNull::from(&mut b[off..off + l.size()]))
+/// #         let p = NonNull::new(unsafe { std::alloc::alloc(l) }).ok_or(AllocError)?;
+/// #         Ok(NonNull::slice_from_raw_parts(p, l.size()))
 /// #     }
-/// #     unsafe fn deallocate_nonzero(&self, _: NonNull<u8>, _: Layout) {}
+/// #     unsafe fn deallocate_nonzero(&self, p: NonNull<u8>, l: Layout) {
+/// #         unsafe { std::alloc::dealloc(p.as_ptr(), l) }
+/// #     }
 /// # }
-/// # impl Introspect for Leak {}
-/// let counted = Counting::new(Leak);
+/// # impl Introspect for Sys {}
+/// let counted = Counting::new(Sys);
 /// let layout = Layout::from_size_align(100, 8).unwrap();
 /// let block = counted.allocate(layout).unwrap();
 /// assert_eq!(counted.stats().unwrap().live_bytes, 100);
