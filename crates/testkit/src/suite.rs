@@ -22,7 +22,7 @@ pub const MAX_LIVE_BLOCKS: usize = 64;
 /// ```
 /// use heapkit_testkit::{test_pages, PageRunAllocator, Suite};
 /// use heapkit_core::Counting;
-/// Suite::new("page-run").cases(16).run(|| Counting::new(PageRunAllocator::new(test_pages(8 << 20))));
+/// Suite::new("page-run").cases(if cfg!(miri) { 2 } else { 16 }).run(|| Counting::new(PageRunAllocator::new(test_pages(8 << 20))));
 /// ```
 #[derive(Clone, Debug)]
 pub struct Suite {
