@@ -95,3 +95,4 @@ macro_rules! __impl_one_foreign_allocator {
 
 crate::impl_foreign_allocators!(impl[A: crate::Allocator] for crate::Locked<A>);
 crate::impl_foreign_allocators!(impl[A: crate::Allocator] for crate::Counting<A>);
+crate::impl_foreign_allocators!(impl[G: core::alloc::GlobalAlloc] for crate::FromGlobal<G>);

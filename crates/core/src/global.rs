@@ -90,3 +90,110 @@ unsafe impl<A: Allocator + Sync> GlobalAlloc for GlobalAdapter<A> {
         }
     }
 }
+
+/// The opposite bridge: any [`GlobalAlloc`] (the system allocator, mimalloc, another crate's
+/// global allocator) as a heapkit [`Allocator`], so it can sit under heapkit's adapters
+/// (`StaticAllocator`, `Counting`) and run heapkit's conformance suite.
+///
+/// ```
+/// use heapkit_core::{Allocator, FromGlobal};
+/// use std::alloc::{Layout, System};
+/// let system = FromGlobal(System);
+/// let layout = Layout::new::<[u64; 4]>();
+/// let block = system.allocate_zeroed(layout).unwrap();
+/// assert_eq!(block.len(), 32);
+/// unsafe { system.deallocate(block.cast(), layout) };
+/// ```
+#[derive(Copy, Clone, Debug, Default)]
+pub struct FromGlobal<G>(pub G);
+
+#[inline(always)]
+fn into_block(ptr: *mut u8, len: usize) -> Result<NonNull<[u8]>, crate::AllocError> {
+    NonNull::new(ptr)
+        .map(|p| NonNull::slice_from_raw_parts(p, len))
+        .ok_or(crate::AllocError)
+}
+
+impl<G: GlobalAlloc> FromGlobal<G> {
+    /// `GlobalAlloc::realloc` keeps the alignment, so a change of alignment moves the block
+    /// through allocate, copy, free; otherwise `realloc` does the work (in place when it can).
+    ///
+    /// # Safety
+    /// `ptr` is a live block of `self.0` with `old_layout`; `new_layout.size() > 0`.
+    unsafe fn resize(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, crate::AllocError> {
+        if old_layout.align() == new_layout.align() {
+            // SAFETY: forwarded from the caller; the alignment is unchanged, as `realloc` needs.
+            let raw = unsafe { self.0.realloc(ptr.as_ptr(), old_layout, new_layout.size()) };
+            return into_block(raw, new_layout.size());
+        }
+        let block = self.allocate_nonzero(new_layout)?;
+        // SAFETY: two distinct live blocks; the copy stays within the smaller of the two.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                ptr.as_ptr(),
+                block.cast::<u8>().as_ptr(),
+                old_layout.size().min(new_layout.size()),
+            );
+            self.0.dealloc(ptr.as_ptr(), old_layout);
+        }
+        Ok(block)
+    }
+}
+
+// SAFETY: every call maps onto `GlobalAlloc`'s contract: null is `AllocError`, blocks are exactly
+// as long as asked, and `resize` keeps the old block on failure because `realloc` does.
+unsafe impl<G: GlobalAlloc> Allocator for FromGlobal<G> {
+    #[inline]
+    fn allocate_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, crate::AllocError> {
+        // SAFETY: the layout's size is non-zero, as `GlobalAlloc::alloc` requires.
+        into_block(unsafe { self.0.alloc(layout) }, layout.size())
+    }
+    #[inline]
+    fn allocate_zeroed_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, crate::AllocError> {
+        // SAFETY: as above.
+        into_block(unsafe { self.0.alloc_zeroed(layout) }, layout.size())
+    }
+    #[inline]
+    unsafe fn deallocate_nonzero(&self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller passes a live block of this allocator with a layout that fits it;
+        // blocks are reported exactly as long as asked, so that layout is the allocation's.
+        unsafe { self.0.dealloc(ptr.as_ptr(), layout) }
+    }
+    unsafe fn grow_nonzero(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, crate::AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.resize(ptr, old_layout, new_layout) }
+    }
+    unsafe fn shrink_nonzero(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+    ) -> Result<NonNull<[u8]>, crate::AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.resize(ptr, old_layout, new_layout) }
+    }
+}
+
+/// A bridged allocator reports what the allocator behind it reports.
+impl<G: crate::Introspect> crate::Introspect for FromGlobal<G> {
+    fn check(&self) -> Result<(), crate::InvariantError> {
+        self.0.check()
+    }
+    fn stats(&self) -> Option<crate::Stats> {
+        self.0.stats()
+    }
+}
+
+/// The system allocator has nothing to walk and keeps no figures.
+#[cfg(feature = "std")]
+impl crate::Introspect for std::alloc::System {}

@@ -48,7 +48,7 @@ mod stats;
 pub use allocator::{dangling_block, Allocator};
 pub use classes::{BatchAllocator, UnsizedAllocator};
 pub use error::{AllocError, InvariantError};
-pub use global::GlobalAdapter;
+pub use global::{FromGlobal, GlobalAdapter};
 pub use layout::{align_down, align_up, is_aligned, is_power_of_two, MAX_ALIGN_BYTES, WORD_BYTES};
 pub use locked::{Locked, LockedGuard, SpinLock};
 pub use page_source::PageSource;

@@ -13,7 +13,7 @@
 
 use heapkit_core::GlobalAdapter;
 use heapkit_fixed::{
-    Pool, Prefault, Region, RegionLayout, Ring, SlotId, StaticAllocator, SystemHeap,
+    Pool, Prefault, Region, RegionLayout, Ring, SlotId, StaticAllocator, SystemHeap, SYSTEM_HEAP,
 };
 use heapkit_pages::MmapPages;
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ use std::time::Instant;
 
 #[global_allocator]
 static GLOBAL: GlobalAdapter<StaticAllocator<SystemHeap>> =
-    GlobalAdapter::new(StaticAllocator::new(SystemHeap));
+    GlobalAdapter::new(StaticAllocator::new(SYSTEM_HEAP));
 
 /// Transfers per batch (TigerBeetle's batch size is 8190).
 const BATCH_MAX: usize = 8190;

@@ -65,4 +65,4 @@ pub use region::{Bytes, Prefault, Region, StartupError, StartupFailure, TakeErro
 pub use ring::Ring;
 pub use static_alloc::{OnViolation, State, StaticAllocator, TransitionError};
 #[cfg(feature = "std")]
-pub use system::SystemHeap;
+pub use system::{SystemHeap, SYSTEM_HEAP};

@@ -8,15 +8,15 @@
 
 use core::alloc::Layout;
 use heapkit_core::{Allocator, GlobalAdapter};
-use heapkit_fixed::{OnViolation, State, StaticAllocator, SystemHeap};
+use heapkit_fixed::{OnViolation, State, StaticAllocator, SystemHeap, SYSTEM_HEAP};
 use std::process::Command;
 
 static POLICY_REFUSE: StaticAllocator<SystemHeap> =
-    StaticAllocator::with_policy(SystemHeap, OnViolation::Refuse);
+    StaticAllocator::with_policy(SYSTEM_HEAP, OnViolation::Refuse);
 
 #[global_allocator]
 static GLOBAL: GlobalAdapter<StaticAllocator<SystemHeap>> =
-    GlobalAdapter::new(StaticAllocator::new(SystemHeap));
+    GlobalAdapter::new(StaticAllocator::new(SYSTEM_HEAP));
 
 const CHILD_VAR: &str = "HEAPKIT_FIXED_CHILD";
 
