@@ -1,0 +1,109 @@
+//! Chapter 5: a thread cache in front of a slab, watched from the back end. Refills grow,
+//! a full bin flushes half of itself, and a block freed by another thread lands in *that*
+//! thread's bin.
+//!
+//! `cargo run --manifest-path docs/programs/Cargo.toml --bin tcache`
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+use heapkit_core::{Allocator, BatchAllocator};
+use heapkit_pages::BufferPages;
+use heapkit_slab::Slab;
+use heapkit_tcache::ThreadCache;
+
+type Cache = ThreadCache<Slab<BufferPages<'static>>>;
+
+/// The back end's view of the class: blocks it handed out, got back, and has live.
+fn backend(cache: &Cache, class: usize) -> String {
+    let s = cache.backend().class_stats(class);
+    format!(
+        "back end: {:>4} handed out, {:>4} returned, {:>4} live (held by the program or a bin)",
+        s.allocations, s.deallocations, s.live_blocks
+    )
+}
+
+/// Sends a pointer to another thread (the block is owned by whoever holds it).
+struct Block(NonNull<u8>);
+// SAFETY: a heap block is plain memory; ownership moves with the value.
+unsafe impl Send for Block {}
+
+fn main() {
+    let cache: Cache = ThreadCache::new(Slab::new(
+        BufferPages::owned(16 << 20, 4096).expect("buffer"),
+    ));
+    let layout = Layout::from_size_align(32, 8).unwrap();
+    let class = cache.backend().class_of(layout).expect("32 B has a class");
+    println!(
+        "32 B blocks are class {class} ({} B)",
+        cache.backend().class_size(class)
+    );
+
+    let mut blocks = Vec::new();
+    let mut last = 0;
+    for i in 1..=2000usize {
+        blocks.push(cache.allocate(layout).unwrap().cast::<u8>());
+        let handed = cache.backend().class_stats(class).allocations;
+        if handed != last {
+            println!(
+                "malloc #{i:<3} missed the bin: refill of {:>3} blocks | {}",
+                handed - last,
+                backend(&cache, class)
+            );
+            last = handed;
+        }
+    }
+    let mut returned = 0;
+    for (i, b) in blocks.drain(..).enumerate() {
+        // SAFETY: each block is live and freed once with its layout.
+        unsafe { cache.deallocate(b, layout) };
+        let back = cache.backend().class_stats(class).deallocations;
+        if back != returned {
+            println!(
+                "free #{:<3} found the bin full: flush of {:>3} blocks | {}",
+                i + 1,
+                back - returned,
+                backend(&cache, class)
+            );
+            returned = back;
+        }
+    }
+    println!("all 2000 freed | {}", backend(&cache, class));
+
+    // Cross-thread frees: thread A allocates, thread B frees into B's own bin.
+    let made: Vec<Block> = std::thread::scope(|s| {
+        s.spawn(|| {
+            (0..100)
+                .map(|_| Block(cache.allocate(layout).unwrap().cast()))
+                .collect()
+        })
+        .join()
+        .unwrap()
+    });
+    println!(
+        "thread A allocated 100 and exited | {}",
+        backend(&cache, class)
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for Block(b) in made {
+                // SAFETY: each block is live; any thread may free it.
+                unsafe { cache.deallocate(b, layout) };
+            }
+            println!(
+                "thread B freed them into its own bin | {}",
+                backend(&cache, class)
+            );
+            let flushed = cache.flush_thread();
+            println!(
+                "thread B flush_thread() returned {flushed} blocks | {}",
+                backend(&cache, class)
+            );
+        });
+    });
+    let reclaimed = cache.reclaim_idle();
+    let flushed = cache.flush_thread();
+    println!(
+        "main: reclaim_idle() {reclaimed} + flush_thread() {flushed} blocks | {}",
+        backend(&cache, class)
+    );
+}
