@@ -1,30 +1,46 @@
 //! `cargo xtask`: heapkit's project tasks.
 //!
-//! - `cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME]`
-//!   builds and runs every criterion suite in the workspace, then collects the results into
-//!   `target/heapkit-report/report.md` and `results.json` and prints the summary table.
+//! - `cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME]
+//!   [--all-crates]` builds and runs the cross-crate criterion suite (`benches/`; with
+//!   `--all-crates` also every crate's own), the latency and RSS probes and the C-level
+//!   `LD_PRELOAD` benchmark, then writes `target/heapkit-report/report.md`, `results.json`
+//!   and SVG plots and prints the summary tables.
 //! - `cargo xtask miri [-p CRATE]...` runs the Miri-capable crates' tests under Miri on the
 //!   nightly toolchain, installing the `miri` and `rust-src` components when they are missing.
+//! - `cargo xtask docs` checks the book in `docs/` (chapters, pictures, capture markers, the
+//!   worked example), builds and tests `docs/programs`, checks the pictures are current, and
+//!   builds the HTML book with mdBook when it is installed (it installs nothing).
+//! - `cargo xtask heapmap [DIR]` re-draws the book's SVG pictures (default `docs/images`).
 
 #![deny(missing_docs)]
 
 mod bench;
+mod clevel;
+mod docs;
 mod miri;
+mod plots;
+mod probes;
 mod report;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME]
+  cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME] [--all-crates]
   cargo xtask miri [-p CRATE]...
-  cargo xtask report            (rebuild the report from the last criterion results)";
+  cargo xtask report [--baseline NAME]   (rebuild the report from the last run's results)
+  cargo xtask docs              (check the book in docs/; build it with mdBook if installed)
+  cargo xtask heapmap [DIR]     (re-draw the book's pictures, default docs/images)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("miri") => miri::run(&args[1..]),
-        Some("report") => report::write_from_criterion(&bench::Options::default()).map(|_| ()),
+        Some("docs") => docs::run(&args[1..]),
+        Some("heapmap") => docs::heapmap(&args[1..]),
+        Some("report") => bench::Options::parse(&args[1..])
+            .and_then(|options| report::write_from_target(&options))
+            .map(|summary| print_summary(&summary)),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -34,6 +50,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints the summary; a closed pipe (`| head`) is not an error worth a panic.
+pub fn print_summary(summary: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{summary}");
 }
 
 /// The workspace's root and target directories, from `cargo metadata`.

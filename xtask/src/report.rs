@@ -1,4 +1,6 @@
-//! The report: criterion's estimates gathered into one table, `report.md` and `results.json`.
+//! The report: criterion's estimates, the probes' latencies and resident memory, and the
+//! C-level results gathered into `report.md`, `results.json` (schema: docs/results-schema.md)
+//! and SVG plots, with the seed's "Comparison at a Glance" table filled with measured numbers.
 //!
 //! Criterion writes `target/criterion/<group>/<function>/<value>/new/{benchmark,estimates}.json`.
 //! Every benchmark id in heapkit follows `workload/allocator[/parameter]`, so rows that share a
@@ -11,6 +13,9 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+/// The version of results.json's layout; bump it when a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// One measured benchmark.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,12 +30,79 @@ pub struct Row {
     pub mean_ns: f64,
     /// Median time per iteration, in nanoseconds.
     pub median_ns: f64,
+    /// Operations per iteration (criterion's `Throughput::Elements`), when the suite said.
+    pub ops_per_iter: Option<u64>,
     /// Mean time in the named baseline, when one was asked for and exists.
     pub baseline_mean_ns: Option<f64>,
 }
 
+impl Row {
+    /// Mean nanoseconds per operation (per iteration when the suite gave no count).
+    pub fn ns_per_op(&self) -> f64 {
+        self.mean_ns / self.ops_per_iter.unwrap_or(1).max(1) as f64
+    }
+}
+
 /// Names that mean "the system allocator", the reference for ratios.
 const REFERENCE_NAMES: &[&str] = &["system", "System", "glibc"];
+
+/// The allocators in report order: (id in results, name in the glance table, seed's claim).
+/// The seed's table has four columns (glibc, jemalloc, arena, fixed); each heapkit allocator
+/// is set beside the column whose design it shares.
+pub const ALLOCATORS: [(&str, &str, &str); 9] = [
+    (
+        "system",
+        "glibc malloc",
+        "alloc ~50–200 ns · free ~50–200 ns · high (external) · dynamic",
+    ),
+    (
+        "jemalloc",
+        "jemalloc",
+        "alloc ~5–50 ns · free ~5–50 ns · low · dynamic",
+    ),
+    (
+        "mimalloc",
+        "mimalloc",
+        "(not in the seed's table; grouped with jemalloc in its text)",
+    ),
+    (
+        "heapkit-bins",
+        "heapkit-bins",
+        "(glibc's design) ~50–200 ns · ~50–200 ns · high · dynamic",
+    ),
+    (
+        "heapkit-slab",
+        "heapkit-slab",
+        "(jemalloc's design) ~5–50 ns · ~5–50 ns · low · dynamic",
+    ),
+    (
+        "heapkit",
+        "HeapKit (tcache+slab)",
+        "(jemalloc's design) ~5–50 ns · ~5–50 ns · low · dynamic",
+    ),
+    (
+        "heapkit-bump",
+        "heapkit-bump",
+        "arena: ~1–5 ns · 0 ns (batch) · none · arena size",
+    ),
+    (
+        "bumpalo",
+        "bumpalo",
+        "arena: ~1–5 ns · 0 ns (batch) · none · arena size",
+    ),
+    (
+        "heapkit-fixed",
+        "heapkit-fixed",
+        "fixed: 0 ns (no alloc) · 0 ns (no free) · none · fixed at startup",
+    ),
+];
+
+fn order_of(allocator: &str) -> usize {
+    ALLOCATORS
+        .iter()
+        .position(|(id, _, _)| *id == allocator)
+        .unwrap_or(ALLOCATORS.len())
+}
 
 fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
@@ -73,14 +145,31 @@ pub fn collect(criterion_dir: &Path, baseline: Option<&str>) -> Vec<Row> {
                 parameter: text(&bench["value_str"]),
                 mean_ns: estimates["mean"]["point_estimate"].as_f64()?,
                 median_ns: estimates["median"]["point_estimate"].as_f64()?,
+                ops_per_iter: bench["throughput"]["Elements"].as_u64(),
                 baseline_mean_ns,
             })
         })
         .collect();
     rows.sort_by(|a, b| {
-        (&a.workload, &a.parameter, &a.allocator).cmp(&(&b.workload, &b.parameter, &b.allocator))
+        let key = |r: &Row| {
+            (
+                r.workload.clone(),
+                parameter_key(&r.parameter),
+                order_of(&r.allocator),
+                r.allocator.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
     });
     rows
+}
+
+/// Sorts numeric parameters (block sizes) by value, before any text.
+fn parameter_key(parameter: &str) -> (u8, u64, String) {
+    match parameter.parse::<u64>() {
+        Ok(n) => (0, n, String::new()),
+        Err(_) => (1, 0, parameter.to_string()),
+    }
 }
 
 /// The reference time of each (workload, parameter): the system allocator's, else the fastest.
@@ -112,19 +201,24 @@ pub fn human_time(ns: f64) -> String {
     }
 }
 
+/// Formats bytes in MiB.
+pub fn human_mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+}
+
 /// The Markdown table of all rows, with ratios to each workload's reference.
 pub fn markdown(rows: &[Row], baseline: Option<&str>) -> String {
     let refs = references(rows);
     let mut out = String::new();
     let _ = write!(
         out,
-        "| workload | parameter | allocator | mean | median | ratio to reference |"
+        "| workload | parameter | allocator | mean | median | per op | ratio to reference |"
     );
     if let Some(name) = baseline {
         let _ = write!(out, " change vs `{name}` |");
     }
     out.push('\n');
-    out.push_str("|---|---|---|---:|---:|---:|");
+    out.push_str("|---|---|---|---:|---:|---:|---:|");
     if baseline.is_some() {
         out.push_str("---:|");
     }
@@ -134,12 +228,13 @@ pub fn markdown(rows: &[Row], baseline: Option<&str>) -> String {
         let ratio = row.mean_ns / ref_ns;
         let _ = write!(
             out,
-            "| {} | {} | {} | {} | {} | {ratio:.2}× {ref_name} |",
+            "| {} | {} | {} | {} | {} | {} | {ratio:.2}× {ref_name} |",
             row.workload,
             row.parameter,
             row.allocator,
             human_time(row.mean_ns),
-            human_time(row.median_ns)
+            human_time(row.median_ns),
+            human_time(row.ns_per_op()),
         );
         if baseline.is_some() {
             match row.baseline_mean_ns {
@@ -154,8 +249,239 @@ pub fn markdown(rows: &[Row], baseline: Option<&str>) -> String {
     out
 }
 
-/// The rows as `results.json` (schema in docs/results-schema.md).
-pub fn json(rows: &[Row]) -> Value {
+/// The allocators that appear in `rows`, in report order.
+fn allocators_in(rows: &[Row]) -> Vec<String> {
+    let mut names: Vec<String> = rows.iter().map(|r| r.allocator.clone()).collect();
+    names.sort_by_key(|n| (order_of(n), n.clone()));
+    names.dedup();
+    names
+}
+
+/// One line per (workload, parameter), one column per allocator: time per operation and the
+/// ratio to the reference. This is the summary printed to the terminal.
+pub fn pivot(rows: &[Row]) -> String {
+    let refs = references(rows);
+    let names = allocators_in(rows);
+    let mut out = String::from("| workload | parameter |");
+    for name in &names {
+        let _ = write!(out, " {name} |");
+    }
+    out.push_str("\n|---|---|");
+    out.push_str(&"---:|".repeat(names.len()));
+    out.push('\n');
+    let mut keys: Vec<(&String, &String)> =
+        rows.iter().map(|r| (&r.workload, &r.parameter)).collect();
+    keys.dedup();
+    for (workload, parameter) in keys {
+        let (_, ref_ns) = &refs[&(workload.clone(), parameter.clone())];
+        let _ = write!(out, "| {workload} | {parameter} |");
+        for name in &names {
+            let cell = rows
+                .iter()
+                .find(|r| {
+                    &r.workload == workload && &r.parameter == parameter && &r.allocator == name
+                })
+                .map(|r| format!("{} ({:.2}×)", human_time(r.ns_per_op()), r.mean_ns / ref_ns))
+                .unwrap_or_else(|| "–".into());
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The probes' and the C level's results, read from the report folder (empty when absent).
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// `probes.json`: `{latency: [...], rss: [...], notes: [...]}`.
+    pub probes: Value,
+    /// `c_level.json`: `{results: [...], notes: [...]}`.
+    pub c_level: Value,
+}
+
+impl Extras {
+    /// Reads `probes.json` and `c_level.json` from `dir`.
+    pub fn load(dir: &Path) -> Extras {
+        Extras {
+            probes: read_json(&dir.join("probes.json")).unwrap_or(Value::Null),
+            c_level: read_json(&dir.join("c_level.json")).unwrap_or(Value::Null),
+        }
+    }
+
+    fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+        value[key].as_array().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn latency(&self, allocator: &str) -> Option<&Value> {
+        Self::list(&self.probes, "latency")
+            .iter()
+            .find(|v| v["allocator"] == allocator)
+    }
+
+    fn rss(&self, allocator: &str) -> Option<&Value> {
+        Self::list(&self.probes, "rss")
+            .iter()
+            .find(|v| v["allocator"] == allocator)
+    }
+
+    fn notes(&self) -> Vec<String> {
+        Self::list(&self.probes, "notes")
+            .iter()
+            .chain(Self::list(&self.c_level, "notes"))
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect()
+    }
+}
+
+fn quantiles(summary: &Value) -> String {
+    match (summary["p50_ns"].as_u64(), summary["p99_ns"].as_u64()) {
+        (Some(p50), Some(p99)) => format!("{p50} / {p99} ns"),
+        _ => "–".into(),
+    }
+}
+
+/// The seed's "Comparison at a Glance", one line per allocator, measured on this machine.
+pub fn glance(extras: &Extras) -> String {
+    let mut out = String::from(
+        "| allocator | allocation P50 / P99 | free P50 / P99 | fragmentation | GC-free | max heap (peak RSS) | the seed claims (alloc · free · fragmentation · max heap) |\n\
+         |---|---:|---:|---:|---|---:|---|\n",
+    );
+    for (id, display, claim) in ALLOCATORS {
+        let latency = extras.latency(id);
+        let rss = extras.rss(id);
+        if latency.is_none() && rss.is_none() {
+            continue;
+        }
+        let alloc = latency
+            .map(|l| quantiles(&l["alloc"]))
+            .unwrap_or_else(|| "–".into());
+        let free = latency
+            .map(|l| quantiles(&l["free"]))
+            .unwrap_or_else(|| "–".into());
+        let arena = id == "heapkit-bump" || id == "bumpalo";
+        let fragmentation = match (rss.and_then(|r| r["fragmentation"].as_f64()), id) {
+            (Some(f), _) if arena => format!("{:+.0}% (no single free)", f * 100.0),
+            (Some(f), _) => format!("{:+.0}%", f * 100.0),
+            (None, "heapkit-fixed") => "none (one size per pool)".into(),
+            (None, _) => "–".into(),
+        };
+        let max_heap = match (rss, id) {
+            (Some(r), _) => format!(
+                "{} for {} live",
+                human_mib(r["peak_rss_bytes"].as_f64().unwrap_or(0.0)),
+                human_mib(r["peak_live_bytes"].as_f64().unwrap_or(0.0))
+            ),
+            (None, "heapkit-fixed") => "fixed at start-up".into(),
+            (None, _) => "–".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {display} | {alloc} | {free} | {fragmentation} | yes | {max_heap} | {claim} |"
+        );
+    }
+    out
+}
+
+fn latency_table(extras: &Extras) -> String {
+    let mut out = String::from(
+        "| allocator | workload | op | P50 | P99 | P99.9 | max | mean |\n|---|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut all: Vec<&Value> = Extras::list(&extras.probes, "latency").iter().collect();
+    all.sort_by_key(|v| order_of(v["allocator"].as_str().unwrap_or_default()));
+    for value in all {
+        for op in ["alloc", "free"] {
+            let s = &value[op];
+            let ns = |key: &str| {
+                s[key]
+                    .as_f64()
+                    .map(human_time)
+                    .unwrap_or_else(|| "–".into())
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {op} | {} | {} | {} | {} | {} |",
+                value["allocator"].as_str().unwrap_or("?"),
+                value["workload"].as_str().unwrap_or("?"),
+                ns("p50_ns"),
+                ns("p99_ns"),
+                ns("p999_ns"),
+                ns("max_ns"),
+                ns("mean_ns"),
+            );
+        }
+    }
+    out
+}
+
+fn rss_table(extras: &Extras) -> String {
+    let mut out = String::from(
+        "| allocator | peak live | peak RSS | peak overhead | final live | final RSS | fragmentation |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut all: Vec<&Value> = Extras::list(&extras.probes, "rss").iter().collect();
+    all.sort_by_key(|v| order_of(v["allocator"].as_str().unwrap_or_default()));
+    for r in all {
+        let mib = |key: &str| human_mib(r[key].as_f64().unwrap_or(0.0));
+        let pct = |key: &str| format!("{:+.0}%", r[key].as_f64().unwrap_or(0.0) * 100.0);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r["allocator"].as_str().unwrap_or("?"),
+            mib("peak_live_bytes"),
+            mib("peak_rss_bytes"),
+            pct("peak_overhead"),
+            mib("final_live_bytes"),
+            mib("final_rss_bytes"),
+            pct("fragmentation"),
+        );
+    }
+    out
+}
+
+fn c_level_table(extras: &Extras) -> String {
+    let mut out = String::from(
+        "| library (LD_PRELOAD) | mode | block | ns per malloc+free | instructions per malloc+free | ratio to glibc (time) |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    let results = Extras::list(&extras.c_level, "results");
+    let mut sorted: Vec<&Value> = results.iter().collect();
+    let position = |list: &[&str], v: &Value| {
+        let name = v.as_str().unwrap_or_default();
+        list.iter().position(|x| *x == name).unwrap_or(list.len())
+    };
+    let modes: Vec<&str> = crate::clevel::MODES.iter().map(|(m, _)| *m).collect();
+    sorted.sort_by_key(|r| {
+        (
+            position(&crate::clevel::LIBRARIES, &r["library"]),
+            position(&modes, &r["mode"]),
+        )
+    });
+    for r in sorted {
+        let glibc_ns = results
+            .iter()
+            .find(|g| g["library"] == "glibc" && g["mode"] == r["mode"])
+            .and_then(|g| g["ns_per_op"].as_f64());
+        let ns = r["ns_per_op"].as_f64();
+        let ratio = match (ns, glibc_ns) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} B | {} | {} | {ratio} |",
+            r["library"].as_str().unwrap_or("?"),
+            r["mode"].as_str().unwrap_or("?"),
+            r["size_bytes"],
+            ns.map(|n| format!("{n:.1}")).unwrap_or_else(|| "–".into()),
+            r["instructions_per_op"]
+                .as_f64()
+                .map(|n| format!("{n:.1}"))
+                .unwrap_or_else(|| "–".into()),
+        );
+    }
+    out
+}
+
+/// Everything as `results.json` (schema in docs/results-schema.md).
+pub fn json(rows: &[Row], extras: &Extras, options: &Options) -> Value {
     let refs = references(rows);
     let results: Vec<Value> = rows
         .iter()
@@ -167,38 +493,197 @@ pub fn json(rows: &[Row]) -> Value {
                 "allocator": row.allocator,
                 "mean_ns": row.mean_ns,
                 "median_ns": row.median_ns,
+                "ops_per_iter": row.ops_per_iter,
+                "ns_per_op": row.ns_per_op(),
                 "reference": ref_name,
                 "ratio_to_reference": row.mean_ns / ref_ns,
                 "baseline_mean_ns": row.baseline_mean_ns,
             })
         })
         .collect();
-    json!({ "schema_version": 1, "source": "criterion", "results": results })
+    let list = |v: &Value, key: &str| Value::Array(Extras::list(v, key).to_vec());
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "source": "criterion",
+        "quick": options.quick,
+        "filter": options.filter,
+        "baseline": options.baseline,
+        "results": results,
+        "latency": list(&extras.probes, "latency"),
+        "rss": list(&extras.probes, "rss"),
+        "c_level": list(&extras.c_level, "results"),
+        "notes": extras.notes(),
+    })
 }
 
-/// Writes report.md and results.json under `target/heapkit-report/` and returns the summary.
-pub fn write_from_criterion(options: &Options) -> Result<String, String> {
+/// Writes report.md, results.json and the plots under `target/heapkit-report/` from what the
+/// last run left there, and returns the terminal summary.
+pub fn write_from_target(options: &Options) -> Result<String, String> {
     let workspace = crate::Workspace::load()?;
     let rows = collect(
         &workspace.target.join("criterion"),
         options.baseline.as_deref(),
     );
-    write(&workspace.target.join("heapkit-report"), &rows, options)
+    let dir = workspace.target.join("heapkit-report");
+    let extras = Extras::load(&dir);
+    // `cargo xtask report` describes the run that left the files, not its own flags.
+    let mut options = options.clone();
+    if let Some(run) = read_json(&dir.join("run.json")) {
+        options.quick |= run["quick"].as_bool().unwrap_or(false);
+        if options.filter.is_none() {
+            options.filter = run["filter"].as_str().map(String::from);
+        }
+    }
+    write(&dir, &rows, &extras, &options)
 }
 
-/// Writes the report for `rows` into `dir`.
-pub fn write(dir: &Path, rows: &[Row], options: &Options) -> Result<String, String> {
+/// Draws the plots; returns the files written (a plot that fails becomes a note).
+fn plots(dir: &Path, rows: &[Row], extras: &Extras, notes: &mut Vec<String>) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut keep = |name: String, result: Result<(), String>| match result {
+        Ok(()) if dir.join(&name).exists() => files.push(name),
+        Ok(()) => {}
+        Err(e) => notes.push(e),
+    };
+    let mut workloads: Vec<&str> = rows.iter().map(|r| r.workload.as_str()).collect();
+    workloads.dedup();
+    for workload in workloads {
+        let these: Vec<&Row> = rows.iter().filter(|r| r.workload == workload).collect();
+        let mut parameters: Vec<String> = these.iter().map(|r| r.parameter.clone()).collect();
+        parameters.dedup();
+        let owned: Vec<Row> = these.iter().map(|r| (*r).clone()).collect();
+        let series: Vec<crate::plots::Series> = allocators_in(&owned)
+            .into_iter()
+            .map(|name| {
+                let values = parameters
+                    .iter()
+                    .map(|p| {
+                        these
+                            .iter()
+                            .find(|r| &r.parameter == p && r.allocator == name)
+                            .map(|r| r.ns_per_op())
+                    })
+                    .collect();
+                (name, values)
+            })
+            .collect();
+        let name = format!("bars-{workload}.svg");
+        let result = crate::plots::bars(
+            &dir.join(&name),
+            &format!("{workload}: time per operation (lower is better)"),
+            "ns per op",
+            &parameters,
+            &series,
+        );
+        keep(name, result);
+    }
+    for op in ["alloc", "free"] {
+        let mut all: Vec<&Value> = Extras::list(&extras.probes, "latency").iter().collect();
+        all.sort_by_key(|v| order_of(v["allocator"].as_str().unwrap_or_default()));
+        let series: Vec<(String, Vec<(f64, f64)>)> = all
+            .iter()
+            .map(|v| {
+                let points = v[op]["cdf"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?)))
+                    .collect();
+                (v["allocator"].as_str().unwrap_or("?").to_string(), points)
+            })
+            .collect();
+        let name = format!("latency-{op}-cdf.svg");
+        let result = crate::plots::cdf(&dir.join(&name), &format!("{op} latency CDF"), &series);
+        keep(name, result);
+    }
+    let mut rss: Vec<&Value> = Extras::list(&extras.probes, "rss").iter().collect();
+    rss.sort_by_key(|v| order_of(v["allocator"].as_str().unwrap_or_default()));
+    let categories: Vec<String> = rss
+        .iter()
+        .map(|r| r["allocator"].as_str().unwrap_or("?").to_string())
+        .collect();
+    let series: Vec<crate::plots::Series> = [
+        ("peak RSS", "peak_rss_bytes"),
+        ("peak live", "peak_live_bytes"),
+        ("final RSS", "final_rss_bytes"),
+        ("final live", "final_live_bytes"),
+    ]
+    .iter()
+    .map(|(label, key)| {
+        let values = rss
+            .iter()
+            .map(|r| r[*key].as_f64().map(|b| b / (1024.0 * 1024.0)))
+            .collect();
+        (label.to_string(), values)
+    })
+    .collect();
+    let result = crate::plots::bars(
+        &dir.join("rss.svg"),
+        "resident memory after the mixed workload (MiB above the baseline)",
+        "MiB",
+        &categories,
+        &series,
+    );
+    keep("rss.svg".into(), result);
+    files
+}
+
+/// Writes the report for `rows` and `extras` into `dir`; returns the terminal summary.
+pub fn write(
+    dir: &Path,
+    rows: &[Row],
+    extras: &Extras,
+    options: &Options,
+) -> Result<String, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let table = markdown(rows, options.baseline.as_deref());
+    let mut notes = extras.notes();
+    let svgs = plots(dir, rows, extras, &mut notes);
+    let glance = glance(extras);
+    let pivot = pivot(rows);
     let mode = if options.quick {
-        " (quick mode: fewer samples, wider error bars)"
+        " in quick mode (fewer samples, shorter runs: expect ±10–20% noise)"
     } else {
         ""
     };
-    let report = format!(
-        "# heapkit benchmark report\n\nMeasured on this machine by `cargo xtask bench`{mode}. Times are per \
-         iteration of each workload; the ratio compares each allocator with the system allocator \
-         (glibc) where it took part, otherwise with the fastest.\n\n{table}"
+    let mut report = format!(
+        "# heapkit benchmark report\n\nMeasured on this machine by `cargo xtask bench`{mode}.\n\n\
+         ## Comparison at a glance\n\nThe seed's table, measured. Latency: per-operation times \
+         (timer overhead subtracted) with 1000 blocks of 16 B–1 KiB live (arenas: allocation, \
+         and the reset's time shared by the objects it frees; heapkit-fixed: pool acquire and \
+         release). Fragmentation: resident bytes per live byte minus one after the mixed \
+         workload (grow, free to a quarter, refill to half with small blocks). Max heap: peak \
+         resident bytes above the process's baseline. GC-free: by construction (no collector), \
+         not measured.\n\n{glance}\n\
+         ## Time per operation (criterion)\n\nEach cell: mean time per operation and, in \
+         brackets, the ratio to glibc (`system`) on the same workload; lower is better.\n\n{pivot}\n"
+    );
+    let _ = write!(
+        report,
+        "## Latency distribution\n\n{}\n## Resident memory\n\nEach allocator in its own process.\n\n{}\n\
+         ## C level (LD_PRELOAD)\n\n`benches/c/pairs.c`; instructions counted with callgrind \
+         (noise-free), the difference between runs of N and 2N operations.\n\n{}\n",
+        latency_table(extras),
+        rss_table(extras),
+        c_level_table(extras)
+    );
+    if !svgs.is_empty() {
+        report.push_str("## Plots\n\n");
+        for svg in &svgs {
+            let _ = writeln!(report, "![{svg}]({svg})");
+        }
+        report.push('\n');
+    }
+    if !notes.is_empty() {
+        report.push_str("## Notes\n\n");
+        for note in &notes {
+            let _ = writeln!(report, "- {note}");
+        }
+        report.push('\n');
+    }
+    let _ = write!(
+        report,
+        "## Every benchmark\n\n{}",
+        markdown(rows, options.baseline.as_deref())
     );
     let write_file = |name: &str, text: String| {
         std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
@@ -206,10 +691,10 @@ pub fn write(dir: &Path, rows: &[Row], options: &Options) -> Result<String, Stri
     write_file("report.md", report)?;
     write_file(
         "results.json",
-        serde_json::to_string_pretty(&json(rows)).unwrap_or_default(),
+        serde_json::to_string_pretty(&json(rows, extras, options)).unwrap_or_default(),
     )?;
     Ok(format!(
-        "{table}\nreport: {}",
+        "\nComparison at a glance (measured here):\n\n{glance}\nTime per operation (ratio to glibc):\n\n{pivot}\nreport: {}",
         dir.join("report.md").display()
     ))
 }
@@ -221,11 +706,41 @@ mod tests {
     fn fixture(dir: &Path, group: &str, function: &str, value: &str, mean: f64) {
         let leaf = dir.join(group).join(function).join(value).join("new");
         std::fs::create_dir_all(&leaf).unwrap();
-        let bench = json!({"group_id": group, "function_id": function, "value_str": value});
+        let bench = json!({"group_id": group, "function_id": function, "value_str": value,
+                           "throughput": {"Elements": 10}});
         let estimates =
             json!({"mean": {"point_estimate": mean}, "median": {"point_estimate": mean * 0.9}});
         std::fs::write(leaf.join("benchmark.json"), bench.to_string()).unwrap();
         std::fs::write(leaf.join("estimates.json"), estimates.to_string()).unwrap();
+    }
+
+    fn extras() -> Extras {
+        let summary = |p50: u64| {
+            json!({"ops": 100, "mean_ns": p50 as f64, "p50_ns": p50, "p99_ns": p50 * 4,
+                                         "p999_ns": p50 * 10, "max_ns": p50 * 100, "cdf": [[p50, 0.5], [p50 * 100, 1.0]]})
+        };
+        Extras {
+            probes: json!({
+                "latency": [
+                    {"allocator": "system", "workload": "live-set", "timer_overhead_ns": 20, "alloc": summary(20), "free": summary(15)},
+                    {"allocator": "heapkit", "workload": "live-set", "timer_overhead_ns": 20, "alloc": summary(5), "free": summary(4)},
+                    {"allocator": "heapkit-fixed", "workload": "pool", "timer_overhead_ns": 20, "alloc": summary(2), "free": summary(2)},
+                ],
+                "rss": [
+                    {"allocator": "system", "workload": "mixed", "baseline_bytes": 3 << 20, "peak_live_bytes": 16 << 20,
+                     "peak_rss_bytes": 18 << 20, "final_live_bytes": 8 << 20, "final_rss_bytes": 12 << 20,
+                     "fragmentation": 0.5, "peak_overhead": 0.125},
+                ],
+                "notes": ["rss heapkit-fixed: not measured"],
+            }),
+            c_level: json!({
+                "results": [
+                    {"library": "glibc", "preload": null, "mode": "pair", "size_bytes": 32, "ns_per_op": 20.0, "instructions_per_op": 139.0},
+                    {"library": "jemalloc", "preload": "/usr/lib/libjemalloc.so.2", "mode": "pair", "size_bytes": 32, "ns_per_op": 10.0, "instructions_per_op": 80.0},
+                ],
+                "notes": ["tcmalloc: libtcmalloc-minimal4 is not installed; skipped"],
+            }),
+        }
     }
 
     #[test]
@@ -234,24 +749,71 @@ mod tests {
         let criterion = root.join("criterion");
         fixture(&criterion, "hot_pair", "system", "32", 20.0);
         fixture(&criterion, "hot_pair", "heapkit", "32", 10.0);
+        fixture(&criterion, "hot_pair", "system", "256", 30.0);
         fixture(&criterion, "arena", "bumpalo", "16", 4.0);
         fixture(&criterion, "arena", "heapkit-bump", "16", 2.0);
         let rows = collect(&criterion, None);
-        assert_eq!(rows.len(), 4);
-        let summary = write(&root.join("out"), &rows, &Options::default()).unwrap();
+        assert_eq!(rows.len(), 5);
+        // Block sizes sort by value, not as text.
+        assert_eq!(rows[2].parameter, "32");
+        assert_eq!(rows[4].parameter, "256");
+        let extras = extras();
+        let summary = write(&root.join("out"), &rows, &extras, &Options::default()).unwrap();
+        let report = std::fs::read_to_string(root.join("out/report.md")).unwrap();
         assert!(
-            summary.contains("| hot_pair | 32 | heapkit | 10.0 ns | 9.0 ns | 0.50× system |"),
+            report
+                .contains("| hot_pair | 32 | heapkit | 10.0 ns | 9.0 ns | 1.0 ns | 0.50× system |"),
+            "{report}"
+        );
+        assert!(
+            report.contains(
+                "| arena | 16 | bumpalo | 4.0 ns | 3.6 ns | 0.4 ns | 2.00× heapkit-bump |"
+            ),
+            "{report}"
+        );
+        // The glance table: measured numbers beside the seed's claims, in the seed's order.
+        assert!(summary.contains("| glibc malloc | 20 / 80 ns | 15 / 60 ns | +50% | yes | 18.0 MiB for 16.0 MiB live |"), "{summary}");
+        assert!(summary.contains("| heapkit-fixed | 2 / 8 ns | 2 / 8 ns | none (one size per pool) | yes | fixed at start-up |"), "{summary}");
+        assert!(summary.find("glibc malloc").unwrap() < summary.find("HeapKit").unwrap());
+        // The pivot: heapkit at half of glibc's time.
+        assert!(
+            summary.contains("| hot_pair | 32 | 2.0 ns (1.00×) | 1.0 ns (0.50×) |"),
             "{summary}"
         );
         assert!(
-            summary.contains("| arena | 16 | bumpalo | 4.0 ns | 3.6 ns | 2.00× heapkit-bump |"),
-            "{summary}"
+            report.contains("| jemalloc | pair | 32 B | 10.0 | 80.0 | 0.50× |"),
+            "{report}"
         );
+        assert!(report.contains("- tcmalloc: libtcmalloc-minimal4 is not installed; skipped"));
+        for svg in [
+            "bars-hot_pair.svg",
+            "bars-arena.svg",
+            "latency-alloc-cdf.svg",
+            "rss.svg",
+        ] {
+            assert!(root.join("out").join(svg).exists(), "{svg} missing");
+            assert!(report.contains(&format!("![{svg}]({svg})")));
+        }
         let results: Value =
             serde_json::from_str(&std::fs::read_to_string(root.join("out/results.json")).unwrap())
                 .unwrap();
-        assert_eq!(results["schema_version"], 1);
-        assert_eq!(results["results"].as_array().unwrap().len(), 4);
+        assert_eq!(results["schema_version"], SCHEMA_VERSION);
+        assert_eq!(results["results"].as_array().unwrap().len(), 5);
+        assert_eq!(results["results"][0]["ns_per_op"], 0.2);
+        assert_eq!(results["latency"].as_array().unwrap().len(), 3);
+        assert_eq!(results["rss"][0]["fragmentation"], 0.5);
+        assert_eq!(results["c_level"][1]["instructions_per_op"], 80.0);
+        assert_eq!(results["notes"].as_array().unwrap().len(), 2);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_report_without_probes_still_writes() {
+        let root =
+            std::env::temp_dir().join(format!("heapkit-report-empty-{}", std::process::id()));
+        let summary = write(&root, &[], &Extras::default(), &Options::default()).unwrap();
+        assert!(summary.contains("Comparison at a glance"));
+        assert!(root.join("results.json").exists());
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -1,0 +1,62 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+//! # Vocabulary
+//!
+//! - **allocator** ([`allocators`]): anything with a `GlobalAlloc` face: glibc (`system`),
+//!   the `mimalloc` and `tikv-jemallocator` crates, and every heapkit allocator through
+//!   `heapkit_core::GlobalAdapter`; plus the two arenas (bumpalo, heapkit-bump) and the
+//!   fixed pool (heapkit-fixed), which have their own workloads.
+//! - **workload**: one pattern of requests, generic over the allocator so each runs the very
+//!   same code: [`workloads`] (one thread), [`threads`] (remote frees), [`arena`] (bulk
+//!   allocation + reset, pool acquire/release).
+//! - **probe** (`src/bin/heapkit-probe.rs`): a process that runs one allocator and prints
+//!   one JSON line: per-operation [`latency`] histograms, or [`rss`] after a mixed workload.
+//! - **benchmark id**: `workload/allocator/parameter`, criterion's group / function / value;
+//!   the xtask's report lines up rows with the same workload and parameter.
+//!
+//! ```text
+//!   cargo xtask bench ──► cargo bench -p heapkit-benches ──► target/criterion/**/estimates.json
+//!        │            ──► heapkit-probe latency NAME      ──► one JSON line per allocator
+//!        │            ──► heapkit-probe rss NAME          ──► (each in its own process)
+//!        │            ──► benches/c/pairs.c under LD_PRELOAD (time; callgrind instructions)
+//!        ▼
+//!   target/heapkit-report/{report.md, results.json, *.svg}
+//! ```
+
+pub mod allocators;
+pub mod arena;
+pub mod latency;
+pub mod rng;
+pub mod rss;
+pub mod threads;
+pub mod workloads;
+
+/// Criterion settings shared by the suites: short enough that the default `cargo xtask
+/// bench` fits in about ten minutes on two cores. Command-line flags (`--quick`,
+/// `--measurement-time`, ...) still override them.
+pub mod settings {
+    use std::time::Duration;
+
+    /// Warm-up per benchmark.
+    pub const WARM_UP: Duration = Duration::from_millis(500);
+    /// Measurement per benchmark.
+    pub const MEASUREMENT: Duration = Duration::from_millis(1500);
+    /// Samples per benchmark (criterion's minimum is 10).
+    pub const SAMPLES: usize = 20;
+
+    /// Bootstrap resamples for the confidence intervals (criterion's default of 100 000
+    /// takes longer than a short measurement on a loaded machine).
+    pub const RESAMPLES: usize = 10_000;
+
+    /// A criterion with these settings, then the command line's.
+    pub fn criterion() -> criterion::Criterion {
+        criterion::Criterion::default()
+            .warm_up_time(WARM_UP)
+            .measurement_time(MEASUREMENT)
+            .sample_size(SAMPLES)
+            .nresamples(RESAMPLES)
+            .configure_from_args()
+    }
+}

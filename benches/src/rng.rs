@@ -1,0 +1,64 @@
+//! A small deterministic generator, so every allocator sees the same sequence of requests.
+
+use std::alloc::Layout;
+
+/// xorshift64*: fast, good enough for choosing sizes and slots, and seeded so runs repeat.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (zero is replaced: xorshift would stay at zero forever).
+    pub fn new(seed: u64) -> Rng {
+        Rng(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        assert!(n > 0, "below(0) has no answer");
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// A size in `min_bytes..=max_bytes`, log-uniform: as many requests between 16 and 32 B as
+    /// between 1 and 2 KiB, the shape real programs show (many small, few large).
+    pub fn size_log_uniform(&mut self, min_bytes: usize, max_bytes: usize) -> usize {
+        assert!(0 < min_bytes && min_bytes <= max_bytes);
+        let low = (min_bytes as f64).ln();
+        let high = (max_bytes as f64).ln();
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ((low + (high - low) * unit).exp() as usize).clamp(min_bytes, max_bytes)
+    }
+
+    /// A word-aligned layout of a log-uniform size in `min_bytes..=max_bytes`.
+    pub fn layout(&mut self, min_bytes: usize, max_bytes: usize) -> Layout {
+        let size_bytes = self.size_log_uniform(min_bytes, max_bytes);
+        Layout::from_size_align(size_bytes, 8).expect("sizes are small and 8 is a power of two")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_stay_in_range_and_repeat() {
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        for _ in 0..10_000 {
+            let size = a.size_log_uniform(16, 4096);
+            assert!((16..=4096).contains(&size));
+            assert_eq!(size, b.size_log_uniform(16, 4096));
+        }
+    }
+}

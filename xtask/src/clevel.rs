@@ -1,0 +1,293 @@
+//! Step 4 of `cargo xtask bench`: the C-level benchmark (`benches/c/pairs.c`) under
+//! `LD_PRELOAD` with each malloc library found: glibc (no preload), heapkit's
+//! `libheapkit_malloc.so` when it builds, and Debian's jemalloc, mimalloc and tcmalloc.
+//! Each is timed, and counted with callgrind (instructions per pair: noise-free) when
+//! valgrind is installed. A missing library or tool is a note, never a failure.
+
+use crate::bench::Options;
+use indicatif::ProgressBar;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The libraries in report order.
+pub const LIBRARIES: [&str; 5] = ["glibc", "heapkit", "jemalloc", "mimalloc", "tcmalloc"];
+/// Debian's peer libraries: (report name, package, file names to look for).
+const PEERS: [(&str, &str, &[&str]); 3] = [
+    ("jemalloc", "libjemalloc2", &["libjemalloc.so.2"]),
+    (
+        "mimalloc",
+        "libmimalloc2.0",
+        &["libmimalloc.so.2.0", "libmimalloc.so.2"],
+    ),
+    (
+        "tcmalloc",
+        "libtcmalloc-minimal4",
+        &["libtcmalloc_minimal.so.4"],
+    ),
+];
+/// Where Debian and Ubuntu put shared libraries.
+const LIB_DIRS: [&str; 3] = [
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib",
+];
+/// The modes of pairs.c, with the block size each uses, in report order.
+pub const MODES: [(&str, usize); 3] = [("pair", 32), ("lifo", 32), ("mixed", 16)];
+
+/// What step 4 will do: the libraries found, the tools, and the notes on what is missing.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// (report name, preload path; None for glibc).
+    pub libraries: Vec<(String, Option<PathBuf>)>,
+    /// The compiled benchmark, when gcc worked.
+    pub binary: Option<PathBuf>,
+    /// Whether valgrind is installed.
+    pub callgrind: bool,
+    /// Timed operations per run.
+    pub timed_ops: u64,
+    /// Operations per callgrind run (the second run does twice as many).
+    pub counted_ops: u64,
+    /// The modes to run.
+    pub modes: Vec<(String, usize)>,
+    /// Why something is not measured.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// Progress steps: one per (library, mode).
+    pub fn steps(&self) -> usize {
+        if self.binary.is_some() {
+            self.libraries.len() * self.modes.len()
+        } else {
+            0
+        }
+    }
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn find_library(files: &[&str]) -> Option<PathBuf> {
+    LIB_DIRS
+        .iter()
+        .flat_map(|dir| files.iter().map(move |f| Path::new(dir).join(f)))
+        .find(|p| p.exists())
+}
+
+fn is_root() -> bool {
+    // xtask has no libc dependency for geteuid: ask `id`.
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Installs the missing peer packages once, quietly, when running as root.
+fn install_peers(missing: &[&str], notes: &mut Vec<String>) {
+    if missing.is_empty() {
+        return;
+    }
+    if !is_root() {
+        notes.push(format!(
+            "not root: install {} to compare with them",
+            missing.join(" ")
+        ));
+        return;
+    }
+    eprintln!(
+        "xtask bench: installing {} (apt-get, once)",
+        missing.join(" ")
+    );
+    let install = || {
+        succeeds(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    // A fresh machine has no package lists yet: update once, then try again.
+    let installed =
+        install() || (succeeds(Command::new("apt-get").args(["update", "-q"])) && install());
+    if !installed {
+        notes.push(format!("apt-get could not install {}", missing.join(" ")));
+    }
+}
+
+/// Builds `libheapkit_malloc.so` when the heapkit-malloc package exists and builds.
+fn heapkit_library(workspace: &crate::Workspace, notes: &mut Vec<String>) -> Option<PathBuf> {
+    if !workspace.root.join("crates/malloc/Cargo.toml").exists() {
+        notes.push(
+            "heapkit-malloc: not in the workspace yet (crates/malloc/Cargo.toml missing)".into(),
+        );
+        return None;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = succeeds(
+        Command::new(cargo)
+            .args(["build", "--release", "--quiet", "-p", "heapkit-malloc"])
+            .current_dir(&workspace.root),
+    );
+    let path = workspace
+        .target
+        .join("release")
+        .join("libheapkit_malloc.so");
+    if built && path.exists() {
+        Some(path)
+    } else {
+        notes.push("heapkit-malloc: `cargo build --release -p heapkit-malloc` did not produce libheapkit_malloc.so".into());
+        None
+    }
+}
+
+/// Finds (and if needed installs) the libraries and tools, and compiles pairs.c.
+pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
+    let mut plan = Plan {
+        timed_ops: if options.quick { 1_000_000 } else { 5_000_000 },
+        counted_ops: if options.quick { 20_000 } else { 100_000 },
+        modes: MODES.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
+        ..Plan::default()
+    };
+    let wanted = |name: &str| options.wants(&format!("c/{name}"));
+    let missing: Vec<&str> = PEERS
+        .iter()
+        .filter(|(name, _, files)| wanted(name) && find_library(files).is_none())
+        .map(|(_, package, _)| *package)
+        .collect();
+    install_peers(&missing, &mut plan.notes);
+    if wanted("glibc") {
+        plan.libraries.push(("glibc".into(), None));
+    }
+    if wanted("heapkit") {
+        if let Some(path) = heapkit_library(workspace, &mut plan.notes) {
+            plan.libraries.push(("heapkit".into(), Some(path)));
+        }
+    }
+    for (name, package, files) in PEERS {
+        if !wanted(name) {
+            continue;
+        }
+        match find_library(files) {
+            Some(path) => plan.libraries.push((name.into(), Some(path))),
+            None => plan
+                .notes
+                .push(format!("{name}: {package} is not installed; skipped")),
+        }
+    }
+    let source = workspace.root.join("benches/c/pairs.c");
+    let binary = workspace.target.join("heapkit-report").join("pairs");
+    if succeeds(
+        Command::new("gcc")
+            .args(["-O2", "-o"])
+            .arg(&binary)
+            .arg(&source),
+    ) {
+        plan.binary = Some(binary);
+    } else {
+        plan.notes.push(format!(
+            "gcc could not compile {}: no C-level results",
+            source.display()
+        ));
+    }
+    plan.callgrind = succeeds(Command::new("valgrind").arg("--version"));
+    if !plan.callgrind {
+        plan.notes
+            .push("valgrind is not installed: no instruction counts".into());
+    }
+    plan
+}
+
+fn command(binary: &Path, preload: &Option<PathBuf>, mode: &str, size: usize, ops: u64) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.args([mode, &size.to_string(), &ops.to_string()]);
+    if let Some(lib) = preload {
+        cmd.env("LD_PRELOAD", lib);
+    }
+    cmd
+}
+
+/// ns per pair from one timed run.
+fn timed(
+    binary: &Path,
+    preload: &Option<PathBuf>,
+    mode: &str,
+    size: usize,
+    ops: u64,
+) -> Option<f64> {
+    let out = command(binary, preload, mode, size, ops).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().strip_prefix("ns_per_op=")?.parse().ok()
+}
+
+/// Instructions in one callgrind run (callgrind's "Collected" total).
+fn instructions(
+    binary: &Path,
+    preload: &Option<PathBuf>,
+    mode: &str,
+    size: usize,
+    ops: u64,
+) -> Option<u64> {
+    let mut cmd = Command::new("valgrind");
+    cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(binary)
+        .args([mode, &size.to_string(), &ops.to_string()]);
+    if let Some(lib) = preload {
+        cmd.env("LD_PRELOAD", lib);
+    }
+    let out = cmd.output().ok()?;
+    parse_collected(&String::from_utf8_lossy(&out.stderr))
+}
+
+/// Reads "==123== Collected : 4567" from callgrind's output.
+pub fn parse_collected(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.split("Collected :").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Runs the plan: one result per (library, mode); notes carried along.
+pub fn run(plan: &Plan, bar: &ProgressBar) -> Value {
+    let mut results = Vec::new();
+    if let Some(binary) = &plan.binary {
+        for (name, preload) in &plan.libraries {
+            for (mode, size) in &plan.modes {
+                crate::bench::step(bar, format!("C level: {mode} under {name}"));
+                let ns_per_op = timed(binary, preload, mode, *size, plan.timed_ops);
+                let instructions_per_op = if plan.callgrind {
+                    let once = instructions(binary, preload, mode, *size, plan.counted_ops);
+                    let twice = instructions(binary, preload, mode, *size, 2 * plan.counted_ops);
+                    once.zip(twice)
+                        .map(|(a, b)| b.saturating_sub(a) as f64 / plan.counted_ops as f64)
+                } else {
+                    None
+                };
+                results.push(json!({
+                    "library": name,
+                    "preload": preload.as_ref().map(|p| p.display().to_string()),
+                    "mode": mode,
+                    "size_bytes": size,
+                    "ns_per_op": ns_per_op,
+                    "instructions_per_op": instructions_per_op,
+                }));
+                bar.inc(1);
+            }
+        }
+    }
+    json!({ "results": results, "notes": plan.notes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callgrind_totals_are_read() {
+        let text =
+            "==7== Events    : Ir\n==7== Collected : 123456\n==7==\n==7== I   refs:      123,456";
+        assert_eq!(parse_collected(text), Some(123_456));
+        assert_eq!(parse_collected("nothing here"), None);
+    }
+}
