@@ -16,6 +16,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use heapkit_bins::{Bins, Config};
 use heapkit_core::{GlobalAdapter, Locked};
 use heapkit_pages::MmapPages;
+use heapkit_testkit::Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::time::Duration;
@@ -34,21 +35,6 @@ const LIFO_BATCH: usize = 100;
 const REALLOC_BUFFERS: usize = 8;
 const REALLOC_MAX_BYTES: usize = 256 * 1024;
 
-/// xorshift64*: deterministic, allocation-free, same stream for every contender.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
 }
@@ -64,7 +50,7 @@ impl LiveSet {
     fn fill<A: GlobalAlloc>(a: &A) -> Self {
         let mut set = LiveSet {
             slots: Vec::with_capacity(LIVE_BLOCKS),
-            rng: Rng(0x9E37_79B9_7F4A_7C15),
+            rng: Rng::new(0x9E37_79B9_7F4A_7C15),
         };
         for _ in 0..LIVE_BLOCKS {
             let size = 16 + set.rng.below(4096 - 16);
@@ -171,7 +157,7 @@ fn random_one<A: GlobalAlloc>(group: &mut Group<'_>, name: &str, a: &A) {
 }
 
 fn lifo_one<A: GlobalAlloc>(group: &mut Group<'_>, name: &str, a: &A) {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut batch = [(core::ptr::null_mut(), 0); LIFO_BATCH];
     group.bench_function(BenchmarkId::from_parameter(name), |b| {
         b.iter(|| lifo(a, &mut rng, black_box(&mut batch)))

@@ -24,10 +24,12 @@ mod model;
 mod oom;
 mod pattern;
 mod reference;
+mod rng;
 mod suite;
 mod threads;
 
 pub use reference::PageRunAllocator;
+pub use rng::Rng;
 pub use suite::Suite;
 
 use heapkit_pages::BufferPages;

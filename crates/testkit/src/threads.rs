@@ -3,6 +3,7 @@
 
 use crate::model::check_after;
 use crate::pattern;
+use crate::rng::Rng;
 use crate::suite::Suite;
 use heapkit_core::{Allocator, Introspect};
 use std::alloc::Layout;
@@ -27,32 +28,6 @@ struct Handoff {
 // and the allocator under test is `Sync`, so the block may be freed from any thread.
 unsafe impl Send for Handoff {}
 
-/// A small deterministic generator (xorshift64*), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// Sizes skewed small, as real programs allocate.
-    fn size(&mut self, max_size_bytes: usize) -> usize {
-        let cap = match self.below(16) {
-            0 => max_size_bytes.min(64 * 1024),
-            1..=4 => 1024,
-            _ => 128,
-        };
-        1 + self.below(cap.min(max_size_bytes))
-    }
-}
-
 fn verify_and_free<A: Allocator>(suite: &Suite, a: &A, h: Handoff) {
     let ptr = h.ptr.as_ptr();
     // SAFETY: the block is live (it was taken out of a list exactly once) and `size` bytes long.
@@ -67,13 +42,14 @@ fn verify_and_free<A: Allocator>(suite: &Suite, a: &A, h: Handoff) {
 }
 
 fn worker<A: Allocator>(suite: &Suite, a: &A, pool: &Mutex<Vec<Handoff>>, thread_index: usize) {
-    let mut rng =
-        Rng(0x9E37_79B9_7F4A_7C15 ^ (thread_index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let mut rng = Rng::new(
+        0x9E37_79B9_7F4A_7C15 ^ (thread_index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03),
+    );
     let mut own: Vec<Handoff> = Vec::with_capacity(OWN_BLOCKS_MAX);
     for op in 0..OPS_PER_THREAD {
         match rng.below(4) {
             0 | 1 => {
-                let size = rng.size(suite.max_size_bytes);
+                let size = rng.size_skewed_small(suite.max_size_bytes);
                 let align = 1usize << rng.below(5);
                 let layout = Layout::from_size_align(size, align).expect("valid layout");
                 let Ok(block) = a.allocate(layout) else {
