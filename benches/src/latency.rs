@@ -1,5 +1,5 @@
 //! Per-operation latency: every allocation and every free timed on its own into an
-//! [hdrhistogram](hdrhistogram), summarised as P50 / P99 / P99.9 / max and a CDF.
+//! [`hdrhistogram`], summarised as P50 / P99 / P99.9 / max and a CDF.
 //!
 //! A clock read costs tens of nanoseconds, as much as a fast allocation: the median cost of
 //! an empty timed section (`timer_overhead_ns`) is measured first and subtracted from every

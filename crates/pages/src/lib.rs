@@ -27,7 +27,7 @@ mod failing;
 mod mmap;
 
 pub use brk::BrkPages;
-pub use buffer::BufferPages;
+pub use buffer::{BufferPages, DEFAULT_PAGE_BYTES, MIN_PAGE_BYTES};
 #[cfg(feature = "std")]
 pub use failing::{FailingPages, FaultPlan};
 pub use mmap::{os_page_size, MmapPages, PurgeMode};
