@@ -1,8 +1,8 @@
-//! Chapter 5: a thread cache in front of a slab, watched from the back end. Refills grow,
-//! a full bin flushes half of itself, and a block freed by another thread lands in *that*
-//! thread's bin.
+//! A thread cache in front of a slab, watched from the back end, step by step: refills grow,
+//! a full bin flushes, and a block freed by another thread lands in *that* thread's bin.
+//! The book's chapter 5 quotes this output.
 //!
-//! `cargo run --manifest-path docs/programs/Cargo.toml --bin tcache`
+//! `cargo run -p heapkit-tcache --example walkthrough`
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
