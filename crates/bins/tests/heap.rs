@@ -331,8 +331,8 @@ fn usable_size_and_zeroed_allocation() {
     }
     free(&heap, a);
     let z = heap.allocate_zeroed(layout(100)).unwrap();
-    // SAFETY: z is live with z.len() bytes.
     assert!(
+        // SAFETY: z is live with z.len() bytes.
         unsafe { core::slice::from_raw_parts(z.cast::<u8>().as_ptr(), z.len()) }
             .iter()
             .all(|&b| b == 0)

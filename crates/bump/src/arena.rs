@@ -325,8 +325,8 @@ impl<S: ChunkSource> Arena<S> {
     /// # Safety
     /// `header` is a live chunk of this arena, in no list, and nothing in it is used again.
     unsafe fn release(&self, header: NonNull<ChunkHeader>) {
-        // SAFETY: a live header.
         let (len_bytes, align_bytes) =
+            // SAFETY: a live header.
             unsafe { ((*header.as_ptr()).len_bytes, (*header.as_ptr()).align_bytes) };
         self.chunk_bytes.set(self.chunk_bytes.get() - len_bytes);
         // SAFETY: the chunk came from `alloc_chunk(len_bytes, align_bytes)` (recorded in its
@@ -472,10 +472,10 @@ impl<S: ChunkSource> Arena<S> {
     /// Sum of the fill levels of the chunks older than the current one.
     fn recount_retired_bytes(&self) -> usize {
         let mut sum_bytes: usize = 0;
-        // SAFETY: `current` and its `prev` chain are live chunks.
         let mut next = self
             .current
             .get()
+            // SAFETY: `current` and its `prev` chain are live chunks.
             .and_then(|c| unsafe { (*c.as_ptr()).prev });
         while let Some(header) = next {
             // SAFETY: as above.
@@ -541,8 +541,8 @@ impl<S: ChunkSource> Arena<S> {
             && is_aligned(addr, new.align())
             && rounded(new.size()) <= self.end.get() as usize - addr
         {
-            // SAFETY: `block + rounded(new) <= end`, checked just above.
             self.ptr
+                // SAFETY: `block + rounded(new) <= end`, checked just above.
                 .set(unsafe { block.as_ptr().add(rounded(new.size())) });
             return Ok(NonNull::slice_from_raw_parts(block, rounded(new.size())));
         }
@@ -572,8 +572,8 @@ impl<S: ChunkSource> Arena<S> {
             return Ok(NonNull::slice_from_raw_parts(moved, rounded(new.size())));
         }
         if self.is_last(block, old.size()) {
-            // SAFETY: the new end is inside the old block.
             self.ptr
+                // SAFETY: the new end is inside the old block.
                 .set(unsafe { block.as_ptr().add(rounded(new.size())) });
         }
         Ok(NonNull::slice_from_raw_parts(block, rounded(new.size())))

@@ -274,8 +274,8 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        // SAFETY: every thread has finished.
         assert_eq!(
+            // SAFETY: every thread has finished.
             unsafe { *shared.count.get() },
             if cfg!(miri) { 800 } else { 80_000 }
         );

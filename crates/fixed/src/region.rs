@@ -433,9 +433,9 @@ fn populate_range(
     len_bytes: usize,
     page_bytes: usize,
 ) -> Result<(), StartupFailure> {
-    // SAFETY: the range is a live, page-aligned mapping of ours; the advice only faults pages
-    // in (it does not change their contents, which are unspecified anyway).
     let result =
+        // SAFETY: the range is a live, page-aligned mapping of ours; the advice only faults pages
+        // in (it does not change their contents, which are unspecified anyway).
         unsafe { libc::madvise(base.as_ptr().cast(), len_bytes, libc::MADV_POPULATE_WRITE) };
     if result == 0 {
         return Ok(());

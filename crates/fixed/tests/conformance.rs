@@ -77,8 +77,8 @@ fn exhausted_bump_partition_keeps_live_blocks() {
     }
     .is_err());
     for (i, block) in blocks.iter().enumerate() {
-        // SAFETY: live blocks of `layout.size()` bytes, filled above.
         let bytes =
+            // SAFETY: live blocks of `layout.size()` bytes, filled above.
             unsafe { core::slice::from_raw_parts(block.cast::<u8>().as_ptr(), layout.size()) };
         assert!(
             bytes.iter().all(|&b| b == i as u8),

@@ -212,8 +212,8 @@ fn bump_grows_in_place_then_moves() {
     // SAFETY: `a` is live with `l8`.
     let a = unsafe { region.grow(a.cast(), l8, l64) }.unwrap();
     let b = region.allocate(l8).unwrap();
-    // SAFETY: `a` is live with `l64`; it is not last any more, so it moves.
     let a2 =
+        // SAFETY: `a` is live with `l64`; it is not last any more, so it moves.
         unsafe { region.grow(a.cast(), l64, Layout::from_size_align(128, 8).unwrap()) }.unwrap();
     assert_ne!(a2.cast::<u8>(), a.cast::<u8>());
     // SAFETY: the content was copied.

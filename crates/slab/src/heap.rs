@@ -349,8 +349,8 @@ impl<P: PageSource> Drop for Slab<P> {
         }
         let mut huge = chunks.huge.head;
         while !huge.is_null() {
-            // SAFETY: a live huge header; `&mut self` as above.
             let (next, start, len) =
+                // SAFETY: a live huge header; `&mut self` as above.
                 unsafe { (Huge::next(huge), huge.cast::<u8>(), Huge::map_bytes(huge)) };
             // SAFETY: the mapping made for this huge block, which dies with the allocator.
             unsafe { self.pages.unmap(NonNull::new_unchecked(start), len) };

@@ -199,8 +199,8 @@ impl<P: PageSource> Slab<P> {
     /// `huge` is the live header of a block the caller owns.
     pub(crate) unsafe fn resize_huge(&self, huge: *mut Huge, new_size: usize) -> Option<usize> {
         let page_bytes = self.pages.page_size();
-        // SAFETY: forwarded from the caller.
         let (old_map, offset) =
+            // SAFETY: forwarded from the caller.
             unsafe { (Huge::map_bytes(huge), addr_of!((*huge).offset_bytes).read()) };
         let new_map = align_up(offset.checked_add(new_size)?, page_bytes)?;
         if new_map < old_map {

@@ -96,9 +96,9 @@ impl<P: PageSource> Slab<P> {
             Block::Large { chunk, slot, .. } => {
                 let stays_large = new_class.is_none() && new.size() <= LARGE_MAX_BYTES;
                 let want = span_slots(new.size());
-                // SAFETY: a live span the caller owns.
                 (stays_large
                     && new.align() <= SLOT_BYTES
+                    // SAFETY: a live span the caller owns.
                     && unsafe { self.resize_span(chunk, slot, want) })
                 .then_some(want * SLOT_BYTES)
             }

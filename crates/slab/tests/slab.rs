@@ -76,8 +76,8 @@ fn batches_fill_and_flush_with_one_call() {
         s.check().unwrap();
         assert_eq!(s.class_stats(class).live_blocks, n);
         for &p in &out {
-            // SAFETY: live blocks from the batch.
             assert_eq!(
+                // SAFETY: live blocks from the batch.
                 unsafe { s.class_of_block(NonNull::new(p).unwrap()) },
                 Some(class)
             );

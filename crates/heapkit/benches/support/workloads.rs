@@ -148,6 +148,7 @@ pub fn larson_run<A: GlobalAlloc + Sync>(a: &'static A) -> Duration {
                         let l = rng.layout();
                         // SAFETY: (bench) each pointer is a live block of `a`, freed once with its own layout.
                         let p = unsafe { a.alloc(l) };
+                        // SAFETY: (bench) `p` is a fresh block of at least one byte.
                         unsafe { p.write(1) };
                         blocks[i] = (p as usize, l);
                     }
