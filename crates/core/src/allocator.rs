@@ -21,6 +21,31 @@ pub fn dangling_block(layout: Layout) -> NonNull<[u8]> {
     NonNull::slice_from_raw_parts(ptr, 0)
 }
 
+/// Moves a block to `new_layout` the slow way: allocates a new block from `a`, copies the first
+/// `min(old size, new size)` bytes, and frees the old block. On `Err` the old block is untouched.
+///
+/// This is what every `grow`/`shrink` falls back to when the block cannot change in place.
+///
+/// # Safety
+/// `ptr` is a live block of `a` fitted by `old_layout`; both sizes are non-zero.
+pub unsafe fn relocate<A: Allocator + ?Sized>(
+    a: &A,
+    ptr: NonNull<u8>,
+    old_layout: Layout,
+    new_layout: Layout,
+) -> Result<NonNull<[u8]>, AllocError> {
+    debug_assert!(old_layout.size() > 0 && new_layout.size() > 0);
+    let block = a.allocate_nonzero(new_layout)?;
+    let keep_bytes = old_layout.size().min(new_layout.size());
+    // SAFETY: the allocator never overlaps two live blocks, and each holds at least
+    // `keep_bytes` bytes; the old block is live and fitted by `old_layout` (caller's promise).
+    unsafe {
+        ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), keep_bytes);
+        a.deallocate_nonzero(ptr, old_layout);
+    }
+    Ok(block)
+}
+
 /// An allocation algorithm.
 ///
 /// # Contract
@@ -84,14 +109,8 @@ pub unsafe trait Allocator {
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
         debug_assert!(old_layout.size() > 0 && new_layout.size() >= old_layout.size());
-        let block = self.allocate_nonzero(new_layout)?;
-        // SAFETY: the blocks are distinct live blocks (the allocator never overlaps them), the
-        // old one has `old_layout.size()` readable bytes and the new one at least as many.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), old_layout.size());
-            self.deallocate_nonzero(ptr, old_layout);
-        }
-        Ok(block)
+        // SAFETY: forwarded from the caller.
+        unsafe { relocate(self, ptr, old_layout, new_layout) }
     }
 
     /// Shrinks a block to a non-zero `new_layout`.
@@ -112,14 +131,8 @@ pub unsafe trait Allocator {
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
         debug_assert!(new_layout.size() > 0 && new_layout.size() <= old_layout.size());
-        let block = self.allocate_nonzero(new_layout)?;
-        // SAFETY: distinct live blocks; the new one has at least `new_layout.size()` bytes and
-        // the old one at least as many readable bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), new_layout.size());
-            self.deallocate_nonzero(ptr, old_layout);
-        }
-        Ok(block)
+        // SAFETY: forwarded from the caller.
+        unsafe { relocate(self, ptr, old_layout, new_layout) }
     }
 
     /// Serves any request, zero-size ones included.

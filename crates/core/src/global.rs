@@ -131,17 +131,8 @@ impl<G: GlobalAlloc> FromGlobal<G> {
             let raw = unsafe { self.0.realloc(ptr.as_ptr(), old_layout, new_layout.size()) };
             return into_block(raw, new_layout.size());
         }
-        let block = self.allocate_nonzero(new_layout)?;
-        // SAFETY: two distinct live blocks; the copy stays within the smaller of the two.
-        unsafe {
-            ptr::copy_nonoverlapping(
-                ptr.as_ptr(),
-                block.cast::<u8>().as_ptr(),
-                old_layout.size().min(new_layout.size()),
-            );
-            self.0.dealloc(ptr.as_ptr(), old_layout);
-        }
-        Ok(block)
+        // SAFETY: forwarded from the caller; this allocator frees exactly through `self.0`.
+        unsafe { crate::relocate(self, ptr, old_layout, new_layout) }
     }
 }
 

@@ -45,7 +45,7 @@ mod page_source;
 pub mod report;
 mod stats;
 
-pub use allocator::{dangling_block, Allocator};
+pub use allocator::{dangling_block, relocate, Allocator};
 pub use classes::{BatchAllocator, UnsizedAllocator};
 pub use error::{AllocError, InvariantError};
 pub use global::{FromGlobal, GlobalAdapter};

@@ -491,37 +491,16 @@ impl<B: BatchAllocator> ThreadCache<B> {
         Ok(())
     }
 
-    /// Moves a block to a new layout by allocating, copying `copy_bytes` and freeing.
-    ///
-    /// # Safety
-    /// `ptr` is live with `old_layout`, and `copy_bytes` fits both blocks.
-    unsafe fn relocate(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-        copy_bytes: usize,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        let block = self.allocate_nonzero(new_layout)?;
-        // SAFETY: distinct live blocks, each with at least `copy_bytes` bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(ptr.as_ptr(), block.cast::<u8>().as_ptr(), copy_bytes);
-            self.deallocate_nonzero(ptr, old_layout);
-        }
-        Ok(block)
-    }
-
     /// Resizes in place when both layouts map to the same class, through the backend when both
     /// are large, and by moving otherwise.
     ///
     /// # Safety
-    /// `ptr` is live with `old_layout`; `copy_bytes` is the smaller of the two sizes.
+    /// `ptr` is live with `old_layout`; both sizes are non-zero.
     unsafe fn resize(
         &self,
         ptr: NonNull<u8>,
         old_layout: Layout,
         new_layout: Layout,
-        copy_bytes: usize,
         grow: bool,
     ) -> Result<NonNull<[u8]>, AllocError> {
         let old_class = self.backend.class_of(old_layout);
@@ -542,7 +521,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 }
             },
             // SAFETY: forwarded from the caller.
-            _ => unsafe { self.relocate(ptr, old_layout, new_layout, copy_bytes) },
+            _ => unsafe { heapkit_core::relocate(self, ptr, old_layout, new_layout) },
         }
     }
 }
@@ -621,7 +600,7 @@ unsafe impl<B: BatchAllocator> Allocator for ThreadCache<B> {
     ) -> Result<NonNull<[u8]>, AllocError> {
         debug_assert!(new_layout.size() >= old_layout.size());
         // SAFETY: forwarded from the caller.
-        unsafe { self.resize(ptr, old_layout, new_layout, old_layout.size(), true) }
+        unsafe { self.resize(ptr, old_layout, new_layout, true) }
     }
 
     unsafe fn shrink_nonzero(
@@ -632,7 +611,7 @@ unsafe impl<B: BatchAllocator> Allocator for ThreadCache<B> {
     ) -> Result<NonNull<[u8]>, AllocError> {
         debug_assert!(new_layout.size() <= old_layout.size());
         // SAFETY: forwarded from the caller.
-        unsafe { self.resize(ptr, old_layout, new_layout, new_layout.size(), false) }
+        unsafe { self.resize(ptr, old_layout, new_layout, false) }
     }
 }
 
