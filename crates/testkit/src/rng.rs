@@ -40,6 +40,23 @@ impl Rng {
         };
         1 + self.below(cap.min(max_size_bytes))
     }
+
+    /// A size in `min_bytes..=max_bytes`, log-uniform: as many requests between 16 and 32 B as
+    /// between 1 and 2 KiB, the shape real programs show (many small, few large).
+    pub fn size_log_uniform(&mut self, min_bytes: usize, max_bytes: usize) -> usize {
+        assert!(0 < min_bytes && min_bytes <= max_bytes);
+        let low = (min_bytes as f64).ln();
+        let high = (max_bytes as f64).ln();
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ((low + (high - low) * unit).exp() as usize).clamp(min_bytes, max_bytes)
+    }
+
+    /// A word-aligned layout of a log-uniform size in `min_bytes..=max_bytes`.
+    pub fn layout(&mut self, min_bytes: usize, max_bytes: usize) -> std::alloc::Layout {
+        let size_bytes = self.size_log_uniform(min_bytes, max_bytes);
+        std::alloc::Layout::from_size_align(size_bytes, 8)
+            .expect("sizes are small and 8 is a power of two")
+    }
 }
 
 #[cfg(test)]
@@ -59,5 +76,16 @@ mod tests {
             b.size_skewed_small(100);
         }
         assert_ne!(Rng::new(0).next_u64(), 0);
+    }
+
+    #[test]
+    fn log_uniform_sizes_stay_in_range_and_repeat() {
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        for _ in 0..10_000 {
+            let size = a.size_log_uniform(16, 4096);
+            assert!((16..=4096).contains(&size));
+            assert_eq!(size, b.size_log_uniform(16, 4096));
+        }
     }
 }
