@@ -5,12 +5,21 @@
  * MODE  pair   malloc(SIZE) then free, OPS times (the hottest path)
  *       lifo   1000 mallocs then 1000 frees newest first, OPS/1000 times
  *       mixed  1000 live blocks of 16..1024 B; OPS times free a random one and malloc anew
+ *       prodcons  two threads: a producer mallocs OPS blocks of SIZE and hands them through a
+ *              bounded ring to a consumer that frees them (every free is a remote free)
+ *       larson two threads, each with 1000 slots of 16..1024 B blocks; each op frees a random
+ *              slot and mallocs anew, and every 64 ops a thread swaps a block with the other
+ *              thread's mailbox, so blocks die on the thread that did not make them (the
+ *              shape of the Larson server benchmark)
  *
  * Prints "ns_per_op=<float>" where an op is one malloc+free pair. The xtask counts
  * instructions with callgrind at OPS and 2*OPS and divides the difference by OPS, which
  * removes start-up and warm-up exactly.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,9 +87,91 @@ static void run_mixed(long ops) {
     for (int i = 0; i < BATCH_BLOCKS; i++) free(blocks[i]);
 }
 
+/* prodcons: a single-producer single-consumer ring of block pointers. The waits yield, so
+ * that on a machine with fewer free cores than threads a waiting thread does not burn the
+ * other's time slice. */
+enum { RING_SLOTS = 1024 };
+static void *ring[RING_SLOTS];
+static _Atomic long ring_head; /* next slot the producer writes */
+static _Atomic long ring_tail; /* next slot the consumer reads */
+static long ring_ops;
+static size_t ring_size_bytes;
+
+static void *consumer(void *unused) {
+    (void)unused;
+    for (long i = 0; i < ring_ops; i++) {
+        while (atomic_load_explicit(&ring_head, memory_order_acquire) == i) sched_yield();
+        free(ring[i % RING_SLOTS]);
+        atomic_store_explicit(&ring_tail, i + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void run_prodcons(size_t size_bytes, long ops) {
+    ring_ops = ops;
+    ring_size_bytes = size_bytes;
+    atomic_store(&ring_head, 0);
+    atomic_store(&ring_tail, 0);
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, consumer, NULL) != 0) exit(1);
+    for (long i = 0; i < ops; i++) {
+        while (i - atomic_load_explicit(&ring_tail, memory_order_acquire) >= RING_SLOTS)
+            sched_yield();
+        ring[i % RING_SLOTS] = must_malloc(ring_size_bytes);
+        atomic_store_explicit(&ring_head, i + 1, memory_order_release);
+    }
+    pthread_join(thread, NULL);
+}
+
+/* larson: each thread churns its own slots and trades a block through a mailbox now and then. */
+static _Atomic(void *) mailbox[2];
+struct larson_thread {
+    int id;
+    long ops;
+    uint64_t rng;
+};
+
+static uint64_t local_next(uint64_t *state) {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return *state * 0x2545F4914F6CDD1Dull;
+}
+
+static void *larson_worker(void *arg) {
+    struct larson_thread *t = arg;
+    void *slots[BATCH_BLOCKS];
+    for (int i = 0; i < BATCH_BLOCKS; i++) slots[i] = must_malloc(16 + local_next(&t->rng) % 1009);
+    for (long i = 0; i < t->ops; i++) {
+        uint64_t r = local_next(&t->rng);
+        size_t slot = (size_t)(r % BATCH_BLOCKS);
+        if ((i & 63) == 0) {
+            /* Give this block to the other thread; take whatever it left for us. */
+            void *theirs = atomic_exchange(&mailbox[t->id ^ 1], slots[slot]);
+            slots[slot] = theirs != NULL ? theirs : must_malloc(16 + (r >> 32) % 1009);
+            continue;
+        }
+        free(slots[slot]);
+        slots[slot] = must_malloc(16 + (r >> 32) % 1009);
+        keep(slots[slot]);
+    }
+    for (int i = 0; i < BATCH_BLOCKS; i++) free(slots[i]);
+    return NULL;
+}
+
+static void run_larson(long ops) {
+    struct larson_thread threads[2] = {{0, ops / 2, 0x1234567887654321ull},
+                                       {1, ops / 2, 0x9E3779B97F4A7C15ull}};
+    pthread_t other;
+    if (pthread_create(&other, NULL, larson_worker, &threads[1]) != 0) exit(1);
+    larson_worker(&threads[0]);
+    pthread_join(other, NULL);
+    for (int i = 0; i < 2; i++) free(atomic_exchange(&mailbox[i], NULL));
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: %s pair|lifo|mixed SIZE_BYTES OPS\n", argv[0]);
+        fprintf(stderr, "usage: %s pair|lifo|mixed|prodcons|larson SIZE_BYTES OPS\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1];
@@ -96,6 +187,8 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "pair") == 0) run_pair(size_bytes, ops);
     else if (strcmp(mode, "lifo") == 0) run_lifo(size_bytes, ops);
     else if (strcmp(mode, "mixed") == 0) run_mixed(ops);
+    else if (strcmp(mode, "prodcons") == 0) run_prodcons(size_bytes, ops);
+    else if (strcmp(mode, "larson") == 0) run_larson(ops);
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

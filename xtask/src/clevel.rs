@@ -33,7 +33,13 @@ const LIB_DIRS: [&str; 3] = [
     "/usr/lib",
 ];
 /// The modes of pairs.c, with the block size each uses, in report order.
-pub const MODES: [(&str, usize); 3] = [("pair", 32), ("lifo", 32), ("mixed", 16)];
+pub const MODES: [(&str, usize); 5] = [
+    ("pair", 32),
+    ("lifo", 32),
+    ("mixed", 16),
+    ("prodcons", 64),
+    ("larson", 16),
+];
 
 /// What step 4 will do: the libraries found, the tools, and the notes on what is missing.
 #[derive(Clone, Debug, Default)]
@@ -181,7 +187,7 @@ pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
     let binary = workspace.target.join("heapkit-report").join("pairs");
     if succeeds(
         Command::new("gcc")
-            .args(["-O2", "-o"])
+            .args(["-O2", "-pthread", "-o"])
             .arg(&binary)
             .arg(&source),
     ) {

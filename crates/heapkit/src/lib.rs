@@ -107,6 +107,16 @@ impl HeapKit {
     }
 }
 
+impl HeapKit {
+    /// The thread cache's hit path alone: a block for `layout` from this thread's cache, or
+    /// null when only the full path (an allocating method) can serve it. See
+    /// [`ThreadCache::allocate_cached`].
+    #[inline(always)]
+    pub fn allocate_cached(&self, layout: Layout) -> *mut u8 {
+        self.cache.allocate_cached(layout)
+    }
+}
+
 impl Default for HeapKit {
     fn default() -> Self {
         Self::new()
@@ -191,6 +201,7 @@ unsafe impl UnsizedAllocator for HeapKit {
         unsafe { self.cache.usable_size(ptr) }
     }
 
+    #[inline(always)]
     unsafe fn deallocate_unsized(&self, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.deallocate_unsized(ptr) }

@@ -14,7 +14,7 @@ fn page_bytes() -> usize {
 /// pointer. NULL with `errno = ENOMEM` on failure.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    heap::allocate(size, MAX_ALIGN_BYTES, false).cast()
+    heap::allocate_default_aligned(size).cast()
 }
 
 /// `calloc(count, size)`: zeroed memory; NULL with `ENOMEM` when `count * size` overflows.

@@ -1,10 +1,11 @@
 //! The one heap behind every entry point, and the conversions between C's conventions and
 //! heapkit's `Allocator` contract.
 
+use core::alloc::GlobalAlloc;
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use heapkit::HeapKit;
-use heapkit_core::{Allocator, UnsizedAllocator, MAX_ALIGN_BYTES};
+use heapkit_core::{UnsizedAllocator, MAX_ALIGN_BYTES};
 
 /// The process's heap. `HeapKit::new` is `const`, so the heap exists before any code runs.
 pub static HEAP: HeapKit = HeapKit::new();
@@ -31,27 +32,62 @@ pub fn c_layout(size: usize, align: usize) -> Option<Layout> {
     Layout::from_size_align(size.max(1), align.max(MAX_ALIGN_BYTES)).ok()
 }
 
+/// Requests up to this size try the thread cache inline first (the slab's table-driven
+/// classes); larger ones, and every miss, take [`allocate_cold`].
+pub const INLINE_SIZE_MAX_BYTES: usize = 1024;
+
+const _: () = assert!(INLINE_SIZE_MAX_BYTES <= heapkit::slab::SMALL_MAX_BYTES);
+
+/// `malloc`'s whole fast path: a small request served from this thread's cache with no stack
+/// frame and no call; anything else goes to one out-of-line function, so nothing stays live
+/// across a call and no register needs saving on the hit.
+#[inline(always)]
+pub fn allocate_default_aligned(size: usize) -> *mut u8 {
+    if size <= INLINE_SIZE_MAX_BYTES {
+        // SAFETY: 1 <= size.max(1) <= 1024 and 16 is a power of two: no overflow is possible.
+        let layout = unsafe { Layout::from_size_align_unchecked(size.max(1), MAX_ALIGN_BYTES) };
+        let block = HEAP.allocate_cached(layout);
+        if !block.is_null() {
+            return block;
+        }
+    }
+    allocate_cold(size, MAX_ALIGN_BYTES, false)
+}
+
+/// [`allocate`] out of line: the miss path of the inline fast paths.
+#[cold]
+#[inline(never)]
+pub fn allocate_cold(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    allocate(size, align, zeroed)
+}
+
 /// Allocates a block for C, or NULL with `errno = ENOMEM`.
 #[inline(always)]
 pub fn allocate(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let Some(layout) = c_layout(size, align) else {
         return out_of_memory();
     };
-    let result = if zeroed {
-        HEAP.allocate_zeroed(layout)
-    } else {
-        HEAP.allocate(layout)
+    // The `GlobalAlloc` face: a raw pointer, null on failure, and no zero-size test (the C
+    // layout is never empty), so the cached path compiles to a few loads with no stack frame.
+    // SAFETY: `c_layout` never returns a zero-size layout.
+    let block = unsafe {
+        if zeroed {
+            HEAP.alloc_zeroed(layout)
+        } else {
+            HEAP.alloc(layout)
+        }
     };
-    match result {
-        Ok(block) => block.cast::<u8>().as_ptr(),
-        Err(_) => out_of_memory(),
+    if block.is_null() {
+        return out_of_memory();
     }
+    block
 }
 
 /// Frees a block for C; NULL is ignored.
 ///
 /// # Safety
 /// `ptr` is NULL or a live block from this heap.
+#[inline(always)]
 pub unsafe fn free(ptr: *mut u8) {
     if let Some(block) = NonNull::new(ptr) {
         // SAFETY: the caller promises a live block of this heap.

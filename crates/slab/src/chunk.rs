@@ -44,7 +44,22 @@ pub(crate) struct ChunkHead {
     pub magic: usize,
     /// The id of the `Slab` that owns the chunk (catches pointers from another `Slab`).
     pub owner_id: usize,
+    /// In a slab chunk, [`small_tag`]`(owner_id)`; 0 in a huge header and in a dead chunk. The
+    /// one word the unsized-free fast path compares: magic and owner in a single test.
+    pub small_tag: usize,
 }
+
+/// The `small_tag` of a slab chunk owned by `owner_id`: never 0 (owner ids are small and
+/// non-zero, the magic's high bits are set) and never [`NO_SMALL_TAG`].
+#[inline(always)]
+pub(crate) const fn small_tag(owner_id: usize) -> usize {
+    CHUNK_MAGIC ^ owner_id
+}
+
+/// The tag a `Slab` compares with before it has an owner id: matches no header.
+pub(crate) const NO_SMALL_TAG: usize = usize::MAX;
+
+const _: () = assert!(small_tag(1) != 0 && small_tag(1) != NO_SMALL_TAG);
 
 /// A slot's identity: what the lock-free pointer lookup reads.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -324,6 +339,7 @@ impl Chunks {
             addr_of_mut!((*chunk).head).write(ChunkHead {
                 magic: CHUNK_MAGIC,
                 owner_id,
+                small_tag: small_tag(owner_id),
             });
             addr_of_mut!((*chunk).idents).write([SlotIdent::FREE; SLOTS_PER_CHUNK]);
             addr_of_mut!((*chunk).idents[0]).write(SlotIdent::new(kind::HEADER, 0, 0));
@@ -399,7 +415,10 @@ impl Chunks {
         self.unlink(chunk);
         // A stale pointer into the range fails the magic check should the range be reused.
         // SAFETY: the header is live until the unmap below.
-        unsafe { addr_of_mut!((*chunk).head.magic).write(0) };
+        unsafe {
+            addr_of_mut!((*chunk).head.magic).write(0);
+            addr_of_mut!((*chunk).head.small_tag).write(0);
+        }
         // SAFETY: the chunk is a whole run mapped by `map_chunk`; nothing in it is used.
         unsafe { pages.unmap(NonNull::new_unchecked(chunk.cast()), CHUNK_BYTES) };
     }

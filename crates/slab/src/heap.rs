@@ -3,7 +3,8 @@
 
 use crate::bad_input::report;
 use crate::chunk::{
-    header_of, ident, kind, slot_of, slot_start, Chunk, Chunks, CHUNK_MAGIC, HUGE_MAGIC,
+    header_of, ident, kind, slot_of, slot_start, small_tag, Chunk, Chunks, CHUNK_MAGIC, HUGE_MAGIC,
+    NO_SMALL_TAG,
 };
 use crate::classes::{class_of_layout, CLASS_BYTES, CLASS_COUNT};
 use crate::geometry::{DEFAULT_PURGE_THRESHOLD_BYTES, RETAINED_EMPTY_CHUNKS};
@@ -24,6 +25,9 @@ pub struct Slab<P: PageSource> {
     pub(crate) chunks: Guarded<Chunks>,
     /// This slab's id in its chunk headers (0 until the first mapping).
     pub(crate) owner: AtomicUsize,
+    /// `small_tag(owner)` once the owner is set, `NO_SMALL_TAG` before: what the unsized-free
+    /// fast path compares a chunk header's `small_tag` with.
+    pub(crate) small_tag: AtomicUsize,
     pub(crate) purge_threshold_bytes: AtomicUsize,
     pub(crate) reallocations: AtomicUsize,
     pub(crate) pages: P,
@@ -133,6 +137,7 @@ impl<P: PageSource> Slab<P> {
             classes: [const { Guarded::new(ClassList::new()) }; CLASS_COUNT],
             chunks: Guarded::new(Chunks::new()),
             owner: AtomicUsize::new(0),
+            small_tag: AtomicUsize::new(NO_SMALL_TAG),
             purge_threshold_bytes: AtomicUsize::new(DEFAULT_PURGE_THRESHOLD_BYTES),
             reallocations: AtomicUsize::new(0),
             pages,
@@ -163,13 +168,36 @@ impl<P: PageSource> Slab<P> {
             return id;
         }
         let fresh = NEXT_OWNER_ID.fetch_add(1, Ordering::Relaxed);
-        match self
+        let id = match self
             .owner
             .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
         {
             Ok(_) => fresh,
             Err(existing) => existing,
+        };
+        // Every racer stores the same value; the id is set before any chunk carries it.
+        self.small_tag.store(small_tag(id), Ordering::Relaxed);
+        id
+    }
+
+    /// The class of a small block, from the pointer alone, or `None` for anything else (a large
+    /// or huge block, or a bad pointer — [`locate`](Self::locate) then tells which). One header
+    /// word compared, one slot identity read: the unsized free's fast path.
+    ///
+    /// # Safety
+    /// As for [`locate`](Self::locate).
+    #[inline(always)]
+    pub(crate) unsafe fn small_class_of(&self, ptr: NonNull<u8>) -> Option<usize> {
+        let head = header_of(ptr);
+        // SAFETY: the caller promises the header is readable; the tag is written before any
+        // block of the chunk is handed out and cleared only when the chunk dies.
+        let tag = unsafe { addr_of!((*head).small_tag).read() };
+        if tag != self.small_tag.load(Ordering::Relaxed) || ptr.as_ptr() as usize % 16 != 0 {
+            return None;
         }
+        // SAFETY: the tag proves a live slab chunk of this slab; the slot index is in range.
+        let id = unsafe { ident(head.cast::<Chunk>(), slot_of(ptr)) };
+        (id.kind == kind::SMALL).then_some(id.class as usize)
     }
 
     /// Gives every empty slab and every dirty slot back: empty slabs kept by their class are

@@ -148,6 +148,7 @@ impl<P: PageSource> Slab<P> {
                 head: ChunkHead {
                     magic: HUGE_MAGIC,
                     owner_id,
+                    small_tag: 0,
                 },
                 map_bytes,
                 offset_bytes: offset,

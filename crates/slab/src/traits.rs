@@ -183,10 +183,7 @@ unsafe impl<P: PageSource + Sync> BatchAllocator for Slab<P> {
     #[inline(always)]
     unsafe fn class_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
         // SAFETY: forwarded from the caller.
-        match unsafe { self.locate(ptr) } {
-            Ok(Block::Small { class, .. }) => Some(class),
-            _ => None,
-        }
+        unsafe { self.small_class_of(ptr) }
     }
 
     fn allocate_batch(&self, class: usize, out: &mut [*mut u8]) -> usize {

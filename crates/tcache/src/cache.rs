@@ -38,6 +38,45 @@ struct Header {
     _reserved: u64,
 }
 
+/// The magazine of every thread that has none: `CLASS_COUNT_MAX` bins, each empty with limit 0.
+///
+/// Table entries point here instead of holding null, so the fast paths need no null test: a
+/// pop finds no block and a push finds no room, and both fall through to the slow path, which
+/// knows this magazine by its address. Nothing ever writes to it (a bin with limit 0 is never
+/// pushed to, an empty one never popped from), which is why a shared `static` can stand behind
+/// the `*mut Bin` the table holds.
+#[repr(C, align(64))]
+struct EmptyMagazine {
+    header: Header,
+    bins: [Bin; CLASS_COUNT_MAX],
+}
+
+/// `Bin` holds a raw pointer, so the static needs the promise that sharing it is sound.
+struct SharedEmptyMagazine(EmptyMagazine);
+
+// SAFETY: the magazine is never written (see `EmptyMagazine`); reads from any thread are fine.
+unsafe impl Sync for SharedEmptyMagazine {}
+
+static EMPTY_MAGAZINE: SharedEmptyMagazine = SharedEmptyMagazine(EmptyMagazine {
+    header: Header {
+        refills: 0,
+        class_count: 0,
+        _reserved: 0,
+    },
+    bins: [const { Bin::new(0) }; CLASS_COUNT_MAX],
+});
+
+const _: () = assert!(
+    Bin::new(0).limit == 0,
+    "the empty magazine's bins refuse pushes"
+);
+
+/// The shared empty magazine's first bin (compare with it; never write through it).
+#[inline(always)]
+const fn empty_magazine() -> *mut Bin {
+    (&raw const EMPTY_MAGAZINE.0.bins).cast::<Bin>().cast_mut()
+}
+
 /// A thread cache in front of the batch allocator `B`.
 ///
 /// Each thread that uses the cache gets a *magazine*: one bounded bin of free blocks per size
@@ -57,7 +96,8 @@ struct Header {
 /// [`reclaim_idle`](Self::reclaim_idle) for giving it back sooner).
 pub struct ThreadCache<B: BatchAllocator> {
     backend: B,
-    /// Magazine (pointer to its first bin) per thread slot; the sentinel slots stay null.
+    /// Magazine (pointer to its first bin) per thread slot, or the shared empty magazine; the
+    /// sentinel slots keep the empty one forever.
     magazines: [AtomicPtr<Bin>; TABLE_LEN],
 }
 
@@ -67,7 +107,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     pub const fn new(backend: B) -> Self {
         ThreadCache {
             backend,
-            magazines: [const { AtomicPtr::new(ptr::null_mut()) }; TABLE_LEN],
+            magazines: [const { AtomicPtr::new(empty_magazine()) }; TABLE_LEN],
         }
     }
 
@@ -76,7 +116,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
         &self.backend
     }
 
-    /// This thread's magazine in this cache, or null (one TLS load and one load).
+    /// This thread's magazine in this cache, or the empty magazine (one TLS load and one
+    /// load; never null).
     #[inline(always)]
     fn current_magazine(&self) -> *mut Bin {
         let slot = slot::current();
@@ -86,18 +127,34 @@ impl<B: BatchAllocator> ThreadCache<B> {
 }
 
 impl<B: BatchAllocator> ThreadCache<B> {
+    /// The cached fast path alone: a block for `layout` from this thread's bin, or null when
+    /// that path cannot serve it (no class, no magazine yet, an empty bin) — then call an
+    /// allocating method, which takes the slow path. Never touches the backend.
+    ///
+    /// For callers that want the hit inlined and everything else out of line with nothing
+    /// live across the call, such as the C `malloc`: `allocate_cached(l)` then, on null,
+    /// a `#[cold]` function that calls `alloc(l)`.
+    #[inline(always)]
+    pub fn allocate_cached(&self, layout: Layout) -> *mut u8 {
+        let Some(class) = self.backend.class_of(layout) else {
+            return ptr::null_mut();
+        };
+        let bins = self.current_magazine();
+        // SAFETY: as in `allocate_in_class`.
+        unsafe { bin::pop(bins.add(class)) }
+    }
+
     /// Allocates a block of a layout with a class (the address only; `allocate_nonzero` adds
     /// the length). Null when out of memory.
     #[inline(always)]
     fn allocate_in_class(&self, class: usize, layout: Layout) -> *mut u8 {
         let bins = self.current_magazine();
-        if !bins.is_null() {
-            // SAFETY: `class < class_count` (the backend's contract) and the magazine has
-            // `class_count` bins; this thread holds the slot, so the bin is ours alone.
-            let block = unsafe { bin::pop(bins.add(class)) };
-            if !block.is_null() {
-                return block;
-            }
+        // SAFETY: `class < class_count` (the backend's contract) and the magazine has
+        // `class_count` bins (the empty one `CLASS_COUNT_MAX`); this thread holds the slot, so
+        // the bin is ours alone (or the empty magazine's, which a pop never writes).
+        let block = unsafe { bin::pop(bins.add(class)) };
+        if !block.is_null() {
+            return block;
         }
         self.allocate_slow(class, layout)
     }
@@ -114,8 +171,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
         unsafe {
             self.check_free(bins, ptr, class)
         };
-        // SAFETY: as in `allocate_in_class`; the caller gives up a live block of the class.
-        if !bins.is_null() && unsafe { bin::push(bins.add(class), ptr) } {
+        // SAFETY: as in `allocate_in_class` (a push to the empty magazine finds limit 0 and
+        // writes nothing); the caller gives up a live block of the class.
+        if unsafe { bin::push(bins.add(class), ptr) } {
             return;
         }
         // SAFETY: forwarded from the caller.
@@ -130,10 +188,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let bins = self.attach_magazine();
         // SAFETY: a non-null magazine has a bin per class and belongs to this thread's slot.
         if bins.is_null() || unsafe { (*bins.add(class)).limit } == 0 {
-            return match self.backend.allocate_nonzero(layout) {
-                Ok(block) => block.cast::<u8>().as_ptr(),
-                Err(AllocError) => ptr::null_mut(),
-            };
+            return self.allocate_uncached(layout);
         }
         // SAFETY: as above.
         let bin = unsafe { bins.add(class) };
@@ -154,6 +209,30 @@ impl<B: BatchAllocator> ThreadCache<B> {
             unsafe { self.after_refill(bins) };
         }
         block
+    }
+
+    /// A block for a layout without a class, straight from the backend; null when out of
+    /// memory. Out of line so that the cached fast path needs no stack frame: everything it
+    /// would keep alive across a backend call stays here.
+    #[cold]
+    #[inline(never)]
+    fn allocate_uncached(&self, layout: Layout) -> *mut u8 {
+        match self.backend.allocate_nonzero(layout) {
+            Ok(block) => block.cast::<u8>().as_ptr(),
+            Err(AllocError) => ptr::null_mut(),
+        }
+    }
+
+    /// Frees a block the backend says has no class (a large block), out of line for the same
+    /// reason as [`allocate_uncached`](Self::allocate_uncached).
+    ///
+    /// # Safety
+    /// `ptr` is a live block of the backend.
+    #[cold]
+    #[inline(never)]
+    unsafe fn deallocate_uncached_unsized(&self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.backend.deallocate_unsized(ptr) }
     }
 
     /// Fills an empty bin with up to `want` blocks from the backend, in calls of at most
@@ -269,12 +348,15 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
         let entry = &self.magazines[slot];
         let bins = entry.load(Ordering::Relaxed);
-        if !bins.is_null() {
+        if bins != empty_magazine() {
             return bins;
         }
         let bins = self.make_magazine();
-        // Only the slot's holder writes its entry; the slot hand-over orders it for the next.
-        entry.store(bins, Ordering::Relaxed);
+        if !bins.is_null() {
+            // Only the slot's holder writes its entry; the slot hand-over orders it for the
+            // next holder.
+            entry.store(bins, Ordering::Relaxed);
+        }
         bins
     }
 
@@ -336,7 +418,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// without the cache's share.
     pub fn flush_thread(&self) -> usize {
         let bins = self.current_magazine();
-        if bins.is_null() {
+        if bins == empty_magazine() {
             return 0;
         }
         // SAFETY: the magazine of this thread's slot is this thread's alone.
@@ -353,12 +435,12 @@ impl<B: BatchAllocator> ThreadCache<B> {
     pub fn reclaim_idle(&self) -> usize {
         let mut blocks = 0;
         for (slot, entry) in self.magazines[..SLOT_COUNT].iter().enumerate() {
-            if entry.load(Ordering::Relaxed).is_null() || !slot::try_acquire_exact(slot) {
+            if entry.load(Ordering::Relaxed) == empty_magazine() || !slot::try_acquire_exact(slot) {
                 continue;
             }
             // Holding the slot makes its magazine ours; re-read it under that ownership.
-            let bins = entry.swap(ptr::null_mut(), Ordering::Relaxed);
-            if !bins.is_null() {
+            let bins = entry.swap(empty_magazine(), Ordering::Relaxed);
+            if bins != empty_magazine() {
                 // SAFETY: we hold the slot, so no thread uses this magazine.
                 unsafe {
                     blocks += self.flush_magazine(bins);
@@ -392,7 +474,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     ///
     /// # Safety
     /// `ptr` is claimed to be a live block of class `class`; `bins` is this thread's magazine or
-    /// null.
+    /// the empty one.
     #[cfg(feature = "checked")]
     unsafe fn check_free(&self, bins: *mut Bin, ptr: *mut u8, class: usize) {
         // SAFETY: the caller claims `ptr` is live; the magazine is ours.
@@ -405,7 +487,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
                     ptr as usize,
                 );
             }
-            if !bins.is_null() && bin::contains(bins.add(class), ptr) {
+            if bin::contains(bins.add(class), ptr) {
                 heapkit_core::fatal(
                     "heapkit-tcache",
                     "double free: block is already in the thread cache",
@@ -419,7 +501,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// and (where the backend can tell) of the bin's class.
     fn check_current_magazine(&self) -> Result<(), InvariantError> {
         let bins = self.current_magazine();
-        if bins.is_null() {
+        if bins == empty_magazine() {
             return Ok(());
         }
         // SAFETY: this thread's magazine; its header precedes the bins.
@@ -536,8 +618,8 @@ impl<B: BatchAllocator> Drop for ThreadCache<B> {
     /// proves that no thread is inside a call on this cache, so every magazine is ours.
     fn drop(&mut self) {
         for entry in &self.magazines[..SLOT_COUNT] {
-            let bins = entry.swap(ptr::null_mut(), Ordering::Relaxed);
-            if !bins.is_null() {
+            let bins = entry.swap(empty_magazine(), Ordering::Relaxed);
+            if bins != empty_magazine() {
                 // SAFETY: exclusive access (see above); the entry no longer points to it.
                 unsafe {
                     self.flush_magazine(bins);
@@ -623,13 +705,14 @@ unsafe impl<B: BatchAllocator> heapkit_core::UnsizedAllocator for ThreadCache<B>
         unsafe { self.backend.usable_size(ptr) }
     }
 
+    #[inline(always)]
     unsafe fn deallocate_unsized(&self, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller.
         match unsafe { self.backend.class_of_block(ptr) } {
             // SAFETY: forwarded from the caller; the class is the block's own.
             Some(class) => unsafe { self.deallocate_in_class(ptr.as_ptr(), class) },
             // SAFETY: forwarded from the caller: a large block of the backend.
-            None => unsafe { self.backend.deallocate_unsized(ptr) },
+            None => unsafe { self.deallocate_uncached_unsized(ptr) },
         }
     }
 }
@@ -641,10 +724,7 @@ unsafe impl<B: BatchAllocator> GlobalAlloc for ThreadCache<B> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match self.backend.class_of(layout) {
             Some(class) => self.allocate_in_class(class, layout),
-            None => match self.backend.allocate_nonzero(layout) {
-                Ok(block) => block.cast::<u8>().as_ptr(),
-                Err(AllocError) => ptr::null_mut(),
-            },
+            None => self.allocate_uncached(layout),
         }
     }
 

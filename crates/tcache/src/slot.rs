@@ -10,7 +10,7 @@
 //! holder wrote into any cache's row happens-before the next holder reads it.
 //!
 //! ```text
-//!   THREAD_SLOT (TLS, Cell<usize>, no destructor: no lazy-init check on the fast path)
+//!   thread slot word (TLS, no destructor, initial-exec on x86-64 glibc: one fs: load)
 //!        │  0..SLOT_COUNT       a held slot
 //!        │  UNASSIGNED          first use not yet seen      ─┐ both index a table entry
 //!        │  DETACHED            setting up, or thread exiting ─┘ that is always null
@@ -19,7 +19,6 @@
 //!   EXIT_GUARD (TLS with Drop): gives the slot back at thread exit
 //! ```
 
-use core::cell::Cell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// How many threads can hold a slot at once. A thread that finds none free is served straight
@@ -50,10 +49,116 @@ const _: () = assert!(UNASSIGNED != DETACHED);
 static OWNERS: [AtomicU64; OWNER_WORDS] = [const { AtomicU64::new(0) }; OWNER_WORDS];
 
 std::thread_local! {
-    /// This thread's slot or a sentinel. No destructor, so access is a plain TLS load.
-    static THREAD_SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
     /// Touched once, when a slot is taken, to schedule its release at thread exit.
     static EXIT_GUARD: ExitGuard = const { ExitGuard };
+}
+
+/// This thread's slot word, through `std::thread_local!`: a `const` initialiser and no
+/// destructor make each access a plain TLS access. In an executable that is one `fs:` load; in
+/// a shared library (the C malloc) it is a call to `__tls_get_addr` per access (the
+/// general-dynamic model), which is why x86-64 Linux uses [`initial_exec`] instead.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    target_env = "gnu",
+    not(miri)
+)))]
+mod thread_slot {
+    use super::UNASSIGNED;
+    use core::cell::Cell;
+
+    std::thread_local! {
+        /// This thread's slot or a sentinel.
+        static THREAD_SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
+    }
+
+    #[inline(always)]
+    pub fn get() -> usize {
+        THREAD_SLOT.with(Cell::get)
+    }
+
+    #[inline(always)]
+    pub fn set(value: usize) {
+        THREAD_SLOT.with(|s| s.set(value));
+    }
+}
+
+#[cfg(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    target_env = "gnu",
+    not(miri)
+))]
+use initial_exec as thread_slot;
+
+/// This thread's slot word in the *initial-exec* TLS model, on stable Rust.
+///
+/// Rust has no stable way to choose a TLS model (`#[thread_local]` and `-Z tls-model` are
+/// nightly), and a shared library gets the general-dynamic model: every access calls
+/// `__tls_get_addr`, about 11 instructions, twice per malloc+free pair. So the word is declared
+/// in assembly, in `.tdata` with its initial value, and read through its `@GOTTPOFF` entry:
+/// `mov reg, [rip + sym@GOTTPOFF]; mov reg, fs:[reg]` — the model glibc, jemalloc and mimalloc
+/// use for their own thread caches. In an executable the linker relaxes it to a constant offset.
+///
+/// The cost of initial-exec: the word lives in the static TLS block, so a library that uses it
+/// and is loaded with `dlopen` takes 8 bytes of glibc's surplus static TLS (a few hundred bytes
+/// are reserved for exactly this). Limited to glibc, where that reserve exists.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    target_env = "gnu",
+    not(miri)
+))]
+mod initial_exec {
+    use super::UNASSIGNED;
+
+    // The symbol is global inside the link (other codegen units refer to it) but hidden: never
+    // exported from a shared library, never interposed. One per linked copy of this
+    // crate. `.tdata` holds initialised thread-locals: each new thread starts with UNASSIGNED.
+    core::arch::global_asm!(
+        ".pushsection .tdata,\"awT\",@progbits",
+        ".p2align 3",
+        ".globl heapkit_tcache_thread_slot",
+        ".hidden heapkit_tcache_thread_slot",
+        ".type heapkit_tcache_thread_slot,@object",
+        ".size heapkit_tcache_thread_slot,8",
+        "heapkit_tcache_thread_slot:",
+        ".quad {initial}",
+        ".popsection",
+        initial = const UNASSIGNED,
+    );
+
+    #[inline(always)]
+    pub fn get() -> usize {
+        let value: usize;
+        // SAFETY: reads this thread's copy of an 8-byte, 8-aligned TLS word that every thread
+        // has from its start (`.tdata`); the GOT entry holds its offset from the thread pointer.
+        // `readonly` (not `nomem`) so the compiler re-reads it after any write.
+        unsafe {
+            core::arch::asm!(
+                "mov {offset}, qword ptr [rip + heapkit_tcache_thread_slot@GOTTPOFF]",
+                "mov {value}, qword ptr fs:[{offset}]",
+                offset = out(reg) _,
+                value = lateout(reg) value,
+                options(nostack, readonly, preserves_flags, pure),
+            );
+        }
+        value
+    }
+
+    #[inline(always)]
+    pub fn set(value: usize) {
+        // SAFETY: writes this thread's own copy of the word (see `get`); nothing else aliases it.
+        unsafe {
+            core::arch::asm!(
+                "mov {offset}, qword ptr [rip + heapkit_tcache_thread_slot@GOTTPOFF]",
+                "mov qword ptr fs:[{offset}], {value}",
+                offset = out(reg) _,
+                value = in(reg) value,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
 }
 
 /// Gives the thread's slot back when the thread exits.
@@ -64,7 +169,8 @@ impl Drop for ExitGuard {
         // Frees that run after this (other thread-locals' destructors) see DETACHED and go
         // straight to the backend; the magazines of this slot stay with their caches, for the
         // next thread that takes the slot or for `ThreadCache::reclaim_idle`.
-        let slot = THREAD_SLOT.with(|s| s.replace(DETACHED));
+        let slot = thread_slot::get();
+        thread_slot::set(DETACHED);
         if slot < SLOT_COUNT {
             release(slot);
         }
@@ -74,7 +180,7 @@ impl Drop for ExitGuard {
 /// This thread's slot or a sentinel (`< TABLE_LEN` always): one TLS load.
 #[inline(always)]
 pub fn current() -> usize {
-    let slot = THREAD_SLOT.with(Cell::get);
+    let slot = thread_slot::get();
     debug_assert!(slot < TABLE_LEN);
     slot
 }
@@ -89,7 +195,7 @@ pub fn attach() -> usize {
     }
     // DETACHED while we set up: registering the exit guard may allocate (std's fallback list),
     // and that nested allocation must go to the backend instead of recursing into here.
-    THREAD_SLOT.with(|s| s.set(DETACHED));
+    thread_slot::set(DETACHED);
     let Some(slot) = try_acquire() else {
         return DETACHED;
     };
@@ -99,7 +205,7 @@ pub fn attach() -> usize {
         release(slot);
         return DETACHED;
     }
-    THREAD_SLOT.with(|s| s.set(slot));
+    thread_slot::set(slot);
     slot
 }
 
