@@ -3,7 +3,8 @@
 //! - `docs` checks the book (every chapter linked from `docs/README.md` exists, every picture
 //!   it embeds exists, every ```` ```text ```` capture names the program that printed it, and
 //!   chapter 8's worked example is the code that compiles), builds and tests `docs/programs`,
-//!   re-draws the pictures and compares them with the committed ones, then builds the HTML
+//!   re-draws the pictures and compares them with the committed ones (each drawn picture must
+//!   be embedded by a chapter, each committed one drawn), then builds the HTML
 //!   book with mdBook when it is installed. It installs nothing: without mdBook it says how to get it
 //!   (the Markdown reads as is on a repository host).
 //! - `heapmap [DIR]` re-draws the book's SVG pictures (default `docs/images`) by running
@@ -126,21 +127,61 @@ pub fn check_programs(root: &Path, target: &Path) -> Result<(), String> {
     let scratch = target.join("docs-programs/pictures-check");
     let _ = std::fs::remove_dir_all(&scratch);
     draw_pictures(root, target, &scratch)?;
-    let entries = std::fs::read_dir(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let name = entry.file_name();
-        let drawn = std::fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
+    let drawn_names = svg_names(&scratch)?;
+    for name in &drawn_names {
+        let drawn = std::fs::read_to_string(scratch.join(name)).map_err(|e| e.to_string())?;
         let committed =
-            std::fs::read_to_string(root.join("docs/images").join(&name)).unwrap_or_default();
+            std::fs::read_to_string(root.join("docs/images").join(name)).unwrap_or_default();
         if drawn != committed {
             return Err(format!(
-                "docs/images/{} is out of date: run `cargo xtask heapmap`",
-                name.to_string_lossy()
+                "docs/images/{name} is out of date: run `cargo xtask heapmap`"
+            ));
+        }
+    }
+    // Every drawn picture is in some chapter (a picture nobody shows is not checked by a
+    // reader), and every committed one is drawn (else nothing keeps it current).
+    let book = chapters_text(root);
+    for name in &drawn_names {
+        if !book.contains(&format!("images/{name})")) {
+            return Err(format!(
+                "docs/images/{name} is drawn but no chapter embeds it"
+            ));
+        }
+    }
+    for name in svg_names(&root.join("docs/images"))? {
+        if !drawn_names.contains(&name) {
+            return Err(format!(
+                "docs/images/{name} is not drawn by the heapmap program, so nothing keeps it current"
             ));
         }
     }
     Ok(())
+}
+
+/// The `.svg` file names in `dir`, sorted.
+fn svg_names(dir: &Path) -> Result<Vec<String>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry.map_err(|e| e.to_string())?.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".svg") {
+            names.push(name.into_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Every chapter linked from `docs/README.md`, concatenated (empty when it cannot be read).
+fn chapters_text(root: &Path) -> String {
+    let docs = root.join("docs");
+    let contents = std::fs::read_to_string(docs.join("README.md")).unwrap_or_default();
+    local_links(&contents, ".md")
+        .iter()
+        .filter_map(|chapter| std::fs::read_to_string(docs.join(chapter)).ok())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Everything wrong with the book, one line each (empty when it is fine).

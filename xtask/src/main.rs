@@ -7,6 +7,11 @@
 //!   and SVG plots and prints the summary tables.
 //! - `cargo xtask miri [-p CRATE]...` runs the Miri-capable crates' tests under Miri on the
 //!   nightly toolchain, installing the `miri` and `rust-src` components when they are missing.
+//! - `cargo xtask asan [-p CRATE]... [-- TEST-ARGS]` runs the allocator crates' tests under
+//!   AddressSanitizer (nightly, `-Zbuild-std`), installing `rust-src` when it is missing.
+//! - `cargo xtask fuzz [--seconds N] [--sanitizer NAME] [TARGET]...` runs every cargo-fuzz
+//!   target in `fuzz/` for N seconds (default 60) each and prints executions, exec/s, new corpus
+//!   entries and crashes, installing cargo-fuzz and the nightly toolchain when missing.
 //! - `cargo xtask docs` checks the book in `docs/` (chapters, pictures, capture markers, the
 //!   worked example), builds and tests `docs/programs`, checks the pictures are current, and
 //!   builds the HTML book with mdBook when it is installed (it installs nothing).
@@ -14,9 +19,11 @@
 
 #![deny(missing_docs)]
 
+mod asan;
 mod bench;
 mod clevel;
 mod docs;
+mod fuzz;
 mod miri;
 mod plots;
 mod probes;
@@ -27,6 +34,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME] [--all-crates]
   cargo xtask miri [-p CRATE]...
+  cargo xtask asan [-p CRATE]... [-- TEST-ARGS]   (tests under AddressSanitizer, nightly)
+  cargo xtask fuzz [--seconds N] [--sanitizer NAME] [TARGET]...   (cargo-fuzz targets in fuzz/, nightly)
   cargo xtask report [--baseline NAME]   (rebuild the report from the last run's results)
   cargo xtask docs              (check the book in docs/; build it with mdBook if installed)
   cargo xtask heapmap [DIR]     (re-draw the book's pictures, default docs/images)";
@@ -36,6 +45,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
         Some("miri") => miri::run(&args[1..]),
+        Some("asan") => asan::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("docs") => docs::run(&args[1..]),
         Some("heapmap") => docs::heapmap(&args[1..]),
         Some("report") => bench::Options::parse(&args[1..])

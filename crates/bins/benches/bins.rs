@@ -6,16 +6,25 @@
 //! - `lifo`: batches of 100 random sizes 16..512 allocated then freed in reverse;
 //! - `realloc`: 8 buffers grown by 1.5x in turn from 16 B to 256 KiB, then freed.
 //!
-//! Contenders: `Locked<Bins<MmapPages>>` as configured by default (no fast bins), with glibc
-//! 2.36's fast bins (`Config::FAST_BINS`), and `System` (glibc's malloc, tcache included). After the benches, a fragmentation report puts `Bins::fragmentation()` beside
-//! glibc's `mallinfo2()` for the same random workload.
+//! Contenders:
+//! - `bins`: `Locked<Bins<MmapPages>>` as configured by default (tcache of 7 per size, no fast
+//!   bins): the shareable form;
+//! - `bins-bare`: the same `Bins` without the lock (it is `!Sync`: one thread, or a
+//!   `thread_local`);
+//! - `bins-nocache`: `Locked<Bins>` with `Config::NO_CACHES` (the arena alone);
+//! - `tcache-bins`: heapkit-tcache's `ThreadCache` in front of `LockedBins`;
+//! - `glibc`: `System` (glibc's malloc, its tcache included).
+//!
+//! After the benches, a fragmentation report puts `Bins::fragmentation()` beside glibc's
+//! `mallinfo2()` for the same random workload.
 //!
 //! Run: `cargo bench -p heapkit-bins --bench bins`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use heapkit_bins::{Bins, Config};
-use heapkit_core::{GlobalAdapter, Locked};
+use heapkit_bins::{Bins, Config, LockedBins};
+use heapkit_core::{Allocator, GlobalAdapter, Locked};
 use heapkit_pages::MmapPages;
+use heapkit_tcache::ThreadCache;
 use heapkit_testkit::Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -24,10 +33,50 @@ use std::time::Duration;
 type Heap = GlobalAdapter<Locked<Bins<MmapPages>>>;
 
 static BINS: Heap = GlobalAdapter::new(Locked::new(Bins::new(MmapPages::new())));
-static BINS_FAST: Heap = GlobalAdapter::new(Locked::new(Bins::with_config(
+static BINS_NOCACHE: Heap = GlobalAdapter::new(Locked::new(Bins::with_config(
     MmapPages::new(),
-    Config::FAST_BINS,
+    Config::NO_CACHES,
 )));
+static TCACHE_BINS: ThreadCache<LockedBins<MmapPages>> =
+    ThreadCache::new(LockedBins::new(MmapPages::new()));
+
+/// A `Bins` used without a lock, through `GlobalAlloc` (as a `thread_local` heap would be).
+struct Bare(Bins<MmapPages>);
+
+// SAFETY: forwards to `Bins`'s `Allocator`, whose contract `GlobalAlloc` needs; null stands
+// for `AllocError`.
+unsafe impl GlobalAlloc for Bare {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.0
+            .allocate_nonzero(layout)
+            .map_or(core::ptr::null_mut(), |b| b.cast::<u8>().as_ptr())
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `GlobalAlloc` callers pass a live non-null block and its layout.
+        unsafe {
+            self.0
+                .deallocate_nonzero(core::ptr::NonNull::new_unchecked(ptr), layout)
+        }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as for `dealloc`; `new_size` is non-zero and fits `isize` with the alignment.
+        let result = unsafe {
+            let ptr = core::ptr::NonNull::new_unchecked(ptr);
+            let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+            if new_size >= layout.size() {
+                self.0.grow_nonzero(ptr, layout, new_layout)
+            } else {
+                self.0.shrink_nonzero(ptr, layout, new_layout)
+            }
+        };
+        result.map_or(core::ptr::null_mut(), |b| b.cast::<u8>().as_ptr())
+    }
+}
 
 const LIVE_BLOCKS: usize = 10_000;
 const OPS_PER_ITER: usize = 1_000;
@@ -137,7 +186,9 @@ fn realloc_growth<A: GlobalAlloc>(a: &A) {
 macro_rules! for_each_contender {
     ($f:expr) => {{
         $f("bins", &BINS);
-        $f("bins-fast", &BINS_FAST);
+        $f("bins-bare", &Bare(Bins::new(MmapPages::new())));
+        $f("bins-nocache", &BINS_NOCACHE);
+        $f("tcache-bins", &TCACHE_BINS);
         $f("glibc", &System);
     }};
 }
@@ -209,7 +260,7 @@ fn fragmentation_report(_c: &mut Criterion) {
         set.free_all(heap);
     };
     report_bins("bins", &BINS);
-    report_bins("bins-fast", &BINS_FAST);
+    report_bins("bins-nocache", &BINS_NOCACHE);
     // SAFETY: mallinfo2 only reads glibc's statistics.
     let before = unsafe { libc::mallinfo2() };
     let mut set = LiveSet::fill(&System);

@@ -3,22 +3,70 @@
 //! ```text
 //! cargo build --release -p heapkit-bins --example callgrind
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     target/release/examples/callgrind <lifo|random|realloc> <bins|bins-fast|glibc> [rounds]
+//!     target/release/examples/callgrind <lifo|random|realloc> <who> [rounds]
 //! ```
+//! `who`: `bins` (`Locked<Bins>`, default config), `bins-bare` (no lock), `bins-nocache`
+//! (`Locked<Bins>` without tcache), `bins-fast` (fast bins, no tcache), `tcache-bins`
+//! (heapkit-tcache's `ThreadCache<LockedBins>`), `glibc`.
+//!
 //! Run once with `rounds = 0` to measure the fixed cost (start-up, fill) and subtract it.
 //! The workloads are those of `benches/bins.rs`.
 
-use heapkit_bins::{Bins, Config};
-use heapkit_core::{GlobalAdapter, Locked};
+use heapkit_bins::{Bins, Config, LockedBins};
+use heapkit_core::{Allocator, GlobalAdapter, Locked};
 use heapkit_pages::MmapPages;
+use heapkit_tcache::ThreadCache;
 use std::alloc::{GlobalAlloc, Layout, System};
 
 type Heap = GlobalAdapter<Locked<Bins<MmapPages>>>;
 static BINS: Heap = GlobalAdapter::new(Locked::new(Bins::new(MmapPages::new())));
 static BINS_FAST: Heap = GlobalAdapter::new(Locked::new(Bins::with_config(
     MmapPages::new(),
-    Config::FAST_BINS,
+    Config {
+        tcache_count: 0,
+        ..Config::FAST_BINS
+    },
 )));
+static BINS_NOCACHE: Heap = GlobalAdapter::new(Locked::new(Bins::with_config(
+    MmapPages::new(),
+    Config::NO_CACHES,
+)));
+static TCACHE_BINS: ThreadCache<LockedBins<MmapPages>> =
+    ThreadCache::new(LockedBins::new(MmapPages::new()));
+
+/// A `Bins` used without a lock (one thread).
+struct Bare(Bins<MmapPages>);
+
+// SAFETY: forwards to `Bins`'s `Allocator`; null stands for `AllocError`.
+unsafe impl GlobalAlloc for Bare {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.0
+            .allocate_nonzero(layout)
+            .map_or(core::ptr::null_mut(), |b| b.cast::<u8>().as_ptr())
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: callers pass a live non-null block and its layout.
+        unsafe {
+            self.0
+                .deallocate_nonzero(core::ptr::NonNull::new_unchecked(ptr), layout)
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as for `dealloc`; `new_size` is non-zero.
+        let result = unsafe {
+            let ptr = core::ptr::NonNull::new_unchecked(ptr);
+            let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+            if new_size >= layout.size() {
+                self.0.grow_nonzero(ptr, layout, new_layout)
+            } else {
+                self.0.shrink_nonzero(ptr, layout, new_layout)
+            }
+        };
+        result.map_or(core::ptr::null_mut(), |b| b.cast::<u8>().as_ptr())
+    }
+}
 
 /// xorshift64*, the benches' generator.
 struct Rng(u64);
@@ -126,6 +174,9 @@ fn main() {
     let ops = match who {
         "glibc" => run(&System, work, rounds),
         "bins-fast" => run(&BINS_FAST, work, rounds),
+        "bins-bare" => run(&Bare(Bins::new(MmapPages::new())), work, rounds),
+        "bins-nocache" => run(&BINS_NOCACHE, work, rounds),
+        "tcache-bins" => run(&TCACHE_BINS, work, rounds),
         _ => run(&BINS, work, rounds),
     };
     eprintln!("{work} {who}: {ops} measured operations");

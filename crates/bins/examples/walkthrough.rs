@@ -63,6 +63,7 @@ impl Tour {
                     (format!("FREE  bin {bin:>3} ({})", bin_name(bin)), '.')
                 }
                 ChunkState::Fast { bin } => (format!("fast  bin {bin}"), ','),
+                ChunkState::Cached { bin } => (format!("tcache bin {bin}"), ','),
                 ChunkState::Top => ("TOP".to_string(), ' '),
                 ChunkState::Fence => ("fence".to_string(), '|'),
             };
@@ -114,7 +115,9 @@ fn main() {
         mmap_threshold_bytes: 8 * 1024,
         dynamic_mmap_threshold: false,
         top_pad_bytes: 0,
-        ..Config::DEFAULT
+        // The bare arena, so that every free shows its coalescing (the tcache would keep
+        // these small chunks aside, marked in use).
+        ..Config::NO_CACHES
     };
     let mut tour = Tour {
         heap: Bins::with_config(BufferPages::owned(256 * 1024, 4096).unwrap(), config),

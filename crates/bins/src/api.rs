@@ -148,7 +148,7 @@ impl<P: PageSource> Bins<P> {
     }
 
     #[inline]
-    fn note_alloc(&self, p: ChunkPtr) -> NonNull<[u8]> {
+    pub(crate) fn note_alloc(&self, p: ChunkPtr) -> NonNull<[u8]> {
         let block = self.block(p);
         let c = &self.counters;
         c.allocations.set(c.allocations.get() + 1);
@@ -169,20 +169,48 @@ impl<P: PageSource> Bins<P> {
     /// `ptr` is a live block of this heap.
     #[inline]
     unsafe fn free_block(&self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if let Some(p) = self.note_free(ptr) {
+                self.free_chunk(p);
+            }
+        }
+    }
+
+    /// [`free_block`](Self::free_block) past the tcache.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap.
+    pub(crate) unsafe fn free_block_uncached(&self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if let Some(p) = self.note_free(ptr) {
+                self.free_uncached(p);
+            }
+        }
+    }
+
+    /// Validates a block about to be freed and takes it out of the live figures; `None` (with
+    /// the misuse reported) when it is not a live block.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap (checked cheaply).
+    #[inline(always)]
+    unsafe fn note_free(&self, ptr: NonNull<u8>) -> Option<ChunkPtr> {
         let p = from_mem(ptr.as_ptr());
         // SAFETY: forwarded from the caller; `validate_free` rejects (and reports) the cheap
         // cases of misuse before anything is changed.
         unsafe {
             if !self.validate_free(p) {
-                return;
+                return None;
             }
             let usable = usable_bytes(p);
             let c = &self.counters;
             c.deallocations.set(c.deallocations.get() + 1);
             c.live_blocks.set(c.live_blocks.get().wrapping_sub(1));
             c.live_bytes.set(c.live_bytes.get().wrapping_sub(usable));
-            self.free_chunk(p);
         }
+        Some(p)
     }
 
     /// Moves a block: allocate, copy `keep_bytes`, free.
@@ -293,7 +321,11 @@ unsafe impl<P: PageSource> Allocator for Bins<P> {
         // SAFETY: `ptr` is a live block; `nb` is no larger than its chunk.
         unsafe {
             let old_usable = usable_bytes(p);
-            self.trim_tail(p, nb.min(size(p)));
+            if is_mmapped(p) {
+                self.shrink_mmapped(p, nb);
+            } else {
+                self.trim_tail(p, nb.min(size(p)));
+            }
             Ok(self.note_resize(p, old_usable))
         }
     }

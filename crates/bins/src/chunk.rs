@@ -43,6 +43,10 @@ pub(crate) const IS_MMAPPED: usize = 0b10;
 /// Flag in `size`: the chunk is a fencepost closing a retired segment (never a block, never
 /// free, never coalesced with).
 pub(crate) const IS_FENCE: usize = 0b100;
+/// Flag in `size`: the chunk sits in the tcache (looks in use, is not). glibc marks cached
+/// chunks with a key in the caller's bytes instead; reading bytes the caller may never have
+/// written is undefined behaviour in Rust, the header is ours.
+pub(crate) const IN_TCACHE: usize = 0b1000;
 /// Low bits of `size` that are flags, not size (sizes are multiples of 16).
 pub(crate) const FLAG_MASK: usize = CHUNK_ALIGN_BYTES - 1;
 
@@ -55,7 +59,7 @@ const _: () = assert!(
     MIN_CHUNK_BYTES >= HEADER_BYTES + 2 * SIZE_SZ,
     "room for fd and bk"
 );
-const _: () = assert!(FLAG_MASK >= (PREV_INUSE | IS_MMAPPED | IS_FENCE));
+const _: () = assert!(FLAG_MASK == (PREV_INUSE | IS_MMAPPED | IS_FENCE | IN_TCACHE));
 const _: () = assert!(core::mem::offset_of!(Chunk, fd) == HEADER_BYTES);
 const _: () = assert!(core::mem::size_of::<Chunk>() == 6 * SIZE_SZ);
 

@@ -11,9 +11,17 @@ pub const MAX_MMAP_THRESHOLD_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_TRIM_THRESHOLD_BYTES: usize = 128 * 1024;
 /// The default extra bytes asked for whenever the heap grows, so growth is rare.
 pub const DEFAULT_TOP_PAD_BYTES: usize = 128 * 1024;
+/// The default number of chunks each tcache bin holds (glibc's `TCACHE_FILL_COUNT`).
+pub const DEFAULT_TCACHE_COUNT: usize = 7;
+/// The most chunks a tcache bin may hold: bounds the bin walks of the double-free check and of
+/// `check()` (glibc allows 65535; a few dozen is already past the point of diminishing
+/// returns).
+pub const MAX_TCACHE_COUNT: usize = 255;
 
 const _: () = assert!(MAX_FAST_BIN_BYTES % 16 == 0 && MAX_FAST_BIN_BYTES >= 32);
 const _: () = assert!(DEFAULT_MMAP_THRESHOLD_BYTES <= MAX_MMAP_THRESHOLD_BYTES);
+const _: () =
+    assert!(DEFAULT_TCACHE_COUNT <= MAX_TCACHE_COUNT && MAX_TCACHE_COUNT <= u16::MAX as usize);
 
 /// How a [`Bins`](crate::Bins) heap behaves. Build with [`Config::DEFAULT`] and adjust fields.
 ///
@@ -22,6 +30,8 @@ const _: () = assert!(DEFAULT_MMAP_THRESHOLD_BYTES <= MAX_MMAP_THRESHOLD_BYTES);
 /// let small = Config { mmap_threshold_bytes: 64 * 1024, ..Config::FAST_BINS };
 /// assert_eq!(small.fast_bin_max_bytes, 128);
 /// assert_eq!(Config::DEFAULT.fast_bin_max_bytes, 0); // fast bins are off by default
+/// assert_eq!(Config::DEFAULT.tcache_count, 7); // the tcache is on, as in glibc >= 2.26
+/// assert_eq!(Config::NO_CACHES.tcache_count, 0); // the bare arena
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -39,6 +49,10 @@ pub struct Config {
     pub trim_threshold_bytes: usize,
     /// Extra bytes asked for whenever the heap grows (and kept when it is trimmed).
     pub top_pad_bytes: usize,
+    /// Chunks each tcache bin keeps (at most [`MAX_TCACHE_COUNT`]; 0 disables the tcache).
+    /// The tcache is glibc's first stop for chunks up to 1040 bytes: a bounded LIFO per size,
+    /// chunks left marked in use (see the crate docs).
+    pub tcache_count: usize,
 }
 
 impl Config {
@@ -50,11 +64,19 @@ impl Config {
         dynamic_mmap_threshold: true,
         trim_threshold_bytes: DEFAULT_TRIM_THRESHOLD_BYTES,
         top_pad_bytes: DEFAULT_TOP_PAD_BYTES,
+        tcache_count: DEFAULT_TCACHE_COUNT,
     };
 
     /// glibc 2.36's defaults: fast bins for chunks up to 128 bytes (requests up to 120).
     pub const FAST_BINS: Config = Config {
         fast_bin_max_bytes: 128,
+        ..Config::DEFAULT
+    };
+
+    /// The arena alone: no tcache, no fast bins. Every free coalesces at once, which makes the
+    /// heap's shape follow the calls exactly (tests and pictures use it).
+    pub const NO_CACHES: Config = Config {
+        tcache_count: 0,
         ..Config::DEFAULT
     };
 
@@ -84,6 +106,11 @@ impl Config {
             dynamic_mmap_threshold: self.dynamic_mmap_threshold,
             trim_threshold_bytes: self.trim_threshold_bytes,
             top_pad_bytes: pad,
+            tcache_count: if self.tcache_count > MAX_TCACHE_COUNT {
+                MAX_TCACHE_COUNT
+            } else {
+                self.tcache_count
+            },
         }
     }
 }

@@ -8,11 +8,12 @@ use crate::binlist::{
 };
 use crate::chunk::{
     at, before, clear_inuse_at, head, inuse_at, is_mmapped, prev_inuse, prev_size, set_foot,
-    set_head, set_inuse_at, size, ChunkPtr, MIN_CHUNK_BYTES, PREV_INUSE,
+    set_head, set_inuse_at, size, ChunkPtr, FLAG_MASK, IS_MMAPPED, MIN_CHUNK_BYTES, PREV_INUSE,
 };
 use crate::config::{Config, MAX_FAST_BIN_BYTES, MAX_MMAP_THRESHOLD_BYTES};
 use crate::report::{bad_free, Misuse};
 use crate::segment::Segment;
+use crate::tcache::{tcache_index, Tcache, TCACHE_MAX_CHUNK_BYTES};
 use core::cell::Cell;
 use core::ptr;
 use heapkit_core::{AllocError, PageSource};
@@ -27,6 +28,7 @@ const CONSOLIDATION_THRESHOLD_BYTES: usize = 64 * 1024;
 pub(crate) const NFASTBINS: usize = fastbin_index(MAX_FAST_BIN_BYTES) + 1;
 
 const _: () = assert!(NFASTBINS == 9);
+const _: () = assert!(BINMAP_WORDS == 2, "only_top_fits reads two bitmap words");
 const _: () = assert!(CONSOLIDATION_THRESHOLD_BYTES > MAX_FAST_BIN_BYTES);
 
 /// The fast bin of a chunk size.
@@ -102,6 +104,8 @@ pub struct Bins<P: PageSource> {
     pub(crate) newest_segment: Cell<*mut Segment>,
     /// One bit per bin: set when the bin may be non-empty (cleared lazily by searches).
     pub(crate) binmap: [Cell<u64>; BINMAP_WORDS],
+    /// glibc's tcache: bounded per-size LIFOs of freed chunks, consulted first.
+    pub(crate) tcache: Tcache,
     /// LIFO singly linked lists (through `fd`) of chunks that still look in use.
     pub(crate) fastbins: [Cell<ChunkPtr>; NFASTBINS],
     pub(crate) fast_max_bytes: usize,
@@ -138,6 +142,7 @@ impl<P: PageSource> Bins<P> {
             top: Cell::new(ptr::null_mut()),
             newest_segment: Cell::new(ptr::null_mut()),
             binmap: [const { Cell::new(0) }; BINMAP_WORDS],
+            tcache: Tcache::new(config.tcache_count),
             fastbins: [const { Cell::new(ptr::null_mut()) }; NFASTBINS],
             fast_max_bytes: config.fast_bin_max_bytes,
             have_fast: Cell::new(false),
@@ -185,6 +190,19 @@ impl<P: PageSource> Bins<P> {
     #[inline]
     pub(crate) fn malloc_chunk(&self, nb: usize) -> Result<ChunkPtr, AllocError> {
         debug_assert!(nb >= MIN_CHUNK_BYTES && nb % 16 == 0);
+        if nb <= TCACHE_MAX_CHUNK_BYTES {
+            // SAFETY: the index is in range; cached chunks are valid (the bins are empty
+            // before the heap exists).
+            if let Some(p) = unsafe { self.tcache.pop(tcache_index(nb)) } {
+                return Ok(p);
+            }
+        }
+        self.malloc_uncached(nb)
+    }
+
+    /// [`malloc_chunk`](Self::malloc_chunk) past the tcache: `_int_malloc`.
+    #[inline]
+    pub(crate) fn malloc_uncached(&self, nb: usize) -> Result<ChunkPtr, AllocError> {
         if self.area.get().is_null() {
             self.init(nb)?;
         }
@@ -195,6 +213,31 @@ impl<P: PageSource> Bins<P> {
                     return Ok(p);
                 }
             }
+            if !in_smallbin_range(nb) && nb >= self.mmap_threshold_bytes.get() {
+                return self.mmap_chunk(nb);
+            }
+            self.malloc_in_heap(nb)
+        }
+    }
+
+    /// A chunk of `nb` bytes carved from the heap: never mmapped, never from the tcache or the
+    /// fast bins (batches cut it into blocks).
+    pub(crate) fn malloc_heap(&self, nb: usize) -> Result<ChunkPtr, AllocError> {
+        if self.area.get().is_null() {
+            self.init(nb)?;
+        }
+        // SAFETY: the heap is initialised.
+        unsafe { self.malloc_in_heap(nb) }
+    }
+
+    /// The exact small bin, else the slow path (consolidating first for a large request).
+    ///
+    /// # Safety
+    /// The heap is initialised.
+    #[inline(always)]
+    unsafe fn malloc_in_heap(&self, nb: usize) -> Result<ChunkPtr, AllocError> {
+        // SAFETY: the heap is initialised, so bins are valid lists.
+        unsafe {
             if in_smallbin_range(nb) {
                 let bin = self.bin(smallbin_index(nb));
                 let victim = bk(bin);
@@ -203,42 +246,98 @@ impl<P: PageSource> Bins<P> {
                     set_inuse_at(victim, nb);
                     return Ok(victim);
                 }
-            } else {
-                if nb >= self.mmap_threshold_bytes.get() {
-                    return self.mmap_chunk(nb);
-                }
-                if self.have_fast.get() {
-                    self.consolidate();
+            } else if self.have_fast.get() {
+                self.consolidate();
+            }
+            if self.only_top_fits(nb) {
+                if let Some(p) = self.split_top(nb) {
+                    return Ok(p);
                 }
             }
             self.malloc_slow(nb)
         }
     }
 
-    /// Sorts the unsorted bin, then best fit, then the bitmap, then top, then growth.
+    /// Whether no bin can serve `nb`: the unsorted bin is empty, no fast chunks wait, and no
+    /// bin from `nb`'s own up is marked. Then the slow path would end at top anyway, so a
+    /// heap that only grows and shrinks at its end (LIFO) skips it. A stale bit just means
+    /// the slow path runs and clears it.
+    ///
+    /// # Safety
+    /// The heap is initialised.
+    #[inline(always)]
+    unsafe fn only_top_fits(&self, nb: usize) -> bool {
+        // SAFETY: the heap is initialised.
+        let unsorted = unsafe { self.bin(UNSORTED) };
+        // SAFETY: the sentinel's links are valid.
+        if unsafe { bk(unsorted) } != unsorted || self.have_fast.get() {
+            return false;
+        }
+        let index = bin_index(nb);
+        let (low, high) = (self.binmap[0].get(), self.binmap[1].get());
+        if index < 64 {
+            low >> index == 0 && high == 0
+        } else {
+            high >> (index - 64) == 0
+        }
+    }
+
+    /// The bins, then growth; when the page source is exhausted, the tcache's chunks go back
+    /// to the bins (where they may coalesce into a fit) for one more try.
     ///
     /// # Safety
     /// The heap is initialised.
     #[inline(never)]
     unsafe fn malloc_slow(&self, nb: usize) -> Result<ChunkPtr, AllocError> {
+        // SAFETY: the heap is initialised.
+        unsafe {
+            if let Some(p) = self.malloc_from_bins(nb) {
+                return Ok(p);
+            }
+            if self.grow_heap(nb).is_ok() {
+                return self.split_top(nb).ok_or(AllocError);
+            }
+            if self.flush_tcache() == 0 {
+                return Err(AllocError);
+            }
+            self.malloc_from_bins(nb).ok_or(AllocError)
+        }
+    }
+
+    /// Gives every tcache chunk back to the bins (coalescing it); returns how many.
+    pub(crate) fn flush_tcache(&self) -> usize {
+        let mut flushed = 0;
+        self.tcache.drain(|p| {
+            // SAFETY: a cached chunk is a chunk of this heap marked in use and in no bin.
+            unsafe { self.merge_free(p, size(p)) };
+            flushed += 1;
+        });
+        flushed
+    }
+
+    /// Sorts the unsorted bin, then best fit, then the bitmap, then top.
+    ///
+    /// # Safety
+    /// The heap is initialised.
+    unsafe fn malloc_from_bins(&self, nb: usize) -> Option<ChunkPtr> {
         // At most two rounds: the second runs only after consolidating the fast bins, which
         // leaves none behind.
         for _round in 0..2 {
             // SAFETY: the heap is initialised.
             unsafe {
                 if let Some(p) = self.scan_unsorted(nb) {
-                    return Ok(p);
+                    return Some(p);
                 }
                 if !in_smallbin_range(nb) {
                     if let Some(p) = self.large_best_fit(nb) {
-                        return Ok(p);
+                        return Some(p);
                     }
                 }
                 if let Some(p) = self.search_binmap(nb) {
-                    return Ok(p);
+                    return Some(p);
                 }
                 if let Some(p) = self.split_top(nb) {
-                    return Ok(p);
+                    return Some(p);
                 }
                 if !self.have_fast.get() {
                     break;
@@ -246,9 +345,7 @@ impl<P: PageSource> Bins<P> {
                 self.consolidate();
             }
         }
-        self.grow_heap(nb)?;
-        // SAFETY: the heap is initialised and top now holds nb + MIN_CHUNK_BYTES.
-        unsafe { self.split_top(nb) }.ok_or(AllocError)
+        None
     }
 
     /// Takes chunks off the unsorted bin: returns an exact fit, or the last remainder for a
@@ -256,7 +353,7 @@ impl<P: PageSource> Bins<P> {
     ///
     /// # Safety
     /// The heap is initialised.
-    unsafe fn scan_unsorted(&self, nb: usize) -> Option<ChunkPtr> {
+    pub(crate) unsafe fn scan_unsorted(&self, nb: usize) -> Option<ChunkPtr> {
         // SAFETY: every chunk on the unsorted list is free and valid.
         unsafe {
             let unsorted = self.bin(UNSORTED);
@@ -515,7 +612,27 @@ impl<P: PageSource> Bins<P> {
     /// `p` is a live chunk of this heap (checked cheaply; misuse is reported, not acted on).
     #[inline]
     pub(crate) unsafe fn free_chunk(&self, p: ChunkPtr) {
-        // SAFETY: forwarded from the caller (and validated by `validate_free`).
+        // SAFETY: forwarded from the caller (and validated by `validate_free`); a heap chunk
+        // of tcache size may be cached as it is.
+        unsafe {
+            let head = head(p);
+            if head & IS_MMAPPED == 0
+                && head <= TCACHE_MAX_CHUNK_BYTES | FLAG_MASK
+                && self.tcache.push(tcache_index(head & !FLAG_MASK), p)
+            {
+                return;
+            }
+            self.free_uncached(p);
+        }
+    }
+
+    /// [`free_chunk`](Self::free_chunk) past the tcache: `_int_free` without it.
+    ///
+    /// # Safety
+    /// As for `free_chunk`.
+    #[inline]
+    pub(crate) unsafe fn free_uncached(&self, p: ChunkPtr) {
+        // SAFETY: forwarded from the caller.
         unsafe {
             if is_mmapped(p) {
                 self.munmap_chunk(p);
@@ -535,7 +652,10 @@ impl<P: PageSource> Bins<P> {
                 if self.have_fast.get() {
                     self.consolidate();
                 }
-                self.trim_top();
+                // Tested here so that a LIFO heap breathing at its end skips the call.
+                if size(self.top.get()) >= self.trim_threshold_bytes.get() {
+                    self.trim_top();
+                }
             }
         }
     }
@@ -574,10 +694,13 @@ impl<P: PageSource> Bins<P> {
         let (offset, p_size) = unsafe { (prev_size(p), size(p)) };
         let page = self.pages.page_size();
         let base = (p as usize).wrapping_sub(offset);
-        let ok = p_size >= page
-            && offset < p_size
-            && (base | p_size.wrapping_add(offset)) & (page - 1) == 0
-            && base <= p as usize;
+        // The run (offset + size) is whole pages; the chunk itself may be shorter than a page
+        // when an alignment lead precedes it and it was shrunk.
+        let run_ok = p_size
+            .checked_add(offset)
+            .is_some_and(|run| run >= page && run & (page - 1) == 0);
+        let ok =
+            p_size >= MIN_CHUNK_BYTES && run_ok && base & (page - 1) == 0 && base <= p as usize;
         if ok {
             Ok(())
         } else {
@@ -604,6 +727,10 @@ impl<P: PageSource> Bins<P> {
             return Err(Misuse::InvalidPointer);
         }
         if p_size <= self.fast_max_bytes && self.fastbins[fastbin_index(p_size)].get() == p {
+            return Err(Misuse::DoubleFree);
+        }
+        // SAFETY: the header is readable (the caller's claim).
+        if unsafe { Tcache::contains(p) } {
             return Err(Misuse::DoubleFree);
         }
         // SAFETY: the size is plausible; the next header lies in the same segment (the

@@ -8,6 +8,9 @@ use crate::chunk::{
 };
 use crate::heap::{fastbin_index, Bins, NFASTBINS};
 use crate::segment::{Segment, MAX_SEGMENTS};
+use crate::tcache::{
+    tcache_chunk_bytes, tcache_index, Tcache, TCACHE_BINS, TCACHE_MAX_CHUNK_BYTES,
+};
 use heapkit_core::{Introspect, InvariantError, PageSource, Stats};
 
 /// What a chunk is, as [`Bins::heap_map`] reports it.
@@ -23,6 +26,11 @@ pub enum ChunkState {
     /// Freed into fast bin `bin` (still marked in use; not coalesced yet).
     Fast {
         /// The fast bin index (chunk size / 16 - 2).
+        bin: usize,
+    },
+    /// Freed into tcache bin `bin` (still marked in use; not coalesced).
+    Cached {
+        /// The tcache bin index (chunk size / 16 - 2).
         bin: usize,
     },
     /// The top chunk: free space at the end of the newest segment.
@@ -55,7 +63,8 @@ pub struct Fragmentation {
     pub mmapped_bytes: usize,
     /// Bytes in live heap chunks, headers included (`uordblks`).
     pub used_bytes: usize,
-    /// Bytes in free chunks, fast-bin chunks and top included (`fordblks`).
+    /// Bytes in free chunks, fast-bin and tcache chunks and top included (`fordblks`; glibc
+    /// counts its tcache chunks as used).
     pub free_bytes: usize,
     /// Free chunks, top excluded (`ordblks` - 1).
     pub free_chunks: usize,
@@ -167,6 +176,16 @@ impl<P: PageSource> Bins<P> {
                 };
                 return ChunkState::Free { bin };
             }
+            if c_size <= TCACHE_MAX_CHUNK_BYTES {
+                let index = tcache_index(c_size);
+                let mut q = self.tcache.head(index);
+                for _ in 0..self.tcache.count(index) {
+                    if q == c {
+                        return ChunkState::Cached { bin: index };
+                    }
+                    q = fd(q);
+                }
+            }
             if c_size <= self.fast_max_bytes {
                 let index = fastbin_index(c_size);
                 let mut q = self.fastbins[index].get();
@@ -254,7 +273,10 @@ impl<P: PageSource> Bins<P> {
             match chunk.state {
                 ChunkState::Used => f.used_bytes += chunk.size_bytes,
                 ChunkState::Fence => {}
-                ChunkState::Free { .. } | ChunkState::Fast { .. } | ChunkState::Top => {
+                ChunkState::Free { .. }
+                | ChunkState::Fast { .. }
+                | ChunkState::Cached { .. }
+                | ChunkState::Top => {
                     f.free_bytes += chunk.size_bytes;
                     f.largest_free_bytes = f.largest_free_bytes.max(chunk.size_bytes);
                     if chunk.state == ChunkState::Top {
@@ -325,6 +347,10 @@ impl<P: PageSource> Bins<P> {
                 } else {
                     tally.used_chunks += 1;
                     tally.used_usable_bytes += c_size - SIZE_SZ;
+                    tally.flagged_cached += usize::from(Tcache::contains(c));
+                }
+                if free && Tcache::contains(c) {
+                    return err("free chunk flagged as cached", c);
                 }
                 prev_free = free;
                 c = next;
@@ -483,6 +509,48 @@ impl<P: PageSource> Bins<P> {
         Ok((count, usable))
     }
 
+    /// Every tcache bin: as long as its count (at most the limit), members of its exact size,
+    /// inside the heap, marked in use and flagged. Returns (chunks, usable bytes).
+    ///
+    /// # Safety
+    /// The heap is initialised.
+    unsafe fn check_tcache(&self) -> Result<(usize, usize), InvariantError> {
+        let err = |what, addr: ChunkPtr| Err(InvariantError::new(what, addr as usize));
+        let (mut total, mut usable) = (0, 0);
+        for index in 0..TCACHE_BINS {
+            let count = self.tcache.count(index);
+            if count > self.tcache.limit() {
+                return err("tcache bin above its limit", self.tcache.head(index));
+            }
+            let want = tcache_chunk_bytes(index);
+            let mut q = self.tcache.head(index);
+            for _ in 0..count {
+                if q.is_null() || q as usize % 16 != 0 || !self.in_some_segment(q, want) {
+                    return err("tcache chunk outside the heap", q);
+                }
+                // SAFETY: q lies in a segment with room for its size and the next header.
+                unsafe {
+                    if size(q) != want || is_fence(q) || q == self.top.get() {
+                        return err("tcache chunk of the wrong size", q);
+                    }
+                    if !prev_inuse(at(q, want)) {
+                        return err("tcache chunk marked free", q);
+                    }
+                    if !Tcache::contains(q) {
+                        return err("tcache chunk without its flag", q);
+                    }
+                    q = fd(q);
+                }
+                usable += want - SIZE_SZ;
+            }
+            if !q.is_null() && count > 0 || count == 0 && !self.tcache.head(index).is_null() {
+                return err("tcache list longer than its count", q);
+            }
+            total += count;
+        }
+        Ok((total, usable))
+    }
+
     fn check_all(&self) -> Result<(), InvariantError> {
         let c = &self.counters;
         if self.area.get().is_null() {
@@ -528,20 +596,33 @@ impl<P: PageSource> Bins<P> {
         }
         // SAFETY: the heap is initialised.
         let (fast_count, fast_usable) = unsafe { self.check_fast_bins(limit)? };
+        // SAFETY: the heap is initialised.
+        let (cached_count, cached_usable) = unsafe { self.check_tcache()? };
+        if tally.flagged_cached != cached_count {
+            return Err(InvariantError::new(
+                "chunks flagged as cached differ from the tcache's",
+                0,
+            ));
+        }
         if fast_count > 0 && !self.have_fast.get() {
             return Err(InvariantError::new(
                 "fast chunks present but have_fast is false",
                 0,
             ));
         }
-        let live_heap_blocks = tally.used_chunks - fast_count;
+        // Fast-bin and tcache chunks look in use to the walk but are not live blocks.
+        let (idle_count, idle_usable) = (fast_count + cached_count, fast_usable + cached_usable);
+        if idle_count > tally.used_chunks || idle_usable > tally.used_usable_bytes {
+            return Err(InvariantError::new("more idle chunks than used ones", 0));
+        }
+        let live_heap_blocks = tally.used_chunks - idle_count;
         if live_heap_blocks + c.mmapped_blocks.get() != c.live_blocks.get() {
             return Err(InvariantError::new(
                 "live block count differs from the heap walk",
                 0,
             ));
         }
-        if tally.used_usable_bytes - fast_usable > c.live_bytes.get() {
+        if tally.used_usable_bytes - idle_usable > c.live_bytes.get() {
             return Err(InvariantError::new("live bytes below the heap walk's", 0));
         }
         Ok(())
@@ -554,6 +635,8 @@ struct Tally {
     free_chunks: usize,
     used_chunks: usize,
     used_usable_bytes: usize,
+    /// Used chunks with the IN_TCACHE flag.
+    flagged_cached: usize,
 }
 
 /// Bound on any list walk made for pictures.

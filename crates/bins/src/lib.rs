@@ -36,21 +36,26 @@
 extern crate std;
 
 mod api;
+mod batch;
 mod binlist;
 mod chunk;
 mod config;
 mod heap;
 mod introspect;
+mod locked;
 mod report;
 mod segment;
+mod tcache;
 
 pub use api::MAX_ALIGN_SERVED_BYTES;
+pub use batch::{CLASS_COUNT, MAX_CLASS_REQUEST_BYTES};
 pub use config::{
-    Config, DEFAULT_MMAP_THRESHOLD_BYTES, DEFAULT_TOP_PAD_BYTES, DEFAULT_TRIM_THRESHOLD_BYTES,
-    MAX_FAST_BIN_BYTES, MAX_MMAP_THRESHOLD_BYTES,
+    Config, DEFAULT_MMAP_THRESHOLD_BYTES, DEFAULT_TCACHE_COUNT, DEFAULT_TOP_PAD_BYTES,
+    DEFAULT_TRIM_THRESHOLD_BYTES, MAX_FAST_BIN_BYTES, MAX_MMAP_THRESHOLD_BYTES, MAX_TCACHE_COUNT,
 };
 pub use heap::Bins;
 pub use introspect::{ChunkInfo, ChunkState, Fragmentation, HeapMap};
+pub use locked::LockedBins;
 pub use segment::SegmentInfo;
 
 /// The bin index a free chunk of `size_bytes` is filed under (2..=63 small, 64.. large).

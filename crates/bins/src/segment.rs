@@ -17,8 +17,8 @@
 
 use crate::binlist::{init_area, unlink, BIN_AREA_BYTES};
 use crate::chunk::{
-    at, head, set_foot, set_head, set_prev_size, size, ChunkPtr, FENCE_BYTES, HEADER_BYTES,
-    IS_FENCE, IS_MMAPPED, MIN_CHUNK_BYTES, PREV_INUSE, SIZE_SZ,
+    at, head, prev_size, set_foot, set_head, set_prev_size, size, ChunkPtr, FENCE_BYTES,
+    HEADER_BYTES, IS_FENCE, IS_MMAPPED, MIN_CHUNK_BYTES, PREV_INUSE, SIZE_SZ,
 };
 use crate::heap::Bins;
 use core::ptr::{self, NonNull};
@@ -293,9 +293,10 @@ impl<P: PageSource> Bins<P> {
         }
     }
 
-    /// Gives memory back to the page source (glibc's `malloc_trim`): consolidates the fast
-    /// bins, unmaps every retired segment that is entirely free, and trims the top chunk down
-    /// to `pad_bytes` (plus a minimum chunk). Returns the bytes released from the heap.
+    /// Gives memory back to the page source (glibc's `malloc_trim`): empties the tcache (as
+    /// glibc does when a thread exits), consolidates the fast bins, unmaps every retired
+    /// segment that is entirely free, and trims the top chunk down to `pad_bytes` (plus a
+    /// minimum chunk). Returns the bytes released from the heap.
     ///
     /// `free` never unmaps a retired segment by itself: like the free chunks in the middle of
     /// glibc's main heap, an empty segment stays to serve the next allocations. Releasing it
@@ -308,6 +309,7 @@ impl<P: PageSource> Bins<P> {
         let before = self.counters.heap_bytes.get();
         // SAFETY: the heap is initialised.
         unsafe {
+            self.flush_tcache();
             self.consolidate();
             self.release_empty_segments();
             let saved = (self.trim_threshold_bytes.get(), self.config.top_pad_bytes);
@@ -410,6 +412,34 @@ impl<P: PageSource> Bins<P> {
             .mmapped_blocks
             .set(self.counters.mmapped_blocks.get() + 1);
         Ok(p)
+    }
+
+    /// Returns the whole pages past what `nb` needs of an mmapped chunk to the page source
+    /// (glibc shrinks them with `mremap`): the chunk stays put, its run ends earlier.
+    ///
+    /// # Safety
+    /// `p` is a live mmapped chunk of this heap; `nb` is a chunk size no larger than its own.
+    pub(crate) unsafe fn shrink_mmapped(&self, p: ChunkPtr, nb: usize) {
+        // SAFETY: an mmapped chunk's prev_size is its offset into its run, which is
+        // offset + size bytes long; the unmapped tail is a page-aligned suffix of that run.
+        unsafe {
+            let offset = prev_size(p);
+            let total = offset + size(p);
+            let Ok(keep) = self.page_round(offset + nb + SIZE_SZ) else {
+                return;
+            };
+            if keep >= total {
+                return;
+            }
+            debug_assert!((keep - offset) % 16 == 0 && keep - offset >= nb);
+            set_head(p, (keep - offset) | IS_MMAPPED);
+            self.counters
+                .mmapped_bytes
+                .set(self.counters.mmapped_bytes.get() - (total - keep));
+            let base = p.cast::<u8>().sub(offset);
+            self.pages
+                .unmap(NonNull::new_unchecked(base.add(keep)), total - keep);
+        }
     }
 
     /// The heap's segments, newest first (no allocation: an iterator over the in-heap list).

@@ -14,10 +14,16 @@ fn pages(len_bytes: usize) -> BufferPages<'static> {
     BufferPages::owned(len_bytes, PAGE).unwrap()
 }
 
+/// The bare arena: every free coalesces at once, so the scenarios below see exact shapes.
 fn no_fast() -> Config {
+    Config::NO_CACHES
+}
+
+/// Fast bins without the tcache in front of them.
+fn fast_only() -> Config {
     Config {
-        fast_bin_max_bytes: 0,
-        ..Config::DEFAULT
+        tcache_count: 0,
+        ..Config::FAST_BINS
     }
 }
 
@@ -101,7 +107,7 @@ fn small_bins_reuse_exact_sizes_and_large_bins_best_fit() {
 
 #[test]
 fn fast_bins_defer_coalescing_until_consolidation() {
-    let heap = Bins::with_config(pages(1 << 20), Config::FAST_BINS);
+    let heap = Bins::with_config(pages(1 << 20), fast_only());
     let a = alloc(&heap, 40);
     let b = alloc(&heap, 40);
     let guard = alloc(&heap, 40);
@@ -281,7 +287,8 @@ fn top_is_trimmed_past_the_threshold() {
     let config = Config {
         trim_threshold_bytes: 64 * 1024,
         top_pad_bytes: 0,
-        ..Config::DEFAULT
+        // Cached chunks next to top would keep it from shrinking (as in glibc).
+        ..Config::NO_CACHES
     };
     let heap = Bins::with_config(pages(4 << 20), config);
     let blocks: Vec<_> = (0..100).map(|_| alloc(&heap, 1000)).collect();
@@ -478,14 +485,112 @@ proptest! {
     }
 
     #[test]
+    fn model_without_caches(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 300 })) {
+        run_model(Config::NO_CACHES, &ops)?;
+    }
+
+    #[test]
     fn model_without_fast_bins_and_small_thresholds(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 300 })) {
         let config = Config {
             fast_bin_max_bytes: 0,
             mmap_threshold_bytes: 8 * 1024,
             trim_threshold_bytes: 16 * 1024,
             top_pad_bytes: 0,
+            tcache_count: 2,
             ..Config::DEFAULT
         };
         run_model(config, &ops)?;
+    }
+}
+
+#[test]
+fn tcache_serves_the_last_freed_chunk_of_a_size_first() {
+    let heap = Bins::new(pages(1 << 20));
+    let a = alloc(&heap, 100);
+    let b = alloc(&heap, 100);
+    let guard = alloc(&heap, 100);
+    free(&heap, a);
+    free(&heap, b);
+    // Cached chunks stay marked in use: no coalescing with each other.
+    assert_eq!(state_at(&heap, a), ChunkState::Cached { bin: 5 });
+    assert_eq!(state_at(&heap, b), ChunkState::Cached { bin: 5 });
+    assert_eq!(alloc(&heap, 100), b);
+    assert_eq!(alloc(&heap, 104), a); // any request with the same chunk size
+    free(&heap, a);
+    free(&heap, b);
+    free(&heap, guard);
+    assert_eq!(heap.stats().unwrap().live_blocks, 0);
+}
+
+#[test]
+fn tcache_bins_are_bounded_and_the_rest_coalesces() {
+    let heap = Bins::new(pages(1 << 20));
+    let blocks: Vec<_> = (0..10).map(|_| alloc(&heap, 200)).collect();
+    let guard = alloc(&heap, 200);
+    for &p in &blocks {
+        free(&heap, p);
+    }
+    let count = |want: fn(&ChunkState) -> bool| heap.heap_map().filter(|c| want(&c.state)).count();
+    assert_eq!(
+        count(|s| matches!(s, ChunkState::Cached { bin: 11 })),
+        heapkit_bins::DEFAULT_TCACHE_COUNT
+    );
+    // The three frees past the limit coalesced into one free chunk.
+    assert_eq!(count(|s| matches!(s, ChunkState::Free { .. })), 1);
+    free(&heap, guard);
+}
+
+#[test]
+fn trim_empties_the_tcache() {
+    let heap = Bins::new(pages(1 << 20));
+    let a = alloc(&heap, 64);
+    let b = alloc(&heap, 64);
+    free(&heap, a);
+    free(&heap, b);
+    heap.trim(0);
+    heap.check().unwrap();
+    assert!(heap
+        .heap_map()
+        .all(|c| !matches!(c.state, ChunkState::Cached { .. } | ChunkState::Used)));
+}
+
+#[test]
+fn out_of_memory_flushes_the_tcache_and_retries() {
+    // A heap that cannot grow: 64 KiB, the whole of it mapped at once.
+    let config = Config {
+        top_pad_bytes: 0,
+        ..Config::DEFAULT
+    };
+    let heap = Bins::with_config(pages(64 * 1024), config);
+    let mut blocks = Vec::new();
+    while let Ok(b) = heap.allocate(layout(1000)) {
+        blocks.push(b.cast::<u8>());
+        assert!(blocks.len() < 1000);
+    }
+    let n = blocks.len();
+    assert!(n > 10);
+    // Free a run of neighbours: 7 go to the tcache, so without the flush they could not
+    // coalesce into room for a block of 3000 bytes.
+    for p in blocks.drain(n - 8..) {
+        free(&heap, p);
+    }
+    let big = alloc(&heap, 3000);
+    free(&heap, big);
+    for p in blocks {
+        free(&heap, p);
+    }
+}
+
+#[test]
+#[cfg(all(debug_assertions, not(feature = "checked")))]
+#[should_panic(expected = "double free")]
+fn double_free_into_the_tcache_is_caught() {
+    let heap = Bins::new(pages(1 << 20));
+    let a = alloc(&heap, 300);
+    let _guard = alloc(&heap, 300);
+    // SAFETY: deliberately wrong: the second free is the bug under test.
+    unsafe {
+        heap.deallocate_unsized(a);
+        heap.deallocate_unsized(a);
     }
 }

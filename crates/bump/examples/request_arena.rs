@@ -4,8 +4,8 @@
 //! `cargo run -p heapkit-bump --example request_arena`
 //!
 //! The pattern: one `Arena` per worker, `reset()` after each request. After the first few
-//! requests the arena keeps one chunk large enough for a typical request and never asks the OS
-//! for memory again; nothing is freed object by object.
+//! requests the arena keeps the chunks a typical request needs and never asks the OS for memory
+//! again; nothing is freed object by object.
 
 use allocator_api2::vec::Vec as ArenaVec;
 use heapkit_bump::Arena;
@@ -77,7 +77,7 @@ fn main() {
                 println!("{line:45} -> {response}  ({} B used)", arena.used_bytes());
             }
         }
-        // Everything from this round goes at once; the largest chunk stays for the next.
+        // Everything from this round goes at once; its chunks stay for the next round.
         arena.reset();
     }
     println!(

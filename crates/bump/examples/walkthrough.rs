@@ -1,7 +1,7 @@
 //! The arena step by step: each line shows what one operation did to the chunks, so a reader can
 //! watch the bump pointer move, a new chunk arrive (twice the size of the last), a checkpoint
 //! rewind (the chunk it frees is kept as a spare, so a loop of scopes does not map and unmap),
-//! and a reset keep only the largest chunk.
+//! and a reset keep every chunk for the next round (the largest current, the others spares).
 //!
 //! `cargo run -p heapkit-bump --example walkthrough`
 
@@ -46,7 +46,7 @@ fn main() {
     show("rewind(checkpoint): back to the mark", &arena);
 
     arena.reset();
-    show("reset(): only the largest chunk is kept", &arena);
+    show("reset(): chunks kept, the largest current", &arena);
 
     let again = arena.alloc_slice_copy(&[1u8, 2, 3]);
     show("alloc_slice_copy(3 bytes) after reset", &arena);

@@ -23,6 +23,12 @@ unsafe impl<S: ChunkSource> Allocator for Arena<S> {
     }
 
     #[inline]
+    fn allocate_zeroed_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let block = self.try_alloc_layout_zeroed(layout)?;
+        Ok(NonNull::slice_from_raw_parts(block, rounded(layout.size())))
+    }
+
+    #[inline]
     unsafe fn deallocate_nonzero(&self, ptr: NonNull<u8>, layout: Layout) {
         // SAFETY: forwarded from the caller.
         unsafe { self.free_block(ptr, layout.size()) }

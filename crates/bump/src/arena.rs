@@ -7,6 +7,11 @@
 //! the bytes. With `MIN_ALIGN_BYTES` rounding, upward costs the same instructions on the fast
 //! path as downward for types aligned up to a word (see the crate docs for the counts).
 
+// The chunk walk for pictures and tests, in its own file; a child module so it reads the list.
+#[path = "heap_map.rs"]
+mod heap_map;
+pub use heap_map::{ChunkInfo, ChunkRole};
+
 use crate::chunk::{self, ChunkHeader, CHUNK_ALIGN_BYTES, HEADER_BYTES};
 use crate::source::{ChunkSource, FromAllocator};
 use crate::FIRST_CHUNK_BYTES;
@@ -33,15 +38,25 @@ pub struct Arena<S: ChunkSource = MmapPages> {
     ptr: Cell<*mut u8>,
     /// One past the current chunk's last byte (null while there is no chunk).
     end: Cell<*mut u8>,
+    /// Bytes of the current chunk from `max(zero_from, ptr)` to `end` are known to be zero
+    /// (fresh from a zeroing source and never handed out), so a zeroed allocation there needs
+    /// no memset. Raised to the old `ptr` whenever `ptr` moves back (free, shrink, rewind):
+    /// the bytes it moves back over are dirty. `end` when nothing is known (a reused chunk).
+    zero_from: Cell<*mut u8>,
     /// The newest chunk, the one `ptr` bumps through; older ones hang off its `prev` link.
     current: Cell<Option<NonNull<ChunkHeader>>>,
-    /// The largest chunk a rewind gave up, kept for the next chunk request.
+    /// Chunks held for later chunk requests, largest first, linked through `prev`: the chunks
+    /// a reset keeps beyond the new current one, and those a rewind gives up.
     spare: Cell<Option<NonNull<ChunkHeader>>>,
+    /// Total length of the spare chunks.
+    spare_bytes: Cell<usize>,
+    /// Ceiling on the bytes of spare chunks (`usize::MAX`: none); see `set_retain_limit`.
+    retain_limit_bytes: Cell<usize>,
     /// Sum of `filled_bytes` over the chunks older than `current`.
     retired_used_bytes: Cell<usize>,
-    /// Total length of the chunks held, spare included.
+    /// Total length of the chunks held, spares included.
     chunk_bytes: Cell<usize>,
-    /// Chunks in the list (the spare excluded).
+    /// Chunks in the list (spares excluded).
     chunk_count: Cell<usize>,
     /// Ceiling on `chunk_bytes` (`usize::MAX`: none).
     limit_bytes: Cell<usize>,
@@ -96,8 +111,11 @@ impl<S: ChunkSource> Arena<S> {
         Arena {
             ptr: Cell::new(ptr::null_mut()),
             end: Cell::new(ptr::null_mut()),
+            zero_from: Cell::new(ptr::null_mut()),
             current: Cell::new(None),
             spare: Cell::new(None),
+            spare_bytes: Cell::new(0),
+            retain_limit_bytes: Cell::new(usize::MAX),
             retired_used_bytes: Cell::new(0),
             chunk_bytes: Cell::new(0),
             chunk_count: Cell::new(0),
@@ -128,7 +146,7 @@ impl<S: ChunkSource> Arena<S> {
         self.retired_used_bytes.get() + current_bytes
     }
 
-    /// Chunks in use (a spare chunk kept after a rewind is not counted).
+    /// Chunks in use (spare chunks, kept by a reset or a rewind, are not counted).
     pub fn chunk_count(&self) -> usize {
         self.chunk_count.get()
     }
@@ -149,6 +167,40 @@ impl<S: ChunkSource> Arena<S> {
     /// The cap set by [`set_allocation_limit`](Self::set_allocation_limit).
     pub fn allocation_limit(&self) -> Option<usize> {
         match self.limit_bytes.get() {
+            usize::MAX => None,
+            limit_bytes => Some(limit_bytes),
+        }
+    }
+
+    /// Caps the bytes of *spare* chunks the arena keeps idle for later rounds. By default
+    /// (`None`) a [`reset`](Self::reset) keeps every chunk the arena holds, so a loop of rounds
+    /// of the same size maps nothing and faults in no page after its first rounds; the price
+    /// is that an idle arena holds its peak footprint (bumpalo holds its largest chunk, which
+    /// is half to all of that). With a limit, a reset keeps the largest chunk whatever the
+    /// limit, then further chunks, largest first, while all it keeps totals at most
+    /// `limit_bytes`, and returns the rest to the source; a rewind returns a chunk it frees
+    /// when keeping it would bring the spares past the limit.
+    ///
+    /// ```
+    /// let mut arena = heapkit_bump::Arena::new();
+    /// for i in 0..100_000u64 {
+    ///     arena.alloc(i); // 800 KB in chunks of 4 KiB, 8 KiB, ... 512 KiB
+    /// }
+    /// arena.reset();
+    /// let held_bytes = arena.allocated_bytes();
+    /// assert!(held_bytes >= 800_000, "all kept: the next round maps nothing");
+    /// arena.set_retain_limit(Some(0));
+    /// arena.reset();
+    /// assert!(arena.allocated_bytes() < held_bytes, "only the largest chunk is kept");
+    /// ```
+    pub fn set_retain_limit(&self, limit_bytes: Option<usize>) {
+        self.retain_limit_bytes
+            .set(limit_bytes.unwrap_or(usize::MAX));
+    }
+
+    /// The cap set by [`set_retain_limit`](Self::set_retain_limit).
+    pub fn retain_limit(&self) -> Option<usize> {
+        match self.retain_limit_bytes.get() {
             usize::MAX => None,
             limit_bytes => Some(limit_bytes),
         }
@@ -209,20 +261,22 @@ impl<S: ChunkSource> Arena<S> {
         if align_bytes > MAX_ALIGN_SERVED_BYTES {
             return Err(AllocError);
         }
-        let header = self.take_chunk(size_bytes, align_bytes)?;
-        self.install(header);
+        let (header, zeroed) = self.take_chunk(size_bytes, align_bytes)?;
+        self.install(header, zeroed);
         let block = self.bump(size_bytes, align_bytes);
         debug_assert!(block.is_some(), "a fresh chunk is sized for the request");
         block.ok_or(AllocError)
     }
 
-    /// A chunk (not yet in the list) able to hold the request: the spare if it fits, else a
-    /// new one from the source.
+    /// A chunk (not yet in the list) able to hold the request: the largest spare if it fits,
+    /// else a new one from the source; and whether its data area is known to be zero. (The
+    /// spares are sorted largest first, so when the first does not fit, none does short of
+    /// alignment quirks, and a new chunk is right anyway.)
     fn take_chunk(
         &self,
         size_bytes: usize,
         align_bytes: usize,
-    ) -> Result<NonNull<ChunkHeader>, AllocError> {
+    ) -> Result<(NonNull<ChunkHeader>, bool), AllocError> {
         let offset_bytes = align_up(HEADER_BYTES, align_bytes).ok_or(AllocError)?;
         let needed_bytes = offset_bytes
             .checked_add(rounded(size_bytes))
@@ -230,19 +284,24 @@ impl<S: ChunkSource> Arena<S> {
         if let Some(spare) = self.spare.get() {
             // SAFETY: the spare is a live chunk we own.
             if unsafe { fits(spare, size_bytes, align_bytes) } {
-                self.spare.set(None);
-                return Ok(spare);
+                self.pop_spare();
+                return Ok((spare, false));
             }
         }
-        self.new_chunk(needed_bytes, align_bytes.max(CHUNK_ALIGN_BYTES))
+        let header = self.new_chunk(needed_bytes, align_bytes.max(CHUNK_ALIGN_BYTES))?;
+        Ok((header, self.source.chunks_zeroed()))
     }
 
-    /// Length of the next chunk if nothing forces a larger one: double the current chunk.
+    /// Length of the next chunk if nothing forces a larger one: double the current chunk, and
+    /// at least the bytes of chunks in use, so that after a reset has handed back its spares
+    /// largest first (the current one is then the smallest) growth does not restart from
+    /// small chunks.
     fn growth_bytes(&self) -> usize {
         match self.current.get() {
             // SAFETY: `current` is a live chunk.
             Some(header) => unsafe { (*header.as_ptr()).len_bytes }
                 .saturating_mul(2)
+                .max(self.chunk_bytes.get() - self.spare_bytes.get())
                 .clamp(FIRST_CHUNK_BYTES, MAX_GROWTH_CHUNK_BYTES),
             None => FIRST_CHUNK_BYTES,
         }
@@ -270,17 +329,16 @@ impl<S: ChunkSource> Arena<S> {
         }
         let grown_bytes = align_up(self.growth_bytes(), granule_bytes).ok_or(AllocError)?;
         let preferred_bytes = grown_bytes.max(minimal_bytes);
-        let mut result = Err(AllocError);
-        for len_bytes in [preferred_bytes, minimal_bytes] {
-            if self.within_limit(len_bytes) {
-                result = self
-                    .source
-                    .alloc_chunk(len_bytes, chunk_align_bytes)
-                    .map(|raw| (raw, len_bytes));
-                if result.is_ok() {
-                    break;
-                }
+        let mut result = self.map_chunk([preferred_bytes, minimal_bytes], chunk_align_bytes);
+        if result.is_err() && self.spare.get().is_some() {
+            // Spares too small for this request still count against the allocation limit and
+            // hold the source's memory: give them back and try once more.
+            self.trim_spares(0);
+            if let Some(largest) = self.pop_spare() {
+                // SAFETY: a live spare, just unlinked; spares hold no live block.
+                unsafe { self.release(largest) };
             }
+            result = self.map_chunk([preferred_bytes, minimal_bytes], chunk_align_bytes);
         }
         let (raw, len_bytes) = result?;
         debug_assert!(is_aligned(raw.as_ptr() as usize, chunk_align_bytes));
@@ -298,9 +356,25 @@ impl<S: ChunkSource> Arena<S> {
         Ok(header)
     }
 
+    /// The first of `lengths_bytes` that the allocation limit and the source allow, mapped.
+    fn map_chunk(
+        &self,
+        lengths_bytes: [usize; 2],
+        chunk_align_bytes: usize,
+    ) -> Result<(NonNull<u8>, usize), AllocError> {
+        for len_bytes in lengths_bytes {
+            if self.within_limit(len_bytes) {
+                if let Ok(raw) = self.source.alloc_chunk(len_bytes, chunk_align_bytes) {
+                    return Ok((raw, len_bytes));
+                }
+            }
+        }
+        Err(AllocError)
+    }
+
     /// Makes `header` (a chunk not in the list) the current chunk; the old current one retires
-    /// with its fill level recorded.
-    fn install(&self, header: NonNull<ChunkHeader>) {
+    /// with its fill level recorded. `zeroed`: its data area is known to be all zero.
+    fn install(&self, header: NonNull<ChunkHeader>, zeroed: bool) {
         if let Some(old) = self.current.get() {
             // SAFETY: `old` is the live current chunk and `ptr` lies in its data area.
             let filled_bytes = self.ptr.get() as usize - unsafe { chunk::data_start(old) } as usize;
@@ -315,6 +389,11 @@ impl<S: ChunkSource> Arena<S> {
             (*header.as_ptr()).filled_bytes = 0;
             self.ptr.set(chunk::data_start(header));
             self.end.set(chunk::end(header));
+            self.zero_from.set(if zeroed {
+                chunk::data_start(header)
+            } else {
+                chunk::end(header)
+            });
         }
         self.current.set(Some(header));
         self.chunk_count.set(self.chunk_count.get() + 1);
@@ -337,65 +416,154 @@ impl<S: ChunkSource> Arena<S> {
         };
     }
 
-    /// Keeps `header` as the spare if it is larger than the current spare, else releases it.
+    /// Puts a chunk that is in no list into the spare list, which stays sorted largest first.
+    /// Cold: resets and rewinds only; the walk is over a few dozen chunks at most.
     ///
     /// # Safety
-    /// As for [`release`](Self::release).
-    unsafe fn retire_to_spare(&self, header: NonNull<ChunkHeader>) {
-        // SAFETY: live headers.
-        let larger = |a: NonNull<ChunkHeader>, b: NonNull<ChunkHeader>| unsafe {
-            (*a.as_ptr()).len_bytes > (*b.as_ptr()).len_bytes
-        };
-        match self.spare.get() {
-            Some(spare) if !larger(header, spare) => {
-                // SAFETY: forwarded from the caller.
-                unsafe { self.release(header) }
+    /// `header` is a live chunk of this arena, in no list, and nothing in it is used again.
+    unsafe fn push_spare(&self, header: NonNull<ChunkHeader>) {
+        // SAFETY: live headers (the caller's chunk and the spare list's).
+        let len = |h: NonNull<ChunkHeader>| unsafe { (*h.as_ptr()).len_bytes };
+        let header_len_bytes = len(header);
+        let mut after: Option<NonNull<ChunkHeader>> = None;
+        let mut next = self.spare.get();
+        let mut walked: usize = 0;
+        while let Some(spare) = next {
+            if len(spare) < header_len_bytes {
+                break;
             }
-            old_spare => {
-                self.spare.set(Some(header));
-                if let Some(old) = old_spare {
-                    // SAFETY: the old spare is a live chunk in no list.
-                    unsafe { self.release(old) };
+            walked += 1;
+            debug_assert!(walked <= MAX_CHUNKS);
+            after = Some(spare);
+            // SAFETY: a live spare.
+            next = unsafe { (*spare.as_ptr()).prev };
+        }
+        // SAFETY: `header` is ours and in no list; `after` is a live spare.
+        unsafe {
+            (*header.as_ptr()).prev = next;
+            (*header.as_ptr()).filled_bytes = 0;
+            match after {
+                Some(spare) => (*spare.as_ptr()).prev = Some(header),
+                None => self.spare.set(Some(header)),
+            }
+        }
+        self.spare_bytes
+            .set(self.spare_bytes.get() + header_len_bytes);
+    }
+
+    /// Unlinks the largest spare chunk.
+    fn pop_spare(&self) -> Option<NonNull<ChunkHeader>> {
+        let head = self.spare.get()?;
+        // SAFETY: the head of the spare list is a live chunk we own.
+        unsafe {
+            self.spare.set((*head.as_ptr()).prev);
+            (*head.as_ptr()).prev = None;
+            self.spare_bytes
+                .set(self.spare_bytes.get() - (*head.as_ptr()).len_bytes);
+        }
+        Some(head)
+    }
+
+    /// Keeps a chunk a rewind gave up as a spare when the retain limit allows (an arena with
+    /// no spare always keeps one), else returns it to the source.
+    ///
+    /// # Safety
+    /// As for [`push_spare`](Self::push_spare).
+    unsafe fn retire_to_spare(&self, header: NonNull<ChunkHeader>) {
+        // SAFETY: a live header.
+        let len_bytes = unsafe { (*header.as_ptr()).len_bytes };
+        let within_limit =
+            self.spare_bytes.get().saturating_add(len_bytes) <= self.retain_limit_bytes.get();
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if self.spare.get().is_none() || within_limit {
+                self.push_spare(header);
+            } else {
+                self.release(header);
+            }
+        }
+    }
+
+    /// Walking the spares from the largest down, keeps each one that still fits in
+    /// `limit_bytes` (counting those kept before it) and returns the others to the source; the
+    /// largest always stays.
+    fn trim_spares(&self, limit_bytes: usize) {
+        let Some(largest) = self.spare.get() else {
+            return;
+        };
+        // SAFETY: live spares; each released one is unlinked first.
+        unsafe {
+            let mut kept_bytes = (*largest.as_ptr()).len_bytes;
+            let mut last_kept = largest;
+            let mut next = (*largest.as_ptr()).prev;
+            let mut walked: usize = 0;
+            while let Some(spare) = next {
+                walked += 1;
+                debug_assert!(walked <= MAX_CHUNKS);
+                next = (*spare.as_ptr()).prev;
+                let len_bytes = (*spare.as_ptr()).len_bytes;
+                if kept_bytes.saturating_add(len_bytes) <= limit_bytes {
+                    kept_bytes += len_bytes;
+                    (*last_kept.as_ptr()).prev = Some(spare);
+                    last_kept = spare;
+                } else {
+                    (*last_kept.as_ptr()).prev = next;
+                    self.spare_bytes.set(self.spare_bytes.get() - len_bytes);
+                    self.release(spare);
                 }
             }
         }
     }
 
-    /// Frees every allocation: keeps the largest chunk (it will serve the next round without
-    /// mapping) and returns the others to the source.
+    /// Frees every allocation. The chunks stay (up to the
+    /// [retain limit](Self::set_retain_limit)): the largest becomes the current chunk and the
+    /// others wait, largest first, to serve the next round's chunk requests, so a loop of
+    /// rounds of the same size neither maps nor faults once warm.
     ///
     /// Values in the arena are **not dropped**. `&mut self` proves no reference into the arena
     /// is alive.
     pub fn reset(&mut self) {
-        let mut keep = self.spare.take();
         let mut next = self.current.take();
         let mut walked: usize = 0;
         while let Some(header) = next {
             walked += 1;
             debug_assert!(walked <= MAX_CHUNKS);
-            // SAFETY: `header` is a live chunk of the list; it is unlinked as we go.
+            // SAFETY: `header` is a live chunk of the list; it is unlinked before it moves to
+            // the spares, and `&mut self` proves nothing in it is used again.
             unsafe {
                 next = (*header.as_ptr()).prev;
-                match keep {
-                    Some(kept) if (*kept.as_ptr()).len_bytes >= (*header.as_ptr()).len_bytes => {
-                        self.release(header)
-                    }
-                    _ => {
-                        if let Some(kept) = keep {
-                            self.release(kept);
-                        }
-                        keep = Some(header);
-                    }
-                }
+                self.push_spare(header);
             }
         }
-        self.ptr.set(ptr::null_mut());
-        self.end.set(ptr::null_mut());
-        self.retired_used_bytes.set(0);
+        self.clear_bump_pointer();
         self.chunk_count.set(0);
-        if let Some(kept) = keep {
-            self.install(kept);
+        self.trim_spares(self.retain_limit_bytes.get());
+        if let Some(largest) = self.pop_spare() {
+            self.install(largest, false);
         }
+    }
+
+    /// Returns every chunk, spares included, to the source.
+    fn release_all(&mut self) {
+        let mut next = self.current.take();
+        let mut walked: usize = 0;
+        while let Some(header) = next {
+            walked += 1;
+            debug_assert!(walked <= MAX_CHUNKS);
+            // SAFETY: a live chunk of the list, unlinked as we go; `&mut self` proves nothing
+            // in it is used again.
+            unsafe {
+                next = (*header.as_ptr()).prev;
+                self.release(header);
+            }
+        }
+        self.chunk_count.set(0);
+        while let Some(spare) = self.pop_spare() {
+            // SAFETY: a live spare, just unlinked.
+            unsafe { self.release(spare) };
+        }
+        self.clear_bump_pointer();
+        debug_assert_eq!(self.chunk_bytes.get(), 0);
     }
 
     /// The current allocation state, to [`rewind`](Self::rewind) to later.
@@ -407,10 +575,11 @@ impl<S: ChunkSource> Arena<S> {
     }
 
     /// Frees everything allocated after `checkpoint` (values are not dropped). Chunks taken
-    /// since are returned, except the largest, kept as a spare for the next chunk request.
+    /// since become spares for the next chunk requests (up to the
+    /// [retain limit](Self::set_retain_limit)), so a scope in a loop maps nothing once warm.
     ///
     /// Any checkpoint is harmless: one from another arena, or one that a [`reset`](Self::reset)
-    /// made stale, leaves the arena empty (every chunk released or kept as the spare).
+    /// made stale, leaves the arena empty (every chunk released or kept as a spare).
     pub fn rewind(&mut self, checkpoint: Checkpoint) {
         // SAFETY: `&mut self` proves that no reference into the arena is alive.
         unsafe { self.rewind_unchecked(checkpoint) }
@@ -421,13 +590,12 @@ impl<S: ChunkSource> Arena<S> {
     /// # Safety
     /// No block allocated after `checkpoint` is used afterwards.
     pub(crate) unsafe fn rewind_unchecked(&self, checkpoint: Checkpoint) {
+        let entry_chunk = self.current.get();
         let mut walked: usize = 0;
         while self.current.get() != checkpoint.chunk {
             let Some(header) = self.current.get() else {
                 // The checkpoint's chunk is not ours (stale or foreign): we are empty now.
-                self.ptr.set(ptr::null_mut());
-                self.end.set(ptr::null_mut());
-                self.retired_used_bytes.set(0);
+                self.clear_bump_pointer();
                 return;
             };
             walked += 1;
@@ -442,9 +610,7 @@ impl<S: ChunkSource> Arena<S> {
             }
         }
         let Some(header) = checkpoint.chunk else {
-            self.ptr.set(ptr::null_mut());
-            self.end.set(ptr::null_mut());
-            self.retired_used_bytes.set(0);
+            self.clear_bump_pointer();
             return;
         };
         // SAFETY: `header` is the live current chunk (the loop stopped on it).
@@ -459,7 +625,14 @@ impl<S: ChunkSource> Arena<S> {
             } else {
                 chunk::data_start(header)
             };
-            self.ptr.set(ptr);
+            if Some(header) == entry_chunk {
+                // Still the chunk we started in: what lies above the old `ptr` stays known.
+                self.move_ptr_back(ptr);
+            } else {
+                // A retired chunk again: where it was filled to is not worth tracking.
+                self.ptr.set(ptr);
+                self.zero_from.set(chunk::end(header));
+            }
             self.end.set(chunk::end(header));
             (*header.as_ptr()).filled_bytes = 0;
         }
@@ -506,6 +679,50 @@ impl<S: ChunkSource> Arena<S> {
         result
     }
 
+    /// Moves the bump pointer back to `new_ptr` (in the current chunk); the bytes it moves
+    /// back over were handed out, so they no longer count as zero. (A rewind to a checkpoint
+    /// above a freed last block moves it forward instead, over bytes handed out before: those
+    /// end up below `ptr`, where nothing is claimed, so the rule holds either way.)
+    #[inline(always)]
+    fn move_ptr_back(&self, new_ptr: *mut u8) {
+        let old_ptr = self.ptr.get();
+        if self.zero_from.get() < old_ptr {
+            self.zero_from.set(old_ptr);
+        }
+        self.ptr.set(new_ptr);
+    }
+
+    /// No current chunk: the state of an empty arena.
+    fn clear_bump_pointer(&self) {
+        self.ptr.set(ptr::null_mut());
+        self.end.set(ptr::null_mut());
+        self.zero_from.set(ptr::null_mut());
+        self.retired_used_bytes.set(0);
+    }
+
+    /// Like [`try_alloc_layout`](Self::try_alloc_layout), with the block's bytes zero (all of
+    /// `layout.size()` rounded up to [`MIN_ALIGN_BYTES`](crate::MIN_ALIGN_BYTES)). Only the
+    /// part below `zero_from` is cleared: memory fresh from a zeroing source (`mmap`) is not
+    /// written, so its pages are not touched until the caller touches them; memory handed out
+    /// before (a reused chunk, or bytes a free, shrink or rewind gave back) is cleared.
+    #[inline]
+    pub fn try_alloc_layout_zeroed(&self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let block = self.try_alloc_layout(layout)?;
+        if layout.size() == 0 {
+            return Ok(block);
+        }
+        // The block is in the current chunk (a fresh chunk was installed if it did not fit),
+        // at or above the old `ptr`; bytes from `zero_from` on are zero. The whole rounded
+        // length is cleared: the `Allocator` impl reports it as usable.
+        let dirty_bytes = (self.zero_from.get() as usize)
+            .saturating_sub(block.as_ptr() as usize)
+            .min(rounded(layout.size()));
+        // SAFETY: the bump pointer moved past `rounded(layout.size())` bytes of the block, and
+        // `dirty_bytes` is at most that.
+        unsafe { ptr::write_bytes(block.as_ptr(), 0, dirty_bytes) };
+        Ok(block)
+    }
+
     /// Whether `block + rounded(size)` ends exactly at the bump pointer: the block is the most
     /// recent one, so it can be freed, grown or shrunk in place.
     #[inline(always)]
@@ -521,7 +738,7 @@ impl<S: ChunkSource> Arena<S> {
     pub(crate) unsafe fn free_block(&self, block: NonNull<u8>, size_bytes: usize) {
         self.assert_owned(block);
         if self.is_last(block, size_bytes) {
-            self.ptr.set(block.as_ptr());
+            self.move_ptr_back(block.as_ptr());
         }
     }
 
@@ -572,9 +789,8 @@ impl<S: ChunkSource> Arena<S> {
             return Ok(NonNull::slice_from_raw_parts(moved, rounded(new.size())));
         }
         if self.is_last(block, old.size()) {
-            self.ptr
-                // SAFETY: the new end is inside the old block.
-                .set(unsafe { block.as_ptr().add(rounded(new.size())) });
+            // SAFETY: the new end is inside the old block.
+            self.move_ptr_back(unsafe { block.as_ptr().add(rounded(new.size())) });
         }
         Ok(NonNull::slice_from_raw_parts(block, rounded(new.size())))
     }
@@ -631,12 +847,7 @@ unsafe fn fits(header: NonNull<ChunkHeader>, size_bytes: usize, align_bytes: usi
 
 impl<S: ChunkSource> Drop for Arena<S> {
     fn drop(&mut self) {
-        self.reset();
-        if let Some(kept) = self.current.take() {
-            self.chunk_count.set(0);
-            // SAFETY: the only chunk left, unlinked, and nothing borrows the arena.
-            unsafe { self.release(kept) };
-        }
+        self.release_all();
     }
 }
 
@@ -669,25 +880,20 @@ impl<S: ChunkSource> Introspect for Arena<S> {
             if Some(header) != self.current.get() {
                 retired_bytes += h.filled_bytes;
             }
-            if Some(header) == self.spare.get() {
-                return Err(InvariantError::new(
-                    "spare chunk is also in the list",
-                    header.as_ptr() as usize,
-                ));
-            }
             next = h.prev;
         }
-        if let Some(spare) = self.spare.get() {
-            self.check_chunk(spare)?;
-            // SAFETY: the spare is live.
-            bytes += unsafe { (*spare.as_ptr()).len_bytes };
-        }
+        // A chunk both in the list and among the spares would be counted twice, so the byte
+        // totals below catch it.
+        let spare_bytes = self.check_spares()?;
         self.check_current()?;
         let fail = |what| Err(InvariantError::new(what, self as *const Self as usize));
         if count != self.chunk_count.get() {
             return fail("chunk_count differs from the list length");
         }
-        if bytes != self.chunk_bytes.get() {
+        if spare_bytes != self.spare_bytes.get() {
+            return fail("spare_bytes differs from the sum of spare chunk lengths");
+        }
+        if bytes + spare_bytes != self.chunk_bytes.get() {
             return fail("chunk_bytes differs from the sum of chunk lengths");
         }
         if retired_bytes != self.retired_used_bytes.get() {
@@ -706,6 +912,65 @@ impl<S: ChunkSource> Introspect for Arena<S> {
 }
 
 impl<S: ChunkSource> Arena<S> {
+    /// The spare list is sorted largest first and holds sane chunks; returns their total.
+    fn check_spares(&self) -> Result<usize, InvariantError> {
+        let mut count: usize = 0;
+        let mut bytes: usize = 0;
+        let mut previous_len_bytes = usize::MAX;
+        let mut next = self.spare.get();
+        while let Some(spare) = next {
+            count += 1;
+            let addr = spare.as_ptr() as usize;
+            if count > MAX_CHUNKS {
+                return Err(InvariantError::new(
+                    "spare list longer than MAX_CHUNKS",
+                    addr,
+                ));
+            }
+            self.check_chunk(spare)?;
+            // SAFETY: the spare list holds live chunks.
+            let h = unsafe { &*spare.as_ptr() };
+            if h.len_bytes > previous_len_bytes {
+                return Err(InvariantError::new(
+                    "spare list not sorted largest first",
+                    addr,
+                ));
+            }
+            if h.filled_bytes != 0 {
+                return Err(InvariantError::new("spare chunk has a fill level", addr));
+            }
+            previous_len_bytes = h.len_bytes;
+            bytes += h.len_bytes;
+            next = h.prev;
+        }
+        Ok(bytes)
+    }
+
+    /// `zero_from` lies in the current chunk, and the first bytes it claims are zero (a
+    /// bounded sample: the whole claim can be 64 MiB).
+    fn check_zero_from(&self, start: *mut u8, end: *mut u8) -> Result<(), InvariantError> {
+        const SAMPLE_BYTES: usize = 256;
+        let zero_from = self.zero_from.get();
+        if zero_from < start || zero_from > end {
+            return Err(InvariantError::new(
+                "zero_from outside the current chunk",
+                zero_from as usize,
+            ));
+        }
+        let claimed = zero_from.max(self.ptr.get());
+        let sample_bytes = (end as usize - claimed as usize).min(SAMPLE_BYTES);
+        // SAFETY: `[claimed, claimed + sample_bytes)` lies in the current chunk's data area,
+        // which is readable, and holds no block (it is at or above `ptr`).
+        let sample = unsafe { core::slice::from_raw_parts(claimed, sample_bytes) };
+        match sample.iter().position(|&byte| byte != 0) {
+            Some(offset) => Err(InvariantError::new(
+                "a byte above zero_from is not zero",
+                claimed as usize + offset,
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// One chunk's header is sane.
     fn check_chunk(&self, header: NonNull<ChunkHeader>) -> Result<(), InvariantError> {
         // SAFETY: callers pass live chunks.
@@ -733,7 +998,7 @@ impl<S: ChunkSource> Arena<S> {
         let (ptr, end) = (self.ptr.get(), self.end.get());
         let fail = |what| Err(InvariantError::new(what, ptr as usize));
         match self.current.get() {
-            None if ptr.is_null() && end.is_null() => Ok(()),
+            None if ptr.is_null() && end.is_null() && self.zero_from.get().is_null() => Ok(()),
             None => fail("no chunk but the bump pointer is set"),
             Some(header) => {
                 // SAFETY: `current` is live.
@@ -756,7 +1021,7 @@ impl<S: ChunkSource> Arena<S> {
                 if filled != 0 {
                     return fail("current chunk has a stale fill level");
                 }
-                Ok(())
+                self.check_zero_from(start, end)
             }
         }
     }

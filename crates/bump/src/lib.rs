@@ -18,8 +18,11 @@
 //!   of chunks held, spare included (what the source sees mapped).
 //! - **checkpoint**: a saved (chunk, ptr) pair; rewinding to it frees everything after it. The
 //!   safe form is [`Arena::scope`].
-//! - **spare chunk**: the largest chunk freed by a rewind, kept to serve the next chunk request
-//!   without going back to the source (a scope in a loop would otherwise map and unmap).
+//! - **spare chunks**: chunks a reset or a rewind emptied, kept largest first to serve the next
+//!   chunk requests without going back to the source, so a loop of rounds (or of scopes) maps
+//!   nothing and page-faults nothing once warm. [`Arena::set_retain_limit`] bounds them.
+//! - **zero frontier** (`zero_from`): where the current chunk's never-used, known-zero bytes
+//!   start; zeroed allocations above it skip the memset.
 //!
 //! ```text
 //!   Arena { ptr, end, current } ─────────────────────────────────┐
@@ -32,7 +35,9 @@
 //!   allocate(size, align):  block = align_up(ptr, align); if block + size <= end { ptr = block + size }
 //!                           else: a new chunk, twice the size (the rest of this one is lost)
 //!   deallocate(block):      if block is the last one (block + size == ptr) { ptr = block } else nothing
-//!   reset():                keep the largest chunk, return the others; ptr = its start
+//!   reset():                every chunk becomes a spare (up to the retain limit), the largest
+//!                           one current again; ptr = its start. The next round refills the
+//!                           spares largest first: no mmap, no page fault.
 //! ```
 
 #[cfg(feature = "std")]
@@ -48,7 +53,7 @@ mod scope;
 mod source;
 mod typed;
 
-pub use arena::{Arena, Checkpoint};
+pub use arena::{Arena, Checkpoint, ChunkInfo, ChunkRole};
 pub use boxed::ArenaBox;
 pub use scope::Scope;
 pub use source::{ChunkSource, FromAllocator};

@@ -29,6 +29,12 @@ pub unsafe trait ChunkSource {
     /// `ptr` came from `alloc_chunk(len_bytes, align_bytes)` on this source with these same
     /// arguments, and nothing in it is used afterwards.
     unsafe fn free_chunk(&self, ptr: NonNull<u8>, len_bytes: usize, align_bytes: usize);
+
+    /// Whether every chunk `alloc_chunk` returns reads as zero (as fresh `mmap` memory does),
+    /// which lets zeroed allocations skip their memset there. `false` unless known.
+    fn chunks_zeroed(&self) -> bool {
+        false
+    }
 }
 
 // SAFETY: a page run has exactly the properties a chunk needs (PageSource's contract); lengths
@@ -47,6 +53,11 @@ unsafe impl<P: PageSource> ChunkSource for P {
     unsafe fn free_chunk(&self, ptr: NonNull<u8>, len_bytes: usize, _align_bytes: usize) {
         // SAFETY: the caller passes back a whole run from `map`.
         unsafe { self.unmap(ptr, len_bytes) }
+    }
+
+    #[inline]
+    fn chunks_zeroed(&self) -> bool {
+        self.maps_zeroed()
     }
 }
 

@@ -43,6 +43,7 @@ mod layout;
 mod locked;
 mod page_source;
 pub mod report;
+pub mod secure;
 mod stats;
 
 pub use allocator::{dangling_block, relocate, Allocator};

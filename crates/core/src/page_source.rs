@@ -69,6 +69,24 @@ pub unsafe trait PageSource {
         false
     }
 
+    /// Makes a page-aligned range inaccessible (`accessible == false`: any access faults) or
+    /// accessible again — guard pages for hardened allocators. The default refuses: a source
+    /// without page protection (a caller's buffer) cannot make guards, and the allocator then
+    /// goes without them.
+    ///
+    /// # Safety
+    /// The range lies within a live run and is page-aligned at both ends; when making it
+    /// inaccessible, nothing in it is in use.
+    unsafe fn protect(
+        &self,
+        ptr: NonNull<u8>,
+        len_bytes: usize,
+        accessible: bool,
+    ) -> Result<(), AllocError> {
+        let _ = (ptr, len_bytes, accessible);
+        Err(AllocError)
+    }
+
     /// Bytes this source has mapped and not yet unmapped (purged runs still count).
     fn mapped_bytes(&self) -> usize;
 }
@@ -96,6 +114,16 @@ unsafe impl<P: PageSource + ?Sized> PageSource for &P {
     #[inline]
     fn extend(&self, end: NonNull<u8>, extra_bytes: usize) -> Result<(), AllocError> {
         (**self).extend(end, extra_bytes)
+    }
+    #[inline]
+    unsafe fn protect(
+        &self,
+        ptr: NonNull<u8>,
+        len_bytes: usize,
+        accessible: bool,
+    ) -> Result<(), AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).protect(ptr, len_bytes, accessible) }
     }
     #[inline]
     fn maps_zeroed(&self) -> bool {

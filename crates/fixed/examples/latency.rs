@@ -1,27 +1,43 @@
-//! Latency distributions over 1e6 operations: P50 / P99 / P99.9 / max, from an HDR histogram.
+//! Latency distributions over 1e6 operations: P50 / P99 / P99.9 / max, from an HDR histogram,
+//! for the fixed pool, System malloc, heapkit-slab and the composed thread cache (`HeapKit`).
 //!
-//! `cargo run --release -p heapkit-fixed --example latency [ops] [live objects in churn]`
+//! `cargo run --release -p heapkit-fixed --example latency [ops] [live objects in churn ...]`
+//! (defaults: 1000000 ops; churn with 256 and with 4096 live objects)
 //!
-//! Two workloads, each for the pool and for System malloc:
-//! - **pair**: acquire then release one object (the allocator's best case);
-//! - **churn**: 4096 objects live (or the second argument); each op releases a pseudo-random live one and acquires a new
-//!   one, so free lists are shuffled as in a real server.
+//! Workloads, each run for every allocator, one after another (so every row of a workload
+//! sees the same machine state), with 64-byte objects:
+//! - **pair**: acquire then release one object (the allocator's best case: one hot slot);
+//! - **churn N**: N objects live; each op releases a pseudo-random live one (its value read
+//!   first, like the pool's release returns it) and acquires a new one, so free lists are
+//!   shuffled as in a real server. The victim sequence is the same for every allocator.
 //!
-//! Each op is timed with `rdtsc` (x86-64) around it; the timer's own cost is measured the same
-//! way (an empty interval) and printed, so it can be subtracted by the reader. Results are in
-//! TSC cycles and in ns (the TSC rate is calibrated against `Instant`).
+//! The slab and `HeapKit` are local instances used through heapkit's `Allocator` trait; System
+//! malloc goes through the same trait (`FromGlobal(System)`), so the three share one code path
+//! and differ only in the allocator.
+//!
+//! Each op is timed with a fenced `rdtsc` around it; the timer's own cost is measured the same
+//! way (an empty interval) and printed as the first row, so it can be subtracted by the
+//! reader. Results are in TSC cycles (the TSC rate, calibrated against `Instant`, is printed).
 
 use core::alloc::Layout;
+use core::ptr::NonNull;
 use hdrhistogram::Histogram;
+use heapkit::HeapKit;
+use heapkit_core::{Allocator, FromGlobal};
 use heapkit_fixed::{Pool, Prefault, Region, RegionLayout, SlotId};
 use heapkit_pages::MmapPages;
-use std::alloc::{GlobalAlloc, System};
+use heapkit_slab::Slab;
+use std::alloc::System;
 use std::hint::black_box;
 use std::time::Instant;
 
 type Object = [u64; 8]; // 64 bytes: a small record
-/// Objects live during churn, unless the second argument says otherwise.
-const LIVE_DEFAULT: usize = 4096;
+/// Objects live during churn, unless arguments say otherwise.
+const LIVE_DEFAULT: [usize; 2] = [256, 4096];
+/// A bound on the live objects asked for, so the pool's region stays a few MiB.
+const LIVE_MAX: usize = 1 << 20;
+/// The pool's goal from the issue: static allocation keeps the tail close to the median.
+const POOL_P99_OVER_P50_GOAL: f64 = 1.5;
 
 /// A timestamp fenced on both sides (`lfence; rdtsc; lfence`), so the timed operation can
 /// neither start before the first stamp nor finish after the second; an unfenced `rdtsc`
@@ -53,6 +69,8 @@ fn ticks_per_ns() -> f64 {
 /// A xorshift generator: deterministic, allocation-free victim choice.
 struct Rng(u64);
 impl Rng {
+    const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+
     fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
@@ -65,6 +83,7 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 1 << 40, 3).unwrap()
 }
 
+#[inline(always)]
 fn time(histogram: &mut Histogram<u64>, op: impl FnOnce()) {
     let start = ticks();
     op();
@@ -72,23 +91,32 @@ fn time(histogram: &mut Histogram<u64>, op: impl FnOnce()) {
     histogram.saturating_record(end.saturating_sub(start).max(1));
 }
 
-fn report(name: &str, h: &Histogram<u64>, per_ns: f64, timer_p50: u64) {
-    let p50 = h.value_at_quantile(0.50);
-    let net_p50 = p50.saturating_sub(timer_p50);
-    let p99 = h.value_at_quantile(0.99);
-    println!(
-        "{name:<22} P50 {:>6} cyc ({:>6.1} ns)  P99 {:>6} ({:>6.1} ns)  P99.9 {:>7} ({:>7.1} ns)  max {:>9} ({:>9.1} ns)  P99/P50 {:.2}  (P50 minus timer: {} cyc)",
-        p50,
-        p50 as f64 / per_ns,
-        p99,
-        p99 as f64 / per_ns,
-        h.value_at_quantile(0.999),
-        h.value_at_quantile(0.999) as f64 / per_ns,
-        h.max(),
-        h.max() as f64 / per_ns,
-        p99 as f64 / p50 as f64,
-        net_p50
-    );
+/// The allocators compared, in table order.
+const ALLOCATORS: [&str; 4] = ["pool", "System malloc", "heapkit-slab", "HeapKit (tcache)"];
+
+/// Every allocator under test, built once so that warm-up carries over between workloads.
+struct Contestants<'r> {
+    pool: Pool<'r, Object>,
+    system: FromGlobal<System>,
+    slab: Slab<MmapPages>,
+    heapkit: HeapKit,
+}
+
+impl Contestants<'_> {
+    /// Runs `workload` (`None`: the pair; `Some(n)`: churn with `n` live) on allocator `index`.
+    fn run(&mut self, index: usize, ops: usize, workload: Option<usize>) -> Histogram<u64> {
+        match (index, workload) {
+            (0, None) => pool_pair(&mut self.pool, ops),
+            (0, Some(live_count)) => pool_churn(&mut self.pool, ops, live_count),
+            (1, None) => alloc_pair(&self.system, ops),
+            (1, Some(live_count)) => alloc_churn(&self.system, ops, live_count),
+            (2, None) => alloc_pair(&self.slab, ops),
+            (2, Some(live_count)) => alloc_churn(&self.slab, ops, live_count),
+            (3, None) => alloc_pair(&self.heapkit, ops),
+            (3, Some(live_count)) => alloc_churn(&self.heapkit, ops, live_count),
+            _ => unreachable!("ALLOCATORS has four entries"),
+        }
+    }
 }
 
 fn pool_pair(pool: &mut Pool<'_, Object>, ops: usize) -> Histogram<u64> {
@@ -104,27 +132,11 @@ fn pool_pair(pool: &mut Pool<'_, Object>, ops: usize) -> Histogram<u64> {
     h
 }
 
-fn system_pair(ops: usize) -> Histogram<u64> {
-    let layout = Layout::new::<Object>();
-    let mut h = histogram();
-    for i in 0..ops {
-        time(&mut h, || {
-            // SAFETY: a non-zero layout, freed with it right away.
-            unsafe {
-                let ptr = System.alloc(layout).cast::<Object>();
-                ptr.write([i as u64; 8]);
-                System.dealloc(black_box(ptr).cast(), layout);
-            }
-        });
-    }
-    h
-}
-
 fn pool_churn(pool: &mut Pool<'_, Object>, ops: usize, live_count: usize) -> Histogram<u64> {
     let mut live: Vec<SlotId<Object>> = (0..live_count)
         .map(|i| pool.try_acquire([i as u64; 8]).unwrap())
         .collect();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng(Rng::SEED);
     let mut h = histogram();
     for i in 0..ops {
         let victim = rng.below(live_count);
@@ -139,38 +151,61 @@ fn pool_churn(pool: &mut Pool<'_, Object>, ops: usize, live_count: usize) -> His
     h
 }
 
-fn system_churn(ops: usize, live_count: usize) -> Histogram<u64> {
-    let layout = Layout::new::<Object>();
-    let mut live: Vec<*mut u8> = (0..live_count)
-        .map(|i| {
-            // SAFETY: a non-zero layout; the block is initialised before it is read, and every
-            // block is freed once, with its layout.
-            unsafe {
-                let ptr = System.alloc(layout);
-                ptr.cast::<Object>().write([i as u64; 8]);
-                ptr
-            }
-        })
+/// One 64-byte block from `allocator`, written with `value` (as the pool's acquire writes it).
+#[inline(always)]
+fn new_object(allocator: &impl Allocator, value: u64) -> NonNull<Object> {
+    let block = allocator.allocate(Layout::new::<Object>()).unwrap();
+    let object = block.cast::<Object>();
+    // SAFETY: a fresh block of at least `size_of::<Object>()` bytes, aligned for it.
+    unsafe { object.write([value; 8]) };
+    object
+}
+
+/// Reads the object's first word (as the pool's release returns the value) and frees it.
+///
+/// # Safety
+/// `object` came from `new_object(allocator, _)` and is not freed yet.
+#[inline(always)]
+unsafe fn free_object(allocator: &impl Allocator, object: NonNull<Object>) -> u64 {
+    // SAFETY: from the caller: a live, initialised object of this allocator, freed once with
+    // the layout it was allocated with.
+    unsafe {
+        let first = object.as_ref()[0];
+        allocator.deallocate(object.cast(), Layout::new::<Object>());
+        first
+    }
+}
+
+fn alloc_pair(allocator: &impl Allocator, ops: usize) -> Histogram<u64> {
+    let mut h = histogram();
+    for i in 0..ops {
+        time(&mut h, || {
+            let object = black_box(new_object(allocator, i as u64));
+            // SAFETY: allocated just above, freed once.
+            black_box(unsafe { free_object(allocator, object) });
+        });
+    }
+    h
+}
+
+fn alloc_churn(allocator: &impl Allocator, ops: usize, live_count: usize) -> Histogram<u64> {
+    let mut live: Vec<NonNull<Object>> = (0..live_count)
+        .map(|i| new_object(allocator, i as u64))
         .collect();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng(Rng::SEED);
     let mut h = histogram();
     for i in 0..ops {
         let victim = rng.below(live_count);
         time(&mut h, || {
-            // SAFETY: `live[victim]` is a live block with `layout` (read, like the pool's
-            // release reads its value, then freed); the new one is written within its 64 bytes.
-            unsafe {
-                black_box(live[victim].cast::<Object>().read()[0]);
-                System.dealloc(live[victim], layout);
-                let ptr = System.alloc(layout);
-                ptr.cast::<Object>().write([i as u64; 8]);
-                live[victim] = black_box(ptr);
-            }
+            // SAFETY: `live` holds live objects of this allocator; the victim is replaced
+            // right after it is freed, so each is freed once.
+            black_box(unsafe { free_object(allocator, live[victim]) });
+            live[victim] = black_box(new_object(allocator, i as u64));
         });
     }
-    for ptr in live {
-        // SAFETY: live blocks with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
+    for object in live {
+        // SAFETY: the objects still live, each freed once.
+        unsafe { free_object(allocator, object) };
     }
     h
 }
@@ -183,43 +218,90 @@ fn timer_overhead(ops: usize) -> Histogram<u64> {
     h
 }
 
+fn header() {
+    println!(
+        "| allocator | workload | P50 | P99 | P99.9 | max | P50 ns | P50 minus timer | P99/P50 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+}
+
+fn row(name: &str, workload: &str, h: &Histogram<u64>, per_ns: f64, timer_p50: u64) -> f64 {
+    let p50 = h.value_at_quantile(0.50);
+    let p99 = h.value_at_quantile(0.99);
+    let ratio = p99 as f64 / p50 as f64;
+    println!(
+        "| {name} | {workload} | {p50} | {p99} | {} | {} | {:.1} | {} | {ratio:.2} |",
+        h.value_at_quantile(0.999),
+        h.max(),
+        p50 as f64 / per_ns,
+        p50.saturating_sub(timer_p50),
+    );
+    ratio
+}
+
+fn workload_name(workload: Option<usize>) -> String {
+    match workload {
+        None => "pair".into(),
+        Some(live_count) => format!("churn {live_count} live"),
+    }
+}
+
 fn main() {
-    let ops: usize = std::env::args()
-        .nth(1)
+    let mut args = std::env::args().skip(1);
+    let ops: usize = args
+        .next()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let live_count: usize = std::env::args()
-        .nth(2)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(LIVE_DEFAULT)
-        .max(1);
+    let mut live_counts: Vec<usize> = args
+        .filter_map(|s| s.parse().ok())
+        .map(|n: usize| n.clamp(1, LIVE_MAX))
+        .collect();
+    if live_counts.is_empty() {
+        live_counts = LIVE_DEFAULT.to_vec();
+    }
+    let slots = *live_counts.iter().max().unwrap();
+
     let mut layout = RegionLayout::new();
-    let objects = layout.pool::<Object>("objects", live_count * 2);
+    let objects = layout.pool::<Object>("objects", slots);
     let region = Region::new(layout, MmapPages::new(), Prefault::Populate).unwrap();
-    let mut pool = region.pool(objects).unwrap();
+    let mut contestants = Contestants {
+        pool: region.pool(objects).unwrap(),
+        system: FromGlobal(System),
+        slab: Slab::new(MmapPages::new()),
+        heapkit: HeapKit::new(),
+    };
     let per_ns = ticks_per_ns();
     println!(
-        "{ops} ops per row; TSC {per_ns:.2} cycles/ns; object {} B",
+        "{ops} ops per row; TSC {per_ns:.2} cycles/ns; object {} B; latencies in TSC cycles\n",
         size_of::<Object>()
     );
-    // Warm up caches and the CPU clock before anything is recorded.
-    black_box(pool_pair(&mut pool, ops / 10));
-    black_box(system_pair(ops / 10));
+    // Warm up caches, the allocators' first chunks and the CPU clock before recording.
+    for index in 0..ALLOCATORS.len() {
+        black_box(contestants.run(index, ops / 10, None));
+    }
     let timer = timer_overhead(ops);
     let timer_p50 = timer.value_at_quantile(0.5);
-    report("timer (empty)", &timer, per_ns, timer_p50);
-    report("pool pair", &pool_pair(&mut pool, ops), per_ns, timer_p50);
-    report("system malloc pair", &system_pair(ops), per_ns, timer_p50);
-    report(
-        "pool churn",
-        &pool_churn(&mut pool, ops, live_count),
-        per_ns,
-        timer_p50,
-    );
-    report(
-        "system malloc churn",
-        &system_churn(ops, live_count),
-        per_ns,
-        timer_p50,
-    );
+    header();
+    row("timer (empty)", "-", &timer, per_ns, timer_p50);
+    let mut pool_ratios = Vec::new();
+    let workloads = core::iter::once(None).chain(live_counts.iter().map(|&n| Some(n)));
+    for workload in workloads {
+        let name = workload_name(workload);
+        for (index, allocator) in ALLOCATORS.iter().enumerate() {
+            let h = contestants.run(index, ops, workload);
+            let ratio = row(allocator, &name, &h, per_ns, timer_p50);
+            if index == 0 {
+                pool_ratios.push((name.clone(), ratio));
+            }
+        }
+    }
+    println!();
+    for (name, ratio) in pool_ratios {
+        let verdict = if ratio <= POOL_P99_OVER_P50_GOAL {
+            "met"
+        } else {
+            "NOT met"
+        };
+        println!("pool {name}: P99/P50 {ratio:.2} (goal <= {POOL_P99_OVER_P50_GOAL}: {verdict})");
+    }
 }

@@ -2,7 +2,7 @@
 //! callgrind, which is immune to the load of a shared machine:
 //!
 //! ```text
-//! for w in pool malloc bump static-bump; do for n in 0 1000000; do
+//! for w in pool malloc arena bump static-bump; do for n in 0 1000000; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     target/release/examples/pair_counts $w $n 2>&1 | grep 'Collected'
 //! done; done
@@ -49,9 +49,10 @@ fn main() {
                 }
             }
         }
+        "arena" => arena_allocs(pairs),
         "bump" => allocator_pairs(&region, pairs),
         "static-bump" => allocator_pairs(&sealed, pairs),
-        other => panic!("unknown workload {other}: pool | malloc | bump | static-bump"),
+        other => panic!("unknown workload {other}: pool | malloc | arena | bump | static-bump"),
     }
 }
 
@@ -63,6 +64,19 @@ fn allocator_pairs<A: Allocator>(a: &A, pairs: usize) {
         unsafe {
             block.cast::<Object>().write([i as u64, 2]);
             a.deallocate(black_box(block.cast()), object_layout);
+        }
+    }
+}
+
+/// heapkit-bump's `Arena::alloc`, reset every `ARENA_RESET_EVERY` allocations as in
+/// benches/fixed.rs: an arena's "pair" is one allocation and its share of the reset.
+fn arena_allocs(allocs: usize) {
+    const ARENA_RESET_EVERY: usize = 1024;
+    let mut arena = heapkit_bump::Arena::new();
+    for i in 0..allocs {
+        black_box(arena.alloc([i as u64, 2]));
+        if (i + 1) % ARENA_RESET_EVERY == 0 {
+            arena.reset();
         }
     }
 }

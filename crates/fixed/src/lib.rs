@@ -60,7 +60,7 @@ pub use layout::{
     PARTITIONS_MAX, PARTITION_ALIGN_MIN_BYTES, REGION_BYTES_MAX, SLOTS_MAX,
 };
 pub use meminfo::mem_available_bytes;
-pub use pool::{Pool, ReleaseError, SlotId};
+pub use pool::{Pool, ReleaseError, SlotId, SlotState};
 pub use region::{Bytes, Prefault, Region, StartupError, StartupFailure, TakeError};
 pub use ring::Ring;
 pub use static_alloc::{OnViolation, State, StaticAllocator, TransitionError};

@@ -8,6 +8,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use heapkit_core::report::abort_with;
 use heapkit_core::InvariantError;
 
+// Introspection for pictures and tests, in its own file; a child module so it reads the fields.
+#[path = "pool_map.rs"]
+mod pool_map;
+pub use pool_map::SlotState;
+
 /// The link of an acquired slot.
 const ACQUIRED: u32 = u32::MAX;
 /// The link of the last free slot (and `free_head` of a full pool).

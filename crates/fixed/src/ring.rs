@@ -7,6 +7,10 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 use heapkit_core::InvariantError;
 
+// Introspection for pictures and tests, in its own file; a child module so it reads the fields.
+#[path = "ring_map.rs"]
+mod ring_map;
+
 /// A bounded FIFO queue of `T`.
 ///
 /// A full ring refuses a push and gives the value back: the capacity is the back-pressure, as

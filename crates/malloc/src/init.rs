@@ -45,6 +45,12 @@ extern "C" fn after_fork_in_child() {
     // SAFETY: the child is a copy of the parent at the moment `before_fork` held every lock; the
     // only thread in the child is this one, the one that took them.
     unsafe { HEAP.unlock_after_fork() };
+    // The parent's other threads were not copied, so the thread-cache slots they held would
+    // stay taken forever: free them (after the unlock, so that reclaiming their magazines can
+    // reach the backend).
+    // SAFETY: the child of `fork`, on its only thread, inside no allocator call, before it can
+    // start a thread: the contract of `reset_slots_after_fork`.
+    unsafe { heapkit::tcache::reset_slots_after_fork() };
 }
 
 extern "C" fn on_load() {

@@ -142,6 +142,16 @@ unsafe impl<P: PageSource> PageSource for FailingPages<P> {
         self.inner.extend(end, extra_bytes)
     }
 
+    unsafe fn protect(
+        &self,
+        ptr: NonNull<u8>,
+        len_bytes: usize,
+        accessible: bool,
+    ) -> Result<(), AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.inner.protect(ptr, len_bytes, accessible) }
+    }
+
     fn maps_zeroed(&self) -> bool {
         self.inner.maps_zeroed()
     }

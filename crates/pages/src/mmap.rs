@@ -188,6 +188,31 @@ unsafe impl PageSource for MmapPages {
         unsafe { libc::madvise(ptr.as_ptr().cast(), len_bytes, advice) };
     }
 
+    unsafe fn protect(
+        &self,
+        ptr: NonNull<u8>,
+        len_bytes: usize,
+        accessible: bool,
+    ) -> Result<(), AllocError> {
+        let page_bytes = self.page_size();
+        if ptr.as_ptr() as usize % page_bytes != 0 || len_bytes % page_bytes != 0 {
+            return Err(AllocError);
+        }
+        let access = if accessible {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_NONE
+        };
+        // SAFETY: the caller promises a page-aligned range inside a live run of ours with
+        // nothing in use when it becomes inaccessible; mprotect changes only its permissions.
+        let result = unsafe { libc::mprotect(ptr.as_ptr().cast(), len_bytes, access) };
+        if result == 0 {
+            Ok(())
+        } else {
+            Err(AllocError)
+        }
+    }
+
     fn maps_zeroed(&self) -> bool {
         true
     }

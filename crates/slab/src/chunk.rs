@@ -18,6 +18,7 @@
 //! the masks and links are guarded by the chunk lock; `metas` of small slabs by their class
 //! lock.
 
+use crate::clock;
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOTS_PER_CHUNK, SLOT_BYTES, SLOT_SHIFT};
 use crate::huge::HugeList;
 use crate::slab_meta::SlabMeta;
@@ -110,6 +111,9 @@ pub(crate) struct ChunkState {
     pub zero_mask: u64,
     pub next: *mut Chunk,
     pub prev: *mut Chunk,
+    /// For each slot in `dirty_mask`: when it became dirty (`clock::now_ms`). Meaningless for
+    /// other slots.
+    pub dirty_since_ms: [u64; SLOTS_PER_CHUNK],
 }
 
 /// The chunk-lock-guarded state of `chunk`.
@@ -202,6 +206,15 @@ pub(crate) enum SlotUse {
     Large,
 }
 
+/// When released slots are purged: past a byte threshold (all of them), or past an age.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct PurgePolicy {
+    /// Dirty bytes allowed before every dirty slot is purged.
+    pub threshold_bytes: usize,
+    /// Age at which a dirty slot is purged by the next slow path; `u64::MAX`: never.
+    pub delay_ms: u64,
+}
+
 /// The chunk lock's state.
 pub(crate) struct Chunks {
     /// All slab chunks: those with a free slot first, full ones after them.
@@ -213,6 +226,11 @@ pub(crate) struct Chunks {
     pub dirty_slots: usize,
     /// Bytes given back with `PageSource::purge` so far.
     pub purged_bytes: usize,
+    /// At most the `dirty_since_ms` of every dirty slot (`u64::MAX` when none is dirty): the
+    /// O(1) test of whether any slot may have outlived the purge delay. It can be older than
+    /// the oldest dirty slot (that slot was reused or unmapped since); the next expiry walk
+    /// makes it exact again.
+    pub oldest_dirty_ms: u64,
     /// Live large spans and the slots they cover.
     pub large_count: usize,
     pub large_slots: usize,
@@ -230,6 +248,7 @@ impl Chunks {
             empty_count: 0,
             dirty_slots: 0,
             purged_bytes: 0,
+            oldest_dirty_ms: u64::MAX,
             large_count: 0,
             large_slots: 0,
             huge: HugeList::new(),
@@ -341,6 +360,7 @@ impl Chunks {
                 owner_id,
                 small_tag: small_tag(owner_id),
             });
+            crate::chunk_map::insert(chunk as usize);
             addr_of_mut!((*chunk).idents).write([SlotIdent::FREE; SLOTS_PER_CHUNK]);
             addr_of_mut!((*chunk).idents[0]).write(SlotIdent::new(kind::HEADER, 0, 0));
             addr_of_mut!((*chunk).state).write(ChunkState {
@@ -349,6 +369,7 @@ impl Chunks {
                 zero_mask,
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
+                dirty_since_ms: [0; SLOTS_PER_CHUNK],
             });
         }
         self.chunk_count += 1;
@@ -357,8 +378,8 @@ impl Chunks {
         Ok(chunk)
     }
 
-    /// Gives back `count` slots from `first`. They become dirty; an empty chunk beyond the
-    /// retained one is unmapped; dirty slots beyond `threshold_bytes` are purged.
+    /// Gives back `count` slots from `first`. They become dirty (stamped with the time); an
+    /// empty chunk beyond the retained one is unmapped; then `policy` purges what is due.
     ///
     /// # Safety
     /// The slots are a run in use in `chunk` (a live chunk of this list) and nothing in them is
@@ -369,7 +390,7 @@ impl Chunks {
         chunk: *mut Chunk,
         first: usize,
         count: usize,
-        threshold_bytes: usize,
+        policy: PurgePolicy,
         retained_chunks: usize,
     ) {
         // SAFETY: the caller promises a live chunk; the chunk lock is held.
@@ -380,6 +401,9 @@ impl Chunks {
         c.used_mask &= !run;
         c.dirty_mask |= run;
         self.dirty_slots += count;
+        let now_ms = clock::now_ms();
+        c.dirty_since_ms[first..first + count].fill(now_ms);
+        self.oldest_dirty_ms = self.oldest_dirty_ms.min(now_ms);
         for slot in first..first + count {
             // SAFETY: the slots are ours and hold no live block any more.
             unsafe { set_ident(chunk, slot, SlotIdent::FREE) };
@@ -396,9 +420,58 @@ impl Chunks {
                 unsafe { self.unmap_chunk(pages, chunk) };
             }
         }
-        if self.dirty_slots * SLOT_BYTES > threshold_bytes {
+        self.purge_due(pages, policy, now_ms);
+    }
+
+    /// Purges every dirty slot when they exceed the threshold, else those older than the
+    /// delay. O(1) when nothing is due.
+    pub(crate) fn purge_due<P: PageSource>(&mut self, pages: &P, policy: PurgePolicy, now_ms: u64) {
+        if self.dirty_slots * SLOT_BYTES > policy.threshold_bytes {
             self.purge_dirty(pages);
+        } else if self.dirty_slots > 0
+            && clock::expired(self.oldest_dirty_ms, now_ms, policy.delay_ms)
+        {
+            self.purge_expired(pages, now_ms, policy.delay_ms);
         }
+    }
+
+    /// What a slow path that did not release anything (a refill, a new span) calls: reads the
+    /// clock only when some slot is dirty and a delay is set.
+    pub(crate) fn notice_expired<P: PageSource>(&mut self, pages: &P, policy: PurgePolicy) {
+        if self.dirty_slots > 0 && policy.delay_ms != u64::MAX {
+            self.purge_due(pages, policy, clock::now_ms());
+        }
+    }
+
+    /// Purges the dirty slots that became dirty `delay_ms` or more before `now_ms`, and makes
+    /// `oldest_dirty_ms` exact.
+    fn purge_expired<P: PageSource>(&mut self, pages: &P, now_ms: u64, delay_ms: u64) {
+        let mut oldest_ms = u64::MAX;
+        let mut chunk = self.head;
+        for _ in 0..self.chunk_count {
+            if chunk.is_null() {
+                break;
+            }
+            // SAFETY: a live chunk of the list; the chunk lock is held.
+            let c = unsafe { state_of(chunk) };
+            let mut expired_mask = 0u64;
+            let mut dirty = c.dirty_mask;
+            while dirty != 0 {
+                let slot = dirty.trailing_zeros() as usize;
+                dirty &= dirty - 1;
+                let since_ms = c.dirty_since_ms[slot];
+                if clock::expired(since_ms, now_ms, delay_ms) {
+                    expired_mask |= 1 << slot;
+                } else {
+                    oldest_ms = oldest_ms.min(since_ms);
+                }
+            }
+            let next = c.next;
+            // SAFETY: live chunk, lock held, and `expired_mask` ⊆ its dirty slots.
+            unsafe { self.purge_slots(pages, chunk, expired_mask) };
+            chunk = next;
+        }
+        self.oldest_dirty_ms = oldest_ms;
     }
 
     /// Unmaps an empty chunk.
@@ -419,6 +492,7 @@ impl Chunks {
             addr_of_mut!((*chunk).head.magic).write(0);
             addr_of_mut!((*chunk).head.small_tag).write(0);
         }
+        crate::chunk_map::remove(chunk as usize);
         // SAFETY: the chunk is a whole run mapped by `map_chunk`; nothing in it is used.
         unsafe { pages.unmap(NonNull::new_unchecked(chunk.cast()), CHUNK_BYTES) };
     }
@@ -442,22 +516,36 @@ impl Chunks {
         let mut chunk = self.head;
         while !chunk.is_null() && self.dirty_slots > 0 {
             // SAFETY: a live chunk of the list; the chunk lock is held.
-            let c = unsafe { state_of(chunk) };
-            let mut dirty = c.dirty_mask;
-            while dirty != 0 {
-                let first = dirty.trailing_zeros() as usize;
-                let count = (!(dirty >> first)).trailing_zeros() as usize;
-                let len_bytes = count * SLOT_BYTES;
-                // SAFETY: the slots are free (dirty ⊆ free) and page-aligned (a slot is a
-                // multiple of the page size, checked in `map_chunk`), inside a live run.
-                unsafe { pages.purge(NonNull::new_unchecked(slot_start(chunk, first)), len_bytes) };
-                self.purged_bytes += len_bytes;
-                dirty &= !run_mask(first, count);
-            }
-            self.dirty_slots -= c.dirty_mask.count_ones() as usize;
-            c.dirty_mask = 0;
-            chunk = c.next;
+            let (next, dirty) = unsafe { (state_of(chunk).next, state_of(chunk).dirty_mask) };
+            // SAFETY: as above; the mask is the chunk's own dirty set.
+            unsafe { self.purge_slots(pages, chunk, dirty) };
+            chunk = next;
         }
+        self.oldest_dirty_ms = u64::MAX;
+    }
+
+    /// Purges the dirty slots of `chunk` in `mask`, one `purge` call per run of neighbours.
+    ///
+    /// # Safety
+    /// `chunk` is a live chunk of this list, the chunk lock is held, and `mask` ⊆ its
+    /// `dirty_mask`.
+    unsafe fn purge_slots<P: PageSource>(&mut self, pages: &P, chunk: *mut Chunk, mask: u64) {
+        // SAFETY: forwarded from the caller.
+        let c = unsafe { state_of(chunk) };
+        debug_assert!(mask & !c.dirty_mask == 0);
+        let mut dirty = mask;
+        while dirty != 0 {
+            let first = dirty.trailing_zeros() as usize;
+            let count = (!(dirty >> first)).trailing_zeros() as usize;
+            let len_bytes = count * SLOT_BYTES;
+            // SAFETY: the slots are free (dirty ⊆ free) and page-aligned (a slot is a
+            // multiple of the page size, checked in `map_chunk`), inside a live run.
+            unsafe { pages.purge(NonNull::new_unchecked(slot_start(chunk, first)), len_bytes) };
+            self.purged_bytes += len_bytes;
+            dirty &= !run_mask(first, count);
+        }
+        self.dirty_slots -= mask.count_ones() as usize;
+        c.dirty_mask &= !mask;
     }
 
     /// Moves a chunk that just became full behind the ones with free slots.

@@ -187,6 +187,33 @@ const fn class_of_aligned(size_bytes: usize, align_bytes: usize) -> Option<usize
     None
 }
 
+/// `ceil(2^32 / class size)` per class: dividing an offset inside a slot by the class size
+/// becomes a multiply and a shift. Exact for every offset below `2^16` because each class size
+/// is below `2^14`: the rounding error `e < size` makes `offset * e < 2^32`, too small to carry
+/// into the integer part (checked exhaustively by a test).
+pub const CLASS_RECIPROCALS: [u64; CLASS_COUNT] = build_reciprocals();
+
+const fn build_reciprocals() -> [u64; CLASS_COUNT] {
+    let mut out = [0u64; CLASS_COUNT];
+    let mut class = 0;
+    while class < CLASS_COUNT {
+        let size = CLASS_BYTES[class] as u64;
+        out[class] = (1u64 << 32).div_ceil(size);
+        class += 1;
+    }
+    out
+}
+
+const _: () = assert!(SLOT_BYTES <= 1 << 16 && SMALL_MAX_BYTES < 1 << 15);
+
+/// Whether `offset_bytes` (below `SLOT_BYTES`) is a multiple of the class's block size: the
+/// start of a block in a slab of `class`. No division.
+#[inline(always)]
+pub const fn is_block_offset(class: usize, offset_bytes: usize) -> bool {
+    let index = (offset_bytes as u64 * CLASS_RECIPROCALS[class]) >> 32;
+    index * CLASS_BYTES[class] as u64 == offset_bytes as u64
+}
+
 /// How many blocks of `class` a slab holds.
 pub const fn class_capacity(class: usize) -> usize {
     SLOT_BYTES / CLASS_BYTES[class] as usize
@@ -211,6 +238,31 @@ pub fn waste_per_mille() -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reciprocal_block_test_is_exact_for_every_offset() {
+        for (class, &bytes) in CLASS_BYTES.iter().enumerate() {
+            let size = bytes as usize;
+            let check = |offset: usize| {
+                assert_eq!(
+                    is_block_offset(class, offset),
+                    offset % size == 0,
+                    "{class} {offset}"
+                );
+            };
+            if cfg!(miri) {
+                // 2.4 million cases are too many for Miri: there, every block boundary and
+                // its two neighbours (where a reciprocal's rounding error would show first).
+                for boundary in (0..=SLOT_BYTES).step_by(size) {
+                    (boundary.saturating_sub(1)..=boundary + 1)
+                        .filter(|&offset| offset < SLOT_BYTES)
+                        .for_each(check);
+                }
+            } else {
+                (0..SLOT_BYTES).for_each(check);
+            }
+        }
+    }
 
     #[test]
     fn every_size_maps_to_the_first_fitting_class() {

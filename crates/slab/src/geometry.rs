@@ -30,6 +30,16 @@ pub const RETAINED_EMPTY_CHUNKS: usize = 1;
 /// Default dirty bytes (freed slots whose pages may still be resident) allowed before they are
 /// purged. See the README for the measurement behind it.
 pub const DEFAULT_PURGE_THRESHOLD_BYTES: usize = 8 << 20;
+/// Default time a freed slot may stay dirty before the next slow path that notices purges it
+/// (jemalloc's `dirty_decay_ms` is the same idea, 10 s by default there): long enough that a
+/// program cycling through a working set keeps its pages, short enough that memory freed
+/// below the threshold still goes back within about a second of the next slow-path call.
+pub const DEFAULT_PURGE_DELAY_MS: u64 = 1000;
+/// How far each size class's live bytes may drift from the shared total before the class
+/// folds its change in (one slot: a slab's worth). `Stats::peak_bytes` is therefore exact for
+/// large and huge blocks and for one class at a time, and within
+/// `(CLASS_COUNT - 1) × PEAK_GRANULE_BYTES` (2.2 MiB) when many classes change at once.
+pub const PEAK_GRANULE_BYTES: usize = SLOT_BYTES;
 
 /// Mask that keeps the offset inside a chunk.
 pub(crate) const CHUNK_MASK: usize = CHUNK_BYTES - 1;
@@ -42,3 +52,8 @@ const _: () = assert!(
 const _: () = assert!(LARGE_MAX_BYTES <= (SLOTS_PER_CHUNK - 1) * SLOT_BYTES);
 const _: () = assert!(LARGE_MAX_BYTES % SLOT_BYTES == 0);
 const _: () = assert!(MAX_ALIGN_SERVED_BYTES < CHUNK_BYTES);
+const _: () = assert!(
+    PEAK_GRANULE_BYTES >= crate::classes::SMALL_MAX_BYTES
+        && PEAK_GRANULE_BYTES <= isize::MAX as usize,
+    "one block never overshoots the granule twice over; the drift fits an isize"
+);

@@ -3,17 +3,20 @@
 
 use crate::bad_input::report;
 use crate::chunk::{
-    header_of, ident, kind, slot_of, slot_start, small_tag, Chunk, Chunks, CHUNK_MAGIC, HUGE_MAGIC,
-    NO_SMALL_TAG,
+    header_of, ident, kind, slot_of, slot_start, small_tag, Chunk, Chunks, PurgePolicy,
+    CHUNK_MAGIC, HUGE_MAGIC, NO_SMALL_TAG,
 };
-use crate::classes::{class_of_layout, CLASS_BYTES, CLASS_COUNT};
-use crate::geometry::{DEFAULT_PURGE_THRESHOLD_BYTES, RETAINED_EMPTY_CHUNKS};
+use crate::classes::{class_of_layout, is_block_offset, CLASS_BYTES, CLASS_COUNT};
+use crate::geometry::{
+    DEFAULT_PURGE_DELAY_MS, DEFAULT_PURGE_THRESHOLD_BYTES, RETAINED_EMPTY_CHUNKS, SLOT_BYTES,
+};
 use crate::guard::Guarded;
 use crate::huge::Huge;
-use crate::slab_meta::SlabMeta;
+use crate::peak::{LiveBytes, PeakMarks};
+use crate::slab_meta::{SlabMeta, SECURE};
 use core::alloc::Layout;
 use core::ptr::{self, addr_of, NonNull};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use heapkit_core::{AllocError, PageSource};
 
 /// A size-class slab allocator over a [`PageSource`]. See the crate docs for the design.
@@ -29,7 +32,10 @@ pub struct Slab<P: PageSource> {
     /// fast path compares a chunk header's `small_tag` with.
     pub(crate) small_tag: AtomicUsize,
     pub(crate) purge_threshold_bytes: AtomicUsize,
+    pub(crate) purge_delay_ms: AtomicU64,
     pub(crate) reallocations: AtomicUsize,
+    /// Live bytes (folded per class, exact for large and huge blocks) and their peak.
+    pub(crate) live: LiveBytes,
     pub(crate) pages: P,
 }
 
@@ -52,6 +58,8 @@ pub(crate) struct ClassList {
     pub live_blocks: usize,
     pub allocations: usize,
     pub deallocations: usize,
+    /// When this class next folds its live bytes into `Slab::live` (see `peak.rs`).
+    pub peak: PeakMarks,
 }
 
 impl ClassList {
@@ -63,6 +71,7 @@ impl ClassList {
             live_blocks: 0,
             allocations: 0,
             deallocations: 0,
+            peak: PeakMarks::new(),
         }
     }
 
@@ -139,7 +148,9 @@ impl<P: PageSource> Slab<P> {
             owner: AtomicUsize::new(0),
             small_tag: AtomicUsize::new(NO_SMALL_TAG),
             purge_threshold_bytes: AtomicUsize::new(DEFAULT_PURGE_THRESHOLD_BYTES),
+            purge_delay_ms: AtomicU64::new(DEFAULT_PURGE_DELAY_MS),
             reallocations: AtomicUsize::new(0),
+            live: LiveBytes::new(),
             pages,
         }
     }
@@ -159,6 +170,30 @@ impl<P: PageSource> Slab<P> {
     pub fn set_purge_threshold_bytes(&self, threshold_bytes: usize) {
         self.purge_threshold_bytes
             .store(threshold_bytes, Ordering::Relaxed);
+    }
+
+    /// How long a freed slot may stay dirty (its pages resident) below the purge threshold
+    /// ([`DEFAULT_PURGE_DELAY_MS`] unless changed; `u64::MAX`: forever, 0: not at all).
+    ///
+    /// There is no background thread: an expired slot is purged by the next slow path that
+    /// notices — a slab or span released, a slab refilled, a span allocated — and the clock
+    /// is read only there. A program that stops calling the allocator keeps its dirty slots
+    /// until [`trim`](Self::trim).
+    pub fn purge_delay_ms(&self) -> u64 {
+        self.purge_delay_ms.load(Ordering::Relaxed)
+    }
+
+    /// Changes the purge delay (see [`purge_delay_ms`](Self::purge_delay_ms)).
+    pub fn set_purge_delay_ms(&self, delay_ms: u64) {
+        self.purge_delay_ms.store(delay_ms, Ordering::Relaxed);
+    }
+
+    /// The purge settings now, with the threshold capped at `threshold_cap_bytes`.
+    pub(crate) fn purge_policy(&self, threshold_cap_bytes: usize) -> PurgePolicy {
+        PurgePolicy {
+            threshold_bytes: self.purge_threshold_bytes().min(threshold_cap_bytes),
+            delay_ms: self.purge_delay_ms(),
+        }
     }
 
     /// This slab's owner id, assigned on first use.
@@ -188,6 +223,9 @@ impl<P: PageSource> Slab<P> {
     /// As for [`locate`](Self::locate).
     #[inline(always)]
     pub(crate) unsafe fn small_class_of(&self, ptr: NonNull<u8>) -> Option<usize> {
+        if !crate::chunk_map::contains(ptr.as_ptr() as usize) {
+            return None;
+        }
         let head = header_of(ptr);
         // SAFETY: the caller promises the header is readable; the tag is written before any
         // block of the chunk is handed out and cleared only when the chunk dies.
@@ -197,7 +235,17 @@ impl<P: PageSource> Slab<P> {
         }
         // SAFETY: the tag proves a live slab chunk of this slab; the slot index is in range.
         let id = unsafe { ident(head.cast::<Chunk>(), slot_of(ptr)) };
-        (id.kind == kind::SMALL).then_some(id.class as usize)
+        if id.kind != kind::SMALL {
+            return None;
+        }
+        let class = id.class as usize;
+        // `secure` also refuses a pointer into the middle of a block here (a multiply by the
+        // class's reciprocal): the slow path then names the fault. Blocks start at the slot's
+        // first byte.
+        if SECURE && !is_block_offset(class, ptr.as_ptr() as usize & (SLOT_BYTES - 1)) {
+            return None;
+        }
+        Some(class)
     }
 
     /// Gives every empty slab and every dirty slot back: empty slabs kept by their class are
@@ -236,6 +284,12 @@ impl<P: PageSource> Slab<P> {
     /// The chunk-aligned address below `ptr` is readable (true for every block of this slab).
     #[inline(always)]
     pub(crate) unsafe fn locate(&self, ptr: NonNull<u8>) -> Result<Block, &'static str> {
+        if !crate::chunk_map::contains(ptr.as_ptr() as usize) {
+            return Err(
+                "free of a pointer that no chunk of any Slab holds (foreign pointer, or a huge \
+                 block freed twice)",
+            );
+        }
         let head = header_of(ptr);
         // SAFETY: the caller promises the header is readable; magic and owner are written once
         // before any block of the chunk is handed out.
@@ -328,6 +382,17 @@ impl<P: PageSource> Slab<P> {
         }
     }
 
+    /// Lifts the guard page at the end of the slot at `start`; false when the kernel refuses.
+    #[cold]
+    fn unguard_slot(&self, start: NonNull<u8>) -> bool {
+        let page_bytes = self.pages.page_size();
+        // SAFETY: the slot's last page is the guard `guard_slab` made, inside a live chunk.
+        unsafe {
+            let guard = NonNull::new_unchecked(start.as_ptr().add(SLOT_BYTES - page_bytes));
+            self.pages.protect(guard, page_bytes, true).is_ok()
+        }
+    }
+
     /// Gives an empty small slab's slot back to its chunk. The slab's metadata must not be
     /// touched afterwards (the chunk may be unmapped).
     ///
@@ -341,8 +406,14 @@ impl<P: PageSource> Slab<P> {
         debug_assert!(unsafe { (*slab).used } == 0);
         // SAFETY: `start` is a slot start, so it is non-null.
         let start = unsafe { NonNull::new_unchecked(start) };
+        // SAFETY: as above.
+        if unsafe { (*slab).guarded } && !self.unguard_slot(start) {
+            // The slot keeps its guard and stays in use: a leak of one slot, never a page that
+            // faults under a later owner.
+            return;
+        }
         let chunk = header_of(start).cast::<Chunk>();
-        let threshold = threshold_bytes.min(self.purge_threshold_bytes());
+        let policy = self.purge_policy(threshold_bytes);
         let mut chunks = self.chunks.lock();
         // SAFETY: the slot is in use by this (now empty) slab in a live chunk.
         unsafe {
@@ -351,7 +422,7 @@ impl<P: PageSource> Slab<P> {
                 chunk,
                 slot_of(start),
                 1,
-                threshold,
+                policy,
                 RETAINED_EMPTY_CHUNKS,
             )
         };
@@ -365,6 +436,7 @@ impl<P: PageSource> Drop for Slab<P> {
         while !chunk.is_null() {
             // SAFETY: a live chunk; `&mut self` means nobody else touches it.
             let next = unsafe { crate::chunk::state_of(chunk).next };
+            crate::chunk_map::remove(chunk as usize);
             // SAFETY: every block dies with the allocator (the `Allocator` contract), so the
             // whole chunk run can go.
             unsafe {
@@ -380,6 +452,7 @@ impl<P: PageSource> Drop for Slab<P> {
             let (next, start, len) =
                 // SAFETY: a live huge header; `&mut self` as above.
                 unsafe { (Huge::next(huge), huge.cast::<u8>(), Huge::map_bytes(huge)) };
+            crate::chunk_map::remove(start as usize);
             // SAFETY: the mapping made for this huge block, which dies with the allocator.
             unsafe { self.pages.unmap(NonNull::new_unchecked(start), len) };
             huge = next;

@@ -159,10 +159,12 @@ impl<P: PageSource> Slab<P> {
         let usable = map_bytes - offset;
         {
             let mut chunks = self.chunks.lock();
+            crate::chunk_map::insert(huge as usize);
             // SAFETY: the header was just written; the chunk lock is held.
             unsafe { chunks.huge.push(huge) };
             chunks.huge.mapped_bytes += map_bytes;
             chunks.huge.usable_bytes += usable;
+            self.live.grow(usable);
         }
         // SAFETY: `offset < map_bytes`, inside the mapping.
         let block = unsafe { NonNull::new_unchecked(raw.as_ptr().add(offset)) };
@@ -182,8 +184,10 @@ impl<P: PageSource> Slab<P> {
             unsafe { chunks.huge.unlink(huge) };
             chunks.huge.mapped_bytes -= map_bytes;
             chunks.huge.usable_bytes -= usable;
+            self.live.shrink(usable);
             // SAFETY: still mapped; a stale pointer to it now fails the magic check.
             unsafe { addr_of_mut!((*huge).head.magic).write(0) };
+            crate::chunk_map::remove(huge as usize);
         }
         // SAFETY: the whole mapping made by `alloc_huge`; its only block is dead.
         unsafe {
@@ -221,6 +225,11 @@ impl<P: PageSource> Slab<P> {
         // Add before subtracting: each total includes this block's old figure.
         chunks.huge.mapped_bytes = chunks.huge.mapped_bytes + new_map - old_map;
         chunks.huge.usable_bytes = chunks.huge.usable_bytes + new_map - old_map;
+        if new_map > old_map {
+            self.live.grow(new_map - old_map);
+        } else {
+            self.live.shrink(old_map - new_map);
+        }
         // SAFETY: the header is live; only the block's owner (the caller) resizes it.
         unsafe { addr_of_mut!((*huge).map_bytes).write(new_map) };
         Some(new_map - offset)

@@ -2,14 +2,15 @@
 //! `heap_map`, which shows every slot without allocating.
 
 use crate::chunk::{
-    ident, kind, meta_ptr, slot_start, state_of, Chunk, ALL_SLOTS_MASK, CHUNK_MAGIC, HEADER_MASK,
-    HUGE_MAGIC,
+    ident, kind, meta_ptr, slot_start, state_of, Chunk, Chunks, ALL_SLOTS_MASK, CHUNK_MAGIC,
+    HEADER_MASK, HUGE_MAGIC,
 };
 use crate::classes::{class_capacity, CLASS_BYTES, CLASS_COUNT};
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOTS_PER_CHUNK, SLOT_BYTES};
 use crate::guard::Guard;
 use crate::heap::{ClassList, Slab};
 use crate::huge::Huge;
+use crate::peak::LiveBytes;
 use crate::slab_meta::{SlabMeta, CHECKS};
 use core::ptr::addr_of;
 use core::sync::atomic::Ordering;
@@ -136,6 +137,8 @@ struct Walked {
     dirty: usize,
     large_count: usize,
     large_slots: usize,
+    /// The earliest `dirty_since_ms` of any dirty slot.
+    oldest_dirty_ms: u64,
 }
 
 impl<P: PageSource> Slab<P> {
@@ -214,6 +217,7 @@ impl<P: PageSource> Slab<P> {
             dirty: 0,
             large_count: 0,
             large_slots: 0,
+            oldest_dirty_ms: u64::MAX,
         };
         let mut chunk = chunks.head;
         let mut seen_full = false;
@@ -250,6 +254,11 @@ impl<P: PageSource> Slab<P> {
         ensure(
             walked.dirty == chunks.dirty_slots,
             "dirty slot count",
+            walked.dirty,
+        )?;
+        ensure(
+            chunks.oldest_dirty_ms <= walked.oldest_dirty_ms,
+            "a dirty slot is older than the oldest dirty time",
             walked.dirty,
         )?;
         ensure(
@@ -297,6 +306,7 @@ impl<P: PageSource> Slab<P> {
             }
         }
         ensure(count == chunks.huge.count, "huge count", count)?;
+        check_live_bytes(&self.live, &classes, &chunks)?;
         ensure(
             mapped == chunks.huge.mapped_bytes,
             "huge mapped bytes",
@@ -311,16 +321,23 @@ impl<P: PageSource> Slab<P> {
 
     fn gather_stats(&self) -> Stats {
         let mut stats = Stats::default();
-        for class in 0..CLASS_COUNT {
-            let figures = self.class_stats(class);
-            stats.live_blocks += figures.live_blocks;
-            stats.live_bytes += figures.live_blocks * figures.block_bytes;
-            stats.allocations += figures.allocations;
-            stats.deallocations += figures.deallocations;
+        for (class, guarded) in self.classes.iter().enumerate() {
+            let mut list = guarded.lock();
+            // Folding every class makes the peak exact up to this moment for a caller that
+            // reads stats while the heap is quiet (tests, reports).
+            let live_blocks = list.live_blocks;
+            list.peak
+                .fold(live_blocks, CLASS_BYTES[class] as usize, &self.live);
+            stats.live_blocks += list.live_blocks;
+            stats.live_bytes += list.live_blocks * CLASS_BYTES[class] as usize;
+            stats.allocations += list.allocations;
+            stats.deallocations += list.deallocations;
         }
         let chunks = self.chunks.lock();
         stats.live_blocks += chunks.large_count + chunks.huge.count;
         stats.live_bytes += chunks.large_slots * SLOT_BYTES + chunks.huge.usable_bytes;
+        // With other threads allocating, the sum above mixes moments; the folded peak does not.
+        stats.peak_bytes = self.live.peak_bytes();
         stats.mapped_bytes = chunks.chunk_count * CHUNK_BYTES + chunks.huge.mapped_bytes;
         stats.failures = chunks.failures;
         stats.reallocations = self.reallocations.load(Ordering::Relaxed);
@@ -416,6 +433,12 @@ unsafe fn check_chunk(
     )?;
     walked.empty += usize::from(state.used_mask == HEADER_MASK);
     walked.dirty += state.dirty_mask.count_ones() as usize;
+    let mut dirty = state.dirty_mask;
+    while dirty != 0 {
+        let slot = dirty.trailing_zeros() as usize;
+        dirty &= dirty - 1;
+        walked.oldest_dirty_ms = walked.oldest_dirty_ms.min(state.dirty_since_ms[slot]);
+    }
     let mut slot = 1;
     while slot < SLOTS_PER_CHUNK {
         let slot_addr = slot_start(chunk, slot) as usize;
@@ -482,7 +505,8 @@ fn check_slab(meta: &SlabMeta, class: usize, slot_addr: usize) -> Result<(), Inv
         slot_addr,
     )?;
     ensure(
-        meta.capacity as usize == class_capacity(class),
+        meta.capacity as usize == class_capacity(class)
+            || (meta.guarded && (meta.capacity as usize) < class_capacity(class)),
         "slab capacity",
         slot_addr,
     )?;
@@ -524,6 +548,42 @@ fn check_slab(meta: &SlabMeta, class: usize, slot_addr: usize) -> Result<(), Inv
         )?;
     }
     Ok(())
+}
+
+/// The folded total equals what the classes last folded plus the exact large and huge bytes,
+/// and the peak is at least the total. Every lock is held.
+fn check_live_bytes(
+    live: &LiveBytes,
+    classes: &[Guard<'_, ClassList>; CLASS_COUNT],
+    chunks: &Chunks,
+) -> Result<(), InvariantError> {
+    let mut expected = chunks.large_slots * SLOT_BYTES + chunks.huge.usable_bytes;
+    for (class, list) in classes.iter().enumerate() {
+        let marks = &list.peak;
+        expected += marks.folded_blocks * CLASS_BYTES[class] as usize;
+        ensure(
+            marks.high_blocks >= marks.folded_blocks.max(list.live_blocks),
+            "class live blocks above their recorded high point",
+            class,
+        )?;
+        ensure(
+            marks.fold_down_blocks <= marks.folded_blocks
+                && marks.folded_blocks <= marks.fold_up_blocks,
+            "class fold marks out of order",
+            class,
+        )?;
+    }
+    let total = live.total_bytes();
+    ensure(
+        total == expected,
+        "folded live bytes disagree with the counters",
+        total,
+    )?;
+    ensure(
+        live.peak_bytes() >= total,
+        "peak below the live bytes",
+        total,
+    )
 }
 
 fn check_class(class: usize, list: &ClassList, walked: &Walked) -> Result<(), InvariantError> {

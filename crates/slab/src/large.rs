@@ -47,8 +47,10 @@ impl<P: PageSource> Slab<P> {
         let mut chunks = self.chunks.lock();
         match chunks.acquire(&self.pages, slots, SlotUse::Large, owner_id) {
             Ok((chunk, first, zeroed)) => {
+                chunks.notice_expired(&self.pages, self.purge_policy(usize::MAX));
                 chunks.large_count += 1;
                 chunks.large_slots += slots;
+                self.live.grow(slots * SLOT_BYTES);
                 // SAFETY: a slot start is inside a live chunk, hence non-null.
                 let block = unsafe { NonNull::new_unchecked(slot_start(chunk, first)) };
                 Ok((block, slots * SLOT_BYTES, zeroed))
@@ -80,7 +82,8 @@ impl<P: PageSource> Slab<P> {
         let slots = id.span_slots as usize;
         chunks.large_count -= 1;
         chunks.large_slots -= slots;
-        let threshold = self.purge_threshold_bytes();
+        self.live.shrink(slots * SLOT_BYTES);
+        let policy = self.purge_policy(usize::MAX);
         // SAFETY: the span's slots are in use by this block, which is dead now.
         unsafe {
             chunks.release(
@@ -88,7 +91,7 @@ impl<P: PageSource> Slab<P> {
                 chunk,
                 first,
                 slots,
-                threshold,
+                policy,
                 RETAINED_EMPTY_CHUNKS,
             )
         };
@@ -113,7 +116,7 @@ impl<P: PageSource> Slab<P> {
             return true;
         }
         if new_slots < old_slots {
-            let threshold = self.purge_threshold_bytes();
+            let policy = self.purge_policy(usize::MAX);
             // SAFETY: the head stays (so the chunk stays live and non-empty); the tail slots
             // belong to the span and the caller gave them up by shrinking.
             unsafe {
@@ -125,12 +128,13 @@ impl<P: PageSource> Slab<P> {
                 let tail = first + new_slots;
                 let tail_count = old_slots - new_slots;
                 chunks.large_slots -= tail_count;
+                self.live.shrink(tail_count * SLOT_BYTES);
                 chunks.release(
                     &self.pages,
                     chunk,
                     tail,
                     tail_count,
-                    threshold,
+                    policy,
                     RETAINED_EMPTY_CHUNKS,
                 );
             }
@@ -168,6 +172,7 @@ impl<P: PageSource> Slab<P> {
             );
         }
         chunks.large_slots += extra;
+        self.live.grow(extra * SLOT_BYTES);
         if now_full {
             chunks.move_to_back(chunk);
         }

@@ -37,7 +37,9 @@ extern crate std;
 
 mod bad_input;
 mod chunk;
+mod chunk_map;
 mod classes;
+mod clock;
 mod fork;
 mod geometry;
 mod guard;
@@ -45,6 +47,7 @@ mod heap;
 mod huge;
 mod introspect;
 mod large;
+mod peak;
 mod slab_meta;
 mod small;
 mod traits;
@@ -54,8 +57,8 @@ pub use classes::{
     CLASS_BYTES, CLASS_COUNT, MIN_BLOCK_BYTES, SMALL_MAX_BYTES,
 };
 pub use geometry::{
-    CHUNK_BYTES, DEFAULT_PURGE_THRESHOLD_BYTES, LARGE_MAX_BYTES, MAX_ALIGN_SERVED_BYTES,
-    RETAINED_EMPTY_CHUNKS, SLOTS_PER_CHUNK, SLOT_BYTES,
+    CHUNK_BYTES, DEFAULT_PURGE_DELAY_MS, DEFAULT_PURGE_THRESHOLD_BYTES, LARGE_MAX_BYTES,
+    MAX_ALIGN_SERVED_BYTES, PEAK_GRANULE_BYTES, RETAINED_EMPTY_CHUNKS, SLOTS_PER_CHUNK, SLOT_BYTES,
 };
 pub use heap::Slab;
 pub use introspect::{ClassStats, SlotInfo, SlotKind};

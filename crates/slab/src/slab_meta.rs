@@ -23,6 +23,14 @@ use core::ptr::{self, NonNull};
 /// Whether the live bitmaps are kept (debug builds, or the `checked` feature).
 pub(crate) const CHECKS: bool = cfg!(any(debug_assertions, feature = "checked"));
 
+/// Whether the `secure` feature's hardening is on: encoded links, the free mark, shuffled
+/// fresh blocks and guard pages (see `heapkit_core::secure`).
+pub(crate) const SECURE: bool = cfg!(feature = "secure");
+
+/// With `secure`, a slab whose free list is empty moves up to this many never-used blocks onto
+/// it in a random order, so consecutive allocations are not adjacent in memory.
+const SHUFFLE_BLOCKS_MAX: usize = 8;
+
 const BITS_PER_WORD: usize = u64::BITS as usize;
 /// Words of live bitmap per slab: one bit per block of the smallest class.
 pub(crate) const LIVE_WORDS: usize = SLOT_BYTES / MIN_BLOCK_BYTES / BITS_PER_WORD;
@@ -56,6 +64,9 @@ pub(crate) struct SlabMeta {
     pub listed: bool,
     /// Whether never-used blocks read as zero (the slot was fresh from a zeroing source).
     pub fresh_zeroed: bool,
+    /// Whether the slot's last page is a guard page (`secure`), to be made accessible again
+    /// when the slot is released.
+    pub guarded: bool,
     /// One bit per block, set while the block is live (only maintained when `CHECKS`).
     pub live: [u64; LIVE_WORDS],
 }
@@ -79,8 +90,13 @@ impl SlabMeta {
             class: class as u8,
             listed: false,
             fresh_zeroed: zeroed,
+            guarded: false,
             live: [0; LIVE_WORDS],
         };
+        if SECURE {
+            // Drawn before the first link of this slab is encoded (see heapkit_core::secure).
+            heapkit_core::secure::key();
+        }
         // SAFETY: the caller promises `this` is valid for writes. (The 512-byte bitmap is
         // written either way; it sits in the header, away from the blocks.)
         unsafe { ptr::write(this, meta) };
@@ -99,12 +115,21 @@ impl SlabMeta {
     #[inline(always)]
     pub(crate) unsafe fn pop(&mut self) -> (NonNull<u8>, bool) {
         debug_assert!(self.has_room());
+        if SECURE && self.free.is_null() {
+            self.shuffle_fresh_onto_list();
+        }
         let (block, zeroed) = if !self.free.is_null() {
             let block = self.free;
             // SAFETY: `block` is a freed block of this slab (the list's invariant), whose first
             // word holds the link written by `push`.
-            self.free = unsafe { (*block).next };
+            self.free = unsafe { self.link_of(block) };
             debug_assert!(self.free.is_null() || self.contains(self.free.cast()));
+            if SECURE {
+                self.check_link(block, self.free);
+                // SAFETY: the block is ours; clearing the link and the mark leaves no secret
+                // in the caller's memory.
+                unsafe { block.cast::<[usize; 2]>().write([0, 0]) };
+            }
             (block.cast::<u8>(), false)
         } else {
             // SAFETY: `fresh < capacity`, so the block lies inside the slot.
@@ -153,13 +178,95 @@ impl SlabMeta {
         debug_assert!(self.used > 0 && self.contains(block.as_ptr()));
         let node = block.cast::<FreeBlock>().as_ptr();
         // SAFETY: the block is ours again, at least 16 bytes and 16-aligned, so it can hold the
-        // link.
-        unsafe { node.write(FreeBlock { next: self.free }) };
+        // link (and, with `secure`, the free mark in its second word).
+        unsafe { self.set_link(node, self.free) };
         self.free = node;
         self.used -= 1;
         if CHECKS {
             let index = self.index_of(block.as_ptr());
             self.live[index / BITS_PER_WORD] &= !(1 << (index % BITS_PER_WORD));
+        }
+    }
+
+    /// The link stored in free block `node` (decoded with `secure`).
+    ///
+    /// # Safety
+    /// `node` is a block of this slab that `set_link` wrote.
+    #[inline(always)]
+    unsafe fn link_of(&self, node: *mut FreeBlock) -> *mut FreeBlock {
+        // SAFETY: forwarded from the caller.
+        let stored = unsafe { (*node).next };
+        if SECURE {
+            let next = heapkit_core::secure::decode_link(stored as usize, node as usize);
+            return node.with_addr(next);
+        }
+        stored
+    }
+
+    /// Writes free block `node`'s link to `next` (encoded, plus the free mark, with `secure`).
+    ///
+    /// # Safety
+    /// `node` is a free block of this slab, at least two words long, that nobody uses.
+    #[inline(always)]
+    unsafe fn set_link(&self, node: *mut FreeBlock, next: *mut FreeBlock) {
+        if SECURE {
+            let stored = heapkit_core::secure::encode_link(next as usize, node as usize);
+            let mark = heapkit_core::secure::free_mark();
+            // SAFETY: forwarded from the caller (blocks are at least 16 bytes).
+            unsafe { node.cast::<[usize; 2]>().write([stored, mark]) };
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { node.write(FreeBlock { next }) };
+        }
+    }
+
+    /// With `secure`: a decoded link must be null or the start of a block of this slab;
+    /// anything else means a free block was overwritten, and continuing would hand out memory
+    /// the attacker chose.
+    #[inline(always)]
+    fn check_link(&self, from: *mut FreeBlock, next: *mut FreeBlock) {
+        if next.is_null() {
+            return;
+        }
+        let offset = (next as usize).wrapping_sub(self.start as usize);
+        if !self.contains(next.cast()) || offset % self.block_bytes as usize != 0 {
+            heapkit_core::fatal(
+                "heapkit-slab",
+                "free list corrupted: a freed block was overwritten",
+                from as usize,
+            );
+        }
+    }
+
+    /// With `secure`: moves up to `SHUFFLE_BLOCKS_MAX` never-used blocks onto the empty free
+    /// list in a random order. Their zeroed state is given up (the links are written into them).
+    #[cold]
+    fn shuffle_fresh_onto_list(&mut self) {
+        let count = (self.capacity - self.fresh).min(SHUFFLE_BLOCKS_MAX as u32) as usize;
+        let mut order = [0u32; SHUFFLE_BLOCKS_MAX];
+        for (i, entry) in order.iter_mut().enumerate().take(count) {
+            *entry = self.fresh + i as u32;
+        }
+        let mut random = heapkit_core::secure::mix(
+            heapkit_core::secure::key() ^ self.start as usize ^ self.fresh as usize,
+        );
+        for i in (1..count).rev() {
+            let j = random % (i + 1);
+            random = heapkit_core::secure::mix(random);
+            order.swap(i, j);
+        }
+        self.fresh += count as u32;
+        for &index in &order[..count] {
+            // SAFETY: `index < capacity`, so the block lies inside the slot; it was never
+            // handed out, so nobody uses it.
+            unsafe {
+                let node = self
+                    .start
+                    .add(index as usize * self.block_bytes as usize)
+                    .cast::<FreeBlock>();
+                self.set_link(node, self.free);
+                self.free = node;
+            }
         }
     }
 
@@ -192,7 +299,7 @@ impl SlabMeta {
             }
             // SAFETY: `node` lies in this slab (checked just above) and is on the free list, so
             // its first word is a link written by `push`.
-            node = unsafe { (*node).next };
+            node = unsafe { self.link_of(node) };
         }
         count
     }

@@ -16,8 +16,10 @@
 use crate::bad_input::report;
 use crate::chunk::{meta_ptr, slot_start, Chunk, SlotUse};
 use crate::classes::CLASS_COUNT;
+use crate::geometry::SLOT_BYTES;
 use crate::heap::{Block, ClassList, Slab};
-use crate::slab_meta::SlabMeta;
+use crate::peak::LiveBytes;
+use crate::slab_meta::{SlabMeta, SECURE};
 use core::ptr::NonNull;
 use heapkit_core::{AllocError, PageSource};
 
@@ -33,7 +35,7 @@ impl<P: PageSource> Slab<P> {
             list.head
         };
         // SAFETY: `slab` is listed (it has room) and we hold its class lock.
-        Ok(unsafe { take(&mut list, slab) })
+        Ok(unsafe { take(&mut list, slab, &self.live) })
     }
 
     /// Gets a fresh slab for `class` from the chunks and lists it.
@@ -47,6 +49,8 @@ impl<P: PageSource> Slab<P> {
             if acquired.is_err() {
                 chunks.failures += 1;
             }
+            // After the acquire, which prefers a dirty slot: reuse beats purge and refault.
+            chunks.notice_expired(&self.pages, self.purge_policy(usize::MAX));
             acquired
         };
         let (chunk, slot, zeroed) = acquired?;
@@ -55,9 +59,34 @@ impl<P: PageSource> Slab<P> {
         unsafe {
             let slab = meta_ptr(chunk, slot);
             SlabMeta::init(slab, slot_start(chunk, slot), class, zeroed);
+            if SECURE {
+                self.guard_slab(&mut *slab);
+            }
             list.slabs += 1;
             list.link_front(slab);
             Ok(slab)
+        }
+    }
+
+    /// With `secure`: makes the slot's last page a guard page, so that an overflow off the end
+    /// of the slab's last block faults instead of reaching the next slot. The slab then holds
+    /// fewer blocks. A source that cannot protect pages leaves the slab unguarded.
+    #[cold]
+    fn guard_slab(&self, meta: &mut SlabMeta) {
+        let page_bytes = self.pages.page_size();
+        if page_bytes >= SLOT_BYTES {
+            return;
+        }
+        let guard_offset = SLOT_BYTES - page_bytes;
+        // SAFETY: the slot is this fresh slab's, SLOT_BYTES long and page-aligned; nothing in
+        // its last page is in use (no block has been handed out).
+        let guarded = unsafe {
+            let guard = NonNull::new_unchecked(meta.start.add(guard_offset));
+            self.pages.protect(guard, page_bytes, false).is_ok()
+        };
+        if guarded {
+            meta.guarded = true;
+            meta.capacity = meta.capacity.min(guard_offset as u32 / meta.block_bytes);
         }
     }
 
@@ -95,6 +124,11 @@ impl<P: PageSource> Slab<P> {
         unsafe { meta.push(ptr) };
         list.live_blocks -= 1;
         list.deallocations += 1;
+        if list.live_blocks < list.peak.fold_down_blocks {
+            let live_blocks = list.live_blocks;
+            list.peak
+                .fold(live_blocks, meta.block_bytes as usize, &self.live);
+        }
         if !meta.listed {
             // SAFETY: a live, unlisted slab of this class.
             unsafe { list.link_front(slab) };
@@ -128,7 +162,7 @@ impl<P: PageSource> Slab<P> {
             // Drain this slab before looking at the list again.
             loop {
                 // SAFETY: `slab` is listed, so it has room; the class lock is held.
-                let (block, _) = unsafe { take(&mut list, slab) };
+                let (block, _) = unsafe { take(&mut list, slab, &self.live) };
                 out[filled] = block.as_ptr();
                 filled += 1;
                 // SAFETY: as above (reading the flag `take` maintains).
@@ -173,18 +207,24 @@ impl<P: PageSource> Slab<P> {
     }
 }
 
-/// Pops a block from a listed slab and unlists it when it becomes full.
+/// Pops a block from a listed slab and unlists it when it becomes full; counts it in the
+/// class's figures (and folds the class's drift into `live` when due).
 ///
 /// # Safety
 /// `slab` is listed in `list` (so it has room) and the class lock is held.
 #[inline(always)]
-unsafe fn take(list: &mut ClassList, slab: *mut SlabMeta) -> (NonNull<u8>, bool) {
+unsafe fn take(list: &mut ClassList, slab: *mut SlabMeta, live: &LiveBytes) -> (NonNull<u8>, bool) {
     // SAFETY: forwarded from the caller.
     let meta = unsafe { &mut *slab };
     // SAFETY: listed slabs have room.
     let taken = unsafe { meta.pop() };
     list.live_blocks += 1;
     list.allocations += 1;
+    if list.live_blocks > list.peak.high_blocks {
+        let live_blocks = list.live_blocks;
+        list.peak
+            .new_high(live_blocks, meta.block_bytes as usize, live);
+    }
     if !meta.has_room() {
         // SAFETY: listed in this class.
         unsafe { list.unlink(slab) };

@@ -65,3 +65,30 @@ fn foreign_pointer_aborts_with_a_message() {
     let stderr = run_child("foreign_pointer_aborts_with_a_message");
     assert!(stderr.contains("(foreign pointer) at 0x"), "{stderr}");
 }
+
+/// Only `secure` can judge a free of a huge block whose mapping is gone: its chunk map says no
+/// slab holds the address, so the header is never read. Without it the read faults (see the
+/// README's "Bad input").
+#[test]
+#[cfg(feature = "secure")]
+#[cfg_attr(miri, ignore)] // spawns a process
+fn secure_reports_a_double_free_of_a_huge_block() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        let slab = Slab::new(heapkit_pages::MmapPages::new());
+        let layout = Layout::from_size_align(heapkit_slab::LARGE_MAX_BYTES + 1, 16).unwrap();
+        let huge = slab.allocate(layout).unwrap().cast::<u8>();
+        // SAFETY: the second free is the bad input under test; the process aborts there.
+        unsafe {
+            slab.deallocate(huge, layout);
+            slab.deallocate(huge, layout);
+        }
+        unreachable!("the double free must abort");
+    }
+    let stderr = run_child("secure_reports_a_double_free_of_a_huge_block");
+    assert!(
+        stderr.contains(
+            "no chunk of any Slab holds (foreign pointer, or a huge block freed twice) at 0x"
+        ),
+        "{stderr}"
+    );
+}

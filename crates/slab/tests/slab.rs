@@ -183,8 +183,17 @@ fn spans_grow_and_shrink_in_place() {
     assert_eq!(live_bytes(&s), 0);
 }
 
+/// Whether the `len` bytes at `ptr` all equal `byte`: one slice comparison (a `memcmp`, which
+/// Miri runs natively) rather than a byte loop, so megabytes stay cheap under Miri.
+///
+/// # Safety
+/// `len` bytes at `ptr` are readable.
+unsafe fn all_bytes_are(ptr: *const u8, len: usize, byte: u8) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { core::slice::from_raw_parts(ptr, len) == vec![byte; len].as_slice() }
+}
+
 #[test]
-#[cfg_attr(miri, ignore = "checks megabytes byte by byte: too slow under Miri")]
 fn huge_blocks_have_their_own_mapping() {
     let s = slab(16 << 20);
     let l = layout(LARGE_MAX_BYTES + 1, 16);
@@ -193,9 +202,7 @@ fn huge_blocks_have_their_own_mapping() {
     let p = b.cast::<u8>();
     // SAFETY: live block; layouts fit it.
     unsafe {
-        assert!(core::slice::from_raw_parts(p.as_ptr(), b.len())
-            .iter()
-            .all(|&x| x == 0));
+        assert!(all_bytes_are(p.as_ptr(), b.len(), 0));
         p.as_ptr().write_bytes(9, l.size());
         let mapped = s.stats().unwrap().mapped_bytes;
         // BufferPages can extend a run in place, so the huge block grows without moving.
@@ -208,9 +215,7 @@ fn huge_blocks_have_their_own_mapping() {
         assert_eq!(sh.cast::<u8>(), p);
         assert!(s.stats().unwrap().mapped_bytes < mapped + (1 << 20));
         s.check().unwrap();
-        assert!(core::slice::from_raw_parts(p.as_ptr(), l.size())
-            .iter()
-            .all(|&x| x == 9));
+        assert!(all_bytes_are(p.as_ptr(), l.size(), 9));
         let mut seen = 0;
         s.heap_map(|slot| seen += usize::from(matches!(slot.kind, SlotKind::Huge { .. })));
         assert_eq!(seen, 1);
@@ -282,7 +287,8 @@ fn memory_goes_back_to_the_source() {
     let blocks: Vec<_> = (0..n)
         .map(|_| s.allocate(l).unwrap().cast::<u8>())
         .collect();
-    let spans: Vec<_> = (0..20)
+    // 30 spans of 2 slots + the slabs need more than the 62 free slots of two chunks.
+    let spans: Vec<_> = (0..30)
         .map(|_| s.allocate(layout(100_000, 16)).unwrap().cast::<u8>())
         .collect();
     let peak = s.pages().mapped_bytes();
@@ -343,6 +349,9 @@ fn a_static_slab_needs_no_runtime_setup() {
 }
 
 #[test]
+// `secure` moves never-used blocks onto the free list in shuffled batches, so the counts and
+// the order below differ; `secure_mode_shuffles_and_marks_free_blocks` covers that build.
+#[cfg(not(feature = "secure"))]
 fn heap_map_shows_slabs_and_free_blocks() {
     let s = slab(8 << 20);
     let l = layout(48, 16);
@@ -422,16 +431,16 @@ fn interior_pointers_are_caught() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore)]
 fn threads_share_classes_through_batches() {
-    let s = slab(32 << 20);
+    let s = slab(if cfg!(miri) { 8 << 20 } else { 32 << 20 });
+    let rounds = if cfg!(miri) { 3 } else { 300 };
     std::thread::scope(|scope| {
         for t in 0..4 {
             let s = &s;
             scope.spawn(move || {
                 let class = t % 2 * 5;
                 let mut out = [core::ptr::null_mut(); 64];
-                for round in 0..300 {
+                for round in 0..rounds {
                     let n = s.allocate_batch(class, &mut out);
                     assert_eq!(n, out.len());
                     for &p in &out {
@@ -446,4 +455,193 @@ fn threads_share_classes_through_batches() {
     });
     s.check().unwrap();
     assert_eq!(live_bytes(&s), 0);
+}
+
+#[test]
+#[cfg(feature = "secure")]
+fn secure_mode_shuffles_and_marks_free_blocks() {
+    let s = slab(8 << 20);
+    let l = layout(64, 16);
+    let blocks: Vec<_> = (0..32)
+        .map(|_| s.allocate(l).unwrap().cast::<u8>())
+        .collect();
+    let ascending = blocks.windows(2).all(|w| w[0] < w[1]);
+    assert!(!ascending, "fresh blocks come out in a shuffled order");
+    // SAFETY: live blocks, each freed once; the second word of a free block is readable.
+    unsafe {
+        s.deallocate(blocks[5], l);
+        let words = blocks[5].cast::<[usize; 2]>().as_ptr().read();
+        assert_eq!(
+            words[1],
+            heapkit_core::secure::free_mark(),
+            "a free block carries the mark"
+        );
+        assert_ne!(
+            words[0], 0,
+            "the link is stored encoded, not as a plain null"
+        );
+        for &b in blocks.iter().filter(|&&b| b != blocks[5]) {
+            s.deallocate(b, l);
+        }
+    }
+    s.check().unwrap();
+}
+
+#[test]
+fn peak_bytes_is_exact_for_one_class_and_for_large_and_huge_blocks() {
+    let s = slab(8 << 20);
+    // 16 KiB blocks: ten of them cross the fold granule (64 KiB) in both directions.
+    let l = layout(SMALL_MAX_BYTES, 16);
+    let n = 10;
+    let blocks: Vec<_> = (0..n)
+        .map(|_| s.allocate(l).unwrap().cast::<u8>())
+        .collect();
+    assert_eq!(s.stats().unwrap().peak_bytes, n * SMALL_MAX_BYTES);
+    for b in blocks {
+        // SAFETY: live blocks.
+        unsafe { s.deallocate(b, l) };
+    }
+    let stats = s.stats().unwrap();
+    assert_eq!(
+        (stats.live_bytes, stats.peak_bytes),
+        (0, n * SMALL_MAX_BYTES)
+    );
+    // A peak between two `stats` calls is kept: up and down again without looking.
+    let small = layout(64, 8);
+    let many = if cfg!(miri) { 1100 } else { 3000 };
+    let blocks: Vec<_> = (0..many)
+        .map(|_| s.allocate(small).unwrap().cast::<u8>())
+        .collect();
+    for b in blocks {
+        // SAFETY: live blocks.
+        unsafe { s.deallocate(b, small) };
+    }
+    assert_eq!(
+        s.stats().unwrap().peak_bytes,
+        (many * 64).max(n * SMALL_MAX_BYTES)
+    );
+    // Large and huge blocks count exactly, as they come and go.
+    let large = layout(100_000, 16);
+    let huge = layout(LARGE_MAX_BYTES + 1, 16);
+    let a = s.allocate(large).unwrap();
+    let b = s.allocate(huge).unwrap();
+    let together = a.len() + b.len();
+    assert!(together > n * SMALL_MAX_BYTES);
+    // SAFETY: live blocks with their layouts.
+    unsafe {
+        s.deallocate(a.cast(), large);
+        s.deallocate(b.cast(), huge);
+    }
+    s.check().unwrap();
+    let stats = s.stats().unwrap();
+    assert_eq!((stats.live_bytes, stats.peak_bytes), (0, together));
+}
+
+#[test]
+fn peak_bytes_across_classes_is_within_the_documented_granularity() {
+    use heapkit_slab::PEAK_GRANULE_BYTES;
+    let s = slab(8 << 20);
+    // A few blocks in many classes (none reaches a fold), then a huge block on top of them.
+    let mut blocks = Vec::new();
+    let mut small_bytes = 0;
+    for (class, &bytes) in CLASS_BYTES.iter().enumerate().step_by(3) {
+        let l = layout(bytes as usize, 16);
+        blocks.push((s.allocate(l).unwrap().cast::<u8>(), l));
+        small_bytes += bytes as usize;
+        s.check().unwrap();
+        let _ = class;
+    }
+    let huge = layout(LARGE_MAX_BYTES + 1, 16);
+    let h = s.allocate(huge).unwrap();
+    let true_peak = small_bytes + h.len();
+    // SAFETY: live blocks with their layouts.
+    unsafe {
+        s.deallocate(h.cast(), huge);
+        for (b, l) in blocks {
+            s.deallocate(b, l);
+        }
+    }
+    s.check().unwrap();
+    let peak = s.stats().unwrap().peak_bytes;
+    assert!(peak <= true_peak, "{peak} > {true_peak}");
+    assert!(
+        peak + (CLASS_COUNT - 1) * PEAK_GRANULE_BYTES >= true_peak,
+        "{peak} too far below {true_peak}"
+    );
+    assert!(peak >= h.len(), "the huge block alone is counted exactly");
+}
+
+/// Allocates `slabs` slabs' worth of 16 KiB blocks (4 per slab).
+fn fill_16k_slabs<P: PageSource>(s: &Slab<P>, slabs: usize) -> Vec<NonNull<u8>> {
+    (0..slabs * 4)
+        .map(|_| {
+            s.allocate(layout(SMALL_MAX_BYTES, 16))
+                .unwrap()
+                .cast::<u8>()
+        })
+        .collect()
+}
+
+fn free_all<P: PageSource>(s: &Slab<P>, blocks: &[NonNull<u8>]) {
+    for &b in blocks {
+        // SAFETY: live blocks of this layout.
+        unsafe { s.deallocate(b, layout(SMALL_MAX_BYTES, 16)) };
+    }
+}
+
+#[test]
+fn dirty_slots_wait_for_the_purge_delay() {
+    let s = slab(8 << 20);
+    assert_eq!(s.purge_delay_ms(), heapkit_slab::DEFAULT_PURGE_DELAY_MS);
+    s.set_purge_delay_ms(3_600_000); // an hour: nothing expires during the test
+    let blocks = fill_16k_slabs(&s, 10);
+    free_all(&s, &blocks);
+    // The first slab emptied stays with its class; the other nine went back dirty.
+    assert_eq!(s.dirty_and_purged_bytes(), (9 * SLOT_BYTES, 0));
+    // A refill of another class reuses one dirty slot and purges nothing.
+    let other = s.allocate(layout(64, 8)).unwrap();
+    assert_eq!(s.dirty_and_purged_bytes(), (8 * SLOT_BYTES, 0));
+    s.check().unwrap();
+    // Once the delay is short and has passed, the next refill purges every expired slot.
+    s.set_purge_delay_ms(20);
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    let third = s.allocate(layout(128, 8)).unwrap();
+    assert_eq!(s.dirty_and_purged_bytes(), (0, 7 * SLOT_BYTES));
+    s.check().unwrap();
+    // SAFETY: live blocks with their layouts.
+    unsafe {
+        s.deallocate(other.cast(), layout(64, 8));
+        s.deallocate(third.cast(), layout(128, 8));
+    }
+    s.check().unwrap();
+}
+
+#[test]
+fn a_release_purges_the_slots_that_expired_before_it() {
+    let s = slab(8 << 20);
+    s.set_purge_delay_ms(30);
+    let blocks = fill_16k_slabs(&s, 6);
+    free_all(&s, &blocks[..16]); // slab 1 stays with its class; slabs 2-4 go back dirty
+    assert_eq!(s.dirty_and_purged_bytes(), (3 * SLOT_BYTES, 0));
+    std::thread::sleep(std::time::Duration::from_millis(80));
+    free_all(&s, &blocks[16..20]); // slab 5 goes back: the three old slots are purged
+    assert_eq!(s.dirty_and_purged_bytes(), (SLOT_BYTES, 3 * SLOT_BYTES));
+    s.check().unwrap();
+    // A delay of 0 purges at once, whatever the threshold says.
+    s.set_purge_delay_ms(0);
+    free_all(&s, &blocks[20..]);
+    assert_eq!(s.dirty_and_purged_bytes(), (0, 5 * SLOT_BYTES));
+    s.check().unwrap();
+}
+
+#[test]
+fn the_threshold_still_purges_before_the_delay() {
+    let s = slab(8 << 20);
+    s.set_purge_delay_ms(u64::MAX);
+    s.set_purge_threshold_bytes(2 * SLOT_BYTES);
+    let blocks = fill_16k_slabs(&s, 5);
+    free_all(&s, &blocks); // four slots go back; the third pushes dirty past the threshold
+    let (dirty, purged) = s.dirty_and_purged_bytes();
+    assert_eq!((dirty, purged), (SLOT_BYTES, 3 * SLOT_BYTES));
+    s.check().unwrap();
 }

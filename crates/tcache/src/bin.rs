@@ -14,6 +14,17 @@
 
 use core::ptr;
 
+/// Whether the `secure` feature's hardening is on: links stored encoded with the process key
+/// and the free mark in every cached block's second word (see `heapkit_core::secure`).
+pub const SECURE: bool = cfg!(feature = "secure");
+
+/// The smallest block a bin caches: one word for the link, two with `secure` (the mark).
+pub const MIN_CACHED_BYTES: usize = if SECURE {
+    2 * heapkit_core::WORD_BYTES
+} else {
+    heapkit_core::WORD_BYTES
+};
+
 /// The largest number of blocks a bin may hold (a limit on everything): it bounds the memory an
 /// idle thread can keep. 1024 lets the common "allocate a thousand, free them all" pattern stay
 /// entirely in the cache for classes up to 64 B.
@@ -117,6 +128,30 @@ impl Bin {
     }
 }
 
+/// A snapshot of one bin, for reports and pictures
+/// ([`ThreadCache::bin_state`](crate::ThreadCache::bin_state)). All figures are in blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BinState {
+    /// Blocks cached in the bin now.
+    pub count: usize,
+    /// The count at which the next free flushes first (0: the class is not cached).
+    pub limit: usize,
+    /// Blocks the next refill asks the backend for.
+    pub refill: usize,
+}
+
+impl BinState {
+    /// The figures of `bin`.
+    pub fn of(bin: &Bin) -> BinState {
+        debug_assert!(bin.count <= bin.limit);
+        BinState {
+            count: bin.count as usize,
+            limit: bin.limit as usize,
+            refill: bin.refill as usize,
+        }
+    }
+}
+
 const fn max(a: u32, b: u32) -> u32 {
     if a > b {
         a
@@ -143,9 +178,7 @@ const fn min(a: u32, b: u32) -> u32 {
 
 /// The block capacity of a bin for blocks of `class_size_bytes`.
 pub const fn limit_for(class_size_bytes: usize) -> u32 {
-    if class_size_bytes < heapkit_core::WORD_BYTES
-        || class_size_bytes % heapkit_core::WORD_BYTES != 0
-    {
+    if class_size_bytes < MIN_CACHED_BYTES || class_size_bytes % heapkit_core::WORD_BYTES != 0 {
         return 0;
     }
     let by_bytes = BIN_TARGET_BYTES / class_size_bytes;
@@ -158,9 +191,63 @@ pub const fn limit_for(class_size_bytes: usize) -> u32 {
     }
 }
 
-const _: () = assert!(limit_for(8) == BIN_BLOCKS_MAX);
+const _: () = assert!(limit_for(16) == BIN_BLOCKS_MAX);
 const _: () = assert!(limit_for(1 << 20) == BIN_BLOCKS_MIN);
 const _: () = assert!(limit_for(4) == 0 && limit_for(12) == 0);
+
+/// The link stored in cached block `block` (decoded with `secure`; a link that cannot be a
+/// block — misaligned — means the block was overwritten while cached, and the process stops).
+///
+/// # Safety
+/// `block` is on a bin's list (its first word is a link written by [`set_next`]).
+#[inline(always)]
+pub unsafe fn next_of(block: *mut u8) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    let stored = unsafe { block.cast::<*mut u8>().read() };
+    if !SECURE {
+        return stored;
+    }
+    let next = heapkit_core::secure::decode_link(stored as usize, block as usize);
+    if next % heapkit_core::WORD_BYTES != 0 {
+        heapkit_core::fatal(
+            "heapkit-tcache",
+            "thread cache list corrupted: a cached block was overwritten",
+            block as usize,
+        );
+    }
+    block.with_addr(next)
+}
+
+/// Writes cached block `block`'s link (encoded, plus the free mark, with `secure`).
+///
+/// # Safety
+/// `block` is a block the caller gives up, at least `MIN_CACHED_BYTES` long and word-aligned.
+#[inline(always)]
+pub unsafe fn set_next(block: *mut u8, next: *mut u8) {
+    if SECURE {
+        let stored = heapkit_core::secure::encode_link(next as usize, block as usize);
+        // SAFETY: forwarded from the caller: two aligned words.
+        unsafe {
+            block
+                .cast::<[usize; 2]>()
+                .write([stored, heapkit_core::secure::free_mark()])
+        };
+    } else {
+        // SAFETY: forwarded from the caller.
+        unsafe { block.cast::<*mut u8>().write(next) };
+    }
+}
+
+/// With `secure`: whether `block` carries the free mark (it is cached or free somewhere, so
+/// freeing it again is a double free — unless a program stored the random mark itself).
+///
+/// # Safety
+/// `block` is at least `MIN_CACHED_BYTES` long and word-aligned.
+#[inline(always)]
+pub unsafe fn is_marked_free(block: *mut u8) -> bool {
+    // SAFETY: forwarded from the caller.
+    SECURE && unsafe { block.cast::<usize>().add(1).read() } == heapkit_core::secure::free_mark()
+}
 
 /// Takes the most recently freed block, or null when the bin is empty.
 ///
@@ -176,8 +263,12 @@ pub unsafe fn pop(bin: *mut Bin) -> *mut u8 {
     }
     // SAFETY: `head` is a free block on this list, so its first word is the link we wrote.
     unsafe {
-        (*bin).head = head.cast::<*mut u8>().read();
+        (*bin).head = next_of(head);
         (*bin).count -= 1;
+        if SECURE {
+            // The block is live again: no mark, and no key-derived word left for the caller.
+            head.cast::<[usize; 2]>().write([0, 0]);
+        }
     }
     head
 }
@@ -199,7 +290,7 @@ pub unsafe fn push(bin: *mut Bin, block: *mut u8) -> bool {
             block != (*bin).head,
             "double free of {block:p} into a thread cache"
         );
-        block.cast::<*mut u8>().write((*bin).head);
+        set_next(block, (*bin).head);
         (*bin).head = block;
         (*bin).count = count + 1;
     }
@@ -235,7 +326,7 @@ pub unsafe fn put(bin: *mut Bin, blocks: &[*mut u8]) {
         debug_assert!((*bin).count as usize + blocks.len() <= (*bin).limit as usize);
         let mut head = (*bin).head;
         for &block in blocks.iter().rev() {
-            block.cast::<*mut u8>().write(head);
+            set_next(block, head);
             head = block;
         }
         (*bin).head = head;
@@ -248,7 +339,6 @@ pub unsafe fn put(bin: *mut Bin, blocks: &[*mut u8]) {
 ///
 /// # Safety
 /// As for [`pop`].
-#[cfg(any(test, feature = "checked"))]
 pub unsafe fn contains(bin: *const Bin, block: *mut u8) -> bool {
     // SAFETY: the caller owns the bin; every link is a free block of this list.
     unsafe {
@@ -258,7 +348,7 @@ pub unsafe fn contains(bin: *const Bin, block: *mut u8) -> bool {
             if cursor == block {
                 return true;
             }
-            cursor = cursor.cast::<*mut u8>().read();
+            cursor = next_of(cursor);
             steps += 1;
         }
     }
@@ -271,6 +361,7 @@ mod tests {
 
     #[test]
     fn push_pop_is_lifo_and_respects_the_limit() {
+        heapkit_core::secure::key(); // what a magazine's creation does before its first push
         let mut blocks = [[0u64; 2]; 8];
         let mut bin = Bin::new(16);
         bin.limit = 4;

@@ -6,11 +6,12 @@
 //! Everything else — first use by a thread, an empty or full bin, a class that is not cached,
 //! a thread without a slot — is one `#[cold]` call away.
 
-use crate::bin::{self, Bin, BATCH_BLOCKS_MAX};
+use crate::bin::{self, Bin, BinState, BATCH_BLOCKS_MAX};
+use crate::handover;
 use crate::slot::{self, SLOT_COUNT, TABLE_LEN, UNASSIGNED};
+use crate::sync::{AtomicPtr, Ordering};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, Ordering};
 use heapkit_core::{AllocError, Allocator, BatchAllocator, Introspect, InvariantError, Stats};
 
 /// The most classes a backend may have for its blocks to be cached (a limit on the magazine's
@@ -171,6 +172,11 @@ impl<B: BatchAllocator> ThreadCache<B> {
         unsafe {
             self.check_free(bins, ptr, class)
         };
+        // SAFETY: the caller promises a live block of a cached class: two words long.
+        if bin::SECURE && unsafe { bin::is_marked_free(ptr) } {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.deallocate_marked(bins, ptr, class) };
+        }
         // SAFETY: as in `allocate_in_class` (a push to the empty magazine finds limit 0 and
         // writes nothing); the caller gives up a live block of the class.
         if unsafe { bin::push(bins.add(class), ptr) } {
@@ -272,6 +278,28 @@ impl<B: BatchAllocator> ThreadCache<B> {
         block
     }
 
+    /// With `secure`: a freed block carries the free mark, so it is probably free already.
+    /// If it is in this thread's bin, that is a double free: stop. Otherwise hand it to the
+    /// backend, whose exact check (the slab's live bitmap) decides — it stops on a double free
+    /// and takes the block back if the mark was only the program's data.
+    ///
+    /// # Safety
+    /// As for `deallocate_in_class`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn deallocate_marked(&self, bins: *mut Bin, ptr: *mut u8, class: usize) {
+        // SAFETY: this thread's magazine (or the empty one); `class` is in range.
+        if unsafe { bin::contains(bins.add(class), ptr) } {
+            heapkit_core::fatal(
+                "heapkit-tcache",
+                "double free: block is already in the thread cache",
+                ptr as usize,
+            );
+        }
+        // SAFETY: forwarded from the caller; the backend validates the block itself.
+        unsafe { self.backend.deallocate_batch(class, &[ptr]) };
+    }
+
     /// The full-bin path: flush part of the bin, then keep the block; or hand it to the backend
     /// when this thread has no magazine or the class is not cached.
     ///
@@ -346,18 +374,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
         if slot >= SLOT_COUNT {
             return ptr::null_mut();
         }
-        let entry = &self.magazines[slot];
-        let bins = entry.load(Ordering::Relaxed);
-        if bins != empty_magazine() {
-            return bins;
-        }
-        let bins = self.make_magazine();
-        if !bins.is_null() {
-            // Only the slot's holder writes its entry; the slot hand-over orders it for the
-            // next holder.
-            entry.store(bins, Ordering::Relaxed);
-        }
-        bins
+        handover::magazine_or_install(&self.magazines[slot], empty_magazine(), || {
+            self.make_magazine()
+        })
     }
 
     fn magazine_layout(class_count: usize) -> Option<Layout> {
@@ -369,6 +388,11 @@ impl<B: BatchAllocator> ThreadCache<B> {
 
     /// Allocates a magazine from the backend and sets every bin's limit from its class size.
     fn make_magazine(&self) -> *mut Bin {
+        if bin::SECURE {
+            // Drawn before the first link of this magazine is encoded (see
+            // heapkit_core::secure).
+            heapkit_core::secure::key();
+        }
         let class_count = self.backend.class_count();
         if class_count == 0 || class_count > CLASS_COUNT_MAX {
             return ptr::null_mut();
@@ -433,23 +457,38 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// thread that takes the slot inherits the magazine, and every thread runs this every
     /// `RECLAIM_EVERY_REFILLS` refills, so idle memory stays bounded by the live threads'.
     pub fn reclaim_idle(&self) -> usize {
+        let owners = slot::owners();
         let mut blocks = 0;
         for (slot, entry) in self.magazines[..SLOT_COUNT].iter().enumerate() {
-            if entry.load(Ordering::Relaxed) == empty_magazine() || !slot::try_acquire_exact(slot) {
-                continue;
-            }
-            // Holding the slot makes its magazine ours; re-read it under that ownership.
-            let bins = entry.swap(empty_magazine(), Ordering::Relaxed);
-            if bins != empty_magazine() {
-                // SAFETY: we hold the slot, so no thread uses this magazine.
+            blocks += handover::reclaim(owners, slot, entry, empty_magazine(), |bins| {
+                // SAFETY: `reclaim` holds the slot and has detached the magazine from the
+                // table: no thread uses it, and no entry points to it.
                 unsafe {
-                    blocks += self.flush_magazine(bins);
+                    let flushed = self.flush_magazine(bins);
                     self.free_magazine(bins);
+                    flushed
                 }
-            }
-            slot::release(slot);
+            });
         }
         blocks
+    }
+
+    /// The calling thread's bin of class `class` in this cache: its count, limit and next
+    /// refill, in blocks. `None` when the thread has no magazine here yet (or no slot) or
+    /// `class` is not one of the backend's classes. Allocates nothing, changes nothing.
+    pub fn bin_state(&self, class: usize) -> Option<BinState> {
+        let bins = self.current_magazine();
+        if bins == empty_magazine() {
+            return None;
+        }
+        // SAFETY: this thread's magazine: its header precedes the bins, and only this thread
+        // writes them.
+        unsafe {
+            if class >= (*header(bins)).class_count as usize {
+                return None;
+            }
+            Some(BinState::of(&*bins.add(class)))
+        }
     }
 
     /// Frees an emptied magazine.
@@ -560,7 +599,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
                         cursor as usize,
                     ));
                 }
-                cursor = cursor.cast::<*mut u8>().read();
+                cursor = bin::next_of(cursor);
                 seen += 1;
             }
             if seen != count {

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+// Under loom only the slot protocol is built; the bins' code is there but unused.
+#![cfg_attr(loom, allow(dead_code))]
 
 //! # Vocabulary
 //!
@@ -30,11 +32,28 @@
 //! ```
 
 mod bin;
+#[cfg(not(loom))]
 mod cache;
+mod handover;
 mod slot;
+mod sync;
 
-pub use bin::{BIN_BLOCKS_MAX, BIN_BLOCKS_MIN, BIN_TARGET_BYTES};
+pub use bin::{BinState, BIN_BLOCKS_MAX, BIN_BLOCKS_MIN, BIN_TARGET_BYTES};
+#[cfg(not(loom))]
 pub use cache::{ThreadCache, CLASS_COUNT_MAX};
+#[cfg(not(loom))]
+pub use slot::reset_slots_after_fork;
 pub use slot::SLOT_COUNT;
 
+#[cfg(not(loom))]
 heapkit_core::impl_foreign_allocators!(impl[B: heapkit_core::BatchAllocator] for ThreadCache<B>);
+
+/// The slot protocol's cross-thread code, exposed only to the loom models (tests/loom.rs): the
+/// ownership bitmap and the magazine hand-over, over loom's atomics. The cache itself (TLS, the
+/// bins) is not built under `cfg(loom)`.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod model {
+    pub use crate::handover::{magazine_or_install, reclaim};
+    pub use crate::slot::Owners;
+}

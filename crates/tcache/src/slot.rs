@@ -15,11 +15,11 @@
 //!        │  UNASSIGNED          first use not yet seen      ─┐ both index a table entry
 //!        │  DETACHED            setting up, or thread exiting ─┘ that is always null
 //!        ▼
-//!   OWNERS: [AtomicU64; SLOT_COUNT / 64]   (1 bit per slot: held or free)
+//!   OWNERS: Owners, [AtomicU64; SLOT_COUNT / 64]   (1 bit per slot: held or free)
 //!   EXIT_GUARD (TLS with Drop): gives the slot back at thread exit
 //! ```
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 
 /// How many threads can hold a slot at once. A thread that finds none free is served straight
 /// by the backend (correct, slower). A limit on everything: it also bounds the memory that idle
@@ -45,9 +45,105 @@ const _: () = assert!(SLOT_COUNT % WORD_BITS == 0);
 const _: () = assert!(UNASSIGNED < TABLE_LEN && DETACHED < TABLE_LEN);
 const _: () = assert!(UNASSIGNED != DETACHED);
 
-/// One bit per slot: set while some thread (or a reclaiming cache) holds it.
-static OWNERS: [AtomicU64; OWNER_WORDS] = [const { AtomicU64::new(0) }; OWNER_WORDS];
+/// The ownership bitmap: one bit per slot, set while some thread (or a reclaiming cache) holds
+/// it. The process has one (see [`owners`]); the loom models make their own.
+pub struct Owners {
+    words: [AtomicU64; OWNER_WORDS],
+}
 
+impl Owners {
+    /// Every slot free.
+    #[cfg(not(loom))]
+    pub const fn new() -> Owners {
+        Owners {
+            words: [const { AtomicU64::new(0) }; OWNER_WORDS],
+        }
+    }
+
+    /// Every slot free (loom's atomics have no `const` constructor).
+    #[cfg(loom)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Owners {
+        Owners {
+            words: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    /// Takes the lowest free slot (low slots are reused first, so thread churn keeps touching
+    /// the same few magazines), or `None` when all are held.
+    pub fn try_acquire(&self) -> Option<usize> {
+        for (word_index, word) in self.words.iter().enumerate() {
+            let mut bits = word.load(Ordering::Relaxed);
+            while bits != u64::MAX {
+                let bit = (!bits).trailing_zeros() as usize;
+                let mask = 1u64 << bit;
+                match word.compare_exchange_weak(
+                    bits,
+                    bits | mask,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some(word_index * WORD_BITS + bit),
+                    Err(now) => bits = now,
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes slot `slot` if it is free right now (for reclaiming an idle slot's magazines).
+    pub fn try_acquire_exact(&self, slot: usize) -> bool {
+        debug_assert!(slot < SLOT_COUNT);
+        let mask = 1u64 << (slot % WORD_BITS);
+        let previous = self.words[slot / WORD_BITS].fetch_or(mask, Ordering::Acquire);
+        previous & mask == 0
+    }
+
+    /// Gives a held slot back; everything the holder wrote is visible to the next holder.
+    pub fn release(&self, slot: usize) {
+        debug_assert!(slot < SLOT_COUNT);
+        let mask = 1u64 << (slot % WORD_BITS);
+        let previous = self.words[slot / WORD_BITS].fetch_and(!mask, Ordering::Release);
+        debug_assert!(previous & mask != 0, "released a slot that was not held");
+    }
+
+    /// Whether slot `slot` is held right now (a snapshot, for tests and the models).
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    pub fn is_held(&self, slot: usize) -> bool {
+        debug_assert!(slot < SLOT_COUNT);
+        let mask = 1u64 << (slot % WORD_BITS);
+        self.words[slot / WORD_BITS].load(Ordering::Relaxed) & mask != 0
+    }
+
+    /// Frees every slot except `keep` (a slot, or a sentinel to keep none): the child side of a
+    /// `fork`, where the holders of the other slots were not copied.
+    ///
+    /// Runs with no other thread using the bitmap (see `reset_slots_after_fork`), so a plain
+    /// read-modify-write is enough; the store is `Release`, like [`release`](Self::release).
+    pub fn keep_only(&self, keep: usize) {
+        debug_assert!(keep < TABLE_LEN);
+        for (word_index, word) in self.words.iter().enumerate() {
+            let kept = if keep < SLOT_COUNT && keep / WORD_BITS == word_index {
+                1u64 << (keep % WORD_BITS)
+            } else {
+                0
+            };
+            word.store(word.load(Ordering::Relaxed) & kept, Ordering::Release);
+        }
+    }
+}
+
+/// The process's slots.
+#[cfg(not(loom))]
+static OWNERS: Owners = Owners::new();
+
+/// The process's slot bitmap.
+#[cfg(not(loom))]
+pub fn owners() -> &'static Owners {
+    &OWNERS
+}
+
+#[cfg(not(loom))]
 std::thread_local! {
     /// Touched once, when a slot is taken, to schedule its release at thread exit.
     static EXIT_GUARD: ExitGuard = const { ExitGuard };
@@ -57,11 +153,14 @@ std::thread_local! {
 /// destructor make each access a plain TLS access. In an executable that is one `fs:` load; in
 /// a shared library (the C malloc) it is a call to `__tls_get_addr` per access (the
 /// general-dynamic model), which is why x86-64 Linux uses [`initial_exec`] instead.
-#[cfg(not(all(
-    target_arch = "x86_64",
-    target_os = "linux",
-    target_env = "gnu",
-    not(miri)
+#[cfg(not(any(
+    loom,
+    all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        target_env = "gnu",
+        not(miri)
+    )
 )))]
 mod thread_slot {
     use super::UNASSIGNED;
@@ -87,7 +186,8 @@ mod thread_slot {
     target_arch = "x86_64",
     target_os = "linux",
     target_env = "gnu",
-    not(miri)
+    not(miri),
+    not(loom)
 ))]
 use initial_exec as thread_slot;
 
@@ -107,7 +207,8 @@ use initial_exec as thread_slot;
     target_arch = "x86_64",
     target_os = "linux",
     target_env = "gnu",
-    not(miri)
+    not(miri),
+    not(loom)
 ))]
 mod initial_exec {
     use super::UNASSIGNED;
@@ -162,8 +263,10 @@ mod initial_exec {
 }
 
 /// Gives the thread's slot back when the thread exits.
+#[cfg(not(loom))]
 struct ExitGuard;
 
+#[cfg(not(loom))]
 impl Drop for ExitGuard {
     fn drop(&mut self) {
         // Frees that run after this (other thread-locals' destructors) see DETACHED and go
@@ -177,6 +280,7 @@ impl Drop for ExitGuard {
     }
 }
 
+#[cfg(not(loom))]
 /// This thread's slot or a sentinel (`< TABLE_LEN` always): one TLS load.
 #[inline(always)]
 pub fn current() -> usize {
@@ -185,6 +289,7 @@ pub fn current() -> usize {
     slot
 }
 
+#[cfg(not(loom))]
 /// Gives this thread a slot if it has none and may get one; returns the slot (or a sentinel
 /// when it may not). Called only on the slow path.
 #[cold]
@@ -209,45 +314,45 @@ pub fn attach() -> usize {
     slot
 }
 
-/// Takes the lowest free slot (low slots are reused first, so thread churn keeps touching the
-/// same few magazines), or `None` when all are held.
+/// Takes the process's lowest free slot, or `None` when all are held.
+#[cfg(not(loom))]
 pub fn try_acquire() -> Option<usize> {
-    for (word_index, word) in OWNERS.iter().enumerate() {
-        let mut bits = word.load(Ordering::Relaxed);
-        while bits != u64::MAX {
-            let bit = (!bits).trailing_zeros() as usize;
-            let mask = 1u64 << bit;
-            match word.compare_exchange_weak(
-                bits,
-                bits | mask,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Some(word_index * WORD_BITS + bit),
-                Err(now) => bits = now,
-            }
-        }
-    }
-    None
+    OWNERS.try_acquire()
 }
 
-/// Takes slot `slot` if it is free right now (for reclaiming an idle slot's magazines).
-pub fn try_acquire_exact(slot: usize) -> bool {
-    debug_assert!(slot < SLOT_COUNT);
-    let mask = 1u64 << (slot % WORD_BITS);
-    let previous = OWNERS[slot / WORD_BITS].fetch_or(mask, Ordering::Acquire);
-    previous & mask == 0
-}
-
-/// Gives a held slot back; everything the holder wrote is visible to the next holder.
+/// Gives a held slot of the process back.
+#[cfg(not(loom))]
 pub fn release(slot: usize) {
-    debug_assert!(slot < SLOT_COUNT);
-    let mask = 1u64 << (slot % WORD_BITS);
-    let previous = OWNERS[slot / WORD_BITS].fetch_and(!mask, Ordering::Release);
-    debug_assert!(previous & mask != 0, "released a slot that was not held");
+    OWNERS.release(slot)
 }
 
-#[cfg(test)]
+/// In the child of a `fork`: frees the slots that the parent's other threads held, keeping only
+/// the calling thread's, so that [`ThreadCache::reclaim_idle`](crate::ThreadCache::reclaim_idle)
+/// (which every thread runs now and then) and the child's new threads can take their magazines
+/// back.
+///
+/// Without it those slots stay held forever in the child (their holders were not copied by
+/// `fork`, so no thread exit ever frees them): their magazines are never reclaimed, and the
+/// child has that many fewer slots for its own threads.
+///
+/// A magazine whose thread was inside a cache call at the instant of the fork (the fast paths
+/// take no lock that `fork` could wait for) is taken over as it was: the block that thread was
+/// popping or pushing may be lost (leaked, never handed out twice), and in a debug build a count
+/// that lags its list can trip a debug assertion when the magazine is flushed.
+/// heapkit-malloc calls this from its `pthread_atfork` child handler.
+///
+/// # Safety
+/// Call it only in the child of `fork`, on the thread that called `fork` (the only thread the
+/// child has), before the child starts any thread, and not from inside a call on a
+/// `ThreadCache` (an atfork child handler, or the code right after `fork` returns 0, is fine).
+/// Called anywhere else it frees slots that live threads hold, and two threads would then use
+/// one magazine at once.
+#[cfg(not(loom))]
+pub unsafe fn reset_slots_after_fork() {
+    OWNERS.keep_only(current());
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -280,7 +385,8 @@ mod tests {
     #[test]
     fn acquire_exact_refuses_a_held_slot() {
         let slot = try_acquire().unwrap();
-        assert!(!try_acquire_exact(slot));
+        assert!(!owners().try_acquire_exact(slot));
+        assert!(owners().is_held(slot));
         release(slot);
     }
 }

@@ -335,3 +335,21 @@ fn producer_consumer_keeps_memory_bounded() {
         "producer/consumer mapped {mapped} bytes"
     );
 }
+
+#[test]
+fn bin_state_reports_the_calling_threads_bin() {
+    let cache = ThreadCache::new(Pow2::new());
+    assert_eq!(cache.bin_state(0), None, "no magazine before the first use");
+    let a = cache.allocate(layout(16)).unwrap();
+    let state = cache.bin_state(0).unwrap();
+    // The first refill took 8 blocks and handed one out; the next refill asks for more.
+    assert_eq!(state.count, 7);
+    assert!(state.limit >= 8 && state.refill > 8, "{state:?}");
+    // SAFETY: (test) a live block freed once with its layout.
+    unsafe { cache.deallocate(a.cast(), layout(16)) };
+    assert_eq!(cache.bin_state(0).unwrap().count, 8);
+    assert_eq!(cache.bin_state(support::CLASS_COUNT), None, "out of range");
+    let other = std::thread::scope(|s| s.spawn(|| cache.bin_state(0)).join().unwrap());
+    assert_eq!(other, None, "another thread has no magazine here");
+    cache.check().unwrap();
+}

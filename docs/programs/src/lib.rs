@@ -1,5 +1,5 @@
 //! The programs behind heapkit's book (`docs/`): a small SVG writer for the pictures that
-//! `src/bin/heapmap.rs` draws from the allocators' own introspection, and chapter 8's worked
+//! `src/bin/heapmap/` draws from the allocators' own introspection, and chapter 8's worked
 //! example, a new allocator composed from existing crates ([`compose`]).
 
 #![deny(missing_docs)]

@@ -1,6 +1,8 @@
 //! Draws the book's pictures from the allocators' own introspection (`Bins::heap_map`,
-//! `Bins::fragmentation`, `Slab::heap_map`): a scripted sequence of allocations and frees runs
-//! through each allocator, and its heap is drawn as SVG after the interesting steps.
+//! `Bins::fragmentation`, `Slab::heap_map`, `Slab::class_stats` behind a `ThreadCache`,
+//! `Arena::heap_map`, `Region::layout` with the pool's and ring's state): a scripted sequence
+//! of allocations and frees runs through each allocator, and its heap is drawn as SVG after
+//! the interesting steps. The bins and slab pictures are here; the others in their modules.
 //!
 //! `cargo run --manifest-path docs/programs/Cargo.toml --bin heapmap -- docs/images`
 //!
@@ -16,18 +18,44 @@ use heapkit_docs_programs::svg::{colour, Svg};
 use heapkit_pages::BufferPages;
 use heapkit_slab::{Slab, SlotKind, SLOTS_PER_CHUNK};
 
+mod bump;
+mod fixed;
+mod tcache;
+
+/// A picture: its file name and the function that draws it (returning SVG and caption).
+type Picture = (&'static str, fn() -> (String, String));
+
+/// Every picture of the book, in chapter order.
+const PICTURES: [Picture; 7] = [
+    ("bins-steps.svg", bins_steps),
+    ("slab-chunk.svg", slab_chunk),
+    ("frag-internal.svg", frag_internal),
+    ("frag-external.svg", frag_external),
+    ("tcache-bins.svg", tcache::tcache_bins),
+    ("bump-chunks.svg", bump::bump_chunks),
+    ("fixed-region.svg", fixed::fixed_region),
+];
+
+/// `heapmap [DIR [NAME...]]`: draws every picture into DIR, or only the NAMEs given.
 fn main() {
-    let dir = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let dir = args
+        .first()
+        .cloned()
         .unwrap_or_else(|| "docs/images".into());
+    let only = args.get(1..).unwrap_or_default();
+    for name in only {
+        assert!(
+            PICTURES.iter().any(|(known, _)| known == name),
+            "no picture named {name:?}"
+        );
+    }
     std::fs::create_dir_all(&dir).expect("create the output folder");
-    let pictures = [
-        ("bins-steps.svg", bins_steps()),
-        ("slab-chunk.svg", slab_chunk()),
-        ("frag-internal.svg", frag_internal()),
-        ("frag-external.svg", frag_external()),
-    ];
-    for (name, (svg, caption)) in pictures {
+    for (name, draw) in PICTURES {
+        if !only.is_empty() && !only.iter().any(|n| n == name) {
+            continue;
+        }
+        let (svg, caption) = draw();
         let path = format!("{dir}/{name}");
         std::fs::write(&path, svg).expect("write the picture");
         println!("{name}: {caption}");
@@ -59,6 +87,8 @@ impl BinsTour {
             mmap_threshold_bytes: 8 * 1024,
             dynamic_mmap_threshold: false,
             top_pad_bytes: 0,
+            // The bare arena (no tcache): every free reaches the bins, as the chapters describe.
+            tcache_count: 0,
             ..Config::DEFAULT
         };
         let pages = BufferPages::owned(256 * 1024, 4096).expect("buffer");
@@ -194,6 +224,9 @@ fn bins_steps() -> (String, String) {
                 ),
                 ChunkState::Free { bin } => (colour::FREE, String::new(), format!("bin {bin}")),
                 ChunkState::Fast { bin } => (colour::FREE, String::new(), format!("fast {bin}")),
+                ChunkState::Cached { bin } => {
+                    (colour::FREE, String::new(), format!("tcache {bin}"))
+                }
                 ChunkState::Top => (
                     colour::UNTOUCHED,
                     format!("top {} B", chunk.size_bytes),
@@ -581,6 +614,8 @@ fn frag_internal() -> (String, String) {
 fn frag_external() -> (String, String) {
     let config = Config {
         top_pad_bytes: 0,
+        // The bare arena (no tcache): every free reaches the bins, as the chapters describe.
+        tcache_count: 0,
         ..Config::DEFAULT
     };
     let heap = Bins::with_config(

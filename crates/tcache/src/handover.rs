@@ -1,0 +1,69 @@
+//! The hand-over of a magazine between the threads that hold its slot, and to a reclaiming
+//! thread: the cross-thread half of the slot protocol, kept apart from the cache so that the
+//! loom models run exactly this code.
+//!
+//! ```text
+//!   holder (slot s)            entry[s]              reclaimer (any thread)
+//!   try_acquire ─Acquire─►       │                    load entry[s]: a magazine?
+//!   magazine_or_install ──────► M (Relaxed store)     try_acquire_exact(s) ─Acquire─► refused
+//!   ... pops/pushes in M ...     │                        while the holder lives
+//!   release(s) ─Release─►        │                    ... after the release: held by us
+//!                                ◄──── swap(empty) ── give_back(M), release(s)
+//! ```
+//!
+//! The entry itself needs no ordering: only the slot's holder touches it, and holding the slot
+//! (an `Acquire` CAS after the previous holder's `Release`) orders every access to the entry
+//! and the magazine after the previous holder's.
+
+use crate::slot::{Owners, SLOT_COUNT};
+use crate::sync::{AtomicPtr, Ordering};
+
+/// The magazine of the slot the caller holds, installing `make()`'s if the entry holds `empty`.
+/// Returns `empty`'s replacement, or null when `make` returned null (the entry is unchanged).
+///
+/// The caller holds the slot whose entry this is.
+pub fn magazine_or_install<T>(
+    entry: &AtomicPtr<T>,
+    empty: *mut T,
+    make: impl FnOnce() -> *mut T,
+) -> *mut T {
+    let current = entry.load(Ordering::Relaxed);
+    if current != empty {
+        return current;
+    }
+    let made = make();
+    if !made.is_null() {
+        // Only the slot's holder writes its entry; the slot hand-over orders it for the next
+        // holder.
+        entry.store(made, Ordering::Relaxed);
+    }
+    made
+}
+
+/// If slot `slot` is free and its entry holds a magazine, takes the slot, detaches the
+/// magazine (the entry goes back to `empty`), passes it to `give_back`, and frees the slot
+/// again. Returns `give_back`'s result, or 0 when the slot was held or had no magazine.
+///
+/// `give_back` runs while the caller holds the slot: it has the magazine to itself.
+pub fn reclaim<T>(
+    owners: &Owners,
+    slot: usize,
+    entry: &AtomicPtr<T>,
+    empty: *mut T,
+    give_back: impl FnOnce(*mut T) -> usize,
+) -> usize {
+    debug_assert!(slot < SLOT_COUNT);
+    // A cheap look first: most slots of most caches have no magazine.
+    if entry.load(Ordering::Relaxed) == empty || !owners.try_acquire_exact(slot) {
+        return 0;
+    }
+    // Holding the slot makes its magazine ours; re-read it under that ownership.
+    let magazine = entry.swap(empty, Ordering::Relaxed);
+    let result = if magazine == empty {
+        0
+    } else {
+        give_back(magazine)
+    };
+    owners.release(slot);
+    result
+}
