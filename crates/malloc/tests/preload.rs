@@ -6,68 +6,32 @@
 
 #![cfg(all(target_os = "linux", not(miri)))]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use support::text;
 
 fn work_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("preload");
-    std::fs::create_dir_all(&dir).expect("create the preload work folder");
-    dir
+    support::work_dir("preload")
 }
 
-/// Builds libheapkit_malloc.so once per test run and returns its path.
+/// The release libheapkit_malloc.so, built once per test run (shared with tests/probes.rs's
+/// builds: see `support::heapkit_library`).
 fn preload_library() -> &'static Path {
     static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let target = work_dir().join("target");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--quiet", "-p", "heapkit-malloc"])
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build for the preload library");
-        assert!(status.success(), "building libheapkit_malloc.so failed");
-        let library = target.join("release/libheapkit_malloc.so");
-        assert!(library.exists(), "{} was not built", library.display());
-        library
-    })
+    LIBRARY.get_or_init(|| support::heapkit_library(&[]))
 }
 
-/// Compiles one of the C or C++ programs in tests/c and returns the binary's path.
+/// Compiles one of the C or C++ programs in tests/c (at -O1, as a program would be built).
 fn compile(source: &str, extra: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/c")
-        .join(source);
-    let out = work_dir().join(source.replace('.', "_"));
-    let compiler = if source.ends_with(".cpp") {
-        "g++"
-    } else {
-        "gcc"
-    };
-    let status = Command::new(compiler)
-        .args(["-O1", "-w", "-pthread", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .args(extra)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
-    assert!(status.success(), "compiling {source} failed");
-    out
+    support::compile_with(&work_dir(), source, &["-O1"], extra)
 }
 
 /// Runs `command` with or without the preload library.
-fn run(mut command: Command, preload: bool) -> Output {
-    if preload {
-        command.env("LD_PRELOAD", preload_library());
-    } else {
-        command.env_remove("LD_PRELOAD");
-    }
-    command.output().expect("run the program")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+fn run(command: Command, preload: bool) -> Output {
+    support::run(command, preload.then(preload_library))
 }
 
 /// Runs the command built by `make` under glibc and under heapkit and requires the same exit

@@ -134,6 +134,12 @@ pub fn heapkit_library(features: &[&str]) -> PathBuf {
 /// Compiles `tests/c/<source>` (C or C++, at -O0 so that faults happen as written) into the
 /// work folder `dir` and returns the binary.
 pub fn compile(dir: &Path, source: &str, extra: &[&str]) -> PathBuf {
+    compile_with(dir, source, &["-O0", "-g", "-fno-builtin"], extra)
+}
+
+/// Compiles `tests/c/<source>` with the optimisation `flags` (and `-w -pthread`, then `extra`)
+/// into the work folder `dir` and returns the binary.
+pub fn compile_with(dir: &Path, source: &str, flags: &[&str], extra: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/c")
         .join(source);
@@ -144,7 +150,8 @@ pub fn compile(dir: &Path, source: &str, extra: &[&str]) -> PathBuf {
         "gcc"
     };
     let status = Command::new(compiler)
-        .args(["-O0", "-g", "-w", "-fno-builtin", "-pthread", "-o"])
+        .args(flags)
+        .args(["-w", "-pthread", "-o"])
         .arg(&out)
         .arg(&src)
         .args(extra)
