@@ -298,6 +298,20 @@ impl<A: Allocator + Introspect> Driver<A> {
         }
     }
 
+    /// Applies every op decoded from `data` with `apply`, running `check()` after each, then
+    /// [`finish`](Self::finish)es and returns the allocator: the whole run of a target whose
+    /// ops need no state beyond the driver.
+    pub fn run<'a, Op>(mut self, data: &'a [u8], mut apply: impl FnMut(&mut Self, Op)) -> A
+    where
+        Op: Arbitrary<'a> + Copy + Debug,
+    {
+        crate::input::for_each_op(data, |op: Op| {
+            apply(&mut self, op);
+            self.check(&op);
+        });
+        self.finish()
+    }
+
     /// Frees every live block (checking each), then requires `check()` and, with live
     /// accounting, stats showing nothing live. Returns the allocator.
     pub fn finish(mut self) -> A {

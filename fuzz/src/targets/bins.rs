@@ -2,7 +2,7 @@
 //! unsized free and usable size of C's `free` and `malloc_usable_size`.
 
 use crate::driver::{AllocOp, Driver, Limits};
-use crate::input::{for_each_op, setup};
+use crate::input::setup;
 use crate::pages::JunkPages;
 use arbitrary::Arbitrary;
 use heapkit_bins::{Bins, Config};
@@ -74,12 +74,8 @@ pub fn run(data: &[u8]) {
         must_succeed_below_live_bytes: Some(BUFFER_BYTES / 8),
         live_accounting: true,
     };
-    let mut driver = Driver::new(heap, limits);
-    for_each_op(data, |op: Op| {
-        apply(&mut driver, op);
-        driver.check(&op);
-    });
-    drop(driver.finish());
+    let driver = Driver::new(heap, limits);
+    drop(driver.run(data, apply));
 }
 
 fn apply(driver: &mut Driver<Bins<JunkPages>>, op: Op) {

@@ -2,7 +2,6 @@
 //! thread cache uses, unsized free, usable size, class of a block, purge threshold and trim.
 
 use crate::driver::{AllocOp, Driver, Limits};
-use crate::input::for_each_op;
 use crate::pages::JunkPages;
 use crate::shadow::Shadow;
 use arbitrary::Arbitrary;
@@ -68,12 +67,8 @@ pub fn run(data: &[u8]) {
         must_succeed_below_live_bytes: Some(BUFFER_BYTES / 16),
         live_accounting: true,
     };
-    let mut driver = Driver::new(slab, limits);
-    for_each_op(data, |op: Op| {
-        apply(&mut driver, op);
-        driver.check(&op);
-    });
-    drop(driver.finish());
+    let driver = Driver::new(slab, limits);
+    drop(driver.run(data, apply));
 }
 
 fn apply(driver: &mut Driver<Slab<JunkPages>>, op: Op) {

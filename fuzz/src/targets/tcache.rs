@@ -3,7 +3,7 @@
 //! `flush_thread` and `reclaim_idle`.
 
 use crate::driver::{AllocOp, Driver, Limits};
-use crate::input::{for_each_op, Align, Size};
+use crate::input::{Align, Size};
 use crate::pages::JunkPages;
 use crate::shadow::Shadow;
 use arbitrary::Arbitrary;
@@ -54,12 +54,7 @@ pub fn run(data: &[u8]) {
         must_succeed_below_live_bytes: Some(2 << 20),
         live_accounting: false,
     };
-    let mut driver = Driver::new(cache, limits);
-    for_each_op(data, |op: Op| {
-        apply(&mut driver, op);
-        driver.check(&op);
-    });
-    let cache = driver.finish();
+    let cache = Driver::new(cache, limits).run(data, apply);
     cache.flush_thread();
     cache.check().expect("check() after the final flush");
     if let Some(stats) = cache.stats() {
