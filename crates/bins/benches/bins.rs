@@ -22,7 +22,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use heapkit_bins::{Bins, Config, LockedBins};
-use heapkit_core::{Allocator, GlobalAdapter, Locked};
+use heapkit_core::{GlobalAdapter, Locked};
 use heapkit_pages::MmapPages;
 use heapkit_tcache::ThreadCache;
 use heapkit_testkit::Rng;
@@ -39,44 +39,6 @@ static BINS_NOCACHE: Heap = GlobalAdapter::new(Locked::new(Bins::with_config(
 )));
 static TCACHE_BINS: ThreadCache<LockedBins<MmapPages>> =
     ThreadCache::new(LockedBins::new(MmapPages::new()));
-
-/// A `Bins` used without a lock, through `GlobalAlloc` (as a `thread_local` heap would be).
-struct Bare(Bins<MmapPages>);
-
-// SAFETY: forwards to `Bins`'s `Allocator`, whose contract `GlobalAlloc` needs; null stands
-// for `AllocError`.
-unsafe impl GlobalAlloc for Bare {
-    #[inline]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.0
-            .allocate_nonzero(layout)
-            .map_or(core::ptr::null_mut(), |b| b.cast::<u8>().as_ptr())
-    }
-
-    #[inline]
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `GlobalAlloc` callers pass a live non-null block and its layout.
-        unsafe {
-            self.0
-                .deallocate_nonzero(core::ptr::NonNull::new_unchecked(ptr), layout)
-        }
-    }
-
-    #[inline]
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as for `dealloc`; `new_size` is non-zero and fits `isize` with the alignment.
-        let result = unsafe {
-            let ptr = core::ptr::NonNull::new_unchecked(ptr);
-            let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-            if new_size >= layout.size() {
-                self.0.grow_nonzero(ptr, layout, new_layout)
-            } else {
-                self.0.shrink_nonzero(ptr, layout, new_layout)
-            }
-        };
-        result.map_or(core::ptr::null_mut(), |b| b.cast::<u8>().as_ptr())
-    }
-}
 
 const LIVE_BLOCKS: usize = 10_000;
 const OPS_PER_ITER: usize = 1_000;
@@ -186,7 +148,10 @@ fn realloc_growth<A: GlobalAlloc>(a: &A) {
 macro_rules! for_each_contender {
     ($f:expr) => {{
         $f("bins", &BINS);
-        $f("bins-bare", &Bare(Bins::new(MmapPages::new())));
+        $f(
+            "bins-bare",
+            &GlobalAdapter::new(Bins::new(MmapPages::new())),
+        );
         $f("bins-nocache", &BINS_NOCACHE);
         $f("tcache-bins", &TCACHE_BINS);
         $f("glibc", &System);

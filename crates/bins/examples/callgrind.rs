@@ -13,7 +13,7 @@
 //! The workloads are those of `benches/bins.rs`.
 
 use heapkit_bins::{Bins, Config, LockedBins};
-use heapkit_core::{Allocator, GlobalAdapter, Locked};
+use heapkit_core::{GlobalAdapter, Locked};
 use heapkit_pages::MmapPages;
 use heapkit_tcache::ThreadCache;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -33,40 +33,6 @@ static BINS_NOCACHE: Heap = GlobalAdapter::new(Locked::new(Bins::with_config(
 )));
 static TCACHE_BINS: ThreadCache<LockedBins<MmapPages>> =
     ThreadCache::new(LockedBins::new(MmapPages::new()));
-
-/// A `Bins` used without a lock (one thread).
-struct Bare(Bins<MmapPages>);
-
-// SAFETY: forwards to `Bins`'s `Allocator`; null stands for `AllocError`.
-unsafe impl GlobalAlloc for Bare {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        self.0
-            .allocate_nonzero(layout)
-            .map_or(core::ptr::null_mut(), |b| b.cast::<u8>().as_ptr())
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: callers pass a live non-null block and its layout.
-        unsafe {
-            self.0
-                .deallocate_nonzero(core::ptr::NonNull::new_unchecked(ptr), layout)
-        }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as for `dealloc`; `new_size` is non-zero.
-        let result = unsafe {
-            let ptr = core::ptr::NonNull::new_unchecked(ptr);
-            let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-            if new_size >= layout.size() {
-                self.0.grow_nonzero(ptr, layout, new_layout)
-            } else {
-                self.0.shrink_nonzero(ptr, layout, new_layout)
-            }
-        };
-        result.map_or(core::ptr::null_mut(), |b| b.cast::<u8>().as_ptr())
-    }
-}
 
 /// xorshift64*, the benches' generator.
 struct Rng(u64);
@@ -174,7 +140,11 @@ fn main() {
     let ops = match who {
         "glibc" => run(&System, work, rounds),
         "bins-fast" => run(&BINS_FAST, work, rounds),
-        "bins-bare" => run(&Bare(Bins::new(MmapPages::new())), work, rounds),
+        "bins-bare" => run(
+            &GlobalAdapter::new(Bins::new(MmapPages::new())),
+            work,
+            rounds,
+        ),
         "bins-nocache" => run(&BINS_NOCACHE, work, rounds),
         "tcache-bins" => run(&TCACHE_BINS, work, rounds),
         _ => run(&BINS, work, rounds),

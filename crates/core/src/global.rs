@@ -1,10 +1,15 @@
-//! `GlobalAdapter<A>`: install any `Sync` heapkit allocator as `#[global_allocator]`.
+//! `GlobalAdapter<A>`: any heapkit allocator as a `GlobalAlloc` (and, when `Sync`, as the
+//! `#[global_allocator]`).
 
 use crate::Allocator;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
 
-/// Implements [`GlobalAlloc`] for a heapkit [`Allocator`] that is `Sync`.
+/// Implements [`GlobalAlloc`] for any heapkit [`Allocator`].
+///
+/// A `#[global_allocator]` static must be `Sync`, so there `A` must be (wrap a single-threaded
+/// allocator in [`Locked`](crate::Locked)); a `GlobalAlloc` used by one thread — a benchmark of
+/// the lock-free form, a `thread_local!` heap — needs no lock.
 ///
 /// `GlobalAlloc` never passes a zero-size layout, so calls go straight to the `*_nonzero`
 /// methods with no extra branch. Failure becomes a null pointer, as `GlobalAlloc` requires;
@@ -52,7 +57,7 @@ fn into_raw(result: Result<NonNull<[u8]>, crate::AllocError>) -> *mut u8 {
 // SAFETY: `GlobalAlloc`'s contract is the block contract of `Allocator` with nulls for errors:
 // layouts are non-zero (the caller's promise), blocks are aligned and disjoint (the allocator's),
 // and `realloc` keeps the old block on failure because `grow`/`shrink` do.
-unsafe impl<A: Allocator + Sync> GlobalAlloc for GlobalAdapter<A> {
+unsafe impl<A: Allocator> GlobalAlloc for GlobalAdapter<A> {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         debug_assert!(layout.size() != 0);
