@@ -45,6 +45,7 @@ mod page_source;
 pub mod report;
 pub mod secure;
 mod stats;
+mod threads;
 
 pub use allocator::{dangling_block, relocate, Allocator};
 pub use classes::{BatchAllocator, UnsizedAllocator};
@@ -55,6 +56,7 @@ pub use locked::{Locked, LockedGuard, SpinLock};
 pub use page_source::PageSource;
 pub use report::{abort_with, fatal, report, write_stderr, StackMessage};
 pub use stats::{Counting, Introspect, Stats};
+pub use threads::process_is_single_threaded;
 
 #[doc(hidden)]
 pub mod __private {

@@ -5,7 +5,12 @@
 //! systems, or `std::sync::Mutex` on older platforms), and it fits in one byte. Waiters spin with
 //! a growing pause and, with the `std` feature, yield their time slice after a while, because on
 //! a two-core machine a waiter that keeps spinning can starve the very thread holding the lock.
+//!
+//! While the process has a single thread (see [`process_is_single_threaded`]) taking the lock is
+//! a plain load and store instead of a `lock cmpxchg`: glibc's malloc skips its arena lock the
+//! same way, and a single-threaded program should not pay for threads it never starts.
 
+use crate::threads::process_is_single_threaded;
 use crate::{AllocError, Allocator, Introspect, InvariantError, Stats};
 use core::alloc::Layout;
 use core::cell::UnsafeCell;
@@ -33,6 +38,14 @@ impl SpinLock {
     /// Takes the lock, waiting as long as needed.
     #[inline]
     pub fn lock(&self) {
+        if process_is_single_threaded() && !self.locked.load(Ordering::Relaxed) {
+            // No other thread exists to race this store, and a thread created later starts
+            // after `pthread_create`'s own synchronisation, so it sees the lock held. A lock
+            // found held here (a re-entrant call, or a fork child whose parent thread held it)
+            // takes the path below and waits, exactly as the atomic path would.
+            self.locked.store(true, Ordering::Relaxed);
+            return;
+        }
         if self.try_lock() {
             return;
         }

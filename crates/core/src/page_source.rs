@@ -63,6 +63,38 @@ pub unsafe trait PageSource {
         Err(AllocError)
     }
 
+    /// Resizes a whole run to `new_len_bytes`, moving it if it cannot be resized where it is
+    /// (`mremap(MREMAP_MAYMOVE)`, what glibc's `mremap_chunk` uses to grow an mmapped block
+    /// without copying it byte by byte). The default refuses, which every caller must handle
+    /// (by mapping a new run and copying): sources with no OS behind them cannot move pages.
+    ///
+    /// On success the run starts at the returned address and is `new_len_bytes` long; its
+    /// first `min(old_len_bytes, new_len_bytes)` bytes hold what the old run held, and the
+    /// bytes past that read as zero when [`maps_zeroed`](Self::maps_zeroed) is true. The old
+    /// address range may be gone (when the run moved): nothing may use it afterwards.
+    /// [`mapped_bytes`](Self::mapped_bytes) changes by exactly `new_len_bytes - old_len_bytes`.
+    ///
+    /// Alignment: a moved run is aligned to [`page_size`](Self::page_size) only, whatever
+    /// alignment `map` was asked for (the kernel's `mremap` keeps no more, and neither does
+    /// glibc's `mremap_chunk`). Callers that need more must check the result or not remap.
+    ///
+    /// On error nothing changed: the old run is still mapped, unmoved and intact.
+    ///
+    /// # Safety
+    /// `ptr..ptr + old_len_bytes` is exactly one live run (as returned by `map` or a previous
+    /// `remap`, possibly shortened by `unmap` of its tail); both lengths are non-zero multiples
+    /// of the page size (bad lengths are refused with `AllocError`, never undefined behaviour,
+    /// by the sources in heapkit-pages); no reference into the run is held across the call.
+    unsafe fn remap(
+        &self,
+        ptr: NonNull<u8>,
+        old_len_bytes: usize,
+        new_len_bytes: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let _ = (ptr, old_len_bytes, new_len_bytes);
+        Err(AllocError)
+    }
+
     /// Whether fresh runs from `map` (and bytes added by `extend`) always read as zero, as
     /// anonymous `mmap` memory does. Allocators use it to skip zeroing for `calloc`.
     fn maps_zeroed(&self) -> bool {
@@ -114,6 +146,16 @@ unsafe impl<P: PageSource + ?Sized> PageSource for &P {
     #[inline]
     fn extend(&self, end: NonNull<u8>, extra_bytes: usize) -> Result<(), AllocError> {
         (**self).extend(end, extra_bytes)
+    }
+    #[inline]
+    unsafe fn remap(
+        &self,
+        ptr: NonNull<u8>,
+        old_len_bytes: usize,
+        new_len_bytes: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).remap(ptr, old_len_bytes, new_len_bytes) }
     }
     #[inline]
     unsafe fn protect(

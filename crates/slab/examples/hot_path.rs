@@ -6,6 +6,11 @@
 //! ```
 //! Run it with two counts and divide the difference in instructions (`Collected`) by the
 //! difference in pairs: set-up costs cancel out.
+//!
+//! A fourth argument `threaded` starts (and joins) a thread before the loop: the process is then
+//! no longer single-threaded, so the class lock takes its atomic path (`lock cmpxchg`) instead of
+//! the single-threaded shortcut. `time target/release/examples/hot_path slab 50000000 64
+//! threaded` shows what that costs.
 
 use heapkit_core::GlobalAdapter;
 use heapkit_pages::MmapPages;
@@ -34,6 +39,10 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let size: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(64);
+    if args.next().as_deref() == Some("threaded") {
+        std::thread::spawn(|| ()).join().unwrap();
+        assert!(!heapkit_core::process_is_single_threaded());
+    }
     match which.as_str() {
         "slab" => pairs(&SLAB, count, size),
         "glibc" => pairs(&System, count, size),

@@ -153,7 +153,7 @@ impl<P: PageSource> Slab<P> {
             slabs: list.slabs,
             live_blocks: list.live_blocks,
             capacity_blocks: list.slabs * class_capacity(class),
-            allocations: list.allocations,
+            allocations: list.deallocations + list.live_blocks,
             deallocations: list.deallocations,
         }
     }
@@ -330,7 +330,7 @@ impl<P: PageSource> Slab<P> {
                 .fold(live_blocks, CLASS_BYTES[class] as usize, &self.live);
             stats.live_blocks += list.live_blocks;
             stats.live_bytes += list.live_blocks * CLASS_BYTES[class] as usize;
-            stats.allocations += list.allocations;
+            stats.allocations += list.deallocations + list.live_blocks;
             stats.deallocations += list.deallocations;
         }
         let chunks = self.chunks.lock();

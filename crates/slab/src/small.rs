@@ -219,7 +219,6 @@ unsafe fn take(list: &mut ClassList, slab: *mut SlabMeta, live: &LiveBytes) -> (
     // SAFETY: listed slabs have room.
     let taken = unsafe { meta.pop() };
     list.live_blocks += 1;
-    list.allocations += 1;
     if list.live_blocks > list.peak.high_blocks {
         let live_blocks = list.live_blocks;
         list.peak
