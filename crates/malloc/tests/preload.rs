@@ -39,27 +39,7 @@ fn run(command: Command, preload: bool) -> Output {
 fn same_as_glibc(what: &str, make: impl Fn() -> Command) -> String {
     let glibc = run(make(), false);
     let heapkit = run(make(), true);
-    assert!(
-        glibc.status.success(),
-        "{what} fails even under glibc: {}",
-        text(&glibc.stderr)
-    );
-    assert_eq!(
-        text(&heapkit.stderr),
-        text(&glibc.stderr),
-        "{what}: stderr differs under heapkit"
-    );
-    assert_eq!(
-        text(&heapkit.stdout),
-        text(&glibc.stdout),
-        "{what}: stdout differs under heapkit"
-    );
-    assert_eq!(
-        heapkit.status.code(),
-        glibc.status.code(),
-        "{what}: exit status differs under heapkit"
-    );
-    text(&heapkit.stdout)
+    support::assert_same_as_glibc(what, &glibc, &heapkit)
 }
 
 #[test]

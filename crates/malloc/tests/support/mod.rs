@@ -1,6 +1,7 @@
-//! What the tests that run C programs share: building the preload library (any feature set,
-//! once per test run), compiling the programs in `tests/c`, and running a program under glibc,
-//! under a preloaded library, or under Valgrind.
+//! What the tests that run C programs share: building the preload library or the static
+//! library (any feature set, once per test run), compiling the programs in `tests/c`, running a
+//! program under glibc, under a preloaded library, or under Valgrind, and comparing a run with
+//! glibc's.
 //!
 //! Vocabulary:
 //! - **library**: the `malloc` a program runs with: glibc's own, a heapkit build (a feature set
@@ -12,6 +13,7 @@
 //!   Library::Glibc ─────────────────────────────► run(program, None)
 //!   Library::Heapkit { features } ─ build once ─► run(program, Some(lib.so))   LD_PRELOAD
 //!   Library::System { path } ──── if present ───► run(program, Some(path))
+//!   heapkit_static_library(features) ─ same build ─► libheapkit_malloc.a ─► gcc prog.c lib.a
 //! ```
 
 #![allow(dead_code)] // Each test file uses its own part of this module.
@@ -79,18 +81,52 @@ pub fn work_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// What a heapkit build leaves in `target/release` for the tests to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Artifact {
+    /// `libheapkit_malloc.so`, to preload.
+    Shared,
+    /// `libheapkit_malloc.a`, to link into a program.
+    Static,
+}
+
+impl Artifact {
+    /// The file name's extension.
+    fn extension(self) -> &'static str {
+        match self {
+            Artifact::Shared => "so",
+            Artifact::Static => "a",
+        }
+    }
+}
+
 /// Builds libheapkit_malloc.so in release with `features` (once per feature set and test run)
 /// and returns a copy of it named after the features.
+pub fn heapkit_library(features: &[&str]) -> PathBuf {
+    heapkit_artifact(features, Artifact::Shared)
+}
+
+/// Builds libheapkit_malloc.a in release with `features` (the same cargo build as the `.so`:
+/// the crate's types include `staticlib`) and returns a copy of it named after the features.
+pub fn heapkit_static_library(features: &[&str]) -> PathBuf {
+    heapkit_artifact(features, Artifact::Static)
+}
+
+/// Builds heapkit-malloc in release with `features` and returns a copy of its `artifact`, named
+/// after the features (once per feature set, artifact and test run).
 ///
 /// All feature sets share one target directory (dependencies built once); a lock makes each
-/// build-and-copy atomic, since every build writes the same `release/libheapkit_malloc.so`.
-pub fn heapkit_library(features: &[&str]) -> PathBuf {
-    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+/// build-and-copy atomic, since every build writes the same `release/libheapkit_malloc.*`. A
+/// second artifact of a feature set runs cargo again, which finds the build fresh, so the copy
+/// always comes from the feature set it is named after.
+pub fn heapkit_artifact(features: &[&str], artifact: Artifact) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<(String, Artifact), PathBuf>>> = Mutex::new(None);
     let mut built = BUILT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let key = features.join(",");
-    if let Some(path) = built.get_or_insert_with(HashMap::new).get(&key) {
+    let built = built.get_or_insert_with(HashMap::new);
+    if let Some(path) = built.get(&(key.clone(), artifact)) {
         return path.clone();
     }
     let dir = work_dir("libraries");
@@ -108,26 +144,26 @@ pub fn heapkit_library(features: &[&str]) -> PathBuf {
         }
         cargo.args(["--features", &key]);
     }
-    let status = cargo
-        .status()
-        .expect("run cargo build for the preload library");
-    assert!(
-        status.success(),
-        "building libheapkit_malloc.so ({key}) failed"
-    );
+    let status = cargo.status().expect("run cargo build for heapkit-malloc");
+    assert!(status.success(), "building heapkit-malloc ({key}) failed");
+    let extension = artifact.extension();
     let name = if key.is_empty() {
-        "libheapkit_malloc.so".to_string()
+        format!("libheapkit_malloc.{extension}")
     } else if key == "secure" {
-        "libheapkit_malloc_secure.so".to_string()
+        format!("libheapkit_malloc_secure.{extension}")
     } else {
-        format!("libheapkit_malloc-{}.so", key.replace(['/', ','], "-"))
+        format!(
+            "libheapkit_malloc-{}.{extension}",
+            key.replace(['/', ','], "-")
+        )
     };
     let copy = dir.join(name);
-    std::fs::copy(target.join("release/libheapkit_malloc.so"), &copy)
-        .expect("copy the built library");
-    built
-        .get_or_insert_with(HashMap::new)
-        .insert(key, copy.clone());
+    std::fs::copy(
+        target.join(format!("release/libheapkit_malloc.{extension}")),
+        &copy,
+    )
+    .expect("copy the built library");
+    built.insert((key, artifact), copy.clone());
     copy
 }
 
@@ -149,15 +185,22 @@ pub fn compile_with(dir: &Path, source: &str, flags: &[&str], extra: &[&str]) ->
     } else {
         "gcc"
     };
-    let status = Command::new(compiler)
+    // The output is kept, not shown: a link against the static library with `-static` warns
+    // that the Rust standard library inside it references `getaddrinfo` (never called), and
+    // that noise belongs in a failure's message only.
+    let output = Command::new(compiler)
         .args(flags)
         .args(["-w", "-pthread", "-o"])
         .arg(&out)
         .arg(&src)
         .args(extra)
-        .status()
+        .output()
         .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
-    assert!(status.success(), "compiling {source} failed");
+    assert!(
+        output.status.success(),
+        "compiling {source} failed: {}",
+        text(&output.stderr)
+    );
     out
 }
 
@@ -168,6 +211,33 @@ pub fn run(mut command: Command, preload: Option<&Path>) -> Output {
         None => command.env_remove("LD_PRELOAD"),
     };
     command.output().expect("run the program")
+}
+
+/// Requires `tested` (a run of the program under `what`) to end exactly as the `reference` run
+/// under glibc did: the same standard error, standard output and exit status, and glibc's run
+/// a success. Returns the standard output.
+pub fn assert_same_as_glibc(what: &str, reference: &Output, tested: &Output) -> String {
+    assert!(
+        reference.status.success(),
+        "{what} fails even under glibc: {}",
+        text(&reference.stderr)
+    );
+    assert_eq!(
+        text(&tested.stderr),
+        text(&reference.stderr),
+        "{what}: stderr differs under heapkit"
+    );
+    assert_eq!(
+        text(&tested.stdout),
+        text(&reference.stdout),
+        "{what}: stdout differs under heapkit"
+    );
+    assert_eq!(
+        tested.status.code(),
+        reference.status.code(),
+        "{what}: exit status differs under heapkit"
+    );
+    text(&tested.stdout)
 }
 
 /// Bytes as text, invalid UTF-8 replaced.
