@@ -3,7 +3,9 @@
 //! divided by the difference in iterations is the cost per alloc+free pair, start-up excluded.
 //!
 //! allocator: heapkit | mimalloc | jemalloc | system; mode: hot (alloc+free) | lifo (1000
-//! allocs then frees in reverse) | fifo (1000 allocs then frees in order).
+//! allocs then frees in reverse) | fifo (1000 allocs then frees in order); and the allocator
+//! `heapkit-unsized`: hot pairs whose free without a size (`deallocate_unsized`, what C's `free` does),
+//! which must find the class from the pointer (allocator `heapkit-unsized`, mode ignored).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -48,6 +50,19 @@ fn run<A: GlobalAlloc>(a: &A, mode: &str, iterations: usize, layout: Layout) {
     }
 }
 
+#[inline(never)]
+fn hot_unsized(iterations: usize, layout: Layout) {
+    use heapkit::core::UnsizedAllocator;
+    for _ in 0..iterations {
+        // SAFETY: (bench) a live block of HEAPKIT, freed once.
+        unsafe {
+            let p = HEAPKIT.alloc(layout);
+            black_box(p);
+            HEAPKIT.deallocate_unsized(std::ptr::NonNull::new_unchecked(p));
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let which = args.get(1).map_or("heapkit", String::as_str);
@@ -60,6 +75,7 @@ fn main() {
         "mimalloc" => run(&MIMALLOC, mode, iterations, layout),
         "jemalloc" => run(&JEMALLOC, mode, iterations, layout),
         "system" => run(&System, mode, iterations, layout),
+        "heapkit-unsized" => hot_unsized(iterations, layout),
         _ => panic!("allocator: heapkit | mimalloc | jemalloc | system"),
     }
 }

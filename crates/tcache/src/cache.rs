@@ -564,7 +564,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: the caller owns the bin; every link is a cached (live) block.
         unsafe {
             let (count, limit) = ((*bin).count, (*bin).limit);
-            if count > limit || limit as u32 > bin::BIN_BLOCKS_MAX {
+            if count > limit as u32 || limit as u32 > bin::BIN_BLOCKS_MAX {
                 return Err(InvariantError::new(
                     "bin holds more blocks than its limit",
                     bin as usize,
@@ -572,7 +572,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
             }
             let class_size = self.backend.class_size(class);
             let mut cursor = (*bin).head;
-            let mut seen = 0u16;
+            let mut seen = 0u32;
             while !cursor.is_null() {
                 if seen == count {
                     return Err(InvariantError::new(
