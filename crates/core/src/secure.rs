@@ -74,24 +74,59 @@ fn drawn_key() -> usize {
     KEY.load(Ordering::Relaxed)
 }
 
+/// The key, read once, for a fast path that both encodes a link and tests or writes the free
+/// mark: the key is an atomic, and the compiler keeps every atomic read, so three calls of the
+/// free functions below read it three times where one [`Secrets::read`] reads it once.
+#[derive(Clone, Copy, Debug)]
+pub struct Secrets {
+    key: usize,
+}
+
+impl Secrets {
+    /// The key as drawn so far. Call [`key`] once before the first encoding.
+    #[inline(always)]
+    pub fn read() -> Secrets {
+        Secrets { key: drawn_key() }
+    }
+
+    /// The stored form of link `next` kept at address `at`.
+    #[inline(always)]
+    pub fn encode_link(self, next: usize, at: usize) -> usize {
+        debug_assert!(self.key != 0, "encode before the key was drawn");
+        next ^ self.key ^ at.rotate_left(32)
+    }
+
+    /// The link stored as `stored` at address `at` (the inverse of
+    /// [`encode_link`](Secrets::encode_link)).
+    #[inline(always)]
+    pub fn decode_link(self, stored: usize, at: usize) -> usize {
+        stored ^ self.key ^ at.rotate_left(32)
+    }
+
+    /// The value a free block's second word carries while the block is free.
+    #[inline(always)]
+    pub fn free_mark(self) -> usize {
+        self.key.rotate_left(17) ^ 0x6672_6565_6672_6565 // "freefree"
+    }
+}
+
 /// The stored form of link `next` kept at address `at`. Call [`key`] once before the first
 /// encoding.
 #[inline(always)]
 pub fn encode_link(next: usize, at: usize) -> usize {
-    debug_assert!(drawn_key() != 0, "encode before the key was drawn");
-    next ^ drawn_key() ^ at.rotate_left(32)
+    Secrets::read().encode_link(next, at)
 }
 
 /// The link stored as `stored` at address `at` (the inverse of [`encode_link`]).
 #[inline(always)]
 pub fn decode_link(stored: usize, at: usize) -> usize {
-    stored ^ drawn_key() ^ at.rotate_left(32)
+    Secrets::read().decode_link(stored, at)
 }
 
 /// The value a free block's second word carries while the block is free.
 #[inline(always)]
 pub fn free_mark() -> usize {
-    drawn_key().rotate_left(17) ^ 0x6672_6565_6672_6565 // "freefree"
+    Secrets::read().free_mark()
 }
 
 #[cfg(test)]

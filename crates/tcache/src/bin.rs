@@ -13,6 +13,7 @@
 //! the slot its magazine belongs to, so there is never a shared reference to one.
 
 use core::ptr;
+use heapkit_core::secure::Secrets;
 
 /// Whether the `secure` feature's hardening is on: links stored encoded with the process key
 /// and the free mark in every cached block's second word (see `heapkit_core::secure`).
@@ -243,13 +244,33 @@ pub unsafe fn next_of(block: *mut u8) -> *mut u8 {
 /// `block` is a block the caller gives up, at least `MIN_CACHED_BYTES` long and word-aligned.
 #[inline(always)]
 pub unsafe fn set_next(block: *mut u8, next: *mut u8) {
+    // SAFETY: forwarded from the caller.
+    unsafe { set_next_with(block, next, secrets()) }
+}
+
+/// The process secrets when `secure` is on (one read of the key), nothing otherwise.
+#[inline(always)]
+pub fn secrets() -> Option<Secrets> {
     if SECURE {
-        let stored = heapkit_core::secure::encode_link(next as usize, block as usize);
+        Some(Secrets::read())
+    } else {
+        None
+    }
+}
+
+/// [`set_next`] with the secrets already read.
+///
+/// # Safety
+/// As for [`set_next`].
+#[inline(always)]
+unsafe fn set_next_with(block: *mut u8, next: *mut u8, secrets: Option<Secrets>) {
+    if let Some(secrets) = secrets {
+        let stored = secrets.encode_link(next as usize, block as usize);
         // SAFETY: forwarded from the caller: two aligned words.
         unsafe {
             block
                 .cast::<[usize; 2]>()
-                .write([stored, heapkit_core::secure::free_mark()])
+                .write([stored, secrets.free_mark()])
         };
     } else {
         // SAFETY: forwarded from the caller.
@@ -263,9 +284,15 @@ pub unsafe fn set_next(block: *mut u8, next: *mut u8) {
 /// # Safety
 /// `block` is at least `MIN_CACHED_BYTES` long and word-aligned.
 #[inline(always)]
-pub unsafe fn is_marked_free(block: *mut u8) -> bool {
-    // SAFETY: forwarded from the caller.
-    SECURE && unsafe { block.cast::<usize>().add(1).read() } == heapkit_core::secure::free_mark()
+pub unsafe fn is_marked_free(block: *mut u8, secrets: Option<Secrets>) -> bool {
+    match secrets {
+        Some(secrets) => {
+            // SAFETY: forwarded from the caller.
+            let second_word = unsafe { block.cast::<usize>().add(1).read() };
+            second_word == secrets.free_mark()
+        }
+        None => false,
+    }
 }
 
 /// Takes the most recently freed block, or null when the bin is empty.
@@ -299,6 +326,17 @@ pub unsafe fn pop(bin: *mut Bin) -> *mut u8 {
 /// word-aligned, that the caller gives up.
 #[inline(always)]
 pub unsafe fn push(bin: *mut Bin, block: *mut u8) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { push_with(bin, block, secrets()) }
+}
+
+/// [`push`] with the secrets already read (the free path reads them once for the mark test
+/// and the link).
+///
+/// # Safety
+/// As for [`push`].
+#[inline(always)]
+pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>) -> bool {
     // SAFETY: the caller owns the bin and gives up `block`, which can hold an aligned word.
     unsafe {
         let count = (*bin).count;
@@ -309,7 +347,7 @@ pub unsafe fn push(bin: *mut Bin, block: *mut u8) -> bool {
             block != (*bin).head,
             "double free of {block:p} into a thread cache"
         );
-        set_next(block, (*bin).head);
+        set_next_with(block, (*bin).head, secrets);
         (*bin).head = block;
         (*bin).count = count + 1;
     }

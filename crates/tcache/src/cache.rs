@@ -172,14 +172,15 @@ impl<B: BatchAllocator> ThreadCache<B> {
         unsafe {
             self.check_free(bins, ptr, class)
         };
+        let secrets = bin::secrets();
         // SAFETY: the caller promises a live block of a cached class: two words long.
-        if bin::SECURE && unsafe { bin::is_marked_free(ptr) } {
+        if unsafe { bin::is_marked_free(ptr, secrets) } {
             // SAFETY: forwarded from the caller.
             return unsafe { self.deallocate_marked(bins, ptr, class) };
         }
         // SAFETY: as in `allocate_in_class` (a push to the empty magazine finds limit 0 and
         // writes nothing); the caller gives up a live block of the class.
-        if unsafe { bin::push(bins.add(class), ptr) } {
+        if unsafe { bin::push_with(bins.add(class), ptr, secrets) } {
             return;
         }
         // SAFETY: forwarded from the caller.
