@@ -240,7 +240,8 @@ impl<P: PageSource> Bins<P> {
         Ok(block)
     }
 
-    /// Resizes in place (the chunk stays put); `from_usable` is the old usable size.
+    /// Resizes in place (the chunk stays put, or its run was remapped); `from_usable` is the
+    /// old usable size.
     fn note_resize(&self, p: ChunkPtr, from_usable: usize) -> NonNull<[u8]> {
         let block = self.block(p);
         let c = &self.counters;
@@ -300,6 +301,11 @@ unsafe impl<P: PageSource> Allocator for Bins<P> {
             }
             if aligned && !is_mmapped(p) && self.grow_in_place(p, nb) {
                 return Ok(self.note_resize(p, old_usable));
+            }
+            if aligned && is_mmapped(p) && new_layout.align() <= self.pages.page_size() {
+                if let Some(q) = self.remap_mmapped(p, nb) {
+                    return Ok(self.note_resize(q, old_usable));
+                }
             }
             self.move_block(ptr, old_layout.size(), new_layout)
         }

@@ -442,6 +442,42 @@ impl<P: PageSource> Bins<P> {
         }
     }
 
+    /// Grows an mmapped chunk to `nb` bytes with [`PageSource::remap`] (glibc's
+    /// `mremap_chunk`): the kernel moves page table entries instead of the block's bytes, so
+    /// growing a large block costs no copy. Returns the chunk (which may have moved), or `None`
+    /// (nothing changed) when the source cannot remap.
+    ///
+    /// The run keeps its offset (an aligned block's lead) and a moved run is page-aligned, so
+    /// the block keeps any alignment up to a page; callers with larger alignments move it.
+    ///
+    /// # Safety
+    /// `p` is a live mmapped chunk of this heap; `nb` is the chunk size of a request larger
+    /// than its usable size.
+    pub(crate) unsafe fn remap_mmapped(&self, p: ChunkPtr, nb: usize) -> Option<ChunkPtr> {
+        // SAFETY: an mmapped chunk's prev_size is its offset into its run, which is
+        // offset + size bytes long and page-aligned at both ends (check_mmapped); the caller
+        // holds no reference into it across the remap.
+        unsafe {
+            let offset = prev_size(p);
+            let total = offset + size(p);
+            let new_total = self
+                .page_round(offset.checked_add(nb)?.checked_add(SIZE_SZ)?)
+                .ok()?;
+            // The caller grows past the usable size, which leaves no spare page in the run.
+            debug_assert!(new_total > total);
+            let base = NonNull::new_unchecked(p.cast::<u8>().sub(offset));
+            let new_base = self.pages.remap(base, total, new_total).ok()?;
+            debug_assert!(new_base.as_ptr() as usize % self.pages.page_size() == 0);
+            let q: ChunkPtr = new_base.as_ptr().add(offset).cast();
+            debug_assert!(prev_size(q) == offset && head(q) & IS_MMAPPED != 0);
+            set_head(q, (new_total - offset) | IS_MMAPPED);
+            self.counters
+                .mmapped_bytes
+                .set(self.counters.mmapped_bytes.get() + (new_total - total));
+            Some(q)
+        }
+    }
+
     /// The heap's segments, newest first (no allocation: an iterator over the in-heap list).
     pub fn segments(&self) -> impl Iterator<Item = SegmentInfo> + '_ {
         let mut seg = self.newest_segment.get();

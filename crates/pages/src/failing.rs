@@ -11,7 +11,7 @@ const NO_LIMIT: usize = usize::MAX;
 /// an allocator, and the test, which changes the plan while the allocator runs.
 #[derive(Debug)]
 pub struct FaultPlan {
-    /// `map`/`extend` calls still allowed to succeed (`NO_LIMIT` = unlimited).
+    /// `map`/`extend`/`remap` calls still allowed to succeed (`NO_LIMIT` = unlimited).
     maps_left: AtomicUsize,
     /// Most bytes the source may have mapped at once (`NO_LIMIT` = unlimited).
     budget_bytes: AtomicUsize,
@@ -27,7 +27,7 @@ impl FaultPlan {
         }
     }
 
-    /// Every `map` and `extend` fails from now on.
+    /// Every `map`, `extend` and `remap` fails from now on.
     pub fn fail_every_map(&self) {
         self.maps_left.store(0, Ordering::SeqCst);
     }
@@ -73,7 +73,7 @@ impl FaultPlan {
     }
 }
 
-/// Wraps a source and fails `map` / `extend` as its [`FaultPlan`] says; `unmap` and `purge` always
+/// Wraps a source and fails `map` / `extend` / `remap` as its [`FaultPlan`] says; `unmap` and `purge` always
 /// pass through.
 ///
 /// ```
@@ -135,6 +135,22 @@ unsafe impl<P: PageSource> PageSource for FailingPages<P> {
         unsafe { self.inner.purge(ptr, len_bytes) }
     }
 
+    /// Counts as a map for the plan (a call that can fail, with the growth against the
+    /// budget), then forwards.
+    unsafe fn remap(
+        &self,
+        ptr: NonNull<u8>,
+        old_len_bytes: usize,
+        new_len_bytes: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let growth_bytes = new_len_bytes.saturating_sub(old_len_bytes);
+        if !self.plan.admit(self.inner.mapped_bytes(), growth_bytes) {
+            return Err(AllocError);
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.inner.remap(ptr, old_len_bytes, new_len_bytes) }
+    }
+
     fn extend(&self, end: NonNull<u8>, extra_bytes: usize) -> Result<(), AllocError> {
         if !self.plan.admit(self.inner.mapped_bytes(), extra_bytes) {
             return Err(AllocError);
@@ -181,5 +197,41 @@ mod tests {
         assert!(pages.map(1024, 1024).is_err());
         plan.heal();
         assert!(pages.map(1024, 1024).is_ok());
+    }
+
+    #[test]
+    #[cfg(all(target_os = "linux", not(miri)))]
+    fn remap_counts_as_a_map_and_forwards() {
+        let page = crate::os_page_size();
+        let pages = FailingPages::new(crate::MmapPages::new());
+        let plan = pages.plan();
+        let run = pages.map(page, page).unwrap();
+        plan.fail_every_map();
+        // SAFETY: the whole live run; nothing borrows it.
+        assert!(unsafe { pages.remap(run, page, 4 * page) }.is_err());
+        assert_eq!(plan.failures(), 1);
+        assert_eq!(pages.mapped_bytes(), page, "a failed remap changes nothing");
+        plan.heal();
+        plan.limit_mapped_bytes(2 * page);
+        // SAFETY: as above.
+        assert!(
+            unsafe { pages.remap(run, page, 4 * page) }.is_err(),
+            "over budget"
+        );
+        // SAFETY: as above.
+        let grown = unsafe { pages.remap(run, page, 2 * page) }.unwrap();
+        assert_eq!(pages.mapped_bytes(), 2 * page);
+        // SAFETY: the run is ours.
+        unsafe { pages.unmap(grown, 2 * page) };
+        assert_eq!(pages.mapped_bytes(), 0);
+    }
+
+    #[test]
+    fn remap_over_a_source_without_it_is_refused() {
+        let pages = FailingPages::new(BufferPages::owned(16 * 1024, 1024).unwrap());
+        let run = pages.map(1024, 1024).unwrap();
+        // SAFETY: the whole live run; nothing borrows it.
+        assert!(unsafe { pages.remap(run, 1024, 2048) }.is_err());
+        assert_eq!(pages.mapped_bytes(), 1024);
     }
 }

@@ -4,7 +4,7 @@
 //! found by masking a pointer need them) the source over-maps `len + align - page` bytes and
 //! unmaps the misaligned head and the unused tail, the technique jemalloc and mimalloc use.
 
-use crate::args::check_map_args;
+use crate::args::{check_map_args, max_run_bytes};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use heapkit_core::{AllocError, PageSource};
@@ -39,6 +39,26 @@ pub fn os_page_size() -> usize {
     };
     CACHED.store(page_bytes, Ordering::Relaxed);
     page_bytes
+}
+
+/// Checks a `remap` request: a page-aligned run, both lengths non-zero page multiples that
+/// fit in an object.
+fn check_remap_args(
+    page_bytes: usize,
+    run_addr: usize,
+    old_len_bytes: usize,
+    new_len_bytes: usize,
+) -> Result<(), AllocError> {
+    debug_assert!(page_bytes.is_power_of_two());
+    let max_bytes = max_run_bytes(page_bytes);
+    let bad_len = |len: usize| len == 0 || len % page_bytes != 0 || len > max_bytes;
+    if run_addr % page_bytes != 0 || bad_len(old_len_bytes) || bad_len(new_len_bytes) {
+        return Err(AllocError);
+    }
+    if run_addr.checked_add(old_len_bytes).is_none() {
+        return Err(AllocError);
+    }
+    Ok(())
 }
 
 /// Page runs from anonymous `mmap`; `unmap` is `munmap` and `purge` is `madvise`.
@@ -120,6 +140,48 @@ impl MmapPages {
         NonNull::new(addr.cast::<u8>()).ok_or(AllocError)
     }
 
+    /// Resizes a mapping, letting the kernel move it. On failure the old mapping is intact.
+    ///
+    /// # Safety
+    /// `ptr..ptr + old_len_bytes` is one whole live run of this source, page-aligned, with no
+    /// reference into it held across the call.
+    #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+    unsafe fn raw_remap(
+        ptr: *mut u8,
+        old_len_bytes: usize,
+        new_len_bytes: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: forwarded from the caller; MREMAP_MAYMOVE lets the kernel pick a new address
+        // that it guarantees disjoint from every other mapping, and on failure it changes
+        // nothing.
+        let addr = unsafe {
+            libc::mremap(
+                ptr.cast(),
+                old_len_bytes,
+                new_len_bytes,
+                libc::MREMAP_MAYMOVE,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(AllocError);
+        }
+        NonNull::new(addr.cast::<u8>()).ok_or(AllocError)
+    }
+
+    /// No `mremap` here (or Miri, whose mmap shim has none): callers map, copy and unmap.
+    ///
+    /// # Safety
+    /// None needed; the signature matches the Linux version.
+    #[cfg(not(all(any(target_os = "linux", target_os = "android"), not(miri))))]
+    unsafe fn raw_remap(
+        ptr: *mut u8,
+        old_len_bytes: usize,
+        new_len_bytes: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let _ = (ptr, old_len_bytes, new_len_bytes);
+        Err(AllocError)
+    }
+
     /// # Safety
     /// The range is page-aligned, mapped by this source, and unused.
     unsafe fn raw_unmap(ptr: *mut u8, len_bytes: usize) {
@@ -175,6 +237,42 @@ unsafe impl PageSource for MmapPages {
         // SAFETY: forwarded from the caller.
         unsafe { Self::raw_unmap(ptr.as_ptr(), len_bytes) };
         self.mapped_bytes.fetch_sub(len_bytes, Ordering::Relaxed);
+    }
+
+    /// `mremap(MREMAP_MAYMOVE)` on Linux (the kernel moves page table entries, not bytes);
+    /// refused elsewhere and under Miri, whose mmap shim has no `mremap`. A moved run is
+    /// page-aligned only, as the trait says: the over-map-and-trim alignment of `map` is not
+    /// kept.
+    unsafe fn remap(
+        &self,
+        ptr: NonNull<u8>,
+        old_len_bytes: usize,
+        new_len_bytes: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let page_bytes = os_page_size();
+        check_remap_args(
+            page_bytes,
+            ptr.as_ptr() as usize,
+            old_len_bytes,
+            new_len_bytes,
+        )?;
+        if old_len_bytes == new_len_bytes {
+            return Ok(ptr);
+        }
+        // SAFETY: forwarded from the caller: the range is exactly one live run of ours.
+        let run = unsafe { Self::raw_remap(ptr.as_ptr(), old_len_bytes, new_len_bytes)? };
+        if new_len_bytes > old_len_bytes {
+            self.mapped_bytes
+                .fetch_add(new_len_bytes - old_len_bytes, Ordering::Relaxed);
+            if self.huge_pages.load(Ordering::Relaxed) && new_len_bytes >= 2 << 20 {
+                // SAFETY: advice on our own live run; failure (no THP support) is harmless.
+                unsafe { libc::madvise(run.as_ptr().cast(), new_len_bytes, libc::MADV_HUGEPAGE) };
+            }
+        } else {
+            self.mapped_bytes
+                .fetch_sub(old_len_bytes - new_len_bytes, Ordering::Relaxed);
+        }
+        Ok(run)
     }
 
     unsafe fn purge(&self, ptr: NonNull<u8>, len_bytes: usize) {
@@ -258,6 +356,94 @@ mod tests {
         assert!(bytes.iter().all(|&b| b == 0));
         // SAFETY: the run is ours.
         unsafe { pages.unmap(run, len) };
+    }
+
+    #[test]
+    fn bad_remap_arguments_are_errors() {
+        assert_eq!(check_remap_args(4096, 4096, 0, 4096), Err(AllocError));
+        assert_eq!(check_remap_args(4096, 4096, 4096, 0), Err(AllocError));
+        assert_eq!(check_remap_args(4096, 4096, 4096, 100), Err(AllocError));
+        assert_eq!(check_remap_args(4096, 4095, 4096, 8192), Err(AllocError));
+        assert_eq!(
+            check_remap_args(4096, 4096, 4096, usize::MAX & !4095),
+            Err(AllocError)
+        );
+        assert_eq!(check_remap_args(4096, 4096, 8192, 4096), Ok(()));
+        assert_eq!(check_remap_args(4096, 4096, 4096, 8192), Ok(()));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn remap_grows_and_shrinks_keeping_contents_and_accounting() {
+        let pages = MmapPages::new();
+        let page = os_page_size();
+        let run = pages.map(4 * page, 1).unwrap();
+        // SAFETY: the run is ours and 4 pages long.
+        unsafe { run.as_ptr().write_bytes(0x5A, 4 * page) };
+        // SAFETY: the whole live run; nothing borrows it.
+        let grown = unsafe { pages.remap(run, 4 * page, 64 * page) }.unwrap();
+        assert_eq!(pages.mapped_bytes(), 64 * page);
+        assert_eq!(grown.as_ptr() as usize % page, 0);
+        // SAFETY: the grown run is 64 pages long and ours.
+        let bytes = unsafe { core::slice::from_raw_parts(grown.as_ptr(), 64 * page) };
+        assert!(bytes[..4 * page].iter().all(|&b| b == 0x5A));
+        assert!(
+            bytes[4 * page..].iter().all(|&b| b == 0),
+            "growth reads as zero"
+        );
+        // SAFETY: as above.
+        let shrunk = unsafe { pages.remap(grown, 64 * page, 2 * page) }.unwrap();
+        assert_eq!(pages.mapped_bytes(), 2 * page);
+        // SAFETY: the shrunk run is 2 pages long and ours.
+        let bytes = unsafe { core::slice::from_raw_parts(shrunk.as_ptr(), 2 * page) };
+        assert!(bytes.iter().all(|&b| b == 0x5A));
+        // SAFETY: bad lengths are refused before any syscall.
+        assert!(unsafe { pages.remap(shrunk, 2 * page, 100) }.is_err());
+        assert_eq!(pages.mapped_bytes(), 2 * page);
+        // SAFETY: the run is ours.
+        unsafe { pages.unmap(shrunk, 2 * page) };
+        assert_eq!(pages.mapped_bytes(), 0);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn remap_moves_a_run_whose_neighbour_is_taken() {
+        let pages = MmapPages::new();
+        let page = os_page_size();
+        let run = pages.map(2 * page, 1).unwrap();
+        // SAFETY: the run is ours and 2 pages long.
+        unsafe { run.as_ptr().write_bytes(0xC3, 2 * page) };
+        let next = run.as_ptr() as usize + 2 * page;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; it maps the page right
+        // after the run (or fails if something is there already, which blocks growth as well).
+        let blocker = unsafe {
+            libc::mmap(
+                next as *mut libc::c_void,
+                page,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        let blocked_here = blocker as usize == next;
+        // SAFETY: the whole live run; nothing borrows it.
+        let moved = unsafe { pages.remap(run, 2 * page, 8 * page) }.unwrap();
+        if blocked_here || blocker == libc::MAP_FAILED {
+            assert_ne!(moved, run, "the neighbour page is taken: the run must move");
+        }
+        // SAFETY: the moved run is 8 pages long and ours.
+        let bytes = unsafe { core::slice::from_raw_parts(moved.as_ptr(), 2 * page) };
+        assert!(bytes.iter().all(|&b| b == 0xC3));
+        assert_eq!(pages.mapped_bytes(), 8 * page);
+        // SAFETY: the run is ours; the blocker is our own raw mapping.
+        unsafe {
+            pages.unmap(moved, 8 * page);
+            if blocker != libc::MAP_FAILED {
+                libc::munmap(blocker, page);
+            }
+        }
+        assert_eq!(pages.mapped_bytes(), 0);
     }
 
     #[test]
