@@ -38,21 +38,28 @@ pub(crate) const fn fastbin_index(size_bytes: usize) -> usize {
 }
 
 /// Counters kept for `stats()` and `check()`.
+///
+/// `repr(C)`, with every counter the malloc and free paths bump next to one they do not: the
+/// compiler fuses two adjacent counters changed together into one 16-byte vector update, and
+/// when the other path changes one of them with an 8-byte store, that 16-byte load cannot be
+/// forwarded from it — a store-forwarding stall on every call (the same trap heapkit-slab's
+/// class lists fell into).
+#[repr(C)]
 pub(crate) struct Counters {
     pub(crate) live_bytes: Cell<usize>,
-    pub(crate) live_blocks: Cell<usize>,
-    pub(crate) peak_bytes: Cell<usize>,
-    pub(crate) allocations: Cell<usize>,
-    pub(crate) deallocations: Cell<usize>,
-    pub(crate) reallocations: Cell<usize>,
     pub(crate) failures: Cell<usize>,
+    pub(crate) live_blocks: Cell<usize>,
     /// Bytes of all heap segments (runs from the page source holding chunks).
     pub(crate) heap_bytes: Cell<usize>,
+    pub(crate) allocations: Cell<usize>,
     /// Bytes and count of live mmapped chunks.
     pub(crate) mmapped_bytes: Cell<usize>,
+    pub(crate) deallocations: Cell<usize>,
     pub(crate) mmapped_blocks: Cell<usize>,
+    pub(crate) peak_bytes: Cell<usize>,
     /// Number of segments.
     pub(crate) segment_count: Cell<usize>,
+    pub(crate) reallocations: Cell<usize>,
 }
 
 impl Counters {
