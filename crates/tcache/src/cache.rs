@@ -642,6 +642,16 @@ impl<B: BatchAllocator> ThreadCache<B> {
                     self.backend.shrink_nonzero(ptr, old_layout, new_layout)
                 }
             },
+            // Growing out of the cached classes: the result is a block the cache never holds,
+            // so the backend may grow it in place (heapkit-bins into a free neighbour or the
+            // top, as glibc's realloc does) instead of the cache moving it. Not the other way:
+            // a block shrunk into a class must really be one of that class's blocks before a
+            // free can cache it, so shrinking into the classes relocates (below).
+            // SAFETY: a live block of the backend (cached classes are the backend's blocks),
+            // forwarded with the caller's promise.
+            (Some(_), None) if grow => unsafe {
+                self.backend.grow_nonzero(ptr, old_layout, new_layout)
+            },
             // SAFETY: forwarded from the caller.
             _ => unsafe { heapkit_core::relocate(self, ptr, old_layout, new_layout) },
         }
