@@ -302,6 +302,24 @@ pub unsafe fn is_marked_free(block: *mut u8, secrets: Option<Secrets>) -> bool {
 /// blocks.
 #[inline(always)]
 pub unsafe fn pop(bin: *mut Bin) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    let head = unsafe { unlink(bin) };
+    if SECURE && !head.is_null() {
+        // The block is live again: no mark, and no key-derived word left for the caller.
+        // SAFETY: a cached block is at least two words long.
+        unsafe { head.cast::<[usize; 2]>().write([0, 0]) };
+    }
+    head
+}
+
+/// Takes the most recently freed block off the list as it is (with `secure`, still marked and
+/// holding its encoded link: for a block that goes straight back to the backend, which writes
+/// its own).
+///
+/// # Safety
+/// As for [`pop`].
+#[inline(always)]
+unsafe fn unlink(bin: *mut Bin) -> *mut u8 {
     // SAFETY: the caller owns the bin.
     let head = unsafe { (*bin).head };
     if head.is_null() {
@@ -311,10 +329,6 @@ pub unsafe fn pop(bin: *mut Bin) -> *mut u8 {
     unsafe {
         (*bin).head = next_of(head);
         (*bin).count -= 1;
-        if SECURE {
-            // The block is live again: no mark, and no key-derived word left for the caller.
-            head.cast::<[usize; 2]>().write([0, 0]);
-        }
     }
     head
 }
@@ -354,7 +368,8 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
     true
 }
 
-/// Moves up to `out.len()` blocks off the list into `out` (most recent first); returns how many.
+/// Moves up to `out.len()` blocks off the list into `out` (most recent first), for the backend
+/// (with `secure` they stay marked: still free); returns how many.
 ///
 /// # Safety
 /// As for [`pop`].
@@ -362,7 +377,7 @@ pub unsafe fn take(bin: *mut Bin, out: &mut [*mut u8]) -> usize {
     let mut taken = 0;
     for entry in out.iter_mut() {
         // SAFETY: forwarded from the caller.
-        let block = unsafe { pop(bin) };
+        let block = unsafe { unlink(bin) };
         if block.is_null() {
             break;
         }
