@@ -354,7 +354,10 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
     // SAFETY: the caller owns the bin and gives up `block`, which can hold an aligned word.
     unsafe {
         let count = (*bin).count;
-        if count >= (*bin).limit as u32 {
+        debug_assert!(count <= (*bin).limit as u32);
+        // Compared at 16 bits (the count never exceeds the limit, a `u16`): a compare with the
+        // limit in memory, without widening it into a register first.
+        if count as u16 >= (*bin).limit {
             return false;
         }
         debug_assert!(
