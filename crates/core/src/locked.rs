@@ -9,6 +9,15 @@
 //! While the process has a single thread (see [`process_is_single_threaded`]) taking the lock is
 //! a plain load and store instead of a `lock cmpxchg`: glibc's malloc skips its arena lock the
 //! same way, and a single-threaded program should not pay for threads it never starts.
+//!
+//! Under `cfg(loom)` (the loom models of heapkit-slab, `crates/slab/tests/loom.rs`) every
+//! `Locked` takes a lock built on loom's `AtomicBool` (so loom explores who gets it and checks
+//! the orderings that hand the data over), waits with `loom::thread::yield_now`, and carries a
+//! loom cell that stands for the guarded value, so loom reports any access to it not ordered
+//! by the lock. The single-threaded shortcut is off under loom ([`process_is_single_threaded`]
+//! says "maybe not"). `SpinLock::new` stays `const` there for `static` locks (loom's atomics
+//! cannot be built in a `const` context) and keeps `core`'s atomic: loom cannot switch threads
+//! inside such a lock's critical section unless it contains a loom operation.
 
 use crate::threads::process_is_single_threaded;
 use crate::{AllocError, Allocator, Introspect, InvariantError, Stats};
@@ -16,22 +25,36 @@ use core::alloc::Layout;
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
+#[cfg(not(loom))]
+use core::sync::atomic::AtomicBool as Flag;
+use core::sync::atomic::Ordering;
+#[cfg(loom)]
+use modelled::Flag;
 
 /// A spin lock that never allocates and can be built in a `const` context.
 #[derive(Debug, Default)]
 pub struct SpinLock {
-    locked: AtomicBool,
+    locked: Flag,
 }
 
 /// How many pause rounds a waiter spins before it starts yielding to the scheduler.
+#[cfg_attr(loom, allow(dead_code))] // loom's waiters yield at once
 const SPINS_BEFORE_YIELD: u32 = 64;
 
 impl SpinLock {
     /// An unlocked lock.
     pub const fn new() -> Self {
         SpinLock {
-            locked: AtomicBool::new(false),
+            locked: Flag::new(false),
+        }
+    }
+
+    /// An unlocked lock whose flag is a loom atomic, explored by loom's models. Build it
+    /// inside `loom::model`.
+    #[cfg(loom)]
+    pub fn modelled() -> Self {
+        SpinLock {
+            locked: Flag::modelled(false),
         }
     }
 
@@ -97,6 +120,13 @@ impl SpinLock {
 
 #[inline]
 fn pause(rounds: u32) {
+    // Loom runs its threads one at a time: a waiter must hand over for the holder to go on.
+    #[cfg(loom)]
+    {
+        let _ = rounds;
+        loom::thread::yield_now();
+    }
+    #[cfg(not(loom))]
     if rounds < SPINS_BEFORE_YIELD {
         for _ in 0..rounds.min(16) {
             core::hint::spin_loop();
@@ -134,6 +164,9 @@ fn pause(rounds: u32) {
 pub struct Locked<A> {
     lock: SpinLock,
     inner: UnsafeCell<A>,
+    /// Stands for `inner` in loom's race detector: every guard holds a write access to it.
+    #[cfg(loom)]
+    access: loom::cell::UnsafeCell<()>,
 }
 
 // SAFETY: every access to `inner` happens with `lock` held (see `lock()`), so at most one
@@ -144,6 +177,7 @@ unsafe impl<A: Send> Send for Locked<A> {}
 
 impl<A> Locked<A> {
     /// Wraps `inner`.
+    #[cfg(not(loom))]
     pub const fn new(inner: A) -> Self {
         Locked {
             lock: SpinLock::new(),
@@ -151,11 +185,26 @@ impl<A> Locked<A> {
         }
     }
 
+    /// Wraps `inner` behind a loom-modelled lock (not `const`: loom's atomics cannot be built
+    /// in a `const` context). Build it inside `loom::model`.
+    #[cfg(loom)]
+    pub fn new(inner: A) -> Self {
+        Locked {
+            lock: SpinLock::modelled(),
+            inner: UnsafeCell::new(inner),
+            access: loom::cell::UnsafeCell::new(()),
+        }
+    }
+
     /// Takes the lock and gives access to the allocator until the guard drops.
     #[inline]
     pub fn lock(&self) -> LockedGuard<'_, A> {
         self.lock.lock();
-        LockedGuard { owner: self }
+        LockedGuard {
+            owner: self,
+            #[cfg(loom)]
+            access: Some(self.access.get_mut()),
+        }
     }
 
     /// The allocator, without locking: `&mut self` proves no other thread can hold the lock.
@@ -178,6 +227,9 @@ impl<A> Locked<A> {
 /// Access to a [`Locked`] allocator while its lock is held.
 pub struct LockedGuard<'a, A> {
     owner: &'a Locked<A>,
+    /// Loom's record of this guard's access to the value, ended before the unlock.
+    #[cfg(loom)]
+    access: Option<loom::cell::MutPtr<()>>,
 }
 
 impl<A> Deref for LockedGuard<'_, A> {
@@ -202,6 +254,9 @@ impl<A> DerefMut for LockedGuard<'_, A> {
 impl<A> Drop for LockedGuard<'_, A> {
     #[inline]
     fn drop(&mut self) {
+        // The access ends before the release, as the real accesses through the guard do.
+        #[cfg(loom)]
+        drop(self.access.take());
         // SAFETY: the guard was created by taking the lock and this is its only release.
         unsafe { self.owner.lock.unlock() }
     }
@@ -248,6 +303,63 @@ impl<A: Introspect> Introspect for Locked<A> {
     }
     fn stats(&self) -> Option<Stats> {
         self.lock().stats()
+    }
+}
+
+/// A lock flag that is either `core`'s atomic (built by the `const` constructor, for `static`
+/// locks) or loom's (built inside a model), with `AtomicBool`'s interface, so the lock's code
+/// is the same in both builds.
+#[cfg(loom)]
+mod modelled {
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    #[derive(Debug, Default)]
+    pub(super) struct Flag {
+        plain: AtomicBool,
+        modelled: Option<loom::sync::atomic::AtomicBool>,
+    }
+
+    impl Flag {
+        pub(super) const fn new(value: bool) -> Self {
+            Flag {
+                plain: AtomicBool::new(value),
+                modelled: None,
+            }
+        }
+
+        pub(super) fn modelled(value: bool) -> Self {
+            Flag {
+                plain: AtomicBool::new(value),
+                modelled: Some(loom::sync::atomic::AtomicBool::new(value)),
+            }
+        }
+
+        pub(super) fn load(&self, order: Ordering) -> bool {
+            match &self.modelled {
+                Some(flag) => flag.load(order),
+                None => self.plain.load(order),
+            }
+        }
+
+        pub(super) fn store(&self, value: bool, order: Ordering) {
+            match &self.modelled {
+                Some(flag) => flag.store(value, order),
+                None => self.plain.store(value, order),
+            }
+        }
+
+        pub(super) fn compare_exchange(
+            &self,
+            current: bool,
+            new: bool,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<bool, bool> {
+            match &self.modelled {
+                Some(flag) => flag.compare_exchange(current, new, success, failure),
+                None => self.plain.compare_exchange(current, new, success, failure),
+            }
+        }
     }
 }
 

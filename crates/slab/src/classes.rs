@@ -187,31 +187,43 @@ const fn class_of_aligned(size_bytes: usize, align_bytes: usize) -> Option<usize
     None
 }
 
-/// `ceil(2^32 / class size)` per class: dividing an offset inside a slot by the class size
-/// becomes a multiply and a shift. Exact for every offset below `2^16` because each class size
-/// is below `2^14`: the rounding error `e < size` makes `offset * e < 2^32`, too small to carry
-/// into the integer part (checked exhaustively by a test).
-pub const CLASS_RECIPROCALS: [u64; CLASS_COUNT] = build_reciprocals();
+/// `ceil(2^64 / class size)` per class (Lemire, Kaser and Kurz's divisibility constant): an
+/// offset below `2^32` is a multiple of the class size exactly when `offset * constant`,
+/// wrapping, is below the constant — one multiply and one compare, no division and no second
+/// multiply to check a quotient (checked exhaustively for every offset in a slot by a test).
+pub const CLASS_DIVISIBILITY: [u64; CLASS_COUNT] = build_divisibility();
 
-const fn build_reciprocals() -> [u64; CLASS_COUNT] {
+const fn build_divisibility() -> [u64; CLASS_COUNT] {
     let mut out = [0u64; CLASS_COUNT];
     let mut class = 0;
     while class < CLASS_COUNT {
         let size = CLASS_BYTES[class] as u64;
-        out[class] = (1u64 << 32).div_ceil(size);
+        // A size of 1 would make the constant 2^64, which does not fit; classes start at 16.
+        assert!(size >= 2);
+        out[class] = 1 + u64::MAX / size;
         class += 1;
     }
     out
 }
 
-const _: () = assert!(SLOT_BYTES <= 1 << 16 && SMALL_MAX_BYTES < 1 << 15);
+const _: () = assert!(
+    SLOT_BYTES as u64 <= 1 << 32,
+    "the divisibility test needs offsets below 2^32"
+);
 
 /// Whether `offset_bytes` (below `SLOT_BYTES`) is a multiple of the class's block size: the
 /// start of a block in a slab of `class`. No division.
 #[inline(always)]
 pub const fn is_block_offset(class: usize, offset_bytes: usize) -> bool {
-    let index = (offset_bytes as u64 * CLASS_RECIPROCALS[class]) >> 32;
-    index * CLASS_BYTES[class] as u64 == offset_bytes as u64
+    let constant = CLASS_DIVISIBILITY[class];
+    (offset_bytes as u64).wrapping_mul(constant) < constant
+}
+
+/// `offset_bytes / class size` for an offset below `2^32`: the high half of one 64 x 64-bit
+/// multiply by the same constant (Lemire's "fastdiv"), so no slab path divides.
+#[inline(always)]
+pub const fn block_index(class: usize, offset_bytes: usize) -> usize {
+    ((offset_bytes as u128 * CLASS_DIVISIBILITY[class] as u128) >> 64) as usize
 }
 
 /// How many blocks of `class` a slab holds.
@@ -240,7 +252,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reciprocal_block_test_is_exact_for_every_offset() {
+    fn divisibility_block_test_is_exact_for_every_offset() {
         for (class, &bytes) in CLASS_BYTES.iter().enumerate() {
             let size = bytes as usize;
             let check = |offset: usize| {
@@ -249,10 +261,15 @@ mod tests {
                     offset % size == 0,
                     "{class} {offset}"
                 );
+                assert_eq!(
+                    block_index(class, offset),
+                    offset / size,
+                    "{class} {offset}"
+                );
             };
             if cfg!(miri) {
                 // 2.4 million cases are too many for Miri: there, every block boundary and
-                // its two neighbours (where a reciprocal's rounding error would show first).
+                // its two neighbours (where an error in the constant would show first).
                 for boundary in (0..=SLOT_BYTES).step_by(size) {
                     (boundary.saturating_sub(1)..=boundary + 1)
                         .filter(|&offset| offset < SLOT_BYTES)

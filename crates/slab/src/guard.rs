@@ -19,8 +19,10 @@ pub(crate) struct Guarded<T>(Locked<T>);
 pub(crate) type Guard<'a, T> = heapkit_core::LockedGuard<'a, T>;
 
 impl<T> Guarded<T> {
-    pub(crate) const fn new(value: T) -> Self {
-        Guarded(Locked::new(value))
+    const_fn_unless_loom! {
+        pub(crate) fn new(value: T) -> Self {
+            Guarded(Locked::new(value))
+        }
     }
 
     /// The value without locking: `&mut self` proves nobody else holds the lock.

@@ -14,9 +14,10 @@ use crate::guard::Guarded;
 use crate::huge::Huge;
 use crate::peak::{LiveBytes, PeakMarks};
 use crate::slab_meta::{SlabMeta, SECURE};
+use crate::sync::{AtomicU64, AtomicUsize};
 use core::alloc::Layout;
 use core::ptr::{self, addr_of, NonNull};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
 use heapkit_core::{AllocError, PageSource};
 
 /// A size-class slab allocator over a [`PageSource`]. See the crate docs for the design.
@@ -142,23 +143,37 @@ pub(crate) enum Block {
     },
 }
 
-/// Every slab's owner id comes from here.
-static NEXT_OWNER_ID: AtomicUsize = AtomicUsize::new(1);
+/// Every slab's owner id comes from here (`core`'s atomic even under loom: it is a `static`,
+/// and orders nothing).
+static NEXT_OWNER_ID: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(1);
+
+const_fn_unless_loom! {
+    /// One lock per class, each guarding an empty list.
+    fn class_lists() -> [Guarded<ClassList>; CLASS_COUNT] {
+        #[cfg(not(loom))]
+        return [const { Guarded::new(ClassList::new()) }; CLASS_COUNT];
+        #[cfg(loom)]
+        return core::array::from_fn(|_| Guarded::new(ClassList::new()));
+    }
+}
 
 impl<P: PageSource> Slab<P> {
-    /// An empty slab allocator over `pages`. Nothing is mapped until the first allocation, so
-    /// this is `const` and a `static` can hold the result.
-    pub const fn new(pages: P) -> Self {
-        Slab {
-            classes: [const { Guarded::new(ClassList::new()) }; CLASS_COUNT],
-            chunks: Guarded::new(Chunks::new()),
-            owner: AtomicUsize::new(0),
-            small_tag: AtomicUsize::new(NO_SMALL_TAG),
-            purge_threshold_bytes: AtomicUsize::new(DEFAULT_PURGE_THRESHOLD_BYTES),
-            purge_delay_ms: AtomicU64::new(DEFAULT_PURGE_DELAY_MS),
-            reallocations: AtomicUsize::new(0),
-            live: LiveBytes::new(),
-            pages,
+    const_fn_unless_loom! {
+        /// An empty slab allocator over `pages`. Nothing is mapped until the first allocation,
+        /// so this is `const` and a `static` can hold the result (not under `cfg(loom)`, whose
+        /// atomics have no `const` constructors).
+        pub fn new(pages: P) -> Self {
+            Slab {
+                classes: class_lists(),
+                chunks: Guarded::new(Chunks::new()),
+                owner: AtomicUsize::new(0),
+                small_tag: AtomicUsize::new(NO_SMALL_TAG),
+                purge_threshold_bytes: AtomicUsize::new(DEFAULT_PURGE_THRESHOLD_BYTES),
+                purge_delay_ms: AtomicU64::new(DEFAULT_PURGE_DELAY_MS),
+                reallocations: AtomicUsize::new(0),
+                live: LiveBytes::new(),
+                pages,
+            }
         }
     }
 

@@ -35,6 +35,10 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+// First: its macro is used by the modules below.
+#[macro_use]
+mod sync;
+
 mod bad_input;
 mod chunk;
 mod chunk_map;

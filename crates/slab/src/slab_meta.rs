@@ -16,7 +16,7 @@
 //! list and catches double frees exactly. The bump index means a new slab costs no page faults
 //! until its blocks are really used.
 
-use crate::classes::{class_capacity, CLASS_BYTES, MIN_BLOCK_BYTES};
+use crate::classes::{block_index, class_capacity, is_block_offset, CLASS_BYTES, MIN_BLOCK_BYTES};
 use crate::geometry::SLOT_BYTES;
 use core::ptr::{self, NonNull};
 
@@ -30,6 +30,11 @@ pub(crate) const SECURE: bool = cfg!(feature = "secure");
 /// With `secure`, a slab whose free list is empty moves up to this many never-used blocks onto
 /// it in a random order, so consecutive allocations are not adjacent in memory.
 const SHUFFLE_BLOCKS_MAX: usize = 8;
+
+const _: () = assert!(
+    SHUFFLE_BLOCKS_MAX <= 8,
+    "one 64-bit draw gives eight bits to each of at most eight swaps"
+);
 
 const BITS_PER_WORD: usize = u64::BITS as usize;
 /// Words of live bitmap per slab: one bit per block of the smallest class.
@@ -158,10 +163,10 @@ impl SlabMeta {
         }
         if CHECKS {
             let offset = block.as_ptr() as usize - self.start as usize;
-            if offset % self.block_bytes as usize != 0 {
+            if !is_block_offset(self.class as usize, offset) {
                 return Err("free of a pointer into the middle of a small block");
             }
-            let index = offset / self.block_bytes as usize;
+            let index = block_index(self.class as usize, offset);
             if index >= self.fresh as usize || !self.is_live(index) {
                 return Err("double free of a small block");
             }
@@ -210,8 +215,9 @@ impl SlabMeta {
     #[inline(always)]
     unsafe fn set_link(&self, node: *mut FreeBlock, next: *mut FreeBlock) {
         if SECURE {
-            let stored = heapkit_core::secure::encode_link(next as usize, node as usize);
-            let mark = heapkit_core::secure::free_mark();
+            let secrets = heapkit_core::secure::Secrets::read();
+            let stored = secrets.encode_link(next as usize, node as usize);
+            let mark = secrets.free_mark();
             // SAFETY: forwarded from the caller (blocks are at least 16 bytes).
             unsafe { node.cast::<[usize; 2]>().write([stored, mark]) };
         } else {
@@ -229,7 +235,8 @@ impl SlabMeta {
             return;
         }
         let offset = (next as usize).wrapping_sub(self.start as usize);
-        if !self.contains(next.cast()) || offset % self.block_bytes as usize != 0 {
+        // `contains` first: it bounds the offset below the slot size, as the test needs.
+        if !self.contains(next.cast()) || !is_block_offset(self.class as usize, offset) {
             heapkit_core::fatal(
                 "heapkit-slab",
                 "free list corrupted: a freed block was overwritten",
@@ -247,12 +254,15 @@ impl SlabMeta {
         for (i, entry) in order.iter_mut().enumerate().take(count) {
             *entry = self.fresh + i as u32;
         }
-        let mut random = heapkit_core::secure::mix(
+        // One 64-bit draw serves the whole batch: eight bits per swap, scaled to the range by a
+        // multiply (no division and no second draw; the bias of at most 8/256 per pick is far
+        // below what would help an attacker predict which neighbour comes next).
+        let random = heapkit_core::secure::mix(
             heapkit_core::secure::key() ^ self.start as usize ^ self.fresh as usize,
         );
         for i in (1..count).rev() {
-            let j = random % (i + 1);
-            random = heapkit_core::secure::mix(random);
+            let byte = (random >> (8 * (i % 8))) & 0xff;
+            let j = (byte * (i + 1)) >> 8;
             order.swap(i, j);
         }
         self.fresh += count as u32;
@@ -279,7 +289,7 @@ impl SlabMeta {
 
     /// The index of the block at `ptr` (which lies in the slab).
     pub(crate) fn index_of(&self, ptr: *const u8) -> usize {
-        (ptr as usize - self.start as usize) / self.block_bytes as usize
+        block_index(self.class as usize, ptr as usize - self.start as usize)
     }
 
     pub(crate) fn is_live(&self, index: usize) -> bool {
