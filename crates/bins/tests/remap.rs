@@ -38,10 +38,11 @@ unsafe fn fill(ptr: NonNull<u8>, len: usize) {
 /// # Safety
 /// `ptr` is a live block of at least `len` bytes.
 unsafe fn holds_pattern(ptr: NonNull<u8>, len: usize) -> bool {
-    // SAFETY: i < len (the caller's promise).
-    (0..len)
-        .step_by(251)
-        .all(|i| unsafe { ptr.as_ptr().add(i).read() } == i as u8 ^ 0x5A)
+    (0..len).step_by(251).all(|i| {
+        // SAFETY: i < len (the caller's promise).
+        let byte = unsafe { ptr.as_ptr().add(i).read() };
+        byte == i as u8 ^ 0x5A
+    })
 }
 
 /// Maps the page right after `run_end` (never replacing a mapping), so that a run ending there

@@ -214,10 +214,8 @@ mod tests {
         plan.heal();
         plan.limit_mapped_bytes(2 * page);
         // SAFETY: as above.
-        assert!(
-            unsafe { pages.remap(run, page, 4 * page) }.is_err(),
-            "over budget"
-        );
+        let over_budget = unsafe { pages.remap(run, page, 4 * page) };
+        assert!(over_budget.is_err(), "over budget");
         // SAFETY: as above.
         let grown = unsafe { pages.remap(run, page, 2 * page) }.unwrap();
         assert_eq!(pages.mapped_bytes(), 2 * page);
