@@ -238,16 +238,6 @@ pub unsafe fn next_of(block: *mut u8) -> *mut u8 {
     block.with_addr(next)
 }
 
-/// Writes cached block `block`'s link (encoded, plus the free mark, with `secure`).
-///
-/// # Safety
-/// `block` is a block the caller gives up, at least `MIN_CACHED_BYTES` long and word-aligned.
-#[inline(always)]
-pub unsafe fn set_next(block: *mut u8, next: *mut u8) {
-    // SAFETY: forwarded from the caller.
-    unsafe { set_next_with(block, next, secrets()) }
-}
-
 /// The process secrets when `secure` is on (one read of the key), nothing otherwise.
 #[inline(always)]
 pub fn secrets() -> Option<Secrets> {
@@ -258,12 +248,13 @@ pub fn secrets() -> Option<Secrets> {
     }
 }
 
-/// [`set_next`] with the secrets already read.
+/// Writes cached block `block`'s link (encoded, plus the free mark, with `secure`; `secrets`
+/// comes from [`secrets`], read once by the caller for all its blocks).
 ///
 /// # Safety
-/// As for [`set_next`].
+/// `block` is a block the caller gives up, at least `MIN_CACHED_BYTES` long and word-aligned.
 #[inline(always)]
-unsafe fn set_next_with(block: *mut u8, next: *mut u8, secrets: Option<Secrets>) {
+unsafe fn set_next(block: *mut u8, next: *mut u8, secrets: Option<Secrets>) {
     if let Some(secrets) = secrets {
         let stored = secrets.encode_link(next as usize, block as usize);
         // SAFETY: forwarded from the caller: two aligned words.
@@ -364,7 +355,7 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
             block != (*bin).head,
             "double free of {block:p} into a thread cache"
         );
-        set_next_with(block, (*bin).head, secrets);
+        set_next(block, (*bin).head, secrets);
         (*bin).head = block;
         (*bin).count = count + 1;
     }
@@ -399,9 +390,10 @@ pub unsafe fn put(bin: *mut Bin, blocks: &[*mut u8]) {
     // SAFETY: the caller owns the bin and gives up every block.
     unsafe {
         debug_assert!((*bin).count as usize + blocks.len() <= (*bin).limit as usize);
+        let secrets = secrets(); // once for the batch, not once per block
         let mut head = (*bin).head;
         for &block in blocks.iter().rev() {
-            set_next(block, head);
+            set_next(block, head, secrets);
             head = block;
         }
         (*bin).head = head;
