@@ -1,73 +1,18 @@
 //! The shadow model: what must be live, and the checks that compare it with the allocator.
 //!
-//! heapkit-testkit's proptest model has the same core (its `Model` is private to that crate);
-//! this one adds what the fuzz targets need beyond plain allocate/free: the allocation epoch of
+//! heapkit-testkit's proptest model has the same core (its `Model` is private to that crate;
+//! the fill pattern is shared: `heapkit_testkit::pattern`); this one adds what the fuzz targets
+//! need beyond plain allocate/free: the allocation epoch of
 //! every block (arena rewinds drop the blocks newer than a checkpoint) and the newest block
 //! (arenas grow and free the last block in place).
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
+use heapkit_testkit::pattern::{fill_slice, first_mismatch_in};
 use std::collections::BTreeMap;
 
 /// The shadow never holds more than this many blocks: a bound on time and memory per run.
 pub const LIVE_BLOCKS_MAX: usize = 96;
-
-/// The pattern's period in bytes (a prime, so a block shifted by any small amount no longer
-/// matches).
-pub const PERIOD_BYTES: usize = 251;
-/// How many periods a reference run holds: blocks are filled and compared a run at a time.
-const RUN_PERIODS: usize = 16;
-const _: () = assert!(PERIOD_BYTES < 256, "offsets in a period fit a byte");
-
-/// The byte at `index` of a block filled with `seed`.
-#[inline]
-pub fn pattern_byte(seed: u8, index: usize) -> u8 {
-    seed.wrapping_add((index % PERIOD_BYTES) as u8)
-}
-
-/// The first `RUN_PERIODS` periods of the pattern of `seed`, of which only the first
-/// `need_bytes` are written (small blocks need little).
-fn reference_run(seed: u8, need_bytes: usize) -> [u8; PERIOD_BYTES * RUN_PERIODS] {
-    let mut run = [0u8; PERIOD_BYTES * RUN_PERIODS];
-    let need_bytes = need_bytes.min(run.len());
-    let mut offset: u8 = 0;
-    for byte in &mut run[..need_bytes] {
-        *byte = seed.wrapping_add(offset);
-        offset = if usize::from(offset) + 1 == PERIOD_BYTES {
-            0
-        } else {
-            offset + 1
-        };
-    }
-    run
-}
-
-/// Writes the pattern of `seed` over `bytes`, which start at `first_index` of their block.
-pub fn fill_pattern(bytes: &mut [u8], seed: u8, first_index: usize) {
-    let phase = first_index % PERIOD_BYTES;
-    let run = reference_run(seed, phase + bytes.len());
-    for chunk in bytes.chunks_mut(run.len() - PERIOD_BYTES) {
-        chunk.copy_from_slice(&run[phase..phase + chunk.len()]);
-    }
-}
-
-/// The first index in `bytes` (a block's first bytes) that breaks the pattern of `seed`.
-pub fn first_mismatch(bytes: &[u8], seed: u8) -> Option<usize> {
-    let run = reference_run(seed, bytes.len());
-    let step = run.len() - PERIOD_BYTES;
-    debug_assert!(step.is_multiple_of(PERIOD_BYTES));
-    for (n, chunk) in bytes.chunks(step).enumerate() {
-        if chunk != &run[..chunk.len()] {
-            let at = chunk
-                .iter()
-                .zip(&run)
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
-            return Some(n * step + at);
-        }
-    }
-    None
-}
 
 /// A live block as the shadow knows it.
 #[derive(Clone, Copy, Debug)]
@@ -168,7 +113,7 @@ impl Shadow {
         }
         let (seed, keep_bytes) = kept.unwrap_or(((self.epoch as u8).wrapping_mul(37), 0));
         let keep_bytes = keep_bytes.min(len);
-        fill_pattern(&mut bytes[keep_bytes..], seed, keep_bytes);
+        fill_slice(&mut bytes[keep_bytes..], seed, keep_bytes);
         let entry = Block {
             ptr,
             layout,
@@ -220,7 +165,7 @@ impl Shadow {
         assert!(len <= block.len);
         // SAFETY: the block is live (the shadow says so) and `len <= block.len`.
         let bytes = unsafe { core::slice::from_raw_parts(block.ptr.as_ptr(), len) };
-        if let Some(index) = first_mismatch(bytes, block.seed) {
+        if let Some(index) = first_mismatch_in(bytes, block.seed) {
             panic!(
                 "block {:p} ({:?}, {} bytes) lost its contents at byte {index}: {:#x}",
                 block.ptr.as_ptr(),
@@ -292,34 +237,5 @@ impl Shadow {
     /// The live blocks in address order (zero-length ones first).
     pub fn blocks(&self) -> impl Iterator<Item = &Block> {
         self.empty.iter().chain(self.live.values())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fill_and_compare_agree_with_the_byte_formula() {
-        for len in [0, 1, 250, 251, 252, 4015, 4016, 4017, 10_000] {
-            for first in [0, 1, 250, 251, 3000] {
-                let mut bytes = vec![0u8; len];
-                fill_pattern(&mut bytes, 7, first);
-                for (i, &b) in bytes.iter().enumerate() {
-                    assert_eq!(
-                        b,
-                        pattern_byte(7, first + i),
-                        "len {len} first {first} at {i}"
-                    );
-                }
-            }
-            let mut block = vec![0u8; len];
-            fill_pattern(&mut block, 9, 0);
-            assert_eq!(first_mismatch(&block, 9), None);
-            if len > 0 {
-                block[len - 1] ^= 1;
-                assert_eq!(first_mismatch(&block, 9), Some(len - 1));
-            }
-        }
     }
 }

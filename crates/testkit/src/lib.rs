@@ -22,7 +22,7 @@
 mod laws;
 mod model;
 mod oom;
-mod pattern;
+pub mod pattern;
 mod reference;
 mod rng;
 mod suite;
