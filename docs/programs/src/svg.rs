@@ -44,6 +44,20 @@ impl Svg {
         }
     }
 
+    /// A blank picture that opens, as every picture of the book does, with its title on the
+    /// first line and its legend on the second.
+    pub fn with_heading(
+        width_px: u32,
+        height_px: u32,
+        title: &str,
+        legend: &[(&str, &str)],
+    ) -> Svg {
+        let mut svg = Svg::new(width_px, height_px);
+        svg.text(10.0, 20.0, 14, "start", title);
+        svg.legend(10.0, 42.0, legend);
+        svg
+    }
+
     /// A filled rectangle with a thin outline and a tooltip.
     pub fn rect(&mut self, x: f64, y: f64, w: f64, h: f64, fill: &str, tooltip: &str) {
         let _ = writeln!(

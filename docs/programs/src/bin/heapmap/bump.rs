@@ -64,17 +64,10 @@ pub fn bump_chunks() -> (String, String) {
     step("alloc_slice_copy(3 B) after the reset", &arena);
 
     let row_pitch = 72.0;
-    let mut svg = Svg::new(900, (70.0 + row_pitch * rows.len() as f64) as u32);
-    svg.text(
-        10.0,
-        20.0,
-        14,
-        "start",
+    let mut svg = Svg::with_heading(
+        900,
+        (70.0 + row_pitch * rows.len() as f64) as u32,
         "heapkit-bump: the arena's chunks after each step (oldest left; 1 px = 40 B)",
-    );
-    svg.legend(
-        10.0,
-        42.0,
         &[
             (colour::META, "chunk header"),
             (colour::USED, "used"),

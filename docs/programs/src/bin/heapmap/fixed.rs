@@ -126,17 +126,10 @@ pub fn fixed_region() -> (String, String) {
         "the bump partition has no room for its own size again"
     );
 
-    let mut svg = Svg::new(900, 150 + 118 * frames.len() as u32);
-    svg.text(
-        10.0,
-        20.0,
-        14,
-        "start",
+    let mut svg = Svg::with_heading(
+        900,
+        150 + 118 * frames.len() as u32,
         "heapkit-fixed: one region, its partitions, and their state after each step",
-    );
-    svg.legend(
-        10.0,
-        42.0,
         &[
             (colour::USED, "acquired / queued / used"),
             (colour::FREE, "free slot (n = free-list order)"),

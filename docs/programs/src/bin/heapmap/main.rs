@@ -182,17 +182,10 @@ fn bins_steps() -> (String, String) {
     t.free('f', f);
 
     let row_pitch = 58.0;
-    let mut svg = Svg::new(900, (70.0 + row_pitch * t.rows.len() as f64) as u32);
-    svg.text(
-        10.0,
-        20.0,
-        14,
-        "start",
+    let mut svg = Svg::with_heading(
+        900,
+        (70.0 + row_pitch * t.rows.len() as f64) as u32,
         "heapkit-bins: the heap after each step (1 px = 16 B; top cut short)",
-    );
-    svg.legend(
-        10.0,
-        42.0,
         &[
             (colour::META, "segment header + bin sentinels"),
             (colour::USED, "used chunk"),
@@ -345,17 +338,10 @@ fn slab_chunk() -> (String, String) {
 
     let slot_px = 26.0;
     let frame_pitch = 165.0;
-    let mut svg = Svg::new(900, (60.0 + frame_pitch * frames.len() as f64) as u32);
-    svg.text(
-        10.0,
-        20.0,
-        14,
-        "start",
+    let mut svg = Svg::with_heading(
+        900,
+        (60.0 + frame_pitch * frames.len() as f64) as u32,
         "heapkit-slab: one 2 MiB chunk = 32 slots of 64 KiB, and the first slab's blocks",
-    );
-    svg.legend(
-        10.0,
-        42.0,
         &[
             (colour::META, "chunk header"),
             (colour::USED, "live"),
@@ -508,17 +494,10 @@ fn frag_internal() -> (String, String) {
     let requests = [17usize, 100, 129, 200, 520, 1025, 3000, 5000];
     let slab = Slab::new(BufferPages::owned(8 << 20, 4096).expect("buffer"));
     let bins = Bins::new(BufferPages::owned(1 << 20, 4096).expect("buffer"));
-    let mut svg = Svg::new(900, 80 + 44 * requests.len() as u32);
-    svg.text(
-        10.0,
-        20.0,
-        14,
-        "start",
+    let mut svg = Svg::with_heading(
+        900,
+        80 + 44 * requests.len() as u32,
         "Internal fragmentation: the same requests in a slab (size classes) and in bins (headers)",
-    );
-    svg.legend(
-        10.0,
-        42.0,
         &[
             (colour::USED, "asked for"),
             (colour::WASTE, "rounding waste"),

@@ -171,17 +171,10 @@ pub fn tcache_bins() -> (String, String) {
 
     let row_pitch = 34.0;
     let frame_pitch = 26.0 + row_pitch * t.classes.len() as f64;
-    let mut svg = Svg::new(900, (60.0 + frame_pitch * t.frames.len() as f64) as u32);
-    svg.text(
-        10.0,
-        20.0,
-        14,
-        "start",
+    let mut svg = Svg::with_heading(
+        900,
+        (60.0 + frame_pitch * t.frames.len() as f64) as u32,
         "heapkit-tcache: one thread's bins and the slab classes behind them (bar = the class's slabs)",
-    );
-    svg.legend(
-        10.0,
-        42.0,
         &[
             (colour::USED, "held by the program"),
             (colour::FREE, "in this thread's bin"),
