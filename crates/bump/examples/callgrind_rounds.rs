@@ -16,16 +16,9 @@ use std::hint::black_box;
 
 use heapkit_bump::Arena;
 
-/// Minor faults of this process so far (0 where /proc is missing).
-fn minor_faults() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    after_name
-        .split_whitespace()
-        .nth(7)
-        .and_then(|field| field.parse().ok())
-        .unwrap_or(0)
-}
+#[path = "support/faults.rs"]
+mod faults;
+use faults::minor_faults;
 
 /// What both arenas offer the workload.
 trait Round {
