@@ -64,15 +64,7 @@ fn fork_in_a_threaded_program() {
 
 #[test]
 fn libraries_loaded_with_dlopen() {
-    let plugin = work_dir().join("libplugin.so");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/plugin.c");
-    let status = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&plugin)
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let plugin = support::compile_plugin(&work_dir());
     let binary = compile("dlopen.c", &["-ldl"]);
     let output = same_as_glibc("dlopen.c", || {
         let mut c = Command::new(&binary);

@@ -257,15 +257,7 @@ fn security_probes_table() {
 
 /// The C test programs (and their arguments) that run under memcheck.
 fn valgrind_programs(dir: &Path) -> Vec<(String, PathBuf, Vec<PathBuf>)> {
-    let plugin = dir.join("libplugin.so");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/plugin.c");
-    let status = Command::new("gcc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&plugin)
-        .arg(&src)
-        .status()
-        .expect("run gcc");
-    assert!(status.success(), "compiling plugin.c failed");
+    let plugin = support::compile_plugin(dir);
     let mut programs = Vec::new();
     for source in [
         "edge.c",

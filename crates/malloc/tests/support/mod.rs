@@ -173,6 +173,21 @@ pub fn compile(dir: &Path, source: &str, extra: &[&str]) -> PathBuf {
     compile_with(dir, source, &["-O0", "-g", "-fno-builtin"], extra)
 }
 
+/// Builds `tests/c/plugin.c` into `dir/libplugin.so`, the library `dlopen.c` opens after start-up,
+/// and returns its path.
+pub fn compile_plugin(dir: &Path) -> PathBuf {
+    let plugin = dir.join("libplugin.so");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/plugin.c");
+    let status = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&plugin)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run gcc: {e}"));
+    assert!(status.success(), "compiling plugin.c failed");
+    plugin
+}
+
 /// Compiles `tests/c/<source>` with the optimisation `flags` (and `-w -pthread`, then `extra`)
 /// into the work folder `dir` and returns the binary.
 pub fn compile_with(dir: &Path, source: &str, flags: &[&str], extra: &[&str]) -> PathBuf {
