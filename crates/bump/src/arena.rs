@@ -523,41 +523,40 @@ impl<S: ChunkSource> Arena<S> {
     /// Values in the arena are **not dropped**. `&mut self` proves no reference into the arena
     /// is alive.
     pub fn reset(&mut self) {
-        let mut next = self.current.take();
-        let mut walked: usize = 0;
-        while let Some(header) = next {
-            walked += 1;
-            debug_assert!(walked <= MAX_CHUNKS);
-            // SAFETY: `header` is a live chunk of the list; it is unlinked before it moves to
-            // the spares, and `&mut self` proves nothing in it is used again.
-            unsafe {
-                next = (*header.as_ptr()).prev;
-                self.push_spare(header);
-            }
-        }
+        self.drain_chunks(|arena, header| {
+            // SAFETY: a live chunk, unlinked from the list; `&mut self` proves nothing in it
+            // is used again.
+            unsafe { arena.push_spare(header) }
+        });
         self.clear_bump_pointer();
-        self.chunk_count.set(0);
         self.trim_spares(self.retain_limit_bytes.get());
         if let Some(largest) = self.pop_spare() {
             self.install(largest, false);
         }
     }
 
-    /// Returns every chunk, spares included, to the source.
-    fn release_all(&mut self) {
+    /// Unlinks every chunk of the list, newest first, and hands each to `take` (which moves or
+    /// frees it: its link has been read already). A bounded walk: at most `MAX_CHUNKS`.
+    fn drain_chunks(&mut self, mut take: impl FnMut(&mut Self, NonNull<ChunkHeader>)) {
         let mut next = self.current.take();
         let mut walked: usize = 0;
         while let Some(header) = next {
             walked += 1;
             debug_assert!(walked <= MAX_CHUNKS);
-            // SAFETY: a live chunk of the list, unlinked as we go; `&mut self` proves nothing
-            // in it is used again.
-            unsafe {
-                next = (*header.as_ptr()).prev;
-                self.release(header);
-            }
+            // SAFETY: `header` is a live chunk of the list, which only `&mut self` reaches.
+            next = unsafe { (*header.as_ptr()).prev };
+            take(self, header);
         }
         self.chunk_count.set(0);
+    }
+
+    /// Returns every chunk, spares included, to the source.
+    fn release_all(&mut self) {
+        self.drain_chunks(|arena, header| {
+            // SAFETY: a live chunk, unlinked from the list; `&mut self` proves nothing in it
+            // is used again.
+            unsafe { arena.release(header) }
+        });
         while let Some(spare) = self.pop_spare() {
             // SAFETY: a live spare, just unlinked.
             unsafe { self.release(spare) };
