@@ -261,8 +261,8 @@ impl<P: PageSource> Slab<P> {
             return None;
         }
         let class = id.class as usize;
-        // `secure` also refuses a pointer into the middle of a block here (a multiply by the
-        // class's reciprocal): the slow path then names the fault. Blocks start at the slot's
+        // `secure` also refuses a pointer into the middle of a block here (one multiply by the
+        // class's divisibility constant): the slow path then names the fault. Blocks start at the slot's
         // first byte.
         if SECURE && !is_block_offset(class, ptr.as_ptr() as usize & (SLOT_BYTES - 1)) {
             return None;
