@@ -39,6 +39,7 @@ mod classes;
 mod error;
 mod foreign;
 mod global;
+pub mod hint;
 mod layout;
 mod locked;
 mod page_source;

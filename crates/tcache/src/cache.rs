@@ -142,7 +142,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         };
         let bins = self.current_magazine();
         // SAFETY: as in `allocate_in_class`.
-        unsafe { bin::pop(bins.add(class)) }
+        unsafe { bin::pop(bin::at(bins, class)) }
     }
 
     /// Allocates a block of a layout with a class (the address only; `allocate_nonzero` adds
@@ -153,7 +153,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: `class < class_count` (the backend's contract) and the magazine has
         // `class_count` bins (the empty one `CLASS_COUNT_MAX`); this thread holds the slot, so
         // the bin is ours alone (or the empty magazine's, which a pop never writes).
-        let block = unsafe { bin::pop(bins.add(class)) };
+        let block = unsafe { bin::pop(bin::at(bins, class)) };
         if !block.is_null() {
             return block;
         }
@@ -180,7 +180,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
         // SAFETY: as in `allocate_in_class` (a push to the empty magazine finds limit 0 and
         // writes nothing); the caller gives up a live block of the class.
-        if unsafe { bin::push_with(bins.add(class), ptr, secrets) } {
+        if unsafe { bin::push_with(bin::at(bins, class), ptr, secrets) } {
             return;
         }
         // SAFETY: forwarded from the caller.
