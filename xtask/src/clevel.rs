@@ -52,6 +52,8 @@ pub struct Plan {
     pub callgrind: bool,
     /// Timed operations per run.
     pub timed_ops: u64,
+    /// Timed runs per library and mode (the report gives their median).
+    pub timed_rounds: usize,
     /// Operations per callgrind run (the second run does twice as many).
     pub counted_ops: u64,
     /// The modes to run.
@@ -153,6 +155,7 @@ fn heapkit_library(workspace: &crate::Workspace, notes: &mut Vec<String>) -> Opt
 pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
     let mut plan = Plan {
         timed_ops: if options.quick { 1_000_000 } else { 5_000_000 },
+        timed_rounds: if options.quick { 3 } else { 7 },
         counted_ops: if options.quick { 20_000 } else { 100_000 },
         modes: MODES.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
         ..Plan::default()
@@ -255,13 +258,19 @@ pub fn parse_collected(text: &str) -> Option<u64> {
 }
 
 /// Runs the plan: one result per (library, mode); notes carried along.
+///
+/// Each mode is timed `timed_rounds` times, the libraries taking turns within a round, so that
+/// a burst of noise from the shared machine lands on every library alike; the result keeps the
+/// median (the figure reported), the fastest run and every sample. Two-thread modes need this
+/// most: where the two threads happen to be scheduled decides a run, and single runs of the
+/// same library differ several-fold.
 pub fn run(plan: &Plan, bar: &ProgressBar) -> Value {
     let mut results = Vec::new();
     if let Some(binary) = &plan.binary {
-        for (name, preload) in &plan.libraries {
-            for (mode, size) in &plan.modes {
+        for (mode, size) in &plan.modes {
+            let samples = timed_rounds(plan, binary, mode, *size);
+            for ((name, preload), samples) in plan.libraries.iter().zip(samples) {
                 crate::bench::step(bar, format!("C level: {mode} under {name}"));
-                let ns_per_op = timed(binary, preload, mode, *size, plan.timed_ops);
                 let instructions_per_op = if plan.callgrind {
                     let once = instructions(binary, preload, mode, *size, plan.counted_ops);
                     let twice = instructions(binary, preload, mode, *size, 2 * plan.counted_ops);
@@ -275,7 +284,9 @@ pub fn run(plan: &Plan, bar: &ProgressBar) -> Value {
                     "preload": preload.as_ref().map(|p| p.display().to_string()),
                     "mode": mode,
                     "size_bytes": size,
-                    "ns_per_op": ns_per_op,
+                    "ns_per_op": median(&samples),
+                    "ns_per_op_min": samples.iter().copied().reduce(f64::min),
+                    "ns_per_op_samples": samples,
                     "instructions_per_op": instructions_per_op,
                 }));
                 bar.inc(1);
@@ -285,9 +296,41 @@ pub fn run(plan: &Plan, bar: &ProgressBar) -> Value {
     json!({ "results": results, "notes": plan.notes })
 }
 
+/// The timed samples of one mode: per library (in plan order), one ns-per-op figure per round
+/// in which the run succeeded.
+fn timed_rounds(plan: &Plan, binary: &Path, mode: &str, size: usize) -> Vec<Vec<f64>> {
+    let mut samples = vec![Vec::new(); plan.libraries.len()];
+    for _ in 0..plan.timed_rounds {
+        for ((_, preload), library_samples) in plan.libraries.iter().zip(samples.iter_mut()) {
+            library_samples.extend(timed(binary, preload, mode, size, plan.timed_ops));
+        }
+    }
+    samples
+}
+
+/// The median of `samples` (the mean of the middle two for an even count); None when empty.
+pub fn median(samples: &[f64]) -> Option<f64> {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_takes_the_middle() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0]), Some(3.0));
+        assert_eq!(median(&[9.0, 1.0, 5.0]), Some(5.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 100.0]), Some(3.0));
+    }
 
     #[test]
     fn callgrind_totals_are_read() {

@@ -439,7 +439,7 @@ fn rss_table(extras: &Extras) -> String {
 
 fn c_level_table(extras: &Extras) -> String {
     let mut out = String::from(
-        "| library (LD_PRELOAD) | mode | block | ns per malloc+free | instructions per malloc+free | ratio to glibc (time) |\n|---|---|---:|---:|---:|---:|\n",
+        "| library (LD_PRELOAD) | mode | block | ns per malloc+free: median (fastest) | instructions per malloc+free | ratio to glibc (time) | ratio to mimalloc (time) |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     let results = Extras::list(&extras.c_level, "results");
     let mut sorted: Vec<&Value> = results.iter().collect();
@@ -454,27 +454,33 @@ fn c_level_table(extras: &Extras) -> String {
             position(&modes, &r["mode"]),
         )
     });
-    for r in sorted {
-        let glibc_ns = results
+    let time_of = |library: &str, mode: &Value| {
+        results
             .iter()
-            .find(|g| g["library"] == "glibc" && g["mode"] == r["mode"])
-            .and_then(|g| g["ns_per_op"].as_f64());
+            .find(|g| g["library"] == library && g["mode"] == *mode)
+            .and_then(|g| g["ns_per_op"].as_f64())
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "–".into(),
+    };
+    let figure = |v: &Value| v.as_f64().map(|n| format!("{n:.1}"));
+    for r in sorted {
         let ns = r["ns_per_op"].as_f64();
-        let ratio = match (ns, glibc_ns) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        let time = match (figure(&r["ns_per_op"]), figure(&r["ns_per_op_min"])) {
+            (Some(median), Some(min)) => format!("{median} ({min})"),
+            (Some(median), None) => median,
             _ => "–".into(),
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} B | {} | {} | {ratio} |",
+            "| {} | {} | {} B | {time} | {} | {} | {} |",
             r["library"].as_str().unwrap_or("?"),
             r["mode"].as_str().unwrap_or("?"),
             r["size_bytes"],
-            ns.map(|n| format!("{n:.1}")).unwrap_or_else(|| "–".into()),
-            r["instructions_per_op"]
-                .as_f64()
-                .map(|n| format!("{n:.1}"))
-                .unwrap_or_else(|| "–".into()),
+            figure(&r["instructions_per_op"]).unwrap_or_else(|| "–".into()),
+            ratio(ns, time_of("glibc", &r["mode"])),
+            ratio(ns, time_of("mimalloc", &r["mode"])),
         );
     }
     out
@@ -660,8 +666,10 @@ pub fn write(
     let _ = write!(
         report,
         "## Latency distribution\n\n{}\n## Resident memory\n\nEach allocator in its own process.\n\n{}\n\
-         ## C level (LD_PRELOAD)\n\n`benches/c/pairs.c`; instructions counted with callgrind \
-         (noise-free), the difference between runs of N and 2N operations.\n\n{}\n",
+         ## C level (LD_PRELOAD)\n\n`benches/c/pairs.c`; each mode timed several times, the \
+         libraries taking turns, and the median reported with the fastest run in brackets (the \
+         two-thread modes vary several-fold between runs of one library); instructions counted \
+         with callgrind (noise-free), the difference between runs of N and 2N operations.\n\n{}\n",
         latency_table(extras),
         rss_table(extras),
         c_level_table(extras)
