@@ -8,7 +8,11 @@ use heapkit::HeapKit;
 use heapkit_core::{UnsizedAllocator, MAX_ALIGN_BYTES};
 
 /// The process's heap. `HeapKit::new` is `const`, so the heap exists before any code runs.
-pub static HEAP: HeapKit = HeapKit::new();
+///
+/// Private to the crate so that the compiler may address it relative to the instruction
+/// pointer: a public static of a library crate is reached through the GOT, one more load on
+/// every `malloc` and `free`.
+pub(crate) static HEAP: HeapKit = HeapKit::new();
 
 /// Sets `errno` to `ENOMEM` (C's report for an allocation failure) and returns NULL.
 #[cold]

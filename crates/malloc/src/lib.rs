@@ -4,9 +4,9 @@
 
 //! # Vocabulary
 //!
-//! - **the heap** ([`HEAP`]): one `heapkit::HeapKit` in a `static`, built by a `const fn`, so it
-//!   needs no initialisation before the first `malloc` — the loader may call `malloc` before any
-//!   constructor of this library has run.
+//! - **the heap** (`heap::HEAP`): one `heapkit::HeapKit` in a crate-private `static`, built by
+//!   a `const fn`, so it needs no initialisation before the first `malloc` — the loader may call
+//!   `malloc` before any constructor of this library has run.
 //! - **entry point**: an `extern "C"` function exported under the C library's name (`malloc`,
 //!   `free`, …) or a C++ operator's mangled name. Every entry point checks its arguments, turns
 //!   them into a `Layout`, calls the heap and turns the result back into C's conventions
@@ -28,4 +28,3 @@ mod cxx;
 mod heap;
 mod init;
 
-pub use heap::HEAP;
