@@ -217,9 +217,9 @@ fn fragmentation_report(_c: &mut Criterion) {
         let live = set.live_bytes();
         let f = heap.inner().lock().fragmentation();
         eprintln!(
-            "fragmentation {name:>12}: live requested {live} B | heap {} B (+mmapped {} B), used {} B, free {} B in {} chunks, largest free {} B, top {} B | heap/live {:.3}, external {:.3}",
-            f.heap_bytes, f.mmapped_bytes, f.used_bytes, f.free_bytes, f.free_chunks,
-            f.largest_free_bytes, f.top_bytes,
+            "fragmentation {name:>12}: live requested {live} B | heap {} B (+mmapped {} B, +reserved untouched {} B), used {} B, free {} B in {} chunks, largest free {} B, top {} B | heap/live {:.3}, external {:.3}",
+            f.heap_bytes, f.mmapped_bytes, f.reserved_bytes, f.used_bytes, f.free_bytes,
+            f.free_chunks, f.largest_free_bytes, f.top_bytes,
             (f.heap_bytes + f.mmapped_bytes) as f64 / live as f64, f.external()
         );
         set.free_all(heap);

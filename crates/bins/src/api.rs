@@ -3,8 +3,9 @@
 
 use crate::binlist::unlink;
 use crate::chunk::{
-    at, from_mem, head, inuse_at, is_mmapped, prev_size, request_to_size, set_head, set_inuse_at,
-    set_prev_size, size, to_mem, usable_bytes, ChunkPtr, IS_MMAPPED, MIN_CHUNK_BYTES, PREV_INUSE,
+    at, from_mem, head, inuse_at, is_free, is_mmapped, prev_size, request_to_size, set_head,
+    set_inuse_at, set_prev_size, size, to_mem, usable_bytes, ChunkPtr, IS_MMAPPED, MIN_CHUNK_BYTES,
+    PREV_INUSE,
 };
 use crate::heap::Bins;
 use core::alloc::Layout;
@@ -111,9 +112,15 @@ impl<P: PageSource> Bins<P> {
             let next_size = size(next);
             let flags = head(p) & PREV_INUSE;
             if next == self.top.get() {
-                if p_size + next_size < nb + MIN_CHUNK_BYTES {
+                // Too short a top grows first, when it can without moving (the reserve, or
+                // `extend`): cheaper than copying the block, and glibc's `brk` heap gets the
+                // same from a top that `sbrk` keeps contiguous.
+                if p_size + next_size < nb + MIN_CHUNK_BYTES
+                    && self.grow_top_in_place(nb - p_size) != Ok(true)
+                {
                     return false;
                 }
+                let next_size = size(next);
                 let new_top = at(p, nb);
                 set_head(new_top, (p_size + next_size - nb) | PREV_INUSE);
                 set_head(p, nb | flags);
@@ -121,7 +128,7 @@ impl<P: PageSource> Bins<P> {
                 self.note_top_dirty(new_top);
                 return true;
             }
-            if crate::chunk::is_fence(next) || inuse_at(next, next_size) {
+            if !is_free(next) {
                 return false;
             }
             if p_size + next_size < nb {
@@ -201,16 +208,48 @@ impl<P: PageSource> Bins<P> {
         // SAFETY: forwarded from the caller; `validate_free` rejects (and reports) the cheap
         // cases of misuse before anything is changed.
         unsafe {
+            if p as usize % 16 == 0 && is_mmapped(p) {
+                // Its own path, out of line: what it calls would make every heap free save
+                // and restore registers.
+                self.free_mmapped_block(p);
+                return None;
+            }
             if !self.validate_free(p) {
                 return None;
             }
-            let usable = usable_bytes(p);
-            let c = &self.counters;
-            c.deallocations.set(c.deallocations.get() + 1);
-            c.live_blocks.set(c.live_blocks.get().wrapping_sub(1));
-            c.live_bytes.set(c.live_bytes.get().wrapping_sub(usable));
+            self.note_freed(p);
         }
         Some(p)
+    }
+
+    /// Takes a live chunk out of the live figures.
+    ///
+    /// # Safety
+    /// `p` is a live chunk.
+    #[inline(always)]
+    unsafe fn note_freed(&self, p: ChunkPtr) {
+        // SAFETY: forwarded from the caller.
+        let usable = unsafe { usable_bytes(p) };
+        let c = &self.counters;
+        c.deallocations.set(c.deallocations.get() + 1);
+        c.live_blocks.set(c.live_blocks.get().wrapping_sub(1));
+        c.live_bytes.set(c.live_bytes.get().wrapping_sub(usable));
+    }
+
+    /// Frees a block whose header says mmapped: validated, counted, unmapped.
+    ///
+    /// # Safety
+    /// `p` is 16-aligned and its header is readable (the caller's claim that it is live).
+    #[cold]
+    #[inline(never)]
+    unsafe fn free_mmapped_block(&self, p: ChunkPtr) {
+        // SAFETY: forwarded from the caller; `validate_free` checks the run's shape.
+        unsafe {
+            if self.validate_free(p) {
+                self.note_freed(p);
+                self.free_uncached(p);
+            }
+        }
     }
 
     /// Moves a block: allocate, copy `keep_bytes`, free.
@@ -360,6 +399,7 @@ impl<P: PageSource> Drop for Bins<P> {
     /// the heap (they are not linked), so they stay mapped: a heap dropped with live blocks
     /// leaks those, exactly as a program that exits without freeing.
     fn drop(&mut self) {
+        self.release_reserve();
         let mut seg = self.newest_segment.get();
         let mut steps = 0;
         while !seg.is_null() && steps < crate::segment::MAX_SEGMENTS {

@@ -17,8 +17,8 @@
 
 use crate::binlist::{bk, in_smallbin_range, smallbin_index, unlink};
 use crate::chunk::{
-    at, from_mem, head, request_to_size, set_head, set_inuse_at, size, to_mem, FLAG_MASK,
-    IS_MMAPPED, MIN_CHUNK_BYTES, PREV_INUSE,
+    at, from_mem, head, request_to_size, set_head, set_taken, size, to_mem, FLAG_MASK, IS_MMAPPED,
+    MIN_CHUNK_BYTES, PREV_INUSE,
 };
 use crate::heap::Bins;
 use crate::tcache::tcache_index;
@@ -168,7 +168,7 @@ impl<P: PageSource> Bins<P> {
                 }
                 debug_assert_eq!(size(p), nb);
                 unlink(p);
-                set_inuse_at(p, nb);
+                set_taken(p, nb);
                 out[got] = to_mem(p);
                 got += 1;
             }

@@ -4,10 +4,10 @@
 //!   chunk ─► ┌───────────────────────────────┐
 //!            │ prev_size  (the previous      │  valid only while the previous chunk is
 //!            │            chunk's footer)    │  free; otherwise its owner's last 8 bytes
-//!            ├───────────────────────────┬─┬─┤
-//!            │ size (multiple of 16)     │M│P│  M = mmapped, P = previous chunk in use
-//!     mem ─► ├───────────────────────────┴─┴─┤  ◄── what the caller gets (16-aligned)
-//!            │ fd, bk          (free only)   │
+//!            ├───────────────────────┬───┬─┬─┤
+//!            │ size (multiple of 16) │ K │M│P│  M = mmapped, P = previous chunk in use,
+//!     mem ─► ├───────────────────────┴───┴─┴─┤  K = kind: live, fence, cached or free
+//!            │ fd, bk          (free only)   │  ◄── mem: what the caller gets (16-aligned)
 //!            │ fd/bk_nextsize  (large free)  │
 //!            │ ... caller's bytes ...        │
 //!   next  ─► ├───────────────────────────────┤
@@ -16,7 +16,10 @@
 //! ```
 //!
 //! A chunk's own "in use" bit lives in the *next* chunk's header (P), so a free chunk costs no
-//! extra word and a used one lends its footer word to its owner: usable = size - 8.
+//! extra word and a used one lends its footer word to its owner: usable = size - 8. The kind
+//! (K) repeats "free" in the chunk's own header: `free` reads it from a neighbour's header it
+//! loads anyway, instead of one more header further on (glibc reads that one: a dependent
+//! cache miss on every coalescing free).
 
 use core::ptr;
 use heapkit_core::{MAX_ALIGN_BYTES, WORD_BYTES};
@@ -40,13 +43,22 @@ pub(crate) const PREV_INUSE: usize = 0b01;
 /// Flag in `size`: the chunk is a run of its own from the page source (`prev_size` holds the
 /// distance from the run's start).
 pub(crate) const IS_MMAPPED: usize = 0b10;
-/// Flag in `size`: the chunk is a fencepost closing a retired segment (never a block, never
-/// free, never coalesced with).
-pub(crate) const IS_FENCE: usize = 0b100;
-/// Flag in `size`: the chunk sits in the tcache (looks in use, is not). glibc marks cached
-/// chunks with a key in the caller's bytes instead; reading bytes the caller may never have
-/// written is undefined behaviour in Rust, the header is ours.
+/// The two bits of `size` above `IS_MMAPPED` say what a heap chunk is (its *kind*): live (0),
+/// a fencepost, cached in the tcache, or free in a bin. The kind lives in the chunk's own
+/// header, so `free` learns whether a neighbour can be merged from the neighbour's header
+/// alone, without the dependent cache miss on the header after it (where the P bit is).
+pub(crate) const KIND_MASK: usize = 0b1100;
+/// Kind: a fencepost closing a retired segment (never a block, never free, never coalesced
+/// with).
+pub(crate) const IS_FENCE: usize = 0b0100;
+/// Kind: the chunk sits in the tcache (looks in use, is not). glibc marks cached chunks with a
+/// key in the caller's bytes instead; reading bytes the caller may never have written is
+/// undefined behaviour in Rust, the header is ours.
 pub(crate) const IN_TCACHE: usize = 0b1000;
+/// Kind: the chunk is free in a bin (unsorted, small or large; never the top chunk). Exactly
+/// the chunks whose next chunk has a clear P bit. A chunk merged into its free predecessor
+/// keeps this kind in its stale header, so freeing it again is still caught.
+pub(crate) const IS_FREE: usize = 0b1100;
 /// Low bits of `size` that are flags, not size (sizes are multiples of 16).
 pub(crate) const FLAG_MASK: usize = CHUNK_ALIGN_BYTES - 1;
 
@@ -59,7 +71,8 @@ const _: () = assert!(
     MIN_CHUNK_BYTES >= HEADER_BYTES + 2 * SIZE_SZ,
     "room for fd and bk"
 );
-const _: () = assert!(FLAG_MASK == (PREV_INUSE | IS_MMAPPED | IS_FENCE | IN_TCACHE));
+const _: () = assert!(FLAG_MASK == (PREV_INUSE | IS_MMAPPED | KIND_MASK));
+const _: () = assert!(IS_FREE == IS_FENCE | IN_TCACHE && IS_FREE == KIND_MASK);
 const _: () = assert!(core::mem::offset_of!(Chunk, fd) == HEADER_BYTES);
 const _: () = assert!(core::mem::size_of::<Chunk>() == 6 * SIZE_SZ);
 
@@ -171,6 +184,16 @@ pub(crate) unsafe fn is_mmapped(c: ChunkPtr) -> bool {
     unsafe { head(c) & IS_MMAPPED != 0 }
 }
 
+/// The kind bits of `c`'s header: 0 (live), [`IS_FENCE`], [`IN_TCACHE`] or [`IS_FREE`].
+///
+/// # Safety
+/// `c` points at a readable chunk header.
+#[inline(always)]
+pub(crate) unsafe fn kind(c: ChunkPtr) -> usize {
+    // SAFETY: forwarded from the caller.
+    unsafe { head(c) & KIND_MASK }
+}
+
 /// Whether `c` is a fencepost.
 ///
 /// # Safety
@@ -178,7 +201,17 @@ pub(crate) unsafe fn is_mmapped(c: ChunkPtr) -> bool {
 #[inline(always)]
 pub(crate) unsafe fn is_fence(c: ChunkPtr) -> bool {
     // SAFETY: forwarded from the caller.
-    unsafe { head(c) & IS_FENCE != 0 }
+    unsafe { kind(c) == IS_FENCE }
+}
+
+/// Whether `c` is a free chunk in a bin (read from its own header).
+///
+/// # Safety
+/// `c` points at a readable chunk header.
+#[inline(always)]
+pub(crate) unsafe fn is_free(c: ChunkPtr) -> bool {
+    // SAFETY: forwarded from the caller.
+    unsafe { kind(c) == IS_FREE }
 }
 
 /// Writes the size field (size and flags).
@@ -241,6 +274,21 @@ pub(crate) unsafe fn set_inuse_at(c: ChunkPtr, offset_bytes: usize) {
     unsafe {
         let next = at(c, offset_bytes);
         set_head(next, head(next) | PREV_INUSE);
+    }
+}
+
+/// Marks a free chunk just taken out of its bin as in use, whole: its kind back to live and
+/// the P bit of the chunk after it set.
+///
+/// # Safety
+/// `c` is a chunk of `c_size` bytes followed by a chunk header in the same run.
+#[inline(always)]
+pub(crate) unsafe fn set_taken(c: ChunkPtr, c_size: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        debug_assert!(kind(c) == IS_FREE, "taking a chunk that is not free");
+        set_head(c, head(c) & !KIND_MASK);
+        set_inuse_at(c, c_size);
     }
 }
 

@@ -7,8 +7,9 @@ use crate::binlist::{
     unlink, BINMAP_WORDS, NBINS, UNSORTED,
 };
 use crate::chunk::{
-    at, before, clear_inuse_at, head, inuse_at, is_mmapped, prev_inuse, prev_size, set_foot,
-    set_head, set_inuse_at, size, ChunkPtr, FLAG_MASK, IS_MMAPPED, MIN_CHUNK_BYTES, PREV_INUSE,
+    at, before, clear_inuse_at, head, inuse_at, is_mmapped, kind, prev_inuse, prev_size, set_foot,
+    set_head, set_taken, size, ChunkPtr, FLAG_MASK, IS_FENCE, IS_FREE, IS_MMAPPED, KIND_MASK,
+    MIN_CHUNK_BYTES, PREV_INUSE,
 };
 use crate::config::{Config, MAX_FAST_BIN_BYTES, MAX_MMAP_THRESHOLD_BYTES};
 use crate::report::{bad_free, Misuse};
@@ -123,7 +124,13 @@ pub struct Bins<P: PageSource> {
     pub(crate) trim_threshold_bytes: Cell<usize>,
     /// Whether the last growth could extend the newest segment in place.
     pub(crate) extendable: Cell<bool>,
-    /// Pages of the newest segment from this address on are purged (or never touched).
+    /// Bytes mapped right after the newest segment's end and not yet part of it: a source that
+    /// cannot `extend` gets a run larger than the growth needs, and the heap takes it into the
+    /// segment a top pad at a time, as `brk` would (see `segment.rs`). Never touched, or
+    /// purged before it was given back.
+    pub(crate) reserve_bytes: Cell<usize>,
+    /// Pages of the newest segment (and its reserve) from this address on are purged (or never
+    /// touched).
     pub(crate) purged_from: Cell<usize>,
     pub(crate) counters: Counters,
 }
@@ -157,6 +164,7 @@ impl<P: PageSource> Bins<P> {
             mmap_threshold_bytes: Cell::new(config.mmap_threshold_bytes),
             trim_threshold_bytes: Cell::new(config.trim_threshold_bytes),
             extendable: Cell::new(true),
+            reserve_bytes: Cell::new(0),
             purged_from: Cell::new(0),
             counters: Counters::new(),
         }
@@ -250,7 +258,7 @@ impl<P: PageSource> Bins<P> {
                 let victim = bk(bin);
                 if victim != bin {
                     unlink(victim);
-                    set_inuse_at(victim, nb);
+                    set_taken(victim, nb);
                     return Ok(victim);
                 }
             } else if self.have_fast.get() {
@@ -395,7 +403,7 @@ impl<P: PageSource> Bins<P> {
                 set_bk(unsorted, bck);
                 set_fd(bck, unsorted);
                 if victim_size == nb {
-                    set_inuse_at(victim, victim_size);
+                    set_taken(victim, victim_size);
                     return Some(victim);
                 }
                 self.file_into_bin(victim, victim_size);
@@ -496,7 +504,7 @@ impl<P: PageSource> Bins<P> {
         unsafe {
             let remainder_size = victim_size - nb;
             if remainder_size < MIN_CHUNK_BYTES {
-                set_inuse_at(victim, victim_size);
+                set_taken(victim, victim_size);
                 return;
             }
             let remainder = at(victim, nb);
@@ -542,15 +550,15 @@ impl<P: PageSource> Bins<P> {
         }
     }
 
-    /// Writes the header and footer of a free chunk whose previous chunk is in use.
+    /// Writes the header (kind free) and footer of a free chunk whose previous chunk is in use.
     ///
     /// # Safety
     /// `p..p + p_size` is a chunk followed by a chunk header.
     #[inline(always)]
-    unsafe fn set_free_head(&self, p: ChunkPtr, p_size: usize) {
+    pub(crate) unsafe fn set_free_head(&self, p: ChunkPtr, p_size: usize) {
         // SAFETY: forwarded from the caller.
         unsafe {
-            set_head(p, p_size | PREV_INUSE);
+            set_head(p, p_size | IS_FREE | PREV_INUSE);
             set_foot(p, p_size);
         }
     }
@@ -574,11 +582,20 @@ impl<P: PageSource> Bins<P> {
 
     // ---------------------------------------------------------------- fast bins
 
+    /// The fast bin of a chunk size up to `fast_max_bytes`. The index is clamped, not
+    /// bounds-checked: the allocation paths carry no panic branch (`fast_max_bytes` is at most
+    /// `MAX_FAST_BIN_BYTES`, so the clamp never acts).
+    #[inline(always)]
+    fn fastbin(&self, size_bytes: usize) -> &Cell<ChunkPtr> {
+        debug_assert!(size_bytes <= self.fast_max_bytes && size_bytes <= MAX_FAST_BIN_BYTES);
+        &self.fastbins[fastbin_index(size_bytes).min(NFASTBINS - 1)]
+    }
+
     /// # Safety
     /// The heap is initialised; `nb <= fast_max_bytes`.
     #[inline(always)]
     unsafe fn fast_pop(&self, nb: usize) -> Option<ChunkPtr> {
-        let slot = &self.fastbins[fastbin_index(nb)];
+        let slot = self.fastbin(nb);
         let p = slot.get();
         if p.is_null() {
             return None;
@@ -647,7 +664,7 @@ impl<P: PageSource> Bins<P> {
             }
             let p_size = size(p);
             if p_size <= self.fast_max_bytes {
-                let slot = &self.fastbins[fastbin_index(p_size)];
+                let slot = self.fastbin(p_size);
                 debug_assert!(slot.get() != p, "double free (fast bin top)");
                 set_fd(p, slot.get());
                 slot.set(p);
@@ -694,8 +711,13 @@ impl<P: PageSource> Bins<P> {
 
     /// An mmapped chunk's run must be page-aligned at both ends.
     ///
+    /// Out of line: the page size may cost a call (the OS is asked once), and a call inlined
+    /// into `free` makes every free save and restore six registers for it.
+    ///
     /// # Safety
     /// `p`'s header is readable.
+    #[cold]
+    #[inline(never)]
     unsafe fn check_mmapped(&self, p: ChunkPtr) -> Result<(), Misuse> {
         // SAFETY: forwarded from the caller.
         let (offset, p_size) = unsafe { (prev_size(p), size(p)) };
@@ -733,16 +755,20 @@ impl<P: PageSource> Bins<P> {
         if cfg!(any(debug_assertions, feature = "checked")) && !self.in_some_segment(p, p_size) {
             return Err(Misuse::InvalidPointer);
         }
-        if p_size <= self.fast_max_bytes && self.fastbins[fastbin_index(p_size)].get() == p {
+        if p_size <= self.fast_max_bytes && self.fastbin(p_size).get() == p {
             return Err(Misuse::DoubleFree);
         }
+        // A cached or binned chunk, or one merged into its free predecessor, says so in its
+        // own header: no need to read the next one, which a tcache free never touches.
         // SAFETY: the header is readable (the caller's claim).
-        if unsafe { Tcache::contains(p) } {
-            return Err(Misuse::DoubleFree);
+        match unsafe { kind(p) } {
+            0 => {}
+            IS_FENCE => return Err(Misuse::InvalidPointer),
+            _ => return Err(Misuse::DoubleFree),
         }
-        // SAFETY: the size is plausible; the next header lies in the same segment (the
-        // caller's claim, verified above in checked builds).
-        if unsafe { !inuse_at(p, p_size) } {
+        // SAFETY: the size is plausible; the next header lies in the same segment (verified
+        // above in these builds).
+        if cfg!(any(debug_assertions, feature = "checked")) && unsafe { !inuse_at(p, p_size) } {
             return Err(Misuse::DoubleFree);
         }
         Ok(())
@@ -759,8 +785,11 @@ impl<P: PageSource> Bins<P> {
         // through them are valid chunks of the same segment.
         unsafe {
             let next = at(p, p_size);
-            let next_size = size(next);
+            let next_head = head(next);
             if !prev_inuse(p) {
+                // Left behind inside the merged chunk, the header still tells a second free
+                // of `p` that it is not live.
+                set_head(p, head(p) | IS_FREE);
                 let prev_bytes = prev_size(p);
                 p = before(p, prev_bytes);
                 debug_assert!(size(p) == prev_bytes, "corrupted size vs. prev_size");
@@ -768,14 +797,17 @@ impl<P: PageSource> Bins<P> {
                 unlink(p);
             }
             if next == self.top.get() {
-                p_size += next_size;
+                p_size += next_head & !FLAG_MASK;
                 set_head(p, p_size | PREV_INUSE);
                 self.top.set(p);
                 return p_size;
             }
-            if !inuse_at(next, next_size) {
+            // The kind in next's own header, not the P bit one header further: one cache
+            // miss fewer (the boundary tags agree; `check()` verifies it).
+            if next_head & KIND_MASK == IS_FREE {
+                debug_assert!(!inuse_at(next, next_head & !FLAG_MASK));
                 unlink(next);
-                p_size += next_size;
+                p_size += next_head & !FLAG_MASK;
             } else {
                 clear_inuse_at(next, 0);
             }

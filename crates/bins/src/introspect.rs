@@ -3,8 +3,8 @@
 
 use crate::binlist::{bin_index, bk, fd, in_smallbin_range, NBINS, NSMALLBINS, UNSORTED};
 use crate::chunk::{
-    at, is_fence, prev_inuse, prev_size, size, ChunkPtr, FENCE_BYTES, HEADER_BYTES,
-    MIN_CHUNK_BYTES, SIZE_SZ,
+    at, is_fence, is_free, is_mmapped, kind, prev_inuse, prev_size, size, ChunkPtr, FENCE_BYTES,
+    HEADER_BYTES, MIN_CHUNK_BYTES, SIZE_SZ,
 };
 use crate::heap::{fastbin_index, Bins, NFASTBINS};
 use crate::segment::{Segment, MAX_SEGMENTS};
@@ -59,6 +59,10 @@ pub struct ChunkInfo {
 pub struct Fragmentation {
     /// Bytes in heap segments (`arena`).
     pub heap_bytes: usize,
+    /// Bytes mapped after the newest segment that the heap has not taken into it yet: never
+    /// touched, or purged (no physical memory). Only over a source that cannot `extend`, which
+    /// gets runs larger than each growth (glibc reserves its non-main heaps the same way).
+    pub reserved_bytes: usize,
     /// Bytes in mmapped chunks (`hblkhd`).
     pub mmapped_bytes: usize,
     /// Bytes in live heap chunks, headers included (`uordblks`).
@@ -266,6 +270,7 @@ impl<P: PageSource> Bins<P> {
     pub fn fragmentation(&self) -> Fragmentation {
         let mut f = Fragmentation {
             heap_bytes: self.counters.heap_bytes.get(),
+            reserved_bytes: self.reserve_bytes.get(),
             mmapped_bytes: self.counters.mmapped_bytes.get(),
             ..Fragmentation::default()
         };
@@ -319,6 +324,9 @@ impl<P: PageSource> Bins<P> {
                     if top_size < MIN_CHUNK_BYTES || c as usize + top_size != end {
                         return err("top chunk does not end its segment", c);
                     }
+                    if kind(c) != 0 || is_mmapped(c) {
+                        return err("top chunk flagged other than P", c);
+                    }
                     if prev_free || !prev_inuse(c) {
                         return err("free chunk before top", c);
                     }
@@ -351,6 +359,12 @@ impl<P: PageSource> Bins<P> {
                 }
                 if free && Tcache::contains(c) {
                     return err("free chunk flagged as cached", c);
+                }
+                if free != is_free(c) {
+                    return err("kind bits disagree with the next chunk's P bit", c);
+                }
+                if is_mmapped(c) {
+                    return err("heap chunk flagged mmapped", c);
                 }
                 prev_free = free;
                 c = next;
@@ -436,7 +450,7 @@ impl<P: PageSource> Bins<P> {
                 if !self.in_some_segment(q, q_size) || q as usize % 16 != 0 {
                     return err("binned chunk outside the heap", q);
                 }
-                if prev_inuse(at(q, q_size)) || is_fence(q) {
+                if prev_inuse(at(q, q_size)) || !is_free(q) {
                     return err("binned chunk is not free", q);
                 }
                 let in_range = index == UNSORTED || bin_index(q_size) == index;
@@ -579,6 +593,9 @@ impl<P: PageSource> Bins<P> {
             }
             segments += 1;
         }
+        if self.reserve_bytes.get() % self.pages.page_size() != 0 {
+            return Err(InvariantError::new("reserve not whole pages", 0));
+        }
         if segments != c.segment_count.get() || heap_bytes != c.heap_bytes.get() {
             return Err(InvariantError::new(
                 "segment sizes do not sum to the heap",
@@ -656,7 +673,7 @@ impl<P: PageSource> Introspect for Bins<P> {
             live_bytes: c.live_bytes.get(),
             live_blocks: c.live_blocks.get(),
             peak_bytes: c.peak_bytes.get(),
-            mapped_bytes: c.heap_bytes.get() + c.mmapped_bytes.get(),
+            mapped_bytes: c.heap_bytes.get() + self.reserve_bytes.get() + c.mmapped_bytes.get(),
             allocations: c.allocations.get(),
             deallocations: c.deallocations.get(),
             reallocations: c.reallocations.get(),

@@ -14,8 +14,8 @@
 //! of everything else. Each bin is bounded (7 by default), so at most a few KiB per size are
 //! kept out of coalescing, unlike the unbounded fast bins.
 //!
-//! The `IN_TCACHE` header bit marks a cached chunk, so `free` tells a double free in one test.
-//! glibc writes a key into the freed block's second word instead and, on a match, walks the
+//! The `IN_TCACHE` kind in the header marks a cached chunk, so `free` tells a double free in one
+//! test. glibc writes a key into the freed block's second word instead and, on a match, walks the
 //! bin; here that read would be of bytes the caller may never have initialised (undefined
 //! behaviour in Rust, and Miri says so), while the header is always the allocator's.
 
@@ -139,7 +139,7 @@ impl Tcache {
     #[inline(always)]
     pub(crate) unsafe fn contains(p: ChunkPtr) -> bool {
         // SAFETY: forwarded from the caller.
-        unsafe { head(p) & IN_TCACHE != 0 }
+        unsafe { crate::chunk::kind(p) == IN_TCACHE }
     }
 
     /// Empties every bin, handing each chunk to `release`.

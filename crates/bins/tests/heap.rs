@@ -4,7 +4,7 @@
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use heapkit_bins::{Bins, ChunkState, Config};
-use heapkit_core::{Allocator, Introspect, PageSource, UnsizedAllocator};
+use heapkit_core::{AllocError, Allocator, Introspect, PageSource, UnsizedAllocator};
 use heapkit_pages::{BufferPages, FailingPages};
 use proptest::prelude::*;
 
@@ -303,6 +303,122 @@ fn top_is_trimmed_past_the_threshold() {
     );
 }
 
+/// A page source that cannot `extend` (as `MmapPages`), over a buffer.
+struct NoExtend(BufferPages<'static>);
+
+// SAFETY: every call is forwarded to a sound source; `extend` keeps the refusing default.
+unsafe impl PageSource for NoExtend {
+    fn page_size(&self) -> usize {
+        self.0.page_size()
+    }
+    fn map(&self, len_bytes: usize, align_bytes: usize) -> Result<NonNull<u8>, AllocError> {
+        self.0.map(len_bytes, align_bytes)
+    }
+    unsafe fn unmap(&self, ptr: NonNull<u8>, len_bytes: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.0.unmap(ptr, len_bytes) }
+    }
+    unsafe fn purge(&self, ptr: NonNull<u8>, len_bytes: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.0.purge(ptr, len_bytes) }
+    }
+    fn maps_zeroed(&self) -> bool {
+        self.0.maps_zeroed()
+    }
+    fn mapped_bytes(&self) -> usize {
+        self.0.mapped_bytes()
+    }
+}
+
+#[test]
+fn a_source_that_cannot_extend_grows_the_heap_by_its_reserve() {
+    // Enough for a newest segment whose top, once free, passes the 64 KiB at which free
+    // considers trimming.
+    let size = 3000;
+    let count = if cfg!(miri) { 128 } else { 1000 };
+    // A small pad and threshold, so that a heap small enough for Miri still trims.
+    let pad = 16 * 1024;
+    let config = Config {
+        top_pad_bytes: pad,
+        trim_threshold_bytes: 2 * pad,
+        ..Config::NO_CACHES
+    };
+    let heap = Bins::with_config(NoExtend(pages(16 << 20)), config);
+    let mapped = || heap.pages().mapped_bytes();
+    // Checked at each milestone, not after every call: Miri walks the heap slowly.
+    let grow = || -> Vec<NonNull<u8>> {
+        let blocks = (0..count)
+            .map(|_| heap.allocate(layout(size)).unwrap().cast())
+            .collect();
+        heap.check().unwrap();
+        blocks
+    };
+    let release = |blocks: Vec<NonNull<u8>>| {
+        for p in blocks.into_iter().rev() {
+            // SAFETY: live blocks of `heap`.
+            unsafe { heap.deallocate_unsized(p) };
+        }
+        heap.check().unwrap();
+    };
+    let blocks = grow();
+    let grown = heap.fragmentation();
+    assert_eq!(heap.stats().unwrap().mapped_bytes, mapped());
+    // The heap holds what was asked for plus about one top pad, not a quarter more.
+    let live = count * (size + 16);
+    assert!(grown.heap_bytes <= live + pad + 64 * 1024, "{grown:?}");
+    assert!(
+        grown.reserved_bytes > 0,
+        "later segments came with a reserve"
+    );
+    let segments = heap.segments().count();
+    release(blocks);
+    let shrunk = heap.fragmentation();
+    assert!(
+        shrunk.heap_bytes < grown.heap_bytes,
+        "top went back to the reserve"
+    );
+    assert_eq!(
+        shrunk.heap_bytes + shrunk.reserved_bytes,
+        grown.heap_bytes + grown.reserved_bytes
+    );
+    assert_eq!(heap.stats().unwrap().mapped_bytes, mapped());
+    // Growing again takes the reserve back: no new segment.
+    let again = grow();
+    assert_eq!(heap.segments().count(), segments);
+    // A block at the end of the heap grows in place from the reserve instead of moving.
+    let last = alloc(&heap, 20_000);
+    let room = heap.fragmentation().reserved_bytes >= 4 * pad;
+    assert!(room || cfg!(miri), "the newest segment has a reserve");
+    if room {
+        // SAFETY: `last` is live with that layout.
+        let grown_last = unsafe { heap.grow(last, layout(20_000), layout(20_000 + 3 * pad)) };
+        assert_eq!(grown_last.unwrap().cast::<u8>(), last, "grown in place");
+        heap.check().unwrap();
+    }
+    free(&heap, last);
+    release(again);
+    let before = mapped();
+    heap.trim(0);
+    heap.check().unwrap();
+    assert_eq!(heap.fragmentation().reserved_bytes, 0);
+    assert!(mapped() < before);
+    assert_eq!(heap.stats().unwrap().mapped_bytes, mapped());
+}
+
+#[test]
+#[cfg(all(debug_assertions, not(feature = "checked")))]
+#[should_panic(expected = "double free")]
+fn double_free_after_merging_backward_is_caught() {
+    let heap = Bins::with_config(pages(1 << 20), no_fast());
+    let a = alloc(&heap, 300);
+    let b = alloc(&heap, 300);
+    let _guard = alloc(&heap, 300);
+    free(&heap, a);
+    free(&heap, b); // merges into a's chunk; b's header is left inside it
+                    // SAFETY: deliberately wrong: the second free is the bug under test.
+    unsafe { heap.deallocate_unsized(b) };
+}
+
 #[test]
 fn out_of_memory_is_an_error_and_loses_nothing() {
     let heap = Bins::new(FailingPages::new(pages(1 << 20)));
@@ -402,8 +518,20 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+fn model_pages() -> BufferPages<'static> {
+    pages(if cfg!(miri) { 1 << 20 } else { 16 << 20 })
+}
+
 fn run_model(config: Config, ops: &[Op]) -> Result<(), TestCaseError> {
-    let heap = Bins::with_config(pages(if cfg!(miri) { 1 << 20 } else { 16 << 20 }), config);
+    run_model_over(model_pages(), config, ops)
+}
+
+fn run_model_over<P: PageSource>(
+    source: P,
+    config: Config,
+    ops: &[Op],
+) -> Result<(), TestCaseError> {
+    let heap = Bins::with_config(source, config);
     let mut live: Vec<(NonNull<u8>, Layout, u8)> = Vec::new();
     // SAFETY (both closures): called only on live blocks of at least `n` bytes.
     let fill = |p: NonNull<u8>, n: usize, v: u8| unsafe { p.as_ptr().write_bytes(v, n) };
@@ -465,6 +593,7 @@ fn run_model(config: Config, ops: &[Op]) -> Result<(), TestCaseError> {
     }
     let stats = heap.stats().unwrap();
     prop_assert_eq!((stats.live_bytes, stats.live_blocks), (0, 0));
+    prop_assert_eq!(stats.mapped_bytes, heap.pages().mapped_bytes());
     Ok(())
 }
 
@@ -487,6 +616,12 @@ proptest! {
     #[test]
     fn model_without_caches(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 300 })) {
         run_model(Config::NO_CACHES, &ops)?;
+    }
+
+    #[test]
+    fn model_over_a_source_that_cannot_extend(ops in proptest::collection::vec(op(), 1..if cfg!(miri) { 40 } else { 300 })) {
+        let config = Config { trim_threshold_bytes: 16 * 1024, ..Config::DEFAULT };
+        run_model_over(NoExtend(model_pages()), config, &ops)?;
     }
 
     #[test]
