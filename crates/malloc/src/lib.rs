@@ -27,4 +27,3 @@ mod api;
 mod cxx;
 mod heap;
 mod init;
-
