@@ -89,6 +89,18 @@ impl Secrets {
         Secrets { key: drawn_key() }
     }
 
+    /// The key as drawn so far when `hardened` (a crate's `SECURE` constant), `None`
+    /// otherwise: a build without hardening then reads no key at all, where an unused
+    /// [`Secrets::read`] would still cost its atomic load.
+    #[inline(always)]
+    pub fn read_if(hardened: bool) -> Option<Secrets> {
+        if hardened {
+            Some(Secrets::read())
+        } else {
+            None
+        }
+    }
+
     /// The stored form of link `next` kept at address `at`.
     #[inline(always)]
     pub fn encode_link(self, next: usize, at: usize) -> usize {
@@ -155,5 +167,14 @@ mod tests {
         );
         assert_eq!(decode_link(encode_link(0, at), at), 0);
         assert_ne!(free_mark(), 0);
+    }
+
+    #[test]
+    fn secrets_are_read_only_when_hardened() {
+        key();
+        assert!(Secrets::read_if(false).is_none());
+        let secrets = Secrets::read_if(true).expect("hardened builds read the key");
+        assert_eq!(secrets.free_mark(), free_mark());
+        assert_eq!(secrets.encode_link(0x40, 0x1000), encode_link(0x40, 0x1000));
     }
 }

@@ -109,6 +109,10 @@ pub(crate) struct ChunkState {
     pub dirty_mask: u64,
     /// Bit `i`: free slot `i` has never been written since a zeroing source mapped it.
     pub zero_mask: u64,
+    /// Bit `i`: slot `i`'s last page is a guard page (`secure`). A guard outlives its slab:
+    /// the slot keeps it while free and the next small slab there reuses it, so a slot pays
+    /// for `mprotect` once, not twice per slab. Only a large span lifts it (`unguard_run`).
+    pub guard_mask: u64,
     pub next: *mut Chunk,
     pub prev: *mut Chunk,
     /// For each slot in `dirty_mask`: when it became dirty (`clock::now_ms`). Meaningless for
@@ -270,6 +274,11 @@ impl Chunks {
             Some(found) => found,
             None => (self.map_chunk(pages, owner_id)?, 1),
         };
+        if let SlotUse::Large = usage {
+            // A span is one block across its slots: no guard page may stay inside it.
+            // SAFETY: a live chunk, the chunk lock held, and the run is free.
+            unsafe { unguard_run(pages, chunk, first, count)? };
+        }
         // SAFETY: `chunk` is a live chunk of this list (found or just mapped) and we hold the
         // chunk lock (we are `&mut Chunks`), which guards its masks and links.
         unsafe {
@@ -367,6 +376,7 @@ impl Chunks {
                 used_mask: HEADER_MASK,
                 dirty_mask: 0,
                 zero_mask,
+                guard_mask: 0,
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
                 dirty_since_ms: [0; SLOTS_PER_CHUNK],
@@ -598,6 +608,69 @@ impl Chunks {
             }
         }
     }
+}
+
+/// The size of a slot's guard page: the source's page, or none when a page is as big as a slot.
+fn guard_bytes<P: PageSource>(pages: &P) -> Option<usize> {
+    let page_bytes = pages.page_size();
+    (page_bytes < SLOT_BYTES).then_some(page_bytes)
+}
+
+/// With `secure`: makes sure slot `slot` (just acquired for a small slab) ends in a guard page,
+/// so that an overflow off the end of its last block faults instead of reaching the next slot.
+/// Reuses the guard a previous slab left; otherwise protects the page. Returns the guard's
+/// size, or `None` when the source cannot protect pages (the slab then goes unguarded).
+///
+/// # Safety
+/// `chunk` is live, the chunk lock is held, and the slot is in use by a slab that has not
+/// handed out a block yet.
+pub(crate) unsafe fn guard_slot<P: PageSource>(
+    pages: &P,
+    chunk: *mut Chunk,
+    slot: usize,
+) -> Option<usize> {
+    let page_bytes = guard_bytes(pages)?;
+    // SAFETY: forwarded from the caller.
+    let state = unsafe { state_of(chunk) };
+    let bit = 1u64 << slot;
+    if state.guard_mask & bit != 0 {
+        return Some(page_bytes);
+    }
+    // SAFETY: the slot is SLOT_BYTES long and page-aligned inside a live chunk; nothing in its
+    // last page is in use (no block has been handed out).
+    let protected = unsafe {
+        let guard = NonNull::new_unchecked(slot_start(chunk, slot).add(SLOT_BYTES - page_bytes));
+        pages.protect(guard, page_bytes, false)
+    };
+    protected.ok()?;
+    state.guard_mask |= bit;
+    Some(page_bytes)
+}
+
+/// Lifts the guard pages inside `count` slots from `first` (one `mprotect` over the run) before
+/// a large span uses them. Fails, changing nothing, when the kernel refuses.
+///
+/// # Safety
+/// `chunk` is live, the chunk lock is held, and the slots are free.
+pub(crate) unsafe fn unguard_run<P: PageSource>(
+    pages: &P,
+    chunk: *mut Chunk,
+    first: usize,
+    count: usize,
+) -> Result<(), AllocError> {
+    // SAFETY: forwarded from the caller.
+    let state = unsafe { state_of(chunk) };
+    let run = run_mask(first, count);
+    if state.guard_mask & run == 0 {
+        return Ok(());
+    }
+    // SAFETY: the run is free slots of a live chunk, page-aligned at both ends.
+    unsafe {
+        let start = NonNull::new_unchecked(slot_start(chunk, first));
+        pages.protect(start, count * SLOT_BYTES, true)?;
+    }
+    state.guard_mask &= !run;
+    Ok(())
 }
 
 /// The first position of `count` consecutive set bits in `free`.

@@ -87,7 +87,12 @@ const fn build_table() -> [u8; TABLE_MAX_BYTES / MIN_BLOCK_BYTES + 1] {
 }
 
 /// `SMALL_TABLE[(size + 15) / 16]` is the class of `size` for `size <= 1024`.
-static SMALL_TABLE: [u8; TABLE_MAX_BYTES / MIN_BLOCK_BYTES + 1] = build_table();
+///
+/// A `const`, not a `static`: every crate that inlines the lookup gets its own copy of these 65
+/// bytes, addressed relative to the instruction pointer. A `static` of this crate is reached from
+/// another crate's position-independent code through the GOT, one more load on every `malloc`
+/// of the C library (rustc's relocations there cannot be relaxed by the linker).
+const SMALL_TABLE: [u8; TABLE_MAX_BYTES / MIN_BLOCK_BYTES + 1] = build_table();
 
 // The table's claims, checked once at compile time.
 const _: () = assert!(CLASS_BYTES[0] as usize == MIN_BLOCK_BYTES);
@@ -211,11 +216,30 @@ const _: () = assert!(
     "the divisibility test needs offsets below 2^32"
 );
 
+/// [`CLASS_DIVISIBILITY`] padded with zeros to a power of two, so that a lookup masks the
+/// class instead of bounds-checking it: the free paths that use it have no panic branch, and
+/// a class past the table (a corrupt identity) gets 0, which makes no offset a block start.
+const DIVISIBILITY_LOOKUP: [u64; DIVISIBILITY_LOOKUP_LEN] = {
+    let mut out = [0u64; DIVISIBILITY_LOOKUP_LEN];
+    let mut class = 0;
+    while class < CLASS_COUNT {
+        out[class] = CLASS_DIVISIBILITY[class];
+        class += 1;
+    }
+    out
+};
+const DIVISIBILITY_LOOKUP_LEN: usize = CLASS_COUNT.next_power_of_two();
+
+#[inline(always)]
+const fn divisibility(class: usize) -> u64 {
+    DIVISIBILITY_LOOKUP[class % DIVISIBILITY_LOOKUP_LEN]
+}
+
 /// Whether `offset_bytes` (below `SLOT_BYTES`) is a multiple of the class's block size: the
 /// start of a block in a slab of `class`. No division.
 #[inline(always)]
 pub const fn is_block_offset(class: usize, offset_bytes: usize) -> bool {
-    let constant = CLASS_DIVISIBILITY[class];
+    let constant = divisibility(class);
     (offset_bytes as u64).wrapping_mul(constant) < constant
 }
 
@@ -223,7 +247,21 @@ pub const fn is_block_offset(class: usize, offset_bytes: usize) -> bool {
 /// multiply by the same constant (Lemire's "fastdiv"), so no slab path divides.
 #[inline(always)]
 pub const fn block_index(class: usize, offset_bytes: usize) -> usize {
-    ((offset_bytes as u128 * CLASS_DIVISIBILITY[class] as u128) >> 64) as usize
+    ((offset_bytes as u128 * divisibility(class) as u128) >> 64) as usize
+}
+
+/// [`is_block_offset`] and [`block_index`] from one multiply by the class's constant
+/// (`CLASS_DIVISIBILITY[class]`, which the caller has at hand): the 128-bit product's low half
+/// is the divisibility test's, its high half the index. `None` when the offset is not a block
+/// start.
+#[inline(always)]
+pub const fn block_position_by(constant: u64, offset_bytes: usize) -> Option<usize> {
+    let product = offset_bytes as u128 * constant as u128;
+    if (product as u64) < constant {
+        Some((product >> 64) as usize)
+    } else {
+        None
+    }
 }
 
 /// How many blocks of `class` a slab holds.
@@ -264,6 +302,11 @@ mod tests {
                 assert_eq!(
                     block_index(class, offset),
                     offset / size,
+                    "{class} {offset}"
+                );
+                assert_eq!(
+                    block_position_by(CLASS_DIVISIBILITY[class], offset),
+                    (offset % size == 0).then_some(offset / size),
                     "{class} {offset}"
                 );
             };

@@ -404,17 +404,6 @@ impl<P: PageSource> Slab<P> {
         }
     }
 
-    /// Lifts the guard page at the end of the slot at `start`; false when the kernel refuses.
-    #[cold]
-    fn unguard_slot(&self, start: NonNull<u8>) -> bool {
-        let page_bytes = self.pages.page_size();
-        // SAFETY: the slot's last page is the guard `guard_slab` made, inside a live chunk.
-        unsafe {
-            let guard = NonNull::new_unchecked(start.as_ptr().add(SLOT_BYTES - page_bytes));
-            self.pages.protect(guard, page_bytes, true).is_ok()
-        }
-    }
-
     /// Gives an empty small slab's slot back to its chunk. The slab's metadata must not be
     /// touched afterwards (the chunk may be unmapped).
     ///
@@ -428,12 +417,8 @@ impl<P: PageSource> Slab<P> {
         debug_assert!(unsafe { (*slab).used } == 0);
         // SAFETY: `start` is a slot start, so it is non-null.
         let start = unsafe { NonNull::new_unchecked(start) };
-        // SAFETY: as above.
-        if unsafe { (*slab).guarded } && !self.unguard_slot(start) {
-            // The slot keeps its guard and stays in use: a leak of one slot, never a page that
-            // faults under a later owner.
-            return;
-        }
+        // A guard page stays: the chunk's `guard_mask` remembers it for the slot's next slab,
+        // and a large span lifts it before use (`chunk::unguard_run`).
         let chunk = header_of(start).cast::<Chunk>();
         let policy = self.purge_policy(threshold_bytes);
         let mut chunks = self.chunks.lock();

@@ -2,16 +2,16 @@
 //! `heap_map`, which shows every slot without allocating.
 
 use crate::chunk::{
-    ident, kind, meta_ptr, slot_start, state_of, Chunk, Chunks, ALL_SLOTS_MASK, CHUNK_MAGIC,
-    HEADER_MASK, HUGE_MAGIC,
+    ident, kind, meta_ptr, run_mask, slot_start, state_of, Chunk, Chunks, ALL_SLOTS_MASK,
+    CHUNK_MAGIC, HEADER_MASK, HUGE_MAGIC,
 };
-use crate::classes::{class_capacity, CLASS_BYTES, CLASS_COUNT};
+use crate::classes::{class_capacity, CLASS_BYTES, CLASS_COUNT, CLASS_DIVISIBILITY};
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOTS_PER_CHUNK, SLOT_BYTES};
 use crate::guard::Guard;
 use crate::heap::{ClassList, Slab};
 use crate::huge::Huge;
 use crate::peak::LiveBytes;
-use crate::slab_meta::{SlabMeta, CHECKS};
+use crate::slab_meta::{SlabMeta, CHECKS, SECURE, WINDOW_BLOCKS_MAX};
 use core::ptr::addr_of;
 use core::sync::atomic::Ordering;
 use heapkit_core::{Introspect, InvariantError, PageSource, Stats};
@@ -111,6 +111,7 @@ impl SlotInfo<'_> {
     pub fn for_each_free_block(&self, mut f: impl FnMut(usize)) {
         if let Some(meta) = self.meta {
             meta.for_each_listed_free(|_, block| f(meta.index_of(block)));
+            meta.for_each_window_block(&mut f);
             (meta.fresh..meta.capacity).for_each(|index| f(index as usize));
         }
     }
@@ -368,7 +369,7 @@ unsafe fn slot_info<'a>(chunk: *mut Chunk, index: usize) -> SlotInfo<'a> {
                 block_bytes: m.block_bytes as usize,
                 capacity: m.capacity as usize,
                 live: m.used as usize,
-                untouched: (m.capacity - m.fresh) as usize,
+                untouched: m.untouched(),
             }
         }
         kind::LARGE_HEAD => SlotKind::Large {
@@ -431,6 +432,12 @@ unsafe fn check_chunk(
         "a used slot is marked zeroed",
         addr,
     )?;
+    ensure(
+        state.guard_mask & (HEADER_MASK | !ALL_SLOTS_MASK) == 0
+            && (SECURE || state.guard_mask == 0),
+        "guard bits on the header or beyond the chunk, or without `secure`",
+        addr,
+    )?;
     walked.empty += usize::from(state.used_mask == HEADER_MASK);
     walked.dirty += state.dirty_mask.count_ones() as usize;
     let mut dirty = state.dirty_mask;
@@ -456,6 +463,11 @@ unsafe fn check_chunk(
                 // SAFETY: a small slot's metadata is initialised; its class lock is held.
                 let meta = unsafe { &*meta_ptr(chunk, slot) };
                 check_slab(meta, id.class as usize, slot_addr)?;
+                ensure(
+                    meta.guarded == (state.guard_mask >> slot & 1 == 1),
+                    "slab guard disagrees with the chunk's guard mask",
+                    slot_addr,
+                )?;
                 walked.slabs[meta.class as usize] += 1;
                 walked.live[meta.class as usize] += meta.used as usize;
                 slot += 1;
@@ -482,6 +494,11 @@ unsafe fn check_chunk(
                         slot_addr,
                     )?;
                 }
+                ensure(
+                    state.guard_mask & run_mask(slot, span) == 0,
+                    "guard page inside a large span",
+                    slot_addr,
+                )?;
                 walked.large_count += 1;
                 walked.large_slots += span;
                 slot += span;
@@ -534,9 +551,10 @@ fn check_slab(meta: &SlabMeta, class: usize, slot_addr: usize) -> Result<(), Inv
     if let Some(addr) = bad {
         return broken("free list entry is not a free block of its slab", addr);
     }
+    check_window(meta, slot_addr)?;
     ensure(
-        listed + meta.used as usize == meta.fresh as usize,
-        "free list length + live ≠ used blocks",
+        listed + meta.used as usize + meta.window_left as usize == meta.fresh as usize,
+        "free list length + live + window ≠ used blocks",
         slot_addr,
     )?;
     if CHECKS {
@@ -548,6 +566,36 @@ fn check_slab(meta: &SlabMeta, class: usize, slot_addr: usize) -> Result<(), Inv
         )?;
     }
     Ok(())
+}
+
+/// The window of shuffled never-used blocks (`secure`) holds distinct blocks below `fresh`
+/// that are not live; without `secure` it is always empty.
+fn check_window(meta: &SlabMeta, slot_addr: usize) -> Result<(), InvariantError> {
+    ensure(
+        meta.window_left as usize <= WINDOW_BLOCKS_MAX && (SECURE || meta.window_left == 0),
+        "slab window size",
+        slot_addr,
+    )?;
+    ensure(
+        meta.divisibility == CLASS_DIVISIBILITY[meta.class as usize % CLASS_COUNT],
+        "slab divisibility constant",
+        slot_addr,
+    )?;
+    let mut seen = 0u64;
+    let mut ok = true;
+    meta.for_each_window_block(|index| {
+        let offset = index.wrapping_sub(meta.window_base as usize);
+        ok &= index < meta.fresh as usize
+            && offset < WINDOW_BLOCKS_MAX
+            && seen >> (offset % WINDOW_BLOCKS_MAX) & 1 == 0
+            && !(CHECKS && meta.is_live(index));
+        seen |= 1 << (offset % WINDOW_BLOCKS_MAX);
+    });
+    ensure(
+        ok,
+        "window entry is not a distinct never-used block",
+        slot_addr,
+    )
 }
 
 /// The folded total equals what the classes last folded plus the exact large and huge bytes,

@@ -7,7 +7,7 @@
 
 use crate::bad_input::report;
 use crate::chunk::{
-    ident, kind, run_mask, set_ident, slot_start, state_of, Chunk, SlotIdent, SlotUse,
+    ident, kind, run_mask, set_ident, slot_start, state_of, unguard_run, Chunk, SlotIdent, SlotUse,
     ALL_SLOTS_MASK,
 };
 use crate::geometry::{
@@ -151,6 +151,13 @@ impl<P: PageSource> Slab<P> {
         if state.used_mask & run != 0 {
             return false;
         }
+        // SAFETY: a live chunk, the chunk lock held, and the run is free (checked above).
+        if unsafe { unguard_run(&self.pages, chunk, after, extra) }.is_err() {
+            return false;
+        }
+        // (`unguard_run` takes its own view of the state: re-derive ours after it.)
+        // SAFETY: as above.
+        let state = unsafe { state_of(chunk) };
         chunks.dirty_slots -= (state.dirty_mask & run).count_ones() as usize;
         state.used_mask |= run;
         state.dirty_mask &= !run;

@@ -15,10 +15,25 @@
 //! cheap: with `debug_assertions` or the `checked` feature a per-slab *live* bitmap shadows the
 //! list and catches double frees exactly. The bump index means a new slab costs no page faults
 //! until its blocks are really used.
+//!
+//! With `secure`, never-used blocks are handed out in a random order through a *window*: the
+//! next (up to) 8 never-used blocks, their offsets shuffled into 8 bytes of the metadata.
+//! Nothing is written into the blocks (no links to encode, decode and check, and they keep
+//! reading as zero), so a fresh block costs a byte load and a multiply, as the bump index
+//! does; the shuffle costs one swap per block.
+//!
+//! ```text
+//!   blocks   … │ w+0 │ w+1 │ w+2 │ … │ w+7 │ fresh …  never touched
+//!   window = [ 5, 1, 6, 2, 4, 7, 0, 3 ]   window_left = 8: next w+3, then w+0, w+7, …
+//! ```
 
-use crate::classes::{block_index, class_capacity, is_block_offset, CLASS_BYTES, MIN_BLOCK_BYTES};
+use crate::classes::{
+    block_index, block_position_by, class_capacity, is_block_offset, CLASS_BYTES,
+    CLASS_DIVISIBILITY, MIN_BLOCK_BYTES,
+};
 use crate::geometry::SLOT_BYTES;
 use core::ptr::{self, NonNull};
+use heapkit_core::secure::Secrets;
 
 /// Whether the live bitmaps are kept (debug builds, or the `checked` feature).
 pub(crate) const CHECKS: bool = cfg!(any(debug_assertions, feature = "checked"));
@@ -27,12 +42,28 @@ pub(crate) const CHECKS: bool = cfg!(any(debug_assertions, feature = "checked"))
 /// fresh blocks and guard pages (see `heapkit_core::secure`).
 pub(crate) const SECURE: bool = cfg!(feature = "secure");
 
-/// With `secure`, a slab whose free list is empty moves up to this many never-used blocks onto
-/// it in a random order, so consecutive allocations are not adjacent in memory.
-const SHUFFLE_BLOCKS_MAX: usize = 8;
+/// With `secure`, never-used blocks are handed out from a window of up to this many, in a
+/// random order, so consecutive allocations are not adjacent in memory.
+///
+/// Why 8 and not more: the order's real cost is not its instructions but locality. Objects a
+/// program allocates one after another and later walks in that order are no longer
+/// neighbours, and the walk loses the hardware prefetcher. On the python3 benchmark (see the
+/// README) a window of 16 took ~10 ms more wall time than 8, for the same instructions.
+pub(crate) const WINDOW_BLOCKS_MAX: usize = 8;
+/// The window in ascending order: entry `i` is `i`.
+const WINDOW_IDENTITY: [u8; WINDOW_BLOCKS_MAX] = {
+    let mut order = [0u8; WINDOW_BLOCKS_MAX];
+    let mut i = 0;
+    while i < WINDOW_BLOCKS_MAX {
+        order[i] = i as u8;
+        i += 1;
+    }
+    order
+};
 
+const _: () = assert!(WINDOW_BLOCKS_MAX <= u8::MAX as usize, "offsets are bytes");
 const _: () = assert!(
-    SHUFFLE_BLOCKS_MAX <= 8,
+    WINDOW_BLOCKS_MAX <= 8,
     "one 64-bit draw gives eight bits to each of at most eight swaps"
 );
 
@@ -60,7 +91,7 @@ pub(crate) struct SlabMeta {
     pub prev: *mut SlabMeta,
     pub block_bytes: u32,
     pub capacity: u32,
-    /// Blocks `fresh..capacity` have never been handed out.
+    /// Blocks `fresh..capacity` have never been handed out (nor have the window's).
     pub fresh: u32,
     /// Live blocks.
     pub used: u32,
@@ -69,9 +100,20 @@ pub(crate) struct SlabMeta {
     pub listed: bool,
     /// Whether never-used blocks read as zero (the slot was fresh from a zeroing source).
     pub fresh_zeroed: bool,
-    /// Whether the slot's last page is a guard page (`secure`), to be made accessible again
-    /// when the slot is released.
+    /// Whether the slot's last page is a guard page (`secure`; the chunk's `guard_mask` says
+    /// the same, and keeps the guard after the slab is gone).
     pub guarded: bool,
+    /// `CLASS_DIVISIBILITY[class]`, kept here for the free path's block-start test and index
+    /// (the slab's own cache line rather than a table lookup).
+    pub divisibility: u64,
+    /// With `secure`: the shuffled never-used blocks, as offsets from `window_base`; entries
+    /// `..window_left` are still to hand out, the last of them next (see the module docs).
+    /// Unused otherwise.
+    pub window: [u8; WINDOW_BLOCKS_MAX],
+    /// The first block of the window.
+    pub window_base: u32,
+    /// Entries of `window` still to hand out (0 when the window is spent).
+    pub window_left: u32,
     /// One bit per block, set while the block is live (only maintained when `CHECKS`).
     pub live: [u64; LIVE_WORDS],
 }
@@ -92,6 +134,10 @@ impl SlabMeta {
             capacity: class_capacity(class) as u32,
             fresh: 0,
             used: 0,
+            divisibility: CLASS_DIVISIBILITY[class],
+            window: [0; WINDOW_BLOCKS_MAX],
+            window_base: 0,
+            window_left: 0,
             class: class as u8,
             listed: false,
             fresh_zeroed: zeroed,
@@ -107,10 +153,27 @@ impl SlabMeta {
         unsafe { ptr::write(this, meta) };
     }
 
+    /// Gives up the blocks that overlap the slot's last `guard_bytes` (its guard page), before
+    /// any block is handed out.
+    pub(crate) fn exclude_guard(&mut self, guard_bytes: usize) {
+        debug_assert!(self.fresh == 0 && guard_bytes < SLOT_BYTES);
+        self.guarded = true;
+        self.capacity = self
+            .capacity
+            .min((SLOT_BYTES - guard_bytes) as u32 / self.block_bytes);
+    }
+
     /// Whether a block can be popped.
     #[inline(always)]
     pub(crate) fn has_room(&self) -> bool {
-        !self.free.is_null() || self.fresh < self.capacity
+        // With `secure`, `fresh - window_left` never-used blocks were handed out: one compare
+        // covers the window and the blocks past it.
+        let handed_out = if SECURE {
+            self.fresh - self.window_left
+        } else {
+            self.fresh
+        };
+        !self.free.is_null() || handed_out < self.capacity
     }
 
     /// Takes a block; returns it and whether it is known to read as zero.
@@ -120,10 +183,9 @@ impl SlabMeta {
     #[inline(always)]
     pub(crate) unsafe fn pop(&mut self) -> (NonNull<u8>, bool) {
         debug_assert!(self.has_room());
-        if SECURE && self.free.is_null() {
-            self.shuffle_fresh_onto_list();
-        }
-        let (block, zeroed) = if !self.free.is_null() {
+        // The block's index is known without a multiply except for a list pop (and only used
+        // with `CHECKS`, so the compiler drops it otherwise).
+        let (block, index, zeroed) = if !self.free.is_null() {
             let block = self.free;
             // SAFETY: `block` is a freed block of this slab (the list's invariant), whose first
             // word holds the link written by `push`.
@@ -135,61 +197,79 @@ impl SlabMeta {
                 // in the caller's memory.
                 unsafe { block.cast::<[usize; 2]>().write([0, 0]) };
             }
-            (block.cast::<u8>(), false)
+            let block = block.cast::<u8>();
+            (block, self.index_of(block), false)
+        } else if SECURE {
+            let (block, index) = self.take_from_window();
+            (block, index, self.fresh_zeroed)
         } else {
+            let index = self.fresh as usize;
             // SAFETY: `fresh < capacity`, so the block lies inside the slot.
-            let block = unsafe {
-                self.start
-                    .add(self.fresh as usize * self.block_bytes as usize)
-            };
+            let block = unsafe { self.start.add(index * self.block_bytes as usize) };
             self.fresh += 1;
-            (block, self.fresh_zeroed)
+            (block, index, self.fresh_zeroed)
         };
         self.used += 1;
         if CHECKS {
-            let index = self.index_of(block);
+            debug_assert_eq!(index, self.index_of(block));
             debug_assert!(!self.is_live(index), "popped a live block");
-            self.live[index / BITS_PER_WORD] |= 1 << (index % BITS_PER_WORD);
+            let (word, bit) = live_position(index);
+            self.live[word] |= bit;
         }
         // SAFETY: derived from `start`, which is non-null.
         (unsafe { NonNull::new_unchecked(block) }, zeroed)
     }
 
-    /// Checks that `block` may be pushed: a cheap test always, an exact one with `CHECKS`.
+    /// Checks that `block` may be pushed, cheaply: the slab has live blocks and `block` is
+    /// not the one freed last. With `CHECKS`, [`live_index`](Self::live_index) follows.
     #[inline(always)]
     pub(crate) fn validate_free(&self, block: NonNull<u8>) -> Result<(), &'static str> {
         if self.used == 0 || block.as_ptr() == self.free.cast::<u8>() {
             return Err("double free of a small block");
         }
-        if CHECKS {
-            let offset = block.as_ptr() as usize - self.start as usize;
-            if !is_block_offset(self.class as usize, offset) {
-                return Err("free of a pointer into the middle of a small block");
-            }
-            let index = block_index(self.class as usize, offset);
-            if index >= self.fresh as usize || !self.is_live(index) {
-                return Err("double free of a small block");
-            }
-        }
         Ok(())
     }
 
-    /// Returns a block to the free list.
+    /// With `CHECKS` (the live bitmap is kept): the exact test — `block` starts a block and
+    /// that block is live — and the block's index, which [`push`](Self::push) takes so that
+    /// it is computed once. The caller has passed `validate_free` first.
+    #[inline(always)]
+    pub(crate) fn live_index(&self, block: NonNull<u8>) -> Result<usize, &'static str> {
+        let offset = block.as_ptr() as usize - self.start as usize;
+        let Some(index) = block_position_by(self.divisibility, offset) else {
+            return Err("free of a pointer into the middle of a small block");
+        };
+        // Only handed-out blocks (below `fresh`, never in the window) are ever live.
+        if !self.is_live(index) {
+            return Err("double free of a small block");
+        }
+        Ok(index)
+    }
+
+    /// Returns a block to the free list. `index` is what `live_index` returned (with
+    /// `CHECKS`; anything otherwise); `secrets` is [`Secrets::read_if`]`(SECURE)`, read once
+    /// by the caller for all its blocks.
     ///
     /// # Safety
     /// `block` is a live block of this slab (see `validate_free`) that nobody uses any more.
     #[inline(always)]
-    pub(crate) unsafe fn push(&mut self, block: NonNull<u8>) {
+    pub(crate) unsafe fn push(
+        &mut self,
+        block: NonNull<u8>,
+        index: usize,
+        secrets: Option<Secrets>,
+    ) {
         debug_assert!(self.used > 0 && self.contains(block.as_ptr()));
+        debug_assert!(!CHECKS || index == self.index_of(block.as_ptr()));
         let node = block.cast::<FreeBlock>().as_ptr();
         // SAFETY: the block is ours again, at least 16 bytes and 16-aligned, so it can hold the
         // link (and, with `secure`, the free mark in its second word).
-        unsafe { self.set_link(node, self.free) };
+        unsafe { self.set_link(node, self.free, secrets) };
         self.free = node;
         self.used -= 1;
         if CHECKS {
-            let index = self.index_of(block.as_ptr());
-            self.live[index / BITS_PER_WORD] &= !(1 << (index % BITS_PER_WORD));
+            let (word, bit) = live_position(index);
+            self.live[word] &= !bit;
         }
     }
 
@@ -208,14 +288,22 @@ impl SlabMeta {
         stored
     }
 
-    /// Writes free block `node`'s link to `next` (encoded, plus the free mark, with `secure`).
+    /// Writes free block `node`'s link to `next` (encoded, plus the free mark, with `secure`:
+    /// `secrets` is then `Some`).
     ///
     /// # Safety
     /// `node` is a free block of this slab, at least two words long, that nobody uses.
     #[inline(always)]
-    unsafe fn set_link(&self, node: *mut FreeBlock, next: *mut FreeBlock) {
+    unsafe fn set_link(
+        &self,
+        node: *mut FreeBlock,
+        next: *mut FreeBlock,
+        secrets: Option<Secrets>,
+    ) {
         if SECURE {
-            let secrets = heapkit_core::secure::Secrets::read();
+            // (Callers pass `Secrets::read_if(SECURE)`, never `None` here; reading the key
+            // again would only cost a load.)
+            let secrets = secrets.unwrap_or_else(Secrets::read);
             let stored = secrets.encode_link(next as usize, node as usize);
             let mark = secrets.free_mark();
             // SAFETY: forwarded from the caller (blocks are at least 16 bytes).
@@ -245,38 +333,51 @@ impl SlabMeta {
         }
     }
 
-    /// With `secure`: moves up to `SHUFFLE_BLOCKS_MAX` never-used blocks onto the empty free
-    /// list in a random order. Their zeroed state is given up (the links are written into them).
-    #[cold]
-    fn shuffle_fresh_onto_list(&mut self) {
-        let count = (self.capacity - self.fresh).min(SHUFFLE_BLOCKS_MAX as u32) as usize;
-        let mut order = [0u32; SHUFFLE_BLOCKS_MAX];
-        for (i, entry) in order.iter_mut().enumerate().take(count) {
-            *entry = self.fresh + i as u32;
+    /// With `secure`: the next never-used block, in the window's shuffled order (a new
+    /// window when the last one is spent).
+    ///
+    /// Called only when the free list is empty and the slab has room.
+    #[inline(always)]
+    fn take_from_window(&mut self) -> (*mut u8, usize) {
+        if self.window_left == 0 {
+            self.open_window();
         }
-        // One 64-bit draw serves the whole batch: eight bits per swap, scaled to the range by a
-        // multiply (no division and no second draw; the bias of at most 8/256 per pick is far
-        // below what would help an attacker predict which neighbour comes next).
-        let random = heapkit_core::secure::mix(
+        debug_assert!(self.window_left > 0);
+        let left = self.window_left - 1;
+        self.window_left = left;
+        // `% WINDOW_BLOCKS_MAX`: `left` is below it (a mask, not a bounds check).
+        let offset = self.window[left as usize % WINDOW_BLOCKS_MAX];
+        let index = (self.window_base + offset as u32) as usize;
+        debug_assert!(index < self.fresh as usize);
+        // SAFETY: window entries are below `fresh <= capacity`, so the block lies in the slot.
+        let block = unsafe { self.start.add(index * self.block_bytes as usize) };
+        (block, index)
+    }
+
+    /// With `secure`: takes the next `WINDOW_BLOCKS_MAX` (or fewer) never-used blocks into a
+    /// window in a random order (a Fisher-Yates shuffle of their offsets).
+    #[cold]
+    #[inline(never)]
+    fn open_window(&mut self) {
+        debug_assert!(self.window_left == 0 && self.fresh < self.capacity);
+        let count = (self.capacity - self.fresh).min(WINDOW_BLOCKS_MAX as u32);
+        // One 64-bit draw serves the whole window: eight bits per swap, scaled to the range by
+        // a multiply (no division; the bias of at most 8/256 per pick is far below what would
+        // help an attacker predict which neighbour comes next). The key keeps the order secret.
+        let draw = heapkit_core::secure::mix(
             heapkit_core::secure::key() ^ self.start as usize ^ self.fresh as usize,
         );
-        for i in (1..count).rev() {
-            let byte = (random >> (8 * (i % 8))) & 0xff;
-            let j = (byte * (i + 1)) >> 8;
-            order.swap(i, j);
-        }
-        self.fresh += count as u32;
-        for &index in &order[..count] {
-            // SAFETY: `index < capacity`, so the block lies inside the slot; it was never
-            // handed out, so nobody uses it.
-            unsafe {
-                let node = self
-                    .start
-                    .add(index as usize * self.block_bytes as usize)
-                    .cast::<FreeBlock>();
-                self.set_link(node, self.free);
-                self.free = node;
-            }
+        self.window = shuffled_window(count as usize, draw);
+        self.window_base = self.fresh;
+        self.window_left = count;
+        self.fresh += count;
+    }
+
+    /// Calls `f` with the index of every block still in the window.
+    pub(crate) fn for_each_window_block(&self, mut f: impl FnMut(usize)) {
+        let left = (self.window_left as usize).min(WINDOW_BLOCKS_MAX);
+        for &offset in &self.window[..left] {
+            f(self.window_base as usize + offset as usize);
         }
     }
 
@@ -293,7 +394,13 @@ impl SlabMeta {
     }
 
     pub(crate) fn is_live(&self, index: usize) -> bool {
-        self.live[index / BITS_PER_WORD] >> (index % BITS_PER_WORD) & 1 == 1
+        let (word, bit) = live_position(index);
+        self.live[word] & bit != 0
+    }
+
+    /// Never-used blocks: past `fresh`, and those still in the window.
+    pub(crate) fn untouched(&self) -> usize {
+        (self.capacity - self.fresh + self.window_left) as usize
     }
 
     /// Calls `f` with the index of every free block on the list, at most `fresh` of them (a
@@ -312,5 +419,73 @@ impl SlabMeta {
             node = unsafe { self.link_of(node) };
         }
         count
+    }
+}
+
+/// The word and bit of block `index` in a live bitmap. Indices are below `LIVE_WORDS * 64`
+/// (a slot holds at most that many blocks); the word is masked rather than bounds-checked,
+/// so the free paths have no panic branch.
+#[inline(always)]
+fn live_position(index: usize) -> (usize, u64) {
+    debug_assert!(index < LIVE_WORDS * BITS_PER_WORD);
+    (
+        (index / BITS_PER_WORD) % LIVE_WORDS,
+        1 << (index % BITS_PER_WORD),
+    )
+}
+
+const _: () = assert!(LIVE_WORDS.is_power_of_two(), "the word index is masked");
+
+/// The identity window of `count` entries in a random order: a Fisher-Yates shuffle driven by
+/// `draw` (one byte per swap). Entries from `count` on keep their identity value.
+#[inline(always)]
+fn shuffled_window(count: usize, draw: usize) -> [u8; WINDOW_BLOCKS_MAX] {
+    debug_assert!((1..=WINDOW_BLOCKS_MAX).contains(&count));
+    #[inline(always)]
+    fn step(order: &mut [u8; WINDOW_BLOCKS_MAX], i: usize, draw: usize) {
+        let byte = (draw >> (8 * (i % 8))) & 0xff;
+        let j = (byte * (i + 1)) >> 8;
+        order.swap(i, j % WINDOW_BLOCKS_MAX);
+    }
+    let mut order = WINDOW_IDENTITY;
+    if count == WINDOW_BLOCKS_MAX {
+        // Every window but a slab's last: a constant trip count, so the loop unrolls.
+        for i in (1..WINDOW_BLOCKS_MAX).rev() {
+            step(&mut order, i, draw);
+        }
+    } else {
+        for i in (1..count).rev() {
+            step(&mut order, i, draw);
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffled_windows_are_permutations_and_vary() {
+        let mut distinct_last = 0u64;
+        for seed in 0..64usize {
+            let draw = heapkit_core::secure::mix(seed);
+            for count in 1..=WINDOW_BLOCKS_MAX {
+                let order = shuffled_window(count, draw);
+                let mut seen = 0u64;
+                for &entry in &order[..count] {
+                    seen |= 1 << entry;
+                }
+                assert_eq!(seen, (1u64 << count) - 1, "a permutation of 0..{count}");
+                if count == WINDOW_BLOCKS_MAX {
+                    // The entry handed out first.
+                    distinct_last |= 1 << order[count - 1];
+                }
+            }
+        }
+        assert!(
+            distinct_last.count_ones() as usize == WINDOW_BLOCKS_MAX,
+            "the first block of a full window varies: {distinct_last:#x}"
+        );
     }
 }

@@ -14,14 +14,24 @@
 //! otherwise empty class free of chunk-lock traffic.
 
 use crate::bad_input::report;
-use crate::chunk::{meta_ptr, slot_start, Chunk, SlotUse};
+use crate::chunk::{guard_slot, meta_ptr, slot_start, Chunk, SlotUse};
 use crate::classes::CLASS_COUNT;
 use crate::geometry::SLOT_BYTES;
 use crate::heap::{Block, ClassList, Slab};
 use crate::peak::LiveBytes;
-use crate::slab_meta::{SlabMeta, SECURE};
+use crate::slab_meta::{SlabMeta, CHECKS, SECURE};
 use core::ptr::NonNull;
+use heapkit_core::secure::Secrets;
 use heapkit_core::{AllocError, PageSource};
+
+/// What [`Slab::give_back`] did with a block.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+enum GivenBack {
+    /// The block is on its slab's free list (or was reported and ignored); the slab lives on.
+    Kept,
+    /// The block emptied its slab, whose slot went back to the chunk: the slab is gone.
+    SlabReleased,
+}
 
 impl<P: PageSource> Slab<P> {
     /// Takes one block of `class`; returns it and whether it is known to read as zero.
@@ -43,15 +53,21 @@ impl<P: PageSource> Slab<P> {
     #[inline(never)]
     fn refill(&self, class: usize, list: &mut ClassList) -> Result<*mut SlabMeta, AllocError> {
         let owner_id = self.owner_id();
-        let acquired = {
+        let (acquired, guard_bytes) = {
             let mut chunks = self.chunks.lock();
             let acquired = chunks.acquire(&self.pages, 1, SlotUse::Small(class as u8), owner_id);
-            if acquired.is_err() {
-                chunks.failures += 1;
-            }
+            let guard_bytes = match acquired {
+                // SAFETY: the slot was just acquired (no block handed out); lock held.
+                Ok((chunk, slot, _)) if SECURE => unsafe { guard_slot(&self.pages, chunk, slot) },
+                Ok(_) => None,
+                Err(_) => {
+                    chunks.failures += 1;
+                    None
+                }
+            };
             // After the acquire, which prefers a dirty slot: reuse beats purge and refault.
             chunks.notice_expired(&self.pages, self.purge_policy(usize::MAX));
-            acquired
+            (acquired, guard_bytes)
         };
         let (chunk, slot, zeroed) = acquired?;
         // SAFETY: the slot was just acquired for this class, so its metadata is ours to write
@@ -59,34 +75,12 @@ impl<P: PageSource> Slab<P> {
         unsafe {
             let slab = meta_ptr(chunk, slot);
             SlabMeta::init(slab, slot_start(chunk, slot), class, zeroed);
-            if SECURE {
-                self.guard_slab(&mut *slab);
+            if let Some(guard_bytes) = guard_bytes {
+                (*slab).exclude_guard(guard_bytes);
             }
             list.slabs += 1;
             list.link_front(slab);
             Ok(slab)
-        }
-    }
-
-    /// With `secure`: makes the slot's last page a guard page, so that an overflow off the end
-    /// of the slab's last block faults instead of reaching the next slot. The slab then holds
-    /// fewer blocks. A source that cannot protect pages leaves the slab unguarded.
-    #[cold]
-    fn guard_slab(&self, meta: &mut SlabMeta) {
-        let page_bytes = self.pages.page_size();
-        if page_bytes >= SLOT_BYTES {
-            return;
-        }
-        let guard_offset = SLOT_BYTES - page_bytes;
-        // SAFETY: the slot is this fresh slab's, SLOT_BYTES long and page-aligned; nothing in
-        // its last page is in use (no block has been handed out).
-        let guarded = unsafe {
-            let guard = NonNull::new_unchecked(meta.start.add(guard_offset));
-            self.pages.protect(guard, page_bytes, false).is_ok()
-        };
-        if guarded {
-            meta.guarded = true;
-            meta.capacity = meta.capacity.min(guard_offset as u32 / meta.block_bytes);
         }
     }
 
@@ -103,25 +97,43 @@ impl<P: PageSource> Slab<P> {
         ptr: NonNull<u8>,
     ) {
         let mut list = self.classes[class].lock();
+        let secrets = Secrets::read_if(SECURE);
         // SAFETY: forwarded from the caller; the class lock is held.
-        unsafe { self.give_back(&mut list, meta_ptr(chunk, slot), ptr) };
+        unsafe { self.give_back(&mut list, meta_ptr(chunk, slot), ptr, secrets) };
     }
 
     /// Pushes `ptr` onto `slab`, relisting a full slab and releasing an empty one that is not
-    /// the class's last listed slab.
+    /// the class's last listed slab. `secrets` is [`Secrets::read_if`]`(SECURE)`.
     ///
     /// # Safety
     /// `slab` is a live slab of the class whose lock `list` is; `ptr` points into it.
     #[inline(always)]
-    unsafe fn give_back(&self, list: &mut ClassList, slab: *mut SlabMeta, ptr: NonNull<u8>) {
+    unsafe fn give_back(
+        &self,
+        list: &mut ClassList,
+        slab: *mut SlabMeta,
+        ptr: NonNull<u8>,
+        secrets: Option<Secrets>,
+    ) -> GivenBack {
         // SAFETY: forwarded from the caller; the class lock gives exclusive access to the slab.
         let meta = unsafe { &mut *slab };
         if let Err(what) = meta.validate_free(ptr) {
             report(what, ptr.as_ptr() as usize);
-            return;
+            return GivenBack::Kept;
         }
+        let index = if CHECKS {
+            match meta.live_index(ptr) {
+                Ok(index) => index,
+                Err(what) => {
+                    report(what, ptr.as_ptr() as usize);
+                    return GivenBack::Kept;
+                }
+            }
+        } else {
+            0
+        };
         // SAFETY: validated as a live block of this slab.
-        unsafe { meta.push(ptr) };
+        unsafe { meta.push(ptr, index, secrets) };
         list.live_blocks -= 1;
         list.deallocations += 1;
         if list.live_blocks < list.peak.fold_down_blocks {
@@ -139,7 +151,9 @@ impl<P: PageSource> Slab<P> {
                 list.slabs -= 1;
                 self.release_slab(slab, usize::MAX);
             }
+            return GivenBack::SlabReleased;
         }
+        GivenBack::Kept
     }
 
     /// [`BatchAllocator::allocate_batch`](heapkit_core::BatchAllocator::allocate_batch): one
@@ -177,6 +191,16 @@ impl<P: PageSource> Slab<P> {
     /// [`BatchAllocator::deallocate_batch`](heapkit_core::BatchAllocator::deallocate_batch):
     /// one lock for the whole batch.
     ///
+    /// Every block is validated here whoever sends it (a thread cache's flush, or its
+    /// marked-block path, or any other caller): `locate` (with `secure`, the chunk map first),
+    /// then `validate_free` (with `checked`/`secure`, the block start and the live bitmap).
+    /// Consecutive blocks of one slab — most of a flushed bin — share the first part: the
+    /// slab found for the previous block is reused while the next block lies in the same
+    /// slot, is 16-aligned (what `locate` checks of a small block's address) and the slab was
+    /// not released in between. That is exact, not a shortcut: under the class lock nothing
+    /// but this loop can change the slot's identity, and its chunk cannot be unmapped while
+    /// the slab lives.
+    ///
     /// # Safety
     /// Every pointer is a live block of this slab in `class`, none twice.
     pub(crate) unsafe fn free_batch(&self, class: usize, blocks: &[*mut u8]) {
@@ -185,23 +209,44 @@ impl<P: PageSource> Slab<P> {
             return;
         }
         let mut list = self.classes[class].lock();
+        let secrets = Secrets::read_if(SECURE);
+        // (slot address, its slab) of the previous block; slot addresses are never 0.
+        let mut known: (usize, *mut SlabMeta) = (0, core::ptr::null_mut());
         for &raw in blocks {
             let Some(ptr) = NonNull::new(raw) else {
                 report("batch free of a null pointer", 0);
                 continue;
             };
-            // SAFETY: the caller promises a live block of this slab.
-            match unsafe { self.locate(ptr) } {
-                Ok(Block::Small {
-                    chunk,
-                    slot,
-                    class: found,
-                }) if found == class => {
-                    // SAFETY: found in this class's slab; its lock is held.
-                    unsafe { self.give_back(&mut list, meta_ptr(chunk, slot), ptr) }
+            let slot_addr = raw as usize & !(SLOT_BYTES - 1);
+            let slab = if slot_addr == known.0 && raw as usize % 16 == 0 {
+                known.1
+            } else {
+                // SAFETY: the caller promises a live block of this slab.
+                match unsafe { self.locate(ptr) } {
+                    Ok(Block::Small {
+                        chunk,
+                        slot,
+                        class: found,
+                    }) if found == class => {
+                        // SAFETY: `locate` found a live slot of this chunk.
+                        let slab = unsafe { meta_ptr(chunk, slot) };
+                        known = (slot_addr, slab);
+                        slab
+                    }
+                    Ok(_) => {
+                        report("batch free of a block of another class", raw as usize);
+                        continue;
+                    }
+                    Err(what) => {
+                        report(what, raw as usize);
+                        continue;
+                    }
                 }
-                Ok(_) => report("batch free of a block of another class", raw as usize),
-                Err(what) => report(what, raw as usize),
+            };
+            // SAFETY: found in this class's slab (now or for the previous block, see above);
+            // its lock is held.
+            if unsafe { self.give_back(&mut list, slab, ptr, secrets) } == GivenBack::SlabReleased {
+                known = (0, core::ptr::null_mut());
             }
         }
     }

@@ -349,8 +349,9 @@ fn a_static_slab_needs_no_runtime_setup() {
 }
 
 #[test]
-// `secure` moves never-used blocks onto the free list in shuffled batches, so the counts and
-// the order below differ; `secure_mode_shuffles_and_marks_free_blocks` covers that build.
+// `secure` hands never-used blocks out in a shuffled order (and guards the slot's last page),
+// so the order and capacities below differ; `secure_mode_shuffles_and_marks_free_blocks` and
+// `guard_pages_outlive_their_slabs_and_give_way_to_large_spans` cover that build.
 #[cfg(not(feature = "secure"))]
 fn heap_map_shows_slabs_and_free_blocks() {
     let s = slab(8 << 20);
@@ -643,5 +644,81 @@ fn the_threshold_still_purges_before_the_delay() {
     free_all(&s, &blocks); // four slots go back; the third pushes dirty past the threshold
     let (dirty, purged) = s.dirty_and_purged_bytes();
     assert_eq!((dirty, purged), (SLOT_BYTES, 3 * SLOT_BYTES));
+    s.check().unwrap();
+}
+
+/// The capacity of every small slab of `s` (in heap-map order).
+#[cfg(feature = "secure")]
+fn slab_capacities<P: PageSource>(s: &Slab<P>) -> Vec<usize> {
+    let mut capacities = Vec::new();
+    s.heap_map(|slot| {
+        if let SlotKind::Small { capacity, .. } = slot.kind {
+            capacities.push(capacity);
+        }
+    });
+    capacities
+}
+
+#[test]
+#[cfg(feature = "secure")]
+#[cfg_attr(miri, ignore)] // mmap and mprotect
+fn guard_pages_outlive_their_slabs_and_give_way_to_large_spans() {
+    let s = Slab::new(heapkit_pages::MmapPages::new());
+    let l = layout(64, 16);
+    let slot_blocks = SLOT_BYTES / 64;
+    // Three slabs' worth: every slab ends in a guard page, so it holds fewer blocks.
+    let blocks: Vec<_> = (0..3 * slot_blocks)
+        .map(|_| s.allocate(l).unwrap().cast::<u8>())
+        .collect();
+    let capacities = slab_capacities(&s);
+    assert!(capacities.len() >= 3);
+    assert!(
+        capacities.iter().all(|&c| c < slot_blocks),
+        "{capacities:?}"
+    );
+    for &b in &blocks {
+        // SAFETY: live blocks, freed once.
+        unsafe { s.deallocate(b, l) };
+        s.check().unwrap();
+    }
+    // The released slots keep their guards (the class keeps one empty slab; the others went
+    // back to the chunk). A large span there lifts the guards first, as does growing a span in
+    // place over them: every byte stays writable (a guard left inside would fault here).
+    let one_slot = layout(SLOT_BYTES, 16);
+    let span = s.allocate(one_slot).unwrap();
+    // SAFETY: a live block of `span.len()` bytes.
+    unsafe { core::ptr::write_bytes(span.cast::<u8>().as_ptr(), 0xa5, span.len()) };
+    s.check().unwrap();
+    let three_slots = layout(3 * SLOT_BYTES, 16);
+    // SAFETY: `span` is live with `one_slot`.
+    let grown = unsafe { s.grow(span.cast(), one_slot, three_slots).unwrap() };
+    // SAFETY: a live block of `grown.len()` bytes.
+    unsafe { core::ptr::write_bytes(grown.cast::<u8>().as_ptr(), 0x5a, grown.len()) };
+    s.check().unwrap();
+    let spans: Vec<_> = (0..4)
+        .map(|_| {
+            let span = s.allocate(three_slots).unwrap();
+            // SAFETY: a live block of `span.len()` bytes.
+            unsafe { core::ptr::write_bytes(span.cast::<u8>().as_ptr(), 0x3c, span.len()) };
+            s.check().unwrap();
+            span.cast::<u8>()
+        })
+        .collect();
+    // SAFETY: live blocks, freed once.
+    unsafe {
+        s.deallocate(grown.cast(), three_slots);
+        for span in spans {
+            s.deallocate(span, three_slots);
+        }
+    }
+    // Small slabs over those slots are guarded again.
+    let again: Vec<_> = (0..2 * slot_blocks)
+        .map(|_| s.allocate(l).unwrap().cast::<u8>())
+        .collect();
+    assert!(slab_capacities(&s).iter().all(|&c| c < slot_blocks));
+    for b in again {
+        // SAFETY: live blocks, freed once.
+        unsafe { s.deallocate(b, l) };
+    }
     s.check().unwrap();
 }
