@@ -241,11 +241,7 @@ pub unsafe fn next_of(block: *mut u8) -> *mut u8 {
 /// The process secrets when `secure` is on (one read of the key), nothing otherwise.
 #[inline(always)]
 pub fn secrets() -> Option<Secrets> {
-    if SECURE {
-        Some(Secrets::read())
-    } else {
-        None
-    }
+    Secrets::read_if(SECURE)
 }
 
 /// Writes cached block `block`'s link (encoded, plus the free mark, with `secure`; `secrets`
