@@ -44,8 +44,9 @@ pub unsafe trait PageSource {
     /// Gives the physical pages behind a range back to the OS but keeps the addresses mapped
     /// (`madvise(MADV_DONTNEED)` or `MADV_FREE`): the next touch faults in a page, whose
     /// contents are unspecified (zero after `MADV_DONTNEED`, the old bytes or zero after
-    /// `MADV_FREE`). The default does nothing, which is right for sources with no OS behind
-    /// them.
+    /// `MADV_FREE`). Page protections are kept: a guard page stays a guard page (`madvise`
+    /// does not change them, and heapkit-slab's secure build relies on it). The default does
+    /// nothing, which is right for sources with no OS behind them.
     ///
     /// # Safety
     /// The range lies within a live run and is page-aligned at both ends; its contents are
