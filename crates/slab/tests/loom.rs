@@ -243,6 +243,15 @@ impl World {
     }
 }
 
+/// Runs `work` on a new loom thread with its own handle on `world`.
+fn spawn<T: Send + 'static>(
+    world: &Arc<World>,
+    work: impl FnOnce(&World) -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let world = Arc::clone(world);
+    thread::spawn(move || work(&world))
+}
+
 /// A block address that crosses threads (raw pointers are not `Send`).
 #[derive(Copy, Clone, Debug)]
 struct Sent(usize);
@@ -268,28 +277,22 @@ fn remote_free() {
     model(move || {
         let world = World::new(pages);
         let (to_b, from_a) = mpsc::channel::<Sent>();
-        let b = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                for _ in 0..3 {
-                    let block = from_a.recv().unwrap().block();
-                    world.free(block, big(), TAG_A);
-                }
-            })
-        };
-        let kept: Vec<Sent> = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                let mut kept = Vec::new();
-                for _ in 0..3 {
-                    to_b.send(Sent::of(world.alloc(big(), TAG_A))).unwrap();
-                    kept.push(Sent::of(world.alloc(big(), TAG_A)));
-                }
-                kept
-            })
-            .join()
-            .unwrap()
-        };
+        let b = spawn(&world, move |world| {
+            for _ in 0..3 {
+                let block = from_a.recv().unwrap().block();
+                world.free(block, big(), TAG_A);
+            }
+        });
+        let kept: Vec<Sent> = spawn(&world, move |world| {
+            let mut kept = Vec::new();
+            for _ in 0..3 {
+                to_b.send(Sent::of(world.alloc(big(), TAG_A))).unwrap();
+                kept.push(Sent::of(world.alloc(big(), TAG_A)));
+            }
+            kept
+        })
+        .join()
+        .unwrap();
         b.join().unwrap();
         for block in kept {
             world.free(block.block(), big(), TAG_A);
@@ -307,8 +310,7 @@ fn refill_release_race() {
     model(move || {
         let world = World::new(pages);
         let worker = |tag: usize| {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
+            spawn(&world, move |world| {
                 let blocks: Vec<_> = (0..3).map(|_| world.alloc(big(), tag)).collect();
                 for block in blocks {
                     world.free(block, big(), tag);
@@ -333,8 +335,7 @@ fn refill_across_classes() {
         let world = World::new(pages);
         world.slab.set_purge_threshold_bytes(0);
         let worker = |layout: Layout, tag: usize| {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
+            spawn(&world, move |world| {
                 let per_slab = SLOT_BYTES / layout.size();
                 let blocks: Vec<_> = (0..=per_slab).map(|_| world.alloc(layout, tag)).collect();
                 for block in blocks {
@@ -389,25 +390,19 @@ fn batch_refill_and_flush() {
     model(move || {
         let world = World::new(pages);
         let (to_b, from_a) = mpsc::channel::<Vec<Sent>>();
-        let a = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                to_b.send(take_batch(&world, BIG_CLASS, 2, TAG_A)).unwrap();
-                let mine = take_batch(&world, BIG_CLASS, 2, TAG_A);
-                let tagged: Vec<_> = mine.into_iter().map(|s| (s, TAG_A)).collect();
-                flush(&world, BIG_CLASS, &tagged);
-            })
-        };
-        let b = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                let mine = take_batch(&world, BIG_CLASS, 3, TAG_B);
-                let theirs = from_a.recv().unwrap();
-                let mut all: Vec<_> = mine.into_iter().map(|s| (s, TAG_B)).collect();
-                all.extend(theirs.into_iter().map(|s| (s, TAG_A)));
-                flush(&world, BIG_CLASS, &all);
-            })
-        };
+        let a = spawn(&world, move |world| {
+            to_b.send(take_batch(world, BIG_CLASS, 2, TAG_A)).unwrap();
+            let mine = take_batch(world, BIG_CLASS, 2, TAG_A);
+            let tagged: Vec<_> = mine.into_iter().map(|s| (s, TAG_A)).collect();
+            flush(world, BIG_CLASS, &tagged);
+        });
+        let b = spawn(&world, move |world| {
+            let mine = take_batch(world, BIG_CLASS, 3, TAG_B);
+            let theirs = from_a.recv().unwrap();
+            let mut all: Vec<_> = mine.into_iter().map(|s| (s, TAG_B)).collect();
+            all.extend(theirs.into_iter().map(|s| (s, TAG_A)));
+            flush(world, BIG_CLASS, &all);
+        });
         a.join().unwrap();
         b.join().unwrap();
         world.finish(7);
@@ -424,8 +419,7 @@ fn peak_after_barrier(world: &Arc<World>, a: (Layout, usize), b: (Layout, usize)
                   tag: usize,
                   done: mpsc::Sender<()>,
                   hear: mpsc::Receiver<()>| {
-        let world = Arc::clone(world);
-        thread::spawn(move || {
+        spawn(world, move |world| {
             let blocks: Vec<_> = (0..count).map(|_| world.alloc(layout, tag)).collect();
             done.send(()).unwrap();
             hear.recv().unwrap();
@@ -501,28 +495,22 @@ fn large_spans() {
         let one = Layout::from_size_align(SLOT_BYTES, 16).unwrap();
         let two = Layout::from_size_align(2 * SLOT_BYTES, 16).unwrap();
         let (to_b, from_a) = mpsc::channel::<Sent>();
-        let a = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                to_b.send(Sent::of(world.alloc(two, TAG_A))).unwrap();
-                let block = world.alloc(one, TAG_A);
-                world.board.release(block, one.size(), TAG_A);
-                // SAFETY: a live block of this slab with layout `one`.
-                let grown = unsafe { world.slab.grow(block, one, two) }.expect("room to grow");
-                let grown = grown.cast::<u8>();
-                world.board.claim(grown, two.size(), TAG_A);
-                world.free(grown, two, TAG_A);
-            })
-        };
-        let b = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                let mine = world.alloc(one, TAG_B);
-                let theirs = from_a.recv().unwrap().block();
-                world.free(theirs, two, TAG_A);
-                world.free(mine, one, TAG_B);
-            })
-        };
+        let a = spawn(&world, move |world| {
+            to_b.send(Sent::of(world.alloc(two, TAG_A))).unwrap();
+            let block = world.alloc(one, TAG_A);
+            world.board.release(block, one.size(), TAG_A);
+            // SAFETY: a live block of this slab with layout `one`.
+            let grown = unsafe { world.slab.grow(block, one, two) }.expect("room to grow");
+            let grown = grown.cast::<u8>();
+            world.board.claim(grown, two.size(), TAG_A);
+            world.free(grown, two, TAG_A);
+        });
+        let b = spawn(&world, move |world| {
+            let mine = world.alloc(one, TAG_B);
+            let theirs = from_a.recv().unwrap().block();
+            world.free(theirs, two, TAG_A);
+            world.free(mine, one, TAG_B);
+        });
         a.join().unwrap();
         b.join().unwrap();
         let stats = world.finish(0);
@@ -537,17 +525,14 @@ fn lock_all_against_refill() {
     let pages = pages();
     model(move || {
         let world = World::new(pages);
-        let b = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                let blocks: Vec<_> = (0..BLOCKS_PER_SLAB + 1)
-                    .map(|_| world.alloc(big(), TAG_B))
-                    .collect();
-                for block in blocks {
-                    world.free(block, big(), TAG_B);
-                }
-            })
-        };
+        let b = spawn(&world, move |world| {
+            let blocks: Vec<_> = (0..BLOCKS_PER_SLAB + 1)
+                .map(|_| world.alloc(big(), TAG_B))
+                .collect();
+            for block in blocks {
+                world.free(block, big(), TAG_B);
+            }
+        });
         world.slab.lock_all();
         // SAFETY: this thread took every lock just above.
         unsafe { world.slab.unlock_all() };
@@ -565,16 +550,13 @@ fn check_while_allocating() {
     let pages = pages();
     model(move || {
         let world = World::new(pages);
-        let b = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                let large = Layout::from_size_align(2 * SLOT_BYTES, 16).unwrap();
-                let span = world.alloc(large, TAG_B);
-                let small = world.alloc(big(), TAG_B);
-                world.free(span, large, TAG_B);
-                world.free(small, big(), TAG_B);
-            })
-        };
+        let b = spawn(&world, move |world| {
+            let large = Layout::from_size_align(2 * SLOT_BYTES, 16).unwrap();
+            let span = world.alloc(large, TAG_B);
+            let small = world.alloc(big(), TAG_B);
+            world.free(span, large, TAG_B);
+            world.free(small, big(), TAG_B);
+        });
         world
             .slab
             .check()
@@ -594,29 +576,20 @@ fn three_threads_one_class() {
     model_at_most(1, move || {
         let world = World::new(pages);
         let (to_c, from_a) = mpsc::channel::<Sent>();
-        let a = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                let kept = world.alloc(big(), TAG_A);
-                to_c.send(Sent::of(world.alloc(big(), TAG_A))).unwrap();
-                world.free(kept, big(), TAG_A);
-            })
-        };
-        let b = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                let block = world.alloc(big(), TAG_B);
-                world.free(block, big(), TAG_B);
-            })
-        };
-        let c = {
-            let world = Arc::clone(&world);
-            thread::spawn(move || {
-                let mine = world.alloc(big(), TAG_B + 1);
-                world.free(from_a.recv().unwrap().block(), big(), TAG_A);
-                world.free(mine, big(), TAG_B + 1);
-            })
-        };
+        let a = spawn(&world, move |world| {
+            let kept = world.alloc(big(), TAG_A);
+            to_c.send(Sent::of(world.alloc(big(), TAG_A))).unwrap();
+            world.free(kept, big(), TAG_A);
+        });
+        let b = spawn(&world, move |world| {
+            let block = world.alloc(big(), TAG_B);
+            world.free(block, big(), TAG_B);
+        });
+        let c = spawn(&world, move |world| {
+            let mine = world.alloc(big(), TAG_B + 1);
+            world.free(from_a.recv().unwrap().block(), big(), TAG_A);
+            world.free(mine, big(), TAG_B + 1);
+        });
         for t in [a, b, c] {
             t.join().unwrap();
         }
