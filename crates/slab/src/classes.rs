@@ -239,8 +239,7 @@ const fn divisibility(class: usize) -> u64 {
 /// start of a block in a slab of `class`. No division.
 #[inline(always)]
 pub const fn is_block_offset(class: usize, offset_bytes: usize) -> bool {
-    let constant = divisibility(class);
-    (offset_bytes as u64).wrapping_mul(constant) < constant
+    block_position_by(divisibility(class), offset_bytes).is_some()
 }
 
 /// `offset_bytes / class size` for an offset below `2^32`: the high half of one 64 x 64-bit
