@@ -12,6 +12,13 @@
  *              thread's mailbox, so blocks die on the thread that did not make them (the
  *              shape of the Larson server benchmark)
  *
+ * The two-thread modes pin their threads to two different CPUs of the process's affinity set
+ * (when it has two). Left to the scheduler, the two threads sometimes share one CPU, taking
+ * turns a ring-full at a time, and sometimes run on two, trading cache lines on every op: the
+ * same library measured 15 ns or 130 ns per op from run to run, and a median of a few runs
+ * ranked the libraries by luck. Pinned, every run measures the case the modes exist for:
+ * blocks freed on another core than the one that allocated them.
+ *
  * Prints "ns_per_op=<float>" where an op is one malloc+free pair. The xtask counts
  * instructions with callgrind at OPS and 2*OPS and divides the difference by OPS, which
  * removes start-up and warm-up exactly.
@@ -44,6 +51,27 @@ static uint64_t rng_next(void) {
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+/* The CPUs the process may run on, read once at start-up before any thread is pinned (a pinned
+ * thread's own mask would hide the others). */
+static cpu_set_t allowed_cpus;
+
+/* Pins the calling thread to the `index`-th CPU (0 or 1) of the process's affinity set, so the
+ * two threads of a two-thread mode run on different cores. Does nothing with a single CPU. */
+static void pin_to_cpu(int index) {
+    if (CPU_COUNT(&allowed_cpus) < 2) return;
+    int seen = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed_cpus)) continue;
+        if (seen++ == index) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0) exit(1);
+            return;
+        }
+    }
 }
 
 static void *must_malloc(size_t size_bytes) {
@@ -92,13 +120,16 @@ static void run_mixed(long ops) {
  * other's time slice. */
 enum { RING_SLOTS = 1024 };
 static void *ring[RING_SLOTS];
-static _Atomic long ring_head; /* next slot the producer writes */
-static _Atomic long ring_tail; /* next slot the consumer reads */
+/* The two counters in lines of their own, as in any single-producer single-consumer queue: each
+ * is written by one thread and only read by the other. */
+static _Alignas(64) _Atomic long ring_head; /* next slot the producer writes */
+static _Alignas(64) _Atomic long ring_tail; /* next slot the consumer reads */
 static long ring_ops;
 static size_t ring_size_bytes;
 
 static void *consumer(void *unused) {
     (void)unused;
+    pin_to_cpu(1);
     for (long i = 0; i < ring_ops; i++) {
         while (atomic_load_explicit(&ring_head, memory_order_acquire) == i) sched_yield();
         free(ring[i % RING_SLOTS]);
@@ -112,6 +143,7 @@ static void run_prodcons(size_t size_bytes, long ops) {
     ring_size_bytes = size_bytes;
     atomic_store(&ring_head, 0);
     atomic_store(&ring_tail, 0);
+    pin_to_cpu(0);
     pthread_t thread;
     if (pthread_create(&thread, NULL, consumer, NULL) != 0) exit(1);
     for (long i = 0; i < ops; i++) {
@@ -125,8 +157,14 @@ static void run_prodcons(size_t size_bytes, long ops) {
 
 /* larson: each thread churns its own slots and trades a block through a mailbox now and then. */
 static _Atomic(void *) mailbox[2];
+/* Both workers start churning together: otherwise the main thread's worker could finish much of
+ * its share before the other thread exists, and the run would measure one thread at a time. */
+static pthread_barrier_t larson_start;
+/* Each worker's state in a cache line of its own: the generator's state is written on every op,
+ * and two threads writing one line would measure the line's trips between cores instead of the
+ * allocator (it made runs of the same library vary 3x). */
 struct larson_thread {
-    int id;
+    _Alignas(64) int id;
     long ops;
     uint64_t rng;
 };
@@ -140,6 +178,8 @@ static uint64_t local_next(uint64_t *state) {
 
 static void *larson_worker(void *arg) {
     struct larson_thread *t = arg;
+    pin_to_cpu(t->id);
+    pthread_barrier_wait(&larson_start);
     void *slots[BATCH_BLOCKS];
     for (int i = 0; i < BATCH_BLOCKS; i++) slots[i] = must_malloc(16 + local_next(&t->rng) % 1009);
     for (long i = 0; i < t->ops; i++) {
@@ -162,6 +202,7 @@ static void *larson_worker(void *arg) {
 static void run_larson(long ops) {
     struct larson_thread threads[2] = {{0, ops / 2, 0x1234567887654321ull},
                                        {1, ops / 2, 0x9E3779B97F4A7C15ull}};
+    if (pthread_barrier_init(&larson_start, NULL, 2) != 0) exit(1);
     pthread_t other;
     if (pthread_create(&other, NULL, larson_worker, &threads[1]) != 0) exit(1);
     larson_worker(&threads[0]);
@@ -174,6 +215,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s pair|lifo|mixed|prodcons|larson SIZE_BYTES OPS\n", argv[0]);
         return 2;
     }
+    if (sched_getaffinity(0, sizeof allowed_cpus, &allowed_cpus) != 0) CPU_ZERO(&allowed_cpus);
     const char *mode = argv[1];
     size_t size_bytes = (size_t)atol(argv[2]);
     long ops = atol(argv[3]);
