@@ -47,9 +47,13 @@ const _: () = assert!(INLINE_SIZE_MAX_BYTES <= heapkit::slab::SMALL_MAX_BYTES);
 /// across a call and no register needs saving on the hit.
 #[inline(always)]
 pub fn allocate_default_aligned(size: usize) -> *mut u8 {
-    if size <= INLINE_SIZE_MAX_BYTES {
-        // SAFETY: 1 <= size.max(1) <= 1024 and 16 is a power of two: no overflow is possible.
-        let layout = unsafe { Layout::from_size_align_unchecked(size.max(1), MAX_ALIGN_BYTES) };
+    // One unsigned test of `size - 1` passes 1..=1024 and sends 0 (which wraps) and large sizes
+    // to the cold path, which makes `malloc(0)` one byte. The class lookup then indexes its
+    // table with the same `size - 1`: two instructions fewer than rounding 0 up on every call.
+    let size_minus_one = size.wrapping_sub(1);
+    if size_minus_one < INLINE_SIZE_MAX_BYTES {
+        // SAFETY: 1 <= size <= 1024 and 16 is a power of two: no overflow is possible.
+        let layout = unsafe { Layout::from_size_align_unchecked(size, MAX_ALIGN_BYTES) };
         let block = HEAP.allocate_cached(layout);
         if !block.is_null() {
             return block;

@@ -18,6 +18,7 @@
 //! the masks and links are guarded by the chunk lock; `metas` of small slabs by their class
 //! lock.
 
+use crate::classes::CLASS_COUNT;
 use crate::clock;
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOTS_PER_CHUNK, SLOT_BYTES, SLOT_SHIFT};
 use crate::huge::HugeList;
@@ -67,16 +68,44 @@ const _: () = assert!(small_tag(1) != 0 && small_tag(1) != NO_SMALL_TAG);
 #[repr(C)]
 pub(crate) struct SlotIdent {
     pub kind: u8,
-    /// The size class (small slabs).
+    /// The size class of a small slab; [`NOT_SMALL`] in every other slot, so that the class
+    /// byte alone answers "which bin, if any" (`Slab::bin_of_block` reads only it).
     pub class: u8,
     /// Large head: slots in the span; large tail: distance back to the head.
     pub span_slots: u16,
     pub _reserved: u32,
 }
 
+/// The class byte of every slot that is not a small slab: one past the last class, the index a
+/// thread cache keeps a never-caching bin at (`BatchAllocator::bin_of_block`).
+pub(crate) const NOT_SMALL: u8 = CLASS_COUNT as u8;
+
+const _: () = assert!(
+    CLASS_COUNT < u8::MAX as usize,
+    "NOT_SMALL fits the class byte"
+);
+
 impl SlotIdent {
-    pub const FREE: SlotIdent = SlotIdent::new(kind::FREE, 0, 0);
-    pub const fn new(kind: u8, class: u8, span_slots: u16) -> Self {
+    pub const FREE: SlotIdent = SlotIdent::new(kind::FREE, NOT_SMALL, 0);
+    pub const HEADER: SlotIdent = SlotIdent::new(kind::HEADER, NOT_SMALL, 0);
+
+    /// A small slab of `class`.
+    pub const fn small(class: u8) -> Self {
+        debug_assert!(class < NOT_SMALL);
+        SlotIdent::new(kind::SMALL, class, 1)
+    }
+
+    /// The first slot of a large span of `span_slots` slots.
+    pub const fn large_head(span_slots: u16) -> Self {
+        SlotIdent::new(kind::LARGE_HEAD, NOT_SMALL, span_slots)
+    }
+
+    /// A later slot of a large span, `distance` slots after its head.
+    pub const fn large_tail(distance: u16) -> Self {
+        SlotIdent::new(kind::LARGE_TAIL, NOT_SMALL, distance)
+    }
+
+    const fn new(kind: u8, class: u8, span_slots: u16) -> Self {
         SlotIdent {
             kind,
             class,
@@ -295,11 +324,9 @@ impl Chunks {
             c.zero_mask &= !run;
             for slot in first..first + count {
                 let value = match usage {
-                    SlotUse::Small(class) => SlotIdent::new(kind::SMALL, class, 1),
-                    SlotUse::Large if slot == first => {
-                        SlotIdent::new(kind::LARGE_HEAD, 0, count as u16)
-                    }
-                    SlotUse::Large => SlotIdent::new(kind::LARGE_TAIL, 0, (slot - first) as u16),
+                    SlotUse::Small(class) => SlotIdent::small(class),
+                    SlotUse::Large if slot == first => SlotIdent::large_head(count as u16),
+                    SlotUse::Large => SlotIdent::large_tail((slot - first) as u16),
                 };
                 set_ident(chunk, slot, value);
             }
@@ -371,7 +398,7 @@ impl Chunks {
             });
             crate::chunk_map::insert(chunk as usize);
             addr_of_mut!((*chunk).idents).write([SlotIdent::FREE; SLOTS_PER_CHUNK]);
-            addr_of_mut!((*chunk).idents[0]).write(SlotIdent::new(kind::HEADER, 0, 0));
+            addr_of_mut!((*chunk).idents[0]).write(SlotIdent::HEADER);
             addr_of_mut!((*chunk).state).write(ChunkState {
                 used_mask: HEADER_MASK,
                 dirty_mask: 0,

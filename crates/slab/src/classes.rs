@@ -145,8 +145,10 @@ const _: () = {
 pub const fn class_of_size(size_bytes: usize) -> usize {
     debug_assert!(size_bytes >= 1 && size_bytes <= SMALL_MAX_BYTES);
     if size_bytes <= TABLE_MAX_BYTES {
-        return SMALL_TABLE[(size_bytes + MIN_BLOCK_BYTES - 1) >> MIN_BLOCK_BYTES.trailing_zeros()]
-            as usize;
+        // `(size - 1) / 16 + 1` rather than `(size + 15) / 16`: the same index for every size
+        // from 1, and a caller that has just range-checked `size - 1` (the C `malloc` does)
+        // reuses it, with the `+ 1` folded into the table's address.
+        return SMALL_TABLE[((size_bytes - 1) >> MIN_BLOCK_BYTES.trailing_zeros()) + 1] as usize;
     }
     // size in (2^k, 2^(k+1)]: k from the leading zeros of size - 1, then the step (2^(k-2))
     // inside the doubling, rounded up.

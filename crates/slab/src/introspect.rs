@@ -3,7 +3,7 @@
 
 use crate::chunk::{
     ident, kind, meta_ptr, run_mask, slot_start, state_of, Chunk, Chunks, ALL_SLOTS_MASK,
-    CHUNK_MAGIC, HEADER_MASK, HUGE_MAGIC,
+    CHUNK_MAGIC, HEADER_MASK, HUGE_MAGIC, NOT_SMALL,
 };
 use crate::classes::{class_capacity, CLASS_BYTES, CLASS_COUNT, CLASS_DIVISIBILITY};
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOTS_PER_CHUNK, SLOT_BYTES};
@@ -455,6 +455,13 @@ unsafe fn check_chunk(
         ensure(
             used == (id.kind != kind::FREE),
             "used bit disagrees with the slot's kind",
+            slot_addr,
+        )?;
+        // The unsized free reads only the class byte: it must name a class exactly in a small
+        // slab, and be NOT_SMALL everywhere else.
+        ensure(
+            (id.kind == kind::SMALL) == (id.class < NOT_SMALL),
+            "slot's class byte disagrees with its kind",
             slot_addr,
         )?;
         match id.kind {

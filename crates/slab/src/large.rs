@@ -120,11 +120,7 @@ impl<P: PageSource> Slab<P> {
             // SAFETY: the head stays (so the chunk stays live and non-empty); the tail slots
             // belong to the span and the caller gave them up by shrinking.
             unsafe {
-                set_ident(
-                    chunk,
-                    first,
-                    SlotIdent::new(kind::LARGE_HEAD, 0, new_slots as u16),
-                );
+                set_ident(chunk, first, SlotIdent::large_head(new_slots as u16));
                 let tail = first + new_slots;
                 let tail_count = old_slots - new_slots;
                 chunks.large_slots -= tail_count;
@@ -166,17 +162,9 @@ impl<P: PageSource> Slab<P> {
         // SAFETY: the new slots were free, so no block lives in them; the head is ours.
         unsafe {
             for slot in after..after + extra {
-                set_ident(
-                    chunk,
-                    slot,
-                    SlotIdent::new(kind::LARGE_TAIL, 0, (slot - first) as u16),
-                );
+                set_ident(chunk, slot, SlotIdent::large_tail((slot - first) as u16));
             }
-            set_ident(
-                chunk,
-                first,
-                SlotIdent::new(kind::LARGE_HEAD, 0, new_slots as u16),
-            );
+            set_ident(chunk, first, SlotIdent::large_head(new_slots as u16));
         }
         chunks.large_slots += extra;
         self.live.grow(extra * SLOT_BYTES);

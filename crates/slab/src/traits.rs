@@ -186,6 +186,12 @@ unsafe impl<P: PageSource + Sync> BatchAllocator for Slab<P> {
         unsafe { self.small_class_of(ptr) }
     }
 
+    #[inline(always)]
+    unsafe fn bin_of_block(&self, ptr: NonNull<u8>) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.small_bin_of(ptr) }
+    }
+
     fn allocate_batch(&self, class: usize, out: &mut [*mut u8]) -> usize {
         self.alloc_batch(class, out)
     }

@@ -29,6 +29,14 @@ const _: () = assert!(RECLAIM_EVERY_REFILLS.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<Header>() == core::mem::size_of::<Bin>());
 const _: () = assert!(MAGAZINE_ALIGN_BYTES % core::mem::align_of::<Bin>() == 0);
 
+/// Bins in a magazine for `class_count` classes: one per class, and the *uncached bin* after
+/// them, at index `class_count`, whose limit stays 0 (see `BatchAllocator::bin_of_block`): an
+/// unsized free of a block with no class lands there, finds no room and takes the slow path,
+/// with no test for "no class" on the fast one.
+const fn magazine_bins(class_count: usize) -> usize {
+    class_count + 1
+}
+
 /// The word before a magazine's first bin.
 #[repr(C)]
 struct Header {
@@ -39,7 +47,8 @@ struct Header {
     _reserved: u64,
 }
 
-/// The magazine of every thread that has none: `CLASS_COUNT_MAX` bins, each empty with limit 0.
+/// The magazine of every thread that has none: a bin for each of `CLASS_COUNT_MAX` classes and
+/// the uncached bin, each empty with limit 0.
 ///
 /// Table entries point here instead of holding null, so the fast paths need no null test: a
 /// pop finds no block and a push finds no room, and both fall through to the slow path, which
@@ -49,7 +58,7 @@ struct Header {
 #[repr(C, align(64))]
 struct EmptyMagazine {
     header: Header,
-    bins: [Bin; CLASS_COUNT_MAX],
+    bins: [Bin; magazine_bins(CLASS_COUNT_MAX)],
 }
 
 /// `Bin` holds a raw pointer, so the static needs the promise that sharing it is sound.
@@ -64,7 +73,7 @@ static EMPTY_MAGAZINE: SharedEmptyMagazine = SharedEmptyMagazine(EmptyMagazine {
         class_count: 0,
         _reserved: 0,
     },
-    bins: [const { Bin::new(0) }; CLASS_COUNT_MAX],
+    bins: [const { Bin::new(0) }; magazine_bins(CLASS_COUNT_MAX)],
 });
 
 const _: () = assert!(
@@ -162,8 +171,13 @@ impl<B: BatchAllocator> ThreadCache<B> {
 
     /// Frees a block of class `class` (the address only).
     ///
+    /// `class` may also be the backend's `class_count()` for a block of no class, when neither
+    /// `secure` nor `checked` is on: the uncached bin never has room, so the block goes on to
+    /// `deallocate_slow`, which hands it to the backend.
+    ///
     /// # Safety
-    /// `ptr` is a live block of this allocator whose class is `class`.
+    /// `ptr` is a live block of this allocator whose class is `class` (or, as above, one of no
+    /// class with `class == class_count()`).
     #[inline(always)]
     unsafe fn deallocate_in_class(&self, ptr: *mut u8, class: usize) {
         let bins = self.current_magazine();
@@ -309,6 +323,10 @@ impl<B: BatchAllocator> ThreadCache<B> {
     #[cold]
     #[inline(never)]
     unsafe fn deallocate_slow(&self, ptr: *mut u8, class: usize) {
+        if class >= self.backend.class_count() {
+            // SAFETY: forwarded from the caller: a block of no class, from the uncached bin.
+            return unsafe { self.deallocate_uncached_unsized(NonNull::new_unchecked(ptr)) };
+        }
         let bins = self.attach_magazine();
         // SAFETY: a non-null magazine has a bin per class and belongs to this thread's slot.
         if bins.is_null() || unsafe { (*bins.add(class)).limit } == 0 {
@@ -381,7 +399,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
     }
 
     fn magazine_layout(class_count: usize) -> Option<Layout> {
-        let bytes = class_count
+        // The header, then the bins.
+        let bytes = magazine_bins(class_count)
             .checked_add(1)?
             .checked_mul(core::mem::size_of::<Bin>())?;
         Layout::from_size_align(bytes, MAGAZINE_ALIGN_BYTES).ok()
@@ -405,7 +424,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
             return ptr::null_mut();
         };
         let base = block.cast::<Header>().as_ptr();
-        // SAFETY: the block holds a header and `class_count` bins, aligned for both.
+        // SAFETY: the block holds a header and `magazine_bins(class_count)` bins, aligned for
+        // both.
         unsafe {
             base.write(Header {
                 refills: 0,
@@ -417,6 +437,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 bins.add(class)
                     .write(Bin::new(self.backend.class_size(class)));
             }
+            bins.add(class_count).write(Bin::new(0));
             bins
         }
     }
@@ -555,6 +576,14 @@ impl<B: BatchAllocator> ThreadCache<B> {
         for class in 0..class_count {
             // SAFETY: `class < class_count`; the bin is ours.
             unsafe { self.check_bin(bins.add(class), class)? };
+        }
+        // SAFETY: the uncached bin follows the class bins.
+        let uncached = unsafe { &*bins.add(class_count) };
+        if uncached.limit != 0 || uncached.count != 0 || !uncached.head.is_null() {
+            return Err(InvariantError::new(
+                "the uncached bin holds blocks or has a limit",
+                bins as usize,
+            ));
         }
         Ok(())
     }
@@ -758,12 +787,17 @@ unsafe impl<B: BatchAllocator> heapkit_core::UnsizedAllocator for ThreadCache<B>
     #[inline(always)]
     unsafe fn deallocate_unsized(&self, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller.
-        match unsafe { self.backend.class_of_block(ptr) } {
-            // SAFETY: forwarded from the caller; the class is the block's own.
-            Some(class) => unsafe { self.deallocate_in_class(ptr.as_ptr(), class) },
+        let bin = unsafe { self.backend.bin_of_block(ptr) };
+        // Without hardening, a block of no class goes to the uncached bin, which sends it on to
+        // `deallocate_slow`: no branch here. The hardened paths look at the block (its free mark,
+        // the bin's list) before the push, so they must know it has a class first.
+        if (bin::SECURE || cfg!(feature = "checked")) && bin >= self.backend.class_count() {
             // SAFETY: forwarded from the caller: a large block of the backend.
-            None => unsafe { self.deallocate_uncached_unsized(ptr) },
+            return unsafe { self.deallocate_uncached_unsized(ptr) };
         }
+        // SAFETY: forwarded from the caller; the bin is the block's class, or the uncached bin
+        // (see `deallocate_in_class`).
+        unsafe { self.deallocate_in_class(ptr.as_ptr(), bin) }
     }
 }
 

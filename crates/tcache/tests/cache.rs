@@ -205,6 +205,27 @@ fn unsized_frees_find_the_class_from_the_pointer() {
 }
 
 #[test]
+fn unsized_frees_of_large_blocks_pass_through_the_uncached_bin() {
+    let cache = ThreadCache::new(Pow2::new());
+    let counters = cache.backend().counters.clone();
+    // A small block first, so the thread has a magazine and the large frees meet its uncached
+    // bin rather than the shared empty magazine.
+    let small = cache.allocate(layout(32)).unwrap().cast::<u8>();
+    for _ in 0..3 {
+        let live_before = counters.live_blocks.load(Ordering::Relaxed);
+        let large = cache.allocate(layout(64 * 1024)).unwrap().cast::<u8>();
+        // SAFETY: (test) a live large block of this allocator, freed once.
+        unsafe { cache.deallocate_unsized(large) };
+        // The backend has it back at once: a block of no class is never cached.
+        assert_eq!(counters.live_blocks.load(Ordering::Relaxed), live_before);
+        cache.check().unwrap();
+    }
+    // SAFETY: (test) a live small block of this allocator, freed once.
+    unsafe { cache.deallocate_unsized(small) };
+    cache.check().unwrap();
+}
+
+#[test]
 fn global_alloc_realloc_keeps_contents() {
     let cache = ThreadCache::new(Pow2::new());
     // SAFETY: (test) each pointer is a live block of this allocator, passed with a layout that
