@@ -115,6 +115,14 @@ impl HeapKit {
     pub fn allocate_cached(&self, layout: Layout) -> *mut u8 {
         self.cache.allocate_cached(layout)
     }
+
+    /// The hit path of C's `malloc`: a block of `size_bytes` (`1..=1024`) aligned to 16 from
+    /// this thread's cache, found by size with no class lookup, or null when only the full path
+    /// can serve it. See [`ThreadCache::allocate_cached_small`].
+    #[inline(always)]
+    pub fn allocate_cached_small(&self, size_bytes: usize) -> *mut u8 {
+        self.cache.allocate_cached_small(size_bytes)
+    }
 }
 
 impl Default for HeapKit {

@@ -36,11 +36,12 @@ pub fn c_layout(size: usize, align: usize) -> Option<Layout> {
     Layout::from_size_align(size.max(1), align.max(MAX_ALIGN_BYTES)).ok()
 }
 
-/// Requests up to this size try the thread cache inline first (the slab's table-driven
-/// classes); larger ones, and every miss, take [`allocate_cold`].
-pub const INLINE_SIZE_MAX_BYTES: usize = 1024;
+/// Requests up to this size try the thread cache inline first, through its direct table;
+/// larger ones, and every miss, take [`allocate_cold`].
+pub const INLINE_SIZE_MAX_BYTES: usize = heapkit::tcache::DIRECT_MAX_BYTES;
 
 const _: () = assert!(INLINE_SIZE_MAX_BYTES <= heapkit::slab::SMALL_MAX_BYTES);
+const _: () = assert!(heapkit::tcache::DIRECT_STEP_BYTES == MAX_ALIGN_BYTES);
 
 /// `malloc`'s whole fast path: a small request served from this thread's cache with no stack
 /// frame and no call; anything else goes to one out-of-line function, so nothing stays live
@@ -48,13 +49,10 @@ const _: () = assert!(INLINE_SIZE_MAX_BYTES <= heapkit::slab::SMALL_MAX_BYTES);
 #[inline(always)]
 pub fn allocate_default_aligned(size: usize) -> *mut u8 {
     // One unsigned test of `size - 1` passes 1..=1024 and sends 0 (which wraps) and large sizes
-    // to the cold path, which makes `malloc(0)` one byte. The class lookup then indexes its
-    // table with the same `size - 1`: two instructions fewer than rounding 0 up on every call.
-    let size_minus_one = size.wrapping_sub(1);
-    if size_minus_one < INLINE_SIZE_MAX_BYTES {
-        // SAFETY: 1 <= size <= 1024 and 16 is a power of two: no overflow is possible.
-        let layout = unsafe { Layout::from_size_align_unchecked(size, MAX_ALIGN_BYTES) };
-        let block = HEAP.allocate_cached(layout);
+    // to the cold path, which makes `malloc(0)` one byte. The direct table is then indexed with
+    // the same `size - 1`.
+    if size.wrapping_sub(1) < INLINE_SIZE_MAX_BYTES {
+        let block = HEAP.allocate_cached_small(size);
         if !block.is_null() {
             return block;
         }

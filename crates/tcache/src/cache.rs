@@ -2,9 +2,16 @@
 //!
 //! Fast path of `allocate` (and, mirrored, of `deallocate`):
 //! size → class (`B::class_of`, sized), this thread's slot (one TLS load), this cache's
-//! magazine for the slot (one load and a null test), pop (one load of the block, two stores).
-//! Everything else — first use by a thread, an empty or full bin, a class that is not cached,
-//! a thread without a slot — is one `#[cold]` call away.
+//! magazine for the slot (one load; a thread without one gets the shared empty magazine), pop
+//! (one load of the block, two stores). Everything else — first use by a thread, an empty or
+//! full bin, a class that is not cached, a thread without a slot — is one `#[cold]` call away.
+//!
+//! A magazine in memory (the table's pointer is to the first bin):
+//!
+//! ```text
+//!   [ direct table: 64 bin pointers ][ header ][ bin 0 | bin 1 | … | bin n-1 | uncached bin ]
+//!     by size step, for C's malloc               one per class           limit 0, always empty
+//! ```
 
 use crate::bin::{self, Bin, BinState, BATCH_BLOCKS_MAX};
 use crate::handover;
@@ -37,6 +44,25 @@ const fn magazine_bins(class_count: usize) -> usize {
     class_count + 1
 }
 
+/// The size-indexed shortcut before each magazine's header (mimalloc's `pages_free_direct`):
+/// for requests of `1..=DIRECT_MAX_BYTES` bytes aligned to [`DIRECT_STEP_BYTES`], entry
+/// `(size - 1) / DIRECT_STEP_BYTES` is the bin of that size's class. One load instead of the
+/// backend's class lookup and the bin's address arithmetic, on C's every `malloc`.
+pub const DIRECT_MAX_BYTES: usize = 1024;
+
+/// The width of a size step in the direct table, and the alignment its requests get: C's
+/// `max_align_t`.
+pub const DIRECT_STEP_BYTES: usize = heapkit_core::MAX_ALIGN_BYTES;
+
+/// Entries in the direct table.
+const DIRECT_LEN: usize = DIRECT_MAX_BYTES / DIRECT_STEP_BYTES;
+
+const _: () = assert!(DIRECT_MAX_BYTES % DIRECT_STEP_BYTES == 0);
+const _: () = assert!(
+    (DIRECT_LEN * core::mem::size_of::<*mut Bin>()) % core::mem::size_of::<Bin>() == 0,
+    "the header and bins after the table stay aligned"
+);
+
 /// The word before a magazine's first bin.
 #[repr(C)]
 struct Header {
@@ -57,6 +83,8 @@ struct Header {
 /// the `*mut Bin` the table holds.
 #[repr(C, align(64))]
 struct EmptyMagazine {
+    /// Every entry is the uncached bin: empty, so every lookup misses.
+    direct: [*mut Bin; DIRECT_LEN],
     header: Header,
     bins: [Bin; magazine_bins(CLASS_COUNT_MAX)],
 }
@@ -68,6 +96,7 @@ struct SharedEmptyMagazine(EmptyMagazine);
 unsafe impl Sync for SharedEmptyMagazine {}
 
 static EMPTY_MAGAZINE: SharedEmptyMagazine = SharedEmptyMagazine(EmptyMagazine {
+    direct: [(&raw const EMPTY_MAGAZINE.0.bins[CLASS_COUNT_MAX]).cast_mut(); DIRECT_LEN],
     header: Header {
         refills: 0,
         class_count: 0,
@@ -152,6 +181,22 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let bins = self.current_magazine();
         // SAFETY: as in `allocate_in_class`.
         unsafe { bin::pop(bin::at(bins, class)) }
+    }
+
+    /// [`allocate_cached`](Self::allocate_cached) for C's `malloc`: a block of `size_bytes`
+    /// (`1..=DIRECT_MAX_BYTES`) aligned to [`DIRECT_STEP_BYTES`], found through the magazine's
+    /// direct table (no class lookup), or null when only an allocating method can serve it.
+    #[inline(always)]
+    pub fn allocate_cached_small(&self, size_bytes: usize) -> *mut u8 {
+        debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
+        let bins = self.current_magazine();
+        // SAFETY: every magazine, the empty one included, has a full direct table before its
+        // header, and the index is below DIRECT_LEN for the sizes this method takes. The bin
+        // is this thread's (or an empty one, which a pop never writes): see `allocate_in_class`.
+        unsafe {
+            let entry = direct_table(bins).add((size_bytes - 1) / DIRECT_STEP_BYTES);
+            bin::pop(entry.read())
+        }
     }
 
     /// Allocates a block of a layout with a class (the address only; `allocate_nonzero` adds
@@ -399,10 +444,11 @@ impl<B: BatchAllocator> ThreadCache<B> {
     }
 
     fn magazine_layout(class_count: usize) -> Option<Layout> {
-        // The header, then the bins.
+        // The direct table, the header, then the bins.
         let bytes = magazine_bins(class_count)
             .checked_add(1)?
-            .checked_mul(core::mem::size_of::<Bin>())?;
+            .checked_mul(core::mem::size_of::<Bin>())?
+            .checked_add(DIRECT_TABLE_BYTES)?;
         Layout::from_size_align(bytes, MAGAZINE_ALIGN_BYTES).ok()
     }
 
@@ -423,10 +469,14 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let Ok(block) = self.backend.allocate_nonzero(layout) else {
             return ptr::null_mut();
         };
-        let base = block.cast::<Header>().as_ptr();
-        // SAFETY: the block holds a header and `magazine_bins(class_count)` bins, aligned for
-        // both.
+        // SAFETY: the block holds the direct table, a header and `magazine_bins(class_count)`
+        // bins, aligned for all three.
         unsafe {
+            let base = block
+                .cast::<u8>()
+                .as_ptr()
+                .add(DIRECT_TABLE_BYTES)
+                .cast::<Header>();
             base.write(Header {
                 refills: 0,
                 class_count: class_count as u32,
@@ -438,8 +488,36 @@ impl<B: BatchAllocator> ThreadCache<B> {
                     .write(Bin::new(self.backend.class_size(class)));
             }
             bins.add(class_count).write(Bin::new(0));
+            for (index, bin) in self.direct_bins(bins, class_count).enumerate() {
+                direct_table(bins).add(index).write(bin);
+            }
             bins
         }
+    }
+
+    /// The direct table's entries for a magazine: for each size step, the bin of the class
+    /// that serves every size of the step with `DIRECT_STEP_BYTES` alignment, or the uncached
+    /// bin when the step's sizes do not share one cached class (the lookup then misses and
+    /// the caller takes the full path).
+    fn direct_bins(
+        &self,
+        bins: *mut Bin,
+        class_count: usize,
+    ) -> impl Iterator<Item = *mut Bin> + '_ {
+        let class_of_size = |size_bytes: usize| {
+            Layout::from_size_align(size_bytes, DIRECT_STEP_BYTES)
+                .ok()
+                .and_then(|layout| self.backend.class_of(layout))
+        };
+        (0..DIRECT_LEN).map(move |index| {
+            let smallest = class_of_size(index * DIRECT_STEP_BYTES + 1);
+            let largest = class_of_size((index + 1) * DIRECT_STEP_BYTES);
+            let class = match (smallest, largest) {
+                (Some(a), Some(b)) if a == b && a < class_count => a,
+                _ => class_count,
+            };
+            bins.wrapping_add(class)
+        })
     }
 
     /// Counts a refill and every `RECLAIM_EVERY_REFILLS` gives idle magazines back.
@@ -521,12 +599,12 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: forwarded; the header precedes the bins and records the class count the
         // magazine was allocated with.
         unsafe {
-            let base = header(bins);
-            let layout = Self::magazine_layout((*base).class_count as usize);
+            let layout = Self::magazine_layout((*header(bins)).class_count as usize);
             debug_assert!(layout.is_some());
             if let Some(layout) = layout {
+                let base = direct_table(bins).cast::<u8>();
                 self.backend
-                    .deallocate_nonzero(NonNull::new_unchecked(base.cast()), layout);
+                    .deallocate_nonzero(NonNull::new_unchecked(base), layout);
             }
         }
     }
@@ -584,6 +662,16 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 "the uncached bin holds blocks or has a limit",
                 bins as usize,
             ));
+        }
+        for (index, expected) in self.direct_bins(bins, class_count).enumerate() {
+            // SAFETY: the magazine's direct table has DIRECT_LEN entries.
+            let entry = unsafe { direct_table(bins).add(index).read() };
+            if entry != expected {
+                return Err(InvariantError::new(
+                    "direct table entry is not its size's bin",
+                    entry as usize,
+                ));
+            }
         }
         Ok(())
     }
@@ -690,6 +778,15 @@ impl<B: BatchAllocator> ThreadCache<B> {
 /// The header of the magazine whose first bin is `bins`.
 fn header(bins: *mut Bin) -> *mut Header {
     bins.cast::<Header>().wrapping_sub(1)
+}
+
+/// The bytes of a magazine's direct table.
+const DIRECT_TABLE_BYTES: usize = DIRECT_LEN * core::mem::size_of::<*mut Bin>();
+
+/// The first entry of the direct table before a magazine's header (the magazine's first byte).
+#[inline(always)]
+fn direct_table(bins: *mut Bin) -> *mut *mut Bin {
+    header(bins).cast::<*mut Bin>().wrapping_sub(DIRECT_LEN)
 }
 
 impl<B: BatchAllocator> Drop for ThreadCache<B> {

@@ -40,7 +40,7 @@ mod sync;
 
 pub use bin::{BinState, BIN_BLOCKS_MAX, BIN_BLOCKS_MIN, BIN_TARGET_BYTES};
 #[cfg(not(loom))]
-pub use cache::{ThreadCache, CLASS_COUNT_MAX};
+pub use cache::{ThreadCache, CLASS_COUNT_MAX, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
 #[cfg(not(loom))]
 pub use slot::reset_slots_after_fork;
 pub use slot::SLOT_COUNT;

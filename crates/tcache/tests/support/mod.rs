@@ -26,8 +26,10 @@ const LARGE: usize = usize::MAX;
 struct ChunkHeader {
     /// The class, or LARGE.
     tag: usize,
-    /// The next chunk of the same class (for Drop), or the region's total size (large).
-    next_or_len: usize,
+    /// The next chunk of the same class (for Drop); null in a large region.
+    next: *mut u8,
+    /// A large region's total size; 0 in a class chunk.
+    len: usize,
 }
 
 struct ClassState {
@@ -74,7 +76,7 @@ impl Pow2 {
     }
 
     fn chunk_of(ptr: *mut u8) -> *mut ChunkHeader {
-        (ptr as usize & !(CHUNK_BYTES - 1)) as *mut ChunkHeader
+        ptr.map_addr(|addr| addr & !(CHUNK_BYTES - 1)).cast()
     }
 
     /// Carves a fresh chunk for `class` onto its free list. Lock held by the caller.
@@ -95,7 +97,8 @@ impl Pow2 {
         unsafe {
             chunk.cast::<ChunkHeader>().write(ChunkHeader {
                 tag: class,
-                next_or_len: *state.chunks.get() as usize,
+                next: *state.chunks.get(),
+                len: 0,
             });
             *state.chunks.get() = chunk;
             let mut offset = HEADER_BYTES.max(size);
@@ -121,7 +124,7 @@ impl Drop for Pow2 {
             let mut chunk = unsafe { *state.chunks.get() };
             while !chunk.is_null() {
                 // SAFETY: a chunk of this fixture; its header was written by `grow`.
-                let next = unsafe { (*chunk.cast::<ChunkHeader>()).next_or_len } as *mut u8;
+                let next = unsafe { (*chunk.cast::<ChunkHeader>()).next };
                 // SAFETY: allocated by `grow` with this layout; nothing uses it any more.
                 unsafe {
                     System.dealloc(
@@ -161,7 +164,8 @@ unsafe impl Allocator for Pow2 {
         unsafe {
             region.as_ptr().cast::<ChunkHeader>().write(ChunkHeader {
                 tag: LARGE,
-                next_or_len: total,
+                next: ptr::null_mut(),
+                len: total,
             })
         };
         self.counters.live_blocks.fetch_add(1, Ordering::Relaxed);
@@ -188,7 +192,7 @@ unsafe impl UnsizedAllocator for Pow2 {
     unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
         let header = Self::chunk_of(ptr.as_ptr());
         // SAFETY: a live block lies in a chunk or region of this fixture, whose header is valid.
-        let (tag, len) = unsafe { ((*header).tag, (*header).next_or_len) };
+        let (tag, len) = unsafe { ((*header).tag, (*header).len) };
         if tag == LARGE {
             len - (ptr.as_ptr() as usize - header as usize)
         } else {
@@ -199,7 +203,7 @@ unsafe impl UnsizedAllocator for Pow2 {
     unsafe fn deallocate_unsized(&self, ptr: NonNull<u8>) {
         let header = Self::chunk_of(ptr.as_ptr());
         // SAFETY: as in `usable_size`.
-        let (tag, len) = unsafe { ((*header).tag, (*header).next_or_len) };
+        let (tag, len) = unsafe { ((*header).tag, (*header).len) };
         if tag == LARGE {
             self.counters.live_blocks.fetch_sub(1, Ordering::Relaxed);
             self.counters.mapped_bytes.fetch_sub(len, Ordering::Relaxed);
