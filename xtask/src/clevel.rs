@@ -261,9 +261,9 @@ pub fn parse_collected(text: &str) -> Option<u64> {
 ///
 /// Each mode is timed `timed_rounds` times, the libraries taking turns within a round, so that
 /// a burst of noise from the shared machine lands on every library alike; the result keeps the
-/// median (the figure reported), the fastest run and every sample. Two-thread modes need this
-/// most: where the two threads happen to be scheduled decides a run, and single runs of the
-/// same library differ several-fold.
+/// median (the figure reported), the fastest run and every sample. pairs.c pins the two
+/// threads of the two-thread modes to two CPUs; before it did, where the scheduler put them
+/// decided a run, and single runs of the same library differed several-fold.
 pub fn run(plan: &Plan, bar: &ProgressBar) -> Value {
     let mut results = Vec::new();
     if let Some(binary) = &plan.binary {

@@ -668,7 +668,7 @@ pub fn write(
         "## Latency distribution\n\n{}\n## Resident memory\n\nEach allocator in its own process.\n\n{}\n\
          ## C level (LD_PRELOAD)\n\n`benches/c/pairs.c`; each mode timed several times, the \
          libraries taking turns, and the median reported with the fastest run in brackets (the \
-         two-thread modes vary several-fold between runs of one library); instructions counted \
+         two-thread modes pin their threads to two CPUs); instructions counted \
          with callgrind (noise-free), the difference between runs of N and 2N operations.\n\n{}\n",
         latency_table(extras),
         rss_table(extras),

@@ -59,8 +59,9 @@ pub unsafe trait BatchAllocator: UnsizedAllocator + Sync {
     /// `ptr` is a live, non-zero-size block of this allocator.
     unsafe fn class_of_block(&self, ptr: NonNull<u8>) -> Option<usize>;
 
-    /// [`class_of_block`](Self::class_of_block) as a table index: the class of a live small
-    /// block, and `class_count()` for a live block of no small class.
+    /// [`class_of_block`](Self::class_of_block) as a table index: `Some` of the class of a
+    /// live small block or of `class_count()` for a live block of no small class; or `None`
+    /// when a cheaper first test already shows that the block has no class.
     ///
     /// A thread cache keeps one extra bin at index `class_count()` that never caches (its limit
     /// is 0), so its unsized free can go straight to the bin and find "no room" there instead of
@@ -71,9 +72,9 @@ pub unsafe trait BatchAllocator: UnsizedAllocator + Sync {
     /// # Safety
     /// `ptr` is a live, non-zero-size block of this allocator.
     #[inline(always)]
-    unsafe fn bin_of_block(&self, ptr: NonNull<u8>) -> usize {
+    unsafe fn bin_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
         // SAFETY: forwarded from the caller.
-        unsafe { self.class_of_block(ptr) }.unwrap_or(self.class_count())
+        Some(unsafe { self.class_of_block(ptr) }.unwrap_or(self.class_count()))
     }
 
     /// Allocates up to `out.len()` blocks of `class`, writes their (non-null) addresses to the

@@ -245,28 +245,27 @@ impl<P: PageSource> Slab<P> {
     #[inline(always)]
     pub(crate) unsafe fn small_class_of(&self, ptr: NonNull<u8>) -> Option<usize> {
         // SAFETY: forwarded from the caller.
-        let class = unsafe { self.small_bin_of(ptr) };
-        (class < CLASS_COUNT).then_some(class)
+        unsafe { self.small_bin_of(ptr) }.filter(|&class| class < CLASS_COUNT)
     }
 
-    /// The class of a small block, from the pointer alone, or `CLASS_COUNT` for anything else:
-    /// the unsized free's fast path. One header word compared and one byte read, the slot's
-    /// class, which is `CLASS_COUNT` in every slot that is not a small slab, so that there is
-    /// no test of the slot's kind.
+    /// The class of a small block, from the pointer alone: the unsized free's fast path. `None`
+    /// when the pointer is not in a slab chunk of this slab (one header word compared);
+    /// otherwise the slot's class byte, which is `CLASS_COUNT` in every slot that is not a
+    /// small slab, so that there is no test of the slot's kind.
     ///
     /// # Safety
     /// As for [`locate`](Self::locate).
     #[inline(always)]
-    pub(crate) unsafe fn small_bin_of(&self, ptr: NonNull<u8>) -> usize {
+    pub(crate) unsafe fn small_bin_of(&self, ptr: NonNull<u8>) -> Option<usize> {
         if !crate::chunk_map::contains(ptr.as_ptr() as usize) {
-            return CLASS_COUNT;
+            return None;
         }
         let head = header_of(ptr);
         // SAFETY: the caller promises the header is readable; the tag is written before any
         // block of the chunk is handed out and cleared only when the chunk dies.
         let tag = unsafe { addr_of!((*head).small_tag).read() };
         if tag != self.small_tag.load(Ordering::Relaxed) || ptr.as_ptr() as usize % 16 != 0 {
-            return CLASS_COUNT;
+            return None;
         }
         // SAFETY: the tag proves a live slab chunk of this slab; the slot index is in range.
         let id = unsafe { ident(head.cast::<Chunk>(), slot_of(ptr)) };
@@ -276,12 +275,12 @@ impl<P: PageSource> Slab<P> {
         // class's divisibility constant): the slow path then names the fault. Blocks start at
         // the slot's first byte.
         if SECURE
-            && (class >= CLASS_COUNT
-                || !is_block_offset(class, ptr.as_ptr() as usize & (SLOT_BYTES - 1)))
+            && class < CLASS_COUNT
+            && !is_block_offset(class, ptr.as_ptr() as usize & (SLOT_BYTES - 1))
         {
-            return CLASS_COUNT;
+            return None;
         }
-        class
+        Some(class)
     }
 
     /// Gives every empty slab and every dirty slot back: empty slabs kept by their class are

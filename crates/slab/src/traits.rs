@@ -187,7 +187,7 @@ unsafe impl<P: PageSource + Sync> BatchAllocator for Slab<P> {
     }
 
     #[inline(always)]
-    unsafe fn bin_of_block(&self, ptr: NonNull<u8>) -> usize {
+    unsafe fn bin_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
         // SAFETY: forwarded from the caller.
         unsafe { self.small_bin_of(ptr) }
     }

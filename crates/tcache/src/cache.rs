@@ -884,10 +884,14 @@ unsafe impl<B: BatchAllocator> heapkit_core::UnsizedAllocator for ThreadCache<B>
     #[inline(always)]
     unsafe fn deallocate_unsized(&self, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller.
-        let bin = unsafe { self.backend.bin_of_block(ptr) };
-        // Without hardening, a block of no class goes to the uncached bin, which sends it on to
-        // `deallocate_slow`: no branch here. The hardened paths look at the block (its free mark,
-        // the bin's list) before the push, so they must know it has a class first.
+        let Some(bin) = (unsafe { self.backend.bin_of_block(ptr) }) else {
+            // SAFETY: forwarded from the caller: a block of the backend with no class.
+            return unsafe { self.deallocate_uncached_unsized(ptr) };
+        };
+        // Without hardening, a block of no class found through its slot goes to the uncached
+        // bin, which sends it on to `deallocate_slow`: no branch here. The hardened paths look
+        // at the block (its free mark, the bin's list) before the push, so they must know it has
+        // a class first.
         if (bin::SECURE || cfg!(feature = "checked")) && bin >= self.backend.class_count() {
             // SAFETY: forwarded from the caller: a large block of the backend.
             return unsafe { self.deallocate_uncached_unsized(ptr) };
