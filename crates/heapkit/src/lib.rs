@@ -123,6 +123,36 @@ impl HeapKit {
     pub fn allocate_cached_small(&self, size_bytes: usize) -> *mut u8 {
         self.cache.allocate_cached_small(size_bytes)
     }
+
+    /// Makes this heap's thread cache the process's primary one (see
+    /// [`ThreadCache::claim_primary`]) if none is yet, and points the calling thread's primary
+    /// word at its magazine: for the miss path of the C library.
+    #[cold]
+    pub fn sync_primary(&'static self) {
+        self.cache.sync_primary()
+    }
+
+    /// [`allocate_cached_small`](Self::allocate_cached_small) through the primary word.
+    ///
+    /// # Safety
+    /// No other cache in the process has claimed the primary word (see
+    /// [`ThreadCache::allocate_cached_small_primary`]).
+    #[inline(always)]
+    pub unsafe fn allocate_cached_small_primary(&'static self, size_bytes: usize) -> *mut u8 {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.allocate_cached_small_primary(size_bytes) }
+    }
+
+    /// `deallocate_unsized` through the primary word.
+    ///
+    /// # Safety
+    /// As for `deallocate_unsized`, and no other cache in the process has claimed the primary
+    /// word.
+    #[inline(always)]
+    pub unsafe fn deallocate_unsized_primary(&'static self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.deallocate_unsized_primary(ptr) }
+    }
 }
 
 impl Default for HeapKit {

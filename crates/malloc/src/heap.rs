@@ -52,7 +52,8 @@ pub fn allocate_default_aligned(size: usize) -> *mut u8 {
     // to the cold path, which makes `malloc(0)` one byte. The direct table is then indexed with
     // the same `size - 1`.
     if size.wrapping_sub(1) < INLINE_SIZE_MAX_BYTES {
-        let block = HEAP.allocate_cached_small(size);
+        // SAFETY: `HEAP` is the only cache in this library that claims the primary word.
+        let block = unsafe { HEAP.allocate_cached_small_primary(size) };
         if !block.is_null() {
             return block;
         }
@@ -61,9 +62,13 @@ pub fn allocate_default_aligned(size: usize) -> *mut u8 {
 }
 
 /// [`allocate`] out of line: the miss path of the inline fast paths.
+///
+/// It also points the calling thread's primary magazine word at its magazine (claiming the
+/// word for `HEAP` on the first call in the process), so that the thread's next `malloc` hits.
 #[cold]
 #[inline(never)]
 pub fn allocate_cold(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    HEAP.sync_primary();
     allocate(size, align, zeroed)
 }
 
@@ -96,8 +101,9 @@ pub fn allocate(size: usize, align: usize, zeroed: bool) -> *mut u8 {
 #[inline(always)]
 pub unsafe fn free(ptr: *mut u8) {
     if let Some(block) = NonNull::new(ptr) {
-        // SAFETY: the caller promises a live block of this heap.
-        unsafe { HEAP.deallocate_unsized(block) }
+        // SAFETY: the caller promises a live block of this heap; `HEAP` is the only cache in
+        // this library that claims the primary word.
+        unsafe { HEAP.deallocate_unsized_primary(block) }
     }
 }
 
@@ -136,7 +142,7 @@ pub unsafe fn reallocate(ptr: NonNull<u8>, new_size: usize) -> *mut u8 {
     // the old and writable in the new one.
     unsafe {
         ptr::copy_nonoverlapping(ptr.as_ptr(), fresh, usable.min(new_size));
-        HEAP.deallocate_unsized(ptr);
+        HEAP.deallocate_unsized_primary(ptr);
     }
     fresh
 }

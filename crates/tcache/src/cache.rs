@@ -19,6 +19,7 @@ use crate::slot::{self, SLOT_COUNT, TABLE_LEN, UNASSIGNED};
 use crate::sync::{AtomicPtr, Ordering};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
+use core::sync::atomic::AtomicUsize;
 use heapkit_core::{AllocError, Allocator, BatchAllocator, Introspect, InvariantError, Stats};
 
 /// The most classes a backend may have for its blocks to be cached (a limit on the magazine's
@@ -90,12 +91,13 @@ struct EmptyMagazine {
 }
 
 /// `Bin` holds a raw pointer, so the static needs the promise that sharing it is sound.
-struct SharedEmptyMagazine(EmptyMagazine);
+#[repr(transparent)]
+pub(crate) struct SharedEmptyMagazine(EmptyMagazine);
 
 // SAFETY: the magazine is never written (see `EmptyMagazine`); reads from any thread are fine.
 unsafe impl Sync for SharedEmptyMagazine {}
 
-static EMPTY_MAGAZINE: SharedEmptyMagazine = SharedEmptyMagazine(EmptyMagazine {
+pub(crate) static EMPTY_MAGAZINE: SharedEmptyMagazine = SharedEmptyMagazine(EmptyMagazine {
     direct: [(&raw const EMPTY_MAGAZINE.0.bins[CLASS_COUNT_MAX]).cast_mut(); DIRECT_LEN],
     header: Header {
         refills: 0,
@@ -113,8 +115,28 @@ const _: () = assert!(
 /// The shared empty magazine's first bin (compare with it; never write through it).
 #[inline(always)]
 const fn empty_magazine() -> *mut Bin {
-    (&raw const EMPTY_MAGAZINE.0.bins).cast::<Bin>().cast_mut()
+    EMPTY_BINS
 }
+
+/// [`empty_magazine`] as a constant, for the primary magazine word's initial value.
+pub(crate) const EMPTY_BINS: *mut Bin = (&raw const EMPTY_MAGAZINE.0.bins).cast::<Bin>().cast_mut();
+
+/// Where the empty magazine's first bin lies in its static, for the initial value of the
+/// primary magazine word that slot.rs declares in assembly.
+#[cfg_attr(
+    not(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        target_env = "gnu",
+        not(miri)
+    )),
+    allow(dead_code)
+)]
+pub(crate) const EMPTY_BINS_OFFSET_BYTES: usize = core::mem::offset_of!(EmptyMagazine, bins);
+
+/// The address of the cache that has claimed this thread-local word (0: none yet). See
+/// [`ThreadCache::claim_primary`].
+static PRIMARY_CACHE: AtomicUsize = AtomicUsize::new(0);
 
 /// A thread cache in front of the batch allocator `B`.
 ///
@@ -163,6 +185,77 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: `slot::current` is always below TABLE_LEN (asserted there).
         unsafe { self.magazines.get_unchecked(slot) }.load(Ordering::Relaxed)
     }
+
+    /// This thread's magazine as a fast path reads it: from the primary magazine word (one TLS
+    /// load) when `PRIMARY`, which only the primary cache's methods pass, else from the table.
+    #[inline(always)]
+    fn fast_magazine<const PRIMARY: bool>(&self) -> *mut Bin {
+        if PRIMARY {
+            slot::primary_magazine()
+        } else {
+            self.current_magazine()
+        }
+    }
+
+    /// Whether this cache holds the primary magazine word.
+    fn is_primary(&self) -> bool {
+        PRIMARY_CACHE.load(Ordering::Relaxed) == self as *const Self as usize
+    }
+}
+
+/// The *primary* cache: one cache in the process may have each thread's magazine in a
+/// thread-local word of its own, so that its fast paths read the magazine with one TLS load
+/// instead of the slot and the table (two instructions fewer per call: mimalloc's heap pointer
+/// in TLS). The C library's heap claims it; every other cache uses the table.
+///
+/// The word is kept equal to the table's entry for the thread's slot, or the empty magazine:
+/// set whenever the primary cache attaches a thread's magazine (every slow path does), reset at
+/// thread exit before the slot is given back. So a stale word can only make a fast path miss.
+impl<B: BatchAllocator> ThreadCache<B> {
+    /// Makes this cache the primary one if no cache is yet; returns whether it is (now or
+    /// already). Only a `'static` cache may be primary: the word must never outlive it.
+    pub fn claim_primary(&'static self) -> bool {
+        let me = self as *const Self as usize;
+        if PRIMARY_CACHE.load(Ordering::Relaxed) == me {
+            return true;
+        }
+        match PRIMARY_CACHE.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => true,
+            Err(holder) => holder == me,
+        }
+    }
+
+    /// Claims the primary word if it is free, and points this thread's word at its magazine
+    /// here: for the miss paths of callers of the `_primary` methods (the C `malloc`'s cold
+    /// path), so that a thread's next call hits.
+    #[cold]
+    pub fn sync_primary(&'static self) {
+        if self.claim_primary() {
+            slot::set_primary_magazine(self.current_magazine());
+        }
+    }
+
+    /// [`allocate_cached_small`](Self::allocate_cached_small) through the primary word.
+    ///
+    /// # Safety
+    /// No other cache has claimed the primary word (`claim_primary` would return true for this
+    /// one); otherwise the word may hold another cache's magazine.
+    #[inline(always)]
+    pub unsafe fn allocate_cached_small_primary(&'static self, size_bytes: usize) -> *mut u8 {
+        self.allocate_cached_small_in::<true>(size_bytes)
+    }
+
+    /// [`deallocate_unsized`](heapkit_core::UnsizedAllocator::deallocate_unsized) through the
+    /// primary word.
+    ///
+    /// # Safety
+    /// As for `deallocate_unsized`, and as for
+    /// [`allocate_cached_small_primary`](Self::allocate_cached_small_primary).
+    #[inline(always)]
+    pub unsafe fn deallocate_unsized_primary(&'static self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.deallocate_unsized_in::<true>(ptr) }
+    }
 }
 
 impl<B: BatchAllocator> ThreadCache<B> {
@@ -188,8 +281,13 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// direct table (no class lookup), or null when only an allocating method can serve it.
     #[inline(always)]
     pub fn allocate_cached_small(&self, size_bytes: usize) -> *mut u8 {
+        self.allocate_cached_small_in::<false>(size_bytes)
+    }
+
+    #[inline(always)]
+    fn allocate_cached_small_in<const PRIMARY: bool>(&self, size_bytes: usize) -> *mut u8 {
         debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
-        let bins = self.current_magazine();
+        let bins = self.fast_magazine::<PRIMARY>();
         // SAFETY: every magazine, the empty one included, has a full direct table before its
         // header, and the index is below DIRECT_LEN for the sizes this method takes. The bin
         // is this thread's (or an empty one, which a pop never writes): see `allocate_in_class`.
@@ -225,7 +323,18 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// class with `class == class_count()`).
     #[inline(always)]
     unsafe fn deallocate_in_class(&self, ptr: *mut u8, class: usize) {
-        let bins = self.current_magazine();
+        // SAFETY: forwarded from the caller.
+        unsafe { self.deallocate_in_class_in::<false>(ptr, class) }
+    }
+
+    /// [`deallocate_in_class`](Self::deallocate_in_class) with the magazine read as
+    /// [`fast_magazine`](Self::fast_magazine) says.
+    ///
+    /// # Safety
+    /// As for `deallocate_in_class`.
+    #[inline(always)]
+    unsafe fn deallocate_in_class_in<const PRIMARY: bool>(&self, ptr: *mut u8, class: usize) {
+        let bins = self.fast_magazine::<PRIMARY>();
         #[cfg(feature = "checked")]
         // SAFETY: forwarded from the caller.
         unsafe {
@@ -438,9 +547,13 @@ impl<B: BatchAllocator> ThreadCache<B> {
         if slot >= SLOT_COUNT {
             return ptr::null_mut();
         }
-        handover::magazine_or_install(&self.magazines[slot], empty_magazine(), || {
+        let bins = handover::magazine_or_install(&self.magazines[slot], empty_magazine(), || {
             self.make_magazine()
-        })
+        });
+        if !bins.is_null() && self.is_primary() {
+            slot::set_primary_magazine(bins);
+        }
+        bins
     }
 
     fn magazine_layout(class_count: usize) -> Option<Layout> {
@@ -640,6 +753,13 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// and (where the backend can tell) of the bin's class.
     fn check_current_magazine(&self) -> Result<(), InvariantError> {
         let bins = self.current_magazine();
+        let word = slot::primary_magazine();
+        if self.is_primary() && word != bins && word != empty_magazine() {
+            return Err(InvariantError::new(
+                "the primary magazine word names another magazine than the table",
+                word as usize,
+            ));
+        }
         if bins == empty_magazine() {
             return Ok(());
         }
@@ -884,6 +1004,19 @@ unsafe impl<B: BatchAllocator> heapkit_core::UnsizedAllocator for ThreadCache<B>
     #[inline(always)]
     unsafe fn deallocate_unsized(&self, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller.
+        unsafe { self.deallocate_unsized_in::<false>(ptr) }
+    }
+}
+
+impl<B: BatchAllocator> ThreadCache<B> {
+    /// `deallocate_unsized` with the magazine read as [`fast_magazine`](Self::fast_magazine)
+    /// says.
+    ///
+    /// # Safety
+    /// As for `deallocate_unsized`.
+    #[inline(always)]
+    unsafe fn deallocate_unsized_in<const PRIMARY: bool>(&self, ptr: NonNull<u8>) {
+        // SAFETY: forwarded from the caller.
         let Some(bin) = (unsafe { self.backend.bin_of_block(ptr) }) else {
             // SAFETY: forwarded from the caller: a block of the backend with no class.
             return unsafe { self.deallocate_uncached_unsized(ptr) };
@@ -898,7 +1031,7 @@ unsafe impl<B: BatchAllocator> heapkit_core::UnsizedAllocator for ThreadCache<B>
         }
         // SAFETY: forwarded from the caller; the bin is the block's class, or the uncached bin
         // (see `deallocate_in_class`).
-        unsafe { self.deallocate_in_class(ptr.as_ptr(), bin) }
+        unsafe { self.deallocate_in_class_in::<PRIMARY>(ptr.as_ptr(), bin) }
     }
 }
 

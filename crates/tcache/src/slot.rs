@@ -17,6 +17,10 @@
 //!        ▼
 //!   OWNERS: Owners, [AtomicU64; SLOT_COUNT / 64]   (1 bit per slot: held or free)
 //!   EXIT_GUARD (TLS with Drop): gives the slot back at thread exit
+//!
+//!   primary magazine word (TLS, no destructor, initial-exec like the slot word)
+//!        the primary cache's magazine for this thread, or the shared empty magazine:
+//!        one cache in the process (the C library's heap) may claim it and skip the table
 //! ```
 
 use crate::sync::{AtomicU64, Ordering};
@@ -164,11 +168,14 @@ std::thread_local! {
 )))]
 mod thread_slot {
     use super::UNASSIGNED;
+    use crate::bin::Bin;
     use core::cell::Cell;
 
     std::thread_local! {
         /// This thread's slot or a sentinel.
         static THREAD_SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
+        /// The primary cache's magazine for this thread.
+        static PRIMARY_MAGAZINE: Cell<*mut Bin> = const { Cell::new(crate::cache::EMPTY_BINS) };
     }
 
     #[inline(always)]
@@ -179,6 +186,16 @@ mod thread_slot {
     #[inline(always)]
     pub fn set(value: usize) {
         THREAD_SLOT.with(|s| s.set(value));
+    }
+
+    #[inline(always)]
+    pub fn primary_magazine() -> *mut Bin {
+        PRIMARY_MAGAZINE.with(Cell::get)
+    }
+
+    #[inline(always)]
+    pub fn set_primary_magazine(bins: *mut Bin) {
+        PRIMARY_MAGAZINE.with(|s| s.set(bins));
     }
 }
 
@@ -212,6 +229,7 @@ use initial_exec as thread_slot;
 ))]
 mod initial_exec {
     use super::UNASSIGNED;
+    use crate::bin::Bin;
 
     // The symbol is global inside the link (other codegen units refer to it) but hidden: never
     // exported from a shared library, never interposed. One per linked copy of this
@@ -227,6 +245,23 @@ mod initial_exec {
         ".quad {initial}",
         ".popsection",
         initial = const UNASSIGNED,
+    );
+
+    // The primary magazine word starts as the shared empty magazine's first bin: an address, so
+    // the loader relocates `.tdata`'s initial image before any thread copies it (as it does
+    // for C's `static __thread void *p = &x;`).
+    core::arch::global_asm!(
+        ".pushsection .tdata,\"awT\",@progbits",
+        ".p2align 3",
+        ".globl heapkit_tcache_primary_magazine",
+        ".hidden heapkit_tcache_primary_magazine",
+        ".type heapkit_tcache_primary_magazine,@object",
+        ".size heapkit_tcache_primary_magazine,8",
+        "heapkit_tcache_primary_magazine:",
+        ".quad {empty} + {bins_offset}",
+        ".popsection",
+        empty = sym crate::cache::EMPTY_MAGAZINE,
+        bins_offset = const crate::cache::EMPTY_BINS_OFFSET_BYTES,
     );
 
     #[inline(always)]
@@ -260,6 +295,39 @@ mod initial_exec {
             );
         }
     }
+
+    /// The primary cache's magazine for this thread (the address was exposed by
+    /// [`set_primary_magazine`], or is the empty magazine's from the loader).
+    #[inline(always)]
+    pub fn primary_magazine() -> *mut Bin {
+        let address: usize;
+        // SAFETY: as in `get`, for the primary magazine word.
+        unsafe {
+            core::arch::asm!(
+                "mov {offset}, qword ptr [rip + heapkit_tcache_primary_magazine@GOTTPOFF]",
+                "mov {value}, qword ptr fs:[{offset}]",
+                offset = out(reg) _,
+                value = lateout(reg) address,
+                options(nostack, readonly, preserves_flags, pure),
+            );
+        }
+        core::ptr::with_exposed_provenance_mut(address)
+    }
+
+    #[inline(always)]
+    pub fn set_primary_magazine(bins: *mut Bin) {
+        let address = bins.expose_provenance();
+        // SAFETY: as in `set`, for the primary magazine word.
+        unsafe {
+            core::arch::asm!(
+                "mov {offset}, qword ptr [rip + heapkit_tcache_primary_magazine@GOTTPOFF]",
+                "mov qword ptr fs:[{offset}], {value}",
+                offset = out(reg) _,
+                value = in(reg) address,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
 }
 
 /// Gives the thread's slot back when the thread exits.
@@ -274,6 +342,9 @@ impl Drop for ExitGuard {
         // next thread that takes the slot or for `ThreadCache::reclaim_idle`.
         let slot = thread_slot::get();
         thread_slot::set(DETACHED);
+        // The primary cache's fast paths must not use the slot's magazine once the slot can be
+        // another thread's.
+        thread_slot::set_primary_magazine(crate::cache::EMPTY_BINS);
         if slot < SLOT_COUNT {
             release(slot);
         }
@@ -287,6 +358,21 @@ pub fn current() -> usize {
     let slot = thread_slot::get();
     debug_assert!(slot < TABLE_LEN);
     slot
+}
+
+/// The primary cache's magazine for this thread, or the shared empty magazine: one TLS load.
+#[cfg(not(loom))]
+#[inline(always)]
+pub fn primary_magazine() -> *mut crate::bin::Bin {
+    thread_slot::primary_magazine()
+}
+
+/// Points this thread's primary magazine word at `bins` (the primary cache's magazine for this
+/// thread's slot, or the empty magazine).
+#[cfg(not(loom))]
+#[inline(always)]
+pub fn set_primary_magazine(bins: *mut crate::bin::Bin) {
+    thread_slot::set_primary_magazine(bins)
 }
 
 #[cfg(not(loom))]
