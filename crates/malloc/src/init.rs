@@ -1,6 +1,12 @@
 //! What runs when the library is loaded: read the options, register the fork handlers and, if
 //! asked, the statistics report at exit.
 //!
+//! The options (documented in the crate's README):
+//! - `HEAPKIT_SHOW_STATS=1`: print the heap's statistics to stderr at exit.
+//! - `HEAPKIT_PURGE_DELAY_MS=N`: how long a freed slot's pages may stay resident.
+//! - `HEAPKIT_PURGE_THRESHOLD_BYTES=N`: how many bytes of freed slots may stay resident before
+//!   the oldest are purged at once.
+//!
 //! Nothing here is needed before the first `malloc`: the heap is a `const`-built static. The
 //! constructor only adds behaviour on top, so a `malloc` the loader makes before it runs is
 //! served like any other.
@@ -21,6 +27,52 @@ fn env_flag(name: &CStr) -> bool {
     // SAFETY: `getenv` returns a NUL-terminated string that lives as long as the environment.
     let value = unsafe { CStr::from_ptr(value) }.to_bytes();
     matches!(value, b"1" | b"y" | b"yes" | b"true" | b"on")
+}
+
+/// The value of the environment variable `name` as a decimal number: `None` when it is not
+/// set; `Some(Err(()))` when it is set to anything but digits (or overflows a `u64`).
+fn env_number(name: &CStr) -> Option<Result<u64, ()>> {
+    // SAFETY: as in `env_flag`.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: as in `env_flag`.
+    let digits = unsafe { CStr::from_ptr(value) }.to_bytes();
+    Some(parse_decimal(digits))
+}
+
+/// `digits` as a decimal `u64`; an error for an empty string, any other byte, or overflow.
+fn parse_decimal(digits: &[u8]) -> Result<u64, ()> {
+    if digits.is_empty() {
+        return Err(());
+    }
+    digits.iter().try_fold(0u64, |value, &byte| {
+        if !byte.is_ascii_digit() {
+            return Err(());
+        }
+        value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(byte - b'0')))
+            .ok_or(())
+    })
+}
+
+/// Applies the numeric option `name` with `apply`, or says on stderr why it was ignored.
+fn apply_number_option(name: &CStr, apply: impl FnOnce(u64)) {
+    match env_number(name) {
+        None => {}
+        Some(Ok(value)) => apply(value),
+        Some(Err(())) => {
+            let mut text = StackMessage::new();
+            let _ = writeln!(
+                text,
+                "heapkit: ignoring {}: not a decimal number",
+                name.to_str().unwrap_or("an option")
+            );
+            text.write_to_stderr();
+        }
+    }
 }
 
 extern "C" fn print_stats_at_exit() {
@@ -63,6 +115,13 @@ extern "C" fn on_load() {
             Some(after_fork_in_child),
         )
     };
+    let slab = HEAP.cache().backend();
+    apply_number_option(c"HEAPKIT_PURGE_DELAY_MS", |delay_ms| {
+        slab.set_purge_delay_ms(delay_ms)
+    });
+    apply_number_option(c"HEAPKIT_PURGE_THRESHOLD_BYTES", |bytes| {
+        slab.set_purge_threshold_bytes(usize::try_from(bytes).unwrap_or(usize::MAX))
+    });
     if env_flag(c"HEAPKIT_SHOW_STATS") {
         // SAFETY: registering a plain function; it runs once at exit.
         unsafe { libc::atexit(print_stats_at_exit) };
@@ -74,3 +133,19 @@ extern "C" fn on_load() {
 #[used]
 #[link_section = ".init_array"]
 static ON_LOAD: extern "C" fn() = on_load;
+
+#[cfg(test)]
+mod tests {
+    use super::parse_decimal;
+
+    #[test]
+    fn decimal_options_parse_digits_only() {
+        assert_eq!(parse_decimal(b"0"), Ok(0));
+        assert_eq!(parse_decimal(b"1500"), Ok(1500));
+        assert_eq!(parse_decimal(b"18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_decimal(b"18446744073709551616"), Err(()), "overflow");
+        assert_eq!(parse_decimal(b""), Err(()));
+        assert_eq!(parse_decimal(b"10ms"), Err(()));
+        assert_eq!(parse_decimal(b"-1"), Err(()));
+    }
+}

@@ -93,6 +93,57 @@ fn rss_falls_after_the_program_frees() {
     );
 }
 
+/// Runs tests/c/purge.c under heapkit with the given options; returns the per mille of the
+/// resident memory it held that is still resident after its frees, and its standard error.
+fn purge_kept_per_mille(binary: &Path, options: &[(&str, &str)]) -> (u64, String) {
+    let mut command = Command::new(binary);
+    command.envs(options.iter().copied());
+    let output = run(command, true);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let per_mille = stdout
+        .split_whitespace()
+        .rev()
+        .nth(2)
+        .and_then(|word| word.parse().ok())
+        .unwrap_or_else(|| panic!("no figure in {stdout:?}"));
+    (per_mille, text(&output.stderr))
+}
+
+#[test]
+fn purge_options_decide_what_stays_resident() {
+    // The freed slots stay inside live chunks (a few blocks in each are kept), so only purging
+    // can give their pages back.
+    let binary = compile("purge.c", &[]);
+    let (by_default, _) = purge_kept_per_mille(&binary, &[]);
+    assert!(
+        by_default < 500,
+        "default options kept {by_default} per mille"
+    );
+    let never = [
+        ("HEAPKIT_PURGE_DELAY_MS", "100000000"),
+        ("HEAPKIT_PURGE_THRESHOLD_BYTES", "100000000000"),
+    ];
+    let (kept, _) = purge_kept_per_mille(&binary, &never);
+    assert!(
+        kept > 800,
+        "purging switched off still gave back: {kept} per mille kept"
+    );
+    let (at_once, _) = purge_kept_per_mille(
+        &binary,
+        &[
+            ("HEAPKIT_PURGE_DELAY_MS", "0"),
+            ("HEAPKIT_PURGE_THRESHOLD_BYTES", "0"),
+        ],
+    );
+    assert!(at_once < 500, "immediate purging kept {at_once} per mille");
+    let (_, stderr) = purge_kept_per_mille(&binary, &[("HEAPKIT_PURGE_DELAY_MS", "1s")]);
+    assert!(
+        stderr.contains("ignoring HEAPKIT_PURGE_DELAY_MS: not a decimal number"),
+        "{stderr}"
+    );
+}
+
 const PYTHON_SCRIPT: &str = r#"
 import json, re, hashlib, collections, itertools
 words = [hashlib.sha256(str(i).encode()).hexdigest()[: (i % 40) + 3] for i in range(60000)]
