@@ -264,69 +264,76 @@ mod initial_exec {
         bins_offset = const crate::cache::EMPTY_BINS_OFFSET_BYTES,
     );
 
+    /// A reader and a writer for an 8-byte word declared in `.tdata` above, by its symbol.
+    macro_rules! tls_word {
+        ($symbol:literal, $get:ident, $set:ident) => {
+            #[inline(always)]
+            fn $get() -> usize {
+                let value: usize;
+                // SAFETY: reads this thread's copy of an 8-byte, 8-aligned TLS word that every
+                // thread has from its start (`.tdata`); the GOT entry holds its offset from the
+                // thread pointer. `readonly` (not `nomem`) so the compiler re-reads it after any
+                // write.
+                unsafe {
+                    core::arch::asm!(
+                        concat!("mov {offset}, qword ptr [rip + ", $symbol, "@GOTTPOFF]"),
+                        "mov {value}, qword ptr fs:[{offset}]",
+                        offset = out(reg) _,
+                        value = lateout(reg) value,
+                        options(nostack, readonly, preserves_flags, pure),
+                    );
+                }
+                value
+            }
+
+            #[inline(always)]
+            fn $set(value: usize) {
+                // SAFETY: writes this thread's own copy of the word (see the reader); nothing
+                // else aliases it.
+                unsafe {
+                    core::arch::asm!(
+                        concat!("mov {offset}, qword ptr [rip + ", $symbol, "@GOTTPOFF]"),
+                        "mov qword ptr fs:[{offset}], {value}",
+                        offset = out(reg) _,
+                        value = in(reg) value,
+                        options(nostack, preserves_flags),
+                    );
+                }
+            }
+        };
+    }
+
+    tls_word!(
+        "heapkit_tcache_thread_slot",
+        read_slot_word,
+        write_slot_word
+    );
+    tls_word!(
+        "heapkit_tcache_primary_magazine",
+        read_primary_word,
+        write_primary_word
+    );
+
     #[inline(always)]
     pub fn get() -> usize {
-        let value: usize;
-        // SAFETY: reads this thread's copy of an 8-byte, 8-aligned TLS word that every thread
-        // has from its start (`.tdata`); the GOT entry holds its offset from the thread pointer.
-        // `readonly` (not `nomem`) so the compiler re-reads it after any write.
-        unsafe {
-            core::arch::asm!(
-                "mov {offset}, qword ptr [rip + heapkit_tcache_thread_slot@GOTTPOFF]",
-                "mov {value}, qword ptr fs:[{offset}]",
-                offset = out(reg) _,
-                value = lateout(reg) value,
-                options(nostack, readonly, preserves_flags, pure),
-            );
-        }
-        value
+        read_slot_word()
     }
 
     #[inline(always)]
     pub fn set(value: usize) {
-        // SAFETY: writes this thread's own copy of the word (see `get`); nothing else aliases it.
-        unsafe {
-            core::arch::asm!(
-                "mov {offset}, qword ptr [rip + heapkit_tcache_thread_slot@GOTTPOFF]",
-                "mov qword ptr fs:[{offset}], {value}",
-                offset = out(reg) _,
-                value = in(reg) value,
-                options(nostack, preserves_flags),
-            );
-        }
+        write_slot_word(value)
     }
 
     /// The primary cache's magazine for this thread (the address was exposed by
     /// [`set_primary_magazine`], or is the empty magazine's from the loader).
     #[inline(always)]
     pub fn primary_magazine() -> *mut Bin {
-        let address: usize;
-        // SAFETY: as in `get`, for the primary magazine word.
-        unsafe {
-            core::arch::asm!(
-                "mov {offset}, qword ptr [rip + heapkit_tcache_primary_magazine@GOTTPOFF]",
-                "mov {value}, qword ptr fs:[{offset}]",
-                offset = out(reg) _,
-                value = lateout(reg) address,
-                options(nostack, readonly, preserves_flags, pure),
-            );
-        }
-        core::ptr::with_exposed_provenance_mut(address)
+        core::ptr::with_exposed_provenance_mut(read_primary_word())
     }
 
     #[inline(always)]
     pub fn set_primary_magazine(bins: *mut Bin) {
-        let address = bins.expose_provenance();
-        // SAFETY: as in `set`, for the primary magazine word.
-        unsafe {
-            core::arch::asm!(
-                "mov {offset}, qword ptr [rip + heapkit_tcache_primary_magazine@GOTTPOFF]",
-                "mov qword ptr fs:[{offset}], {value}",
-                offset = out(reg) _,
-                value = in(reg) address,
-                options(nostack, preserves_flags),
-            );
-        }
+        write_primary_word(bins.expose_provenance())
     }
 }
 

@@ -6,13 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static long rss_kib(void) {
-    long pages_total = 0, pages_resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld %ld", &pages_total, &pages_resident) != 2) return -1;
-    fclose(f);
-    return pages_resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
+#include "rss.h"
 
 #define COUNT 200000
 #define KEEP_EVERY 997
