@@ -352,7 +352,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
             return;
         }
         // SAFETY: forwarded from the caller.
-        unsafe { self.deallocate_slow(ptr, class) }
+        unsafe { Self::deallocate_slow(ptr, class, self) }
     }
 
     /// The empty-bin path: make this thread's magazine if needed, refill the bin, or fall back
@@ -401,13 +401,17 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// Frees a block the backend says has no class (a large block), out of line for the same
     /// reason as [`allocate_uncached`](Self::allocate_uncached).
     ///
+    /// The block is the first argument and the cache the last (here and in
+    /// [`deallocate_slow`](Self::deallocate_slow)): the unsized free's fast path tail-calls
+    /// these with the pointer still in the register it arrived in, so it copies nothing.
+    ///
     /// # Safety
     /// `ptr` is a live block of the backend.
     #[cold]
     #[inline(never)]
-    unsafe fn deallocate_uncached_unsized(&self, ptr: NonNull<u8>) {
+    unsafe fn deallocate_uncached_unsized(ptr: NonNull<u8>, cache: &Self) {
         // SAFETY: forwarded from the caller.
-        unsafe { self.backend.deallocate_unsized(ptr) }
+        unsafe { cache.backend.deallocate_unsized(ptr) }
     }
 
     /// Fills an empty bin with up to `want` blocks from the backend, in calls of at most
@@ -476,16 +480,18 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// As for `deallocate_in_class`.
     #[cold]
     #[inline(never)]
-    unsafe fn deallocate_slow(&self, ptr: *mut u8, class: usize) {
-        if class >= self.backend.class_count() {
+    unsafe fn deallocate_slow(ptr: *mut u8, class: usize, cache: &Self) {
+        if class >= cache.backend.class_count() {
             // SAFETY: forwarded from the caller: a block of no class, from the uncached bin.
-            return unsafe { self.deallocate_uncached_unsized(NonNull::new_unchecked(ptr)) };
+            return unsafe {
+                Self::deallocate_uncached_unsized(NonNull::new_unchecked(ptr), cache)
+            };
         }
-        let bins = self.attach_magazine();
+        let bins = cache.attach_magazine();
         // SAFETY: a non-null magazine has a bin per class and belongs to this thread's slot.
         if bins.is_null() || unsafe { (*bins.add(class)).limit } == 0 {
             // SAFETY: forwarded from the caller: a live block of `class`.
-            unsafe { self.backend.deallocate_batch(class, &[ptr]) };
+            unsafe { cache.backend.deallocate_batch(class, &[ptr]) };
             return;
         }
         // SAFETY: as above; after the flush the bin has room, so the push succeeds.
@@ -495,7 +501,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 return; // the fast path saw no magazine, but the bin had room
             }
             let blocks = (*bin).next_flush();
-            self.flush_bin(bin, class, blocks);
+            cache.flush_bin(bin, class, blocks);
             let kept = bin::push(bin, ptr);
             debug_assert!(kept);
         }
@@ -1019,7 +1025,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: forwarded from the caller.
         let Some(bin) = (unsafe { self.backend.bin_of_block(ptr) }) else {
             // SAFETY: forwarded from the caller: a block of the backend with no class.
-            return unsafe { self.deallocate_uncached_unsized(ptr) };
+            return unsafe { Self::deallocate_uncached_unsized(ptr, self) };
         };
         // Without hardening, a block of no class found through its slot goes to the uncached
         // bin, which sends it on to `deallocate_slow`: no branch here. The hardened paths look
@@ -1027,7 +1033,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // a class first.
         if (bin::SECURE || cfg!(feature = "checked")) && bin >= self.backend.class_count() {
             // SAFETY: forwarded from the caller: a large block of the backend.
-            return unsafe { self.deallocate_uncached_unsized(ptr) };
+            return unsafe { Self::deallocate_uncached_unsized(ptr, self) };
         }
         // SAFETY: forwarded from the caller; the bin is the block's class, or the uncached bin
         // (see `deallocate_in_class`).
