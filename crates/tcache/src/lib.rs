@@ -15,19 +15,30 @@
 //! - **magazine**: all the bins of one thread in one cache, allocated from the backend when
 //!   the thread first uses the cache.
 //! - **slot**: a small process-wide index a live thread holds; each cache keeps one magazine
-//!   pointer per slot. The thread-local state is that index alone, so it is not generic.
+//!   pointer per slot. The thread-local state is that index (not generic), plus one word for
+//!   the primary cache.
+//! - **empty magazine**: a shared, never-written magazine whose bins are empty with limit 0;
+//!   the table holds it where a thread has no magazine, so the fast paths test nothing for null.
+//! - **uncached bin**: the extra bin after a magazine's class bins, limit 0: an unsized free of
+//!   a block with no class is pushed at it, finds no room and takes the slow path.
+//! - **direct table**: 64 bin pointers before a magazine's header, by 16-byte size step up to
+//!   1024: C's `malloc` finds its bin with one load, no class lookup.
+//! - **primary cache / primary word**: the one `'static` cache per process (the C library's
+//!   heap) whose magazine for the thread sits in a thread-local word of its own.
 //! - **refill / flush**: moving blocks from / to the backend in batch calls (refills grow from
 //!   8 blocks to half a bin; a flush moves half a bin, or all of it for a consumer's bin).
 //!
 //! ```text
 //!   thread T ── TLS: slot 3 ─┐
 //!                            ▼
-//!   ThreadCache { backend, magazines: [null, M0, null, M3, ..., null(UNASSIGNED), null(DETACHED)] }
-//!                                                     │
-//!                 M3 = [header][bin 0][bin 1] ... [bin n-1]
-//!                                  │ head ─► block ─► block ─► null
-//!                                  │ (empty: refill a batch; full: flush half a bin)
-//!                                  ▼
+//!   ThreadCache { backend, magazines: [E, M0, E, M3, ..., E(UNASSIGNED), E(DETACHED)] }
+//!                                                  │     E = the empty magazine
+//!   thread T ── TLS: primary word ─────────────────┤     (the primary cache's, the same M3)
+//!                                                  ▼
+//!                 M3 = [direct table][header][bin 0][bin 1] ... [bin n-1][uncached bin]
+//!                                              │ head ─► block ─► block ─► null
+//!                                              │ (empty: refill a batch; full: flush half a bin)
+//!                                              ▼
 //!   backend: BatchAllocator (allocate_batch / deallocate_batch; large layouts directly)
 //! ```
 
