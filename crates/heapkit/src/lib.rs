@@ -116,14 +116,6 @@ impl HeapKit {
         self.cache.allocate_cached(layout)
     }
 
-    /// The hit path of C's `malloc`: a block of `size_bytes` (`1..=1024`) aligned to 16 from
-    /// this thread's cache, found by size with no class lookup, or null when only the full path
-    /// can serve it. See [`ThreadCache::allocate_cached_small`].
-    #[inline(always)]
-    pub fn allocate_cached_small(&self, size_bytes: usize) -> *mut u8 {
-        self.cache.allocate_cached_small(size_bytes)
-    }
-
     /// Makes this heap's thread cache the process's primary one (see
     /// [`ThreadCache::claim_primary`]) if none is yet, and points the calling thread's primary
     /// word at its magazine: for the miss path of the C library.
@@ -132,7 +124,9 @@ impl HeapKit {
         self.cache.sync_primary()
     }
 
-    /// [`allocate_cached_small`](Self::allocate_cached_small) through the primary word.
+    /// The hit path of C's `malloc`: a block of `size_bytes` (`1..=1024`) aligned to 16 from
+    /// this thread's cache, through the primary word and the direct table (no class lookup),
+    /// or null when only the full path can serve it.
     ///
     /// # Safety
     /// No other cache in the process has claimed the primary word (see

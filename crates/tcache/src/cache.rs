@@ -235,14 +235,25 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
     }
 
-    /// [`allocate_cached_small`](Self::allocate_cached_small) through the primary word.
+    /// [`allocate_cached`](Self::allocate_cached) for C's `malloc`: a block of `size_bytes`
+    /// (`1..=DIRECT_MAX_BYTES`) aligned to [`DIRECT_STEP_BYTES`], from the magazine the
+    /// primary word names, through its direct table (no class lookup); or null when only an
+    /// allocating method can serve it.
     ///
     /// # Safety
     /// No other cache has claimed the primary word (`claim_primary` would return true for this
     /// one); otherwise the word may hold another cache's magazine.
     #[inline(always)]
     pub unsafe fn allocate_cached_small_primary(&'static self, size_bytes: usize) -> *mut u8 {
-        self.allocate_cached_small_in::<true>(size_bytes)
+        debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
+        let bins = slot::primary_magazine();
+        // SAFETY: every magazine, the empty one included, has a full direct table before its
+        // header, and the index is below DIRECT_LEN for the sizes this method takes. The bin
+        // is this thread's (or an empty one, which a pop never writes): see `allocate_in_class`.
+        unsafe {
+            let entry = direct_table(bins).add((size_bytes - 1) / DIRECT_STEP_BYTES);
+            bin::pop(entry.read())
+        }
     }
 
     /// [`deallocate_unsized`](heapkit_core::UnsizedAllocator::deallocate_unsized) through the
@@ -274,27 +285,6 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let bins = self.current_magazine();
         // SAFETY: as in `allocate_in_class`.
         unsafe { bin::pop(bin::at(bins, class)) }
-    }
-
-    /// [`allocate_cached`](Self::allocate_cached) for C's `malloc`: a block of `size_bytes`
-    /// (`1..=DIRECT_MAX_BYTES`) aligned to [`DIRECT_STEP_BYTES`], found through the magazine's
-    /// direct table (no class lookup), or null when only an allocating method can serve it.
-    #[inline(always)]
-    pub fn allocate_cached_small(&self, size_bytes: usize) -> *mut u8 {
-        self.allocate_cached_small_in::<false>(size_bytes)
-    }
-
-    #[inline(always)]
-    fn allocate_cached_small_in<const PRIMARY: bool>(&self, size_bytes: usize) -> *mut u8 {
-        debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
-        let bins = self.fast_magazine::<PRIMARY>();
-        // SAFETY: every magazine, the empty one included, has a full direct table before its
-        // header, and the index is below DIRECT_LEN for the sizes this method takes. The bin
-        // is this thread's (or an empty one, which a pop never writes): see `allocate_in_class`.
-        unsafe {
-            let entry = direct_table(bins).add((size_bytes - 1) / DIRECT_STEP_BYTES);
-            bin::pop(entry.read())
-        }
     }
 
     /// Allocates a block of a layout with a class (the address only; `allocate_nonzero` adds
