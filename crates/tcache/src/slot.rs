@@ -1,9 +1,10 @@
 //! Thread slots: a small, process-wide index that each live thread holds while it uses a cache.
 //!
-//! A slot index is the only per-thread state, and it is not generic: thread-local storage
-//! cannot be. Every [`ThreadCache`](crate::ThreadCache) keeps its own table of magazines indexed
-//! by slot, so the magazines belong to the cache instance (they move and drop with it) and the
-//! thread only says *which* row is its own.
+//! A slot index is the per-thread state, and it is not generic: thread-local storage cannot be.
+//! Every [`ThreadCache`](crate::ThreadCache) keeps its own table of magazines indexed by slot,
+//! so the magazines belong to the cache instance (they move and drop with it) and the thread
+//! only says *which* row is its own. The one exception is the *primary* cache: a second word
+//! caches its row's magazine, so its fast paths skip the table (see `ThreadCache::claim_primary`).
 //!
 //! Owning a slot is what makes the row exclusive: a slot is held by at most one thread at a
 //! time, taken with an `Acquire` CAS and given back with a `Release` store, so whatever the last
@@ -208,17 +209,18 @@ mod thread_slot {
 ))]
 use initial_exec as thread_slot;
 
-/// This thread's slot word in the *initial-exec* TLS model, on stable Rust.
+/// This thread's slot word and primary magazine word in the *initial-exec* TLS model, on stable
+/// Rust.
 ///
 /// Rust has no stable way to choose a TLS model (`#[thread_local]` and `-Z tls-model` are
 /// nightly), and a shared library gets the general-dynamic model: every access calls
-/// `__tls_get_addr`, about 11 instructions, twice per malloc+free pair. So the word is declared
-/// in assembly, in `.tdata` with its initial value, and read through its `@GOTTPOFF` entry:
+/// `__tls_get_addr`, about 11 instructions, twice per malloc+free pair. So the words are declared
+/// in assembly, in `.tdata` with their initial values, and read through their `@GOTTPOFF` entries:
 /// `mov reg, [rip + sym@GOTTPOFF]; mov reg, fs:[reg]` — the model glibc, jemalloc and mimalloc
 /// use for their own thread caches. In an executable the linker relaxes it to a constant offset.
 ///
-/// The cost of initial-exec: the word lives in the static TLS block, so a library that uses it
-/// and is loaded with `dlopen` takes 8 bytes of glibc's surplus static TLS (a few hundred bytes
+/// The cost of initial-exec: the words live in the static TLS block, so a library that uses them
+/// and is loaded with `dlopen` takes 16 bytes of glibc's surplus static TLS (a few hundred bytes
 /// are reserved for exactly this). Limited to glibc, where that reserve exists.
 #[cfg(all(
     target_arch = "x86_64",
