@@ -19,6 +19,13 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
 }
 
+/// A block handed to another thread to free: the pointer itself, provenance and all (an address
+/// sent as `usize` would not be a pointer there under Miri's strict provenance).
+struct SentBlock(NonNull<u8>);
+
+// SAFETY: (test) the receiving thread is the block's only user from then on.
+unsafe impl Send for SentBlock {}
+
 #[test]
 fn a_freed_block_is_the_next_one_served() {
     let cache = ThreadCache::new(Pow2::new());
@@ -251,23 +258,17 @@ fn blocks_freed_by_another_thread_return_to_the_backend() {
     let cache = ThreadCache::new(Pow2::new());
     let counters = Arc::clone(&cache.backend().counters);
     let n = if cfg!(miri) { 50 } else { 5000 };
-    let addrs: Vec<usize> = (0..n)
-        .map(|i| {
-            cache
-                .allocate(layout(8 + i % 500))
-                .unwrap()
-                .cast::<u8>()
-                .as_ptr() as usize
-        })
+    let blocks: Vec<SentBlock> = (0..n)
+        .map(|i| SentBlock(cache.allocate(layout(8 + i % 500)).unwrap().cast::<u8>()))
         .collect();
+    let cache_ref = &cache;
     std::thread::scope(|s| {
-        s.spawn(|| {
-            for (i, &addr) in addrs.iter().enumerate() {
+        s.spawn(move || {
+            let cache = cache_ref;
+            for (i, block) in blocks.into_iter().enumerate() {
                 // SAFETY: (test) each pointer is a live block of this allocator, passed with a layout that
                 // fits it; reads and writes stay within the block.
-                unsafe {
-                    cache.deallocate(NonNull::new(addr as *mut u8).unwrap(), layout(8 + i % 500))
-                };
+                unsafe { cache.deallocate(block.0, layout(8 + i % 500)) };
             }
             cache.check().unwrap();
         });
@@ -320,7 +321,7 @@ fn thread_churn_keeps_memory_bounded() {
 #[cfg_attr(miri, ignore)] // a million blocks
 fn producer_consumer_keeps_memory_bounded() {
     let cache = ThreadCache::new(Pow2::new());
-    let (tx, rx) = std::sync::mpsc::sync_channel::<usize>(1024);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<SentBlock>(1024);
     let total = 1_000_000;
     let cache_ref = &cache;
     std::thread::scope(|s| {
@@ -328,19 +329,17 @@ fn producer_consumer_keeps_memory_bounded() {
             let cache = cache_ref;
             for i in 0..total {
                 let b = cache.allocate(layout(16 + i % 200)).unwrap();
-                tx.send(b.cast::<u8>().as_ptr() as usize).unwrap();
+                tx.send(SentBlock(b.cast::<u8>())).unwrap();
             }
             drop(tx);
         });
         s.spawn(move || {
             let cache = cache_ref;
             let mut i = 0;
-            while let Ok(addr) = rx.recv() {
+            while let Ok(block) = rx.recv() {
                 // SAFETY: (test) each pointer is a live block of this allocator, passed with a layout that
                 // fits it; reads and writes stay within the block.
-                unsafe {
-                    cache.deallocate(NonNull::new(addr as *mut u8).unwrap(), layout(16 + i % 200))
-                };
+                unsafe { cache.deallocate(block.0, layout(16 + i % 200)) };
                 i += 1;
             }
         });
