@@ -16,30 +16,31 @@ use core::ffi::CStr;
 use core::fmt::Write;
 use heapkit_core::{Introspect, StackMessage};
 
-/// Whether the environment variable `name` is set to a value that means "on" (`1`, `y`, `yes`,
-/// `true`, `on`).
-fn env_flag(name: &CStr) -> bool {
+/// The value of the environment variable `name`, if it is set (read without allocating).
+fn env_value(name: &CStr) -> Option<&'static [u8]> {
     // SAFETY: `getenv` reads the environment without allocating; the name is NUL-terminated.
     let value = unsafe { libc::getenv(name.as_ptr()) };
     if value.is_null() {
-        return false;
+        return None;
     }
-    // SAFETY: `getenv` returns a NUL-terminated string that lives as long as the environment.
-    let value = unsafe { CStr::from_ptr(value) }.to_bytes();
-    matches!(value, b"1" | b"y" | b"yes" | b"true" | b"on")
+    // SAFETY: `getenv` returns a NUL-terminated string that lives as long as the environment,
+    // which the library constructor does not change.
+    Some(unsafe { CStr::from_ptr(value) }.to_bytes())
+}
+
+/// Whether the environment variable `name` is set to a value that means "on" (`1`, `y`, `yes`,
+/// `true`, `on`).
+fn env_flag(name: &CStr) -> bool {
+    matches!(
+        env_value(name),
+        Some(b"1" | b"y" | b"yes" | b"true" | b"on")
+    )
 }
 
 /// The value of the environment variable `name` as a decimal number: `None` when it is not
 /// set; `Some(Err(()))` when it is set to anything but digits (or overflows a `u64`).
 fn env_number(name: &CStr) -> Option<Result<u64, ()>> {
-    // SAFETY: as in `env_flag`.
-    let value = unsafe { libc::getenv(name.as_ptr()) };
-    if value.is_null() {
-        return None;
-    }
-    // SAFETY: as in `env_flag`.
-    let digits = unsafe { CStr::from_ptr(value) }.to_bytes();
-    Some(parse_decimal(digits))
+    env_value(name).map(parse_decimal)
 }
 
 /// `digits` as a decimal `u64`; an error for an empty string, any other byte, or overflow.

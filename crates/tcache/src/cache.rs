@@ -112,14 +112,12 @@ const _: () = assert!(
     "the empty magazine's bins refuse pushes"
 );
 
-/// The shared empty magazine's first bin (compare with it; never write through it).
+/// The shared empty magazine's first bin (compare with it; never write through it). A `const
+/// fn`, so that it can also be the primary magazine word's initial value.
 #[inline(always)]
-const fn empty_magazine() -> *mut Bin {
-    EMPTY_BINS
+pub(crate) const fn empty_magazine() -> *mut Bin {
+    (&raw const EMPTY_MAGAZINE.0.bins).cast::<Bin>().cast_mut()
 }
-
-/// [`empty_magazine`] as a constant, for the primary magazine word's initial value.
-pub(crate) const EMPTY_BINS: *mut Bin = (&raw const EMPTY_MAGAZINE.0.bins).cast::<Bin>().cast_mut();
 
 /// Where the empty magazine's first bin lies in its static, for the initial value of the
 /// primary magazine word that slot.rs declares in assembly.

@@ -176,7 +176,7 @@ mod thread_slot {
         /// This thread's slot or a sentinel.
         static THREAD_SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
         /// The primary cache's magazine for this thread.
-        static PRIMARY_MAGAZINE: Cell<*mut Bin> = const { Cell::new(crate::cache::EMPTY_BINS) };
+        static PRIMARY_MAGAZINE: Cell<*mut Bin> = const { Cell::new(crate::cache::empty_magazine()) };
     }
 
     #[inline(always)]
@@ -353,7 +353,7 @@ impl Drop for ExitGuard {
         thread_slot::set(DETACHED);
         // The primary cache's fast paths must not use the slot's magazine once the slot can be
         // another thread's.
-        thread_slot::set_primary_magazine(crate::cache::EMPTY_BINS);
+        thread_slot::set_primary_magazine(crate::cache::empty_magazine());
         if slot < SLOT_COUNT {
             release(slot);
         }
