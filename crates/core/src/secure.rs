@@ -6,17 +6,30 @@
 //!   writes through a dangling pointer, cannot plant a chosen "next" without knowing the key, and
 //!   a link copied from one block into another decodes to garbage (glibc's safe-linking uses the
 //!   address the same way; mimalloc's secure mode encodes with per-page keys). Decoders check
-//!   what they get (alignment, the block's own slab) and abort on nonsense.
-//! - **The free mark.** A free block's second word holds [`free_mark`]. A free of a block that
-//!   already carries it is probably a double free, and the allocator then makes the exact (slow)
-//!   check — the trick of glibc's `tcache_key`, which costs one load and compare per free.
+//!   the free mark below (and a slab also that the link stays in the slab) and abort on
+//!   nonsense.
+//! - **The free mark.** A free block's second word holds [`free_mark`] of its first (the stored
+//!   link). Two uses:
+//!   - a free of a block that already carries a mark that fits its first word is probably a
+//!     double free, and the allocator then makes the exact (slow) check — the trick of glibc's
+//!     `tcache_key`, which costs two loads and a compare per free;
+//!   - a list pop checks the mark of the block it unlinks before it follows the link. The mark
+//!     is a bijection of the stored link, so *any* change to the first word alone — the usual
+//!     overflow or use-after-free write — is caught on the next pop, every time. (An alignment
+//!     test of the decoded link, which this replaced, let one garbage word in eight through.)
+//!     Forging a pair of words that passes needs the key.
+//!
+//! Both defend against *blind* writes. A program bug that lets an attacker read a free block
+//! gives away the key (the xor of its two words is the rotated key), as a leak undoes
+//! glibc's address-only mangling; no per-block secret is kept.
 //!
 //! The key is drawn from `getrandom(2)` by the first call to [`key`] and never changes; 0 is
 //! never a key. The encoding functions read it without that test (one plain load, nothing to
 //! keep alive across a call on the fast path), so an allocator calls [`key`] once when it
 //! creates a structure whose links it will encode — a slab, a thread's magazine — and before
-//! that nothing is encoded. A free-mark test that runs before any key was drawn compares with
-//! a fixed value: at worst a false suspicion, which the allocator's exact check clears.
+//! that nothing is encoded. A free-mark test that runs before any key was drawn sees key 0 and
+//! suspects a block whose two words are equal (zeroed memory, say): at worst a false
+//! suspicion, which the allocator's exact check clears.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -115,10 +128,32 @@ impl Secrets {
         stored ^ self.key ^ at.rotate_left(32)
     }
 
-    /// The value a free block's second word carries while the block is free.
+    /// The value a free block's second word carries while the block is free and its first
+    /// word holds `stored_link` (an encoded link).
+    ///
+    /// An xor with a key-derived word is a bijection, so two different links never share a
+    /// mark: a write over the link alone never leaves a matching pair, and forging a pair needs
+    /// the key. (The key is rotated so that the mark is not the plain link: `stored_link ^ key`
+    /// would be `next ^ rotate(at)`, a heap pointer an address leak undoes.)
     #[inline(always)]
-    pub fn free_mark(self) -> usize {
-        self.key.rotate_left(17) ^ 0x6672_6565_6672_6565 // "freefree"
+    pub fn free_mark(self, stored_link: usize) -> usize {
+        stored_link ^ self.key.rotate_left(17)
+    }
+
+    /// Whether `words`, the first two words of a block, are a stored link and its free mark:
+    /// the block is free (or a live block happens to hold such a pair, one chance in 2^64 for
+    /// data the key did not make).
+    #[inline(always)]
+    pub fn is_marked_free(self, words: [usize; 2]) -> bool {
+        words[1] == self.free_mark(words[0])
+    }
+
+    /// The two words a free block starts with: link `next` stored encoded for address `at`,
+    /// then its free mark.
+    #[inline(always)]
+    pub fn free_words(self, next: usize, at: usize) -> [usize; 2] {
+        let stored = self.encode_link(next, at);
+        [stored, self.free_mark(stored)]
     }
 }
 
@@ -135,10 +170,10 @@ pub fn decode_link(stored: usize, at: usize) -> usize {
     Secrets::read().decode_link(stored, at)
 }
 
-/// The value a free block's second word carries while the block is free.
+/// The value a free block's second word carries while its first holds `stored_link`.
 #[inline(always)]
-pub fn free_mark() -> usize {
-    Secrets::read().free_mark()
+pub fn free_mark(stored_link: usize) -> usize {
+    Secrets::read().free_mark(stored_link)
 }
 
 #[cfg(test)]
@@ -166,7 +201,24 @@ mod tests {
             "a link moved elsewhere decodes wrong"
         );
         assert_eq!(decode_link(encode_link(0, at), at), 0);
-        assert_ne!(free_mark(), 0);
+        assert_ne!(free_mark(stored), 0);
+    }
+
+    #[test]
+    fn a_mark_fits_only_its_own_link() {
+        key();
+        let secrets = Secrets::read();
+        let words = secrets.free_words(0x7f00_1234_5670, 0x7f00_1234_0000);
+        assert!(secrets.is_marked_free(words));
+        // Every single-bit change of the link, and the planted addresses a probe writes, break
+        // the pair: the mark is a bijection of the link.
+        for bit in 0..usize::BITS {
+            assert!(!secrets.is_marked_free([words[0] ^ (1 << bit), words[1]]));
+        }
+        for planted in [0, 0x40_4040, 0x7f00_1234_5670, usize::MAX] {
+            assert!(!secrets.is_marked_free([planted, words[1]]));
+        }
+        assert!(!secrets.is_marked_free([0, 0]), "zeroed memory is not free");
     }
 
     #[test]
@@ -174,7 +226,7 @@ mod tests {
         key();
         assert!(Secrets::read_if(false).is_none());
         let secrets = Secrets::read_if(true).expect("hardened builds read the key");
-        assert_eq!(secrets.free_mark(), free_mark());
+        assert_eq!(secrets.free_mark(0x40), free_mark(0x40));
         assert_eq!(secrets.encode_link(0x40, 0x1000), encode_link(0x40, 0x1000));
     }
 }

@@ -190,13 +190,15 @@ impl SlabMeta {
             // SAFETY: `block` is a freed block of this slab (the list's invariant), whose first
             // word holds the link written by `push`.
             self.free = unsafe { self.link_of(block) };
-            debug_assert!(self.free.is_null() || self.contains(self.free.cast()));
             if SECURE {
+                // Before the debug assertion below: an overwritten block gets its clear
+                // message in debug builds too.
                 self.check_link(block, self.free);
                 // SAFETY: the block is ours; clearing the link and the mark leaves no secret
                 // in the caller's memory.
                 unsafe { block.cast::<[usize; 2]>().write([0, 0]) };
             }
+            debug_assert!(self.free.is_null() || self.contains(self.free.cast()));
             let block = block.cast::<u8>();
             (block, self.index_of(block), false)
         } else if SECURE {
@@ -304,27 +306,30 @@ impl SlabMeta {
             // (Callers pass `Secrets::read_if(SECURE)`, never `None` here; reading the key
             // again would only cost a load.)
             let secrets = secrets.unwrap_or_else(Secrets::read);
-            let stored = secrets.encode_link(next as usize, node as usize);
-            let mark = secrets.free_mark();
+            let words = secrets.free_words(next as usize, node as usize);
             // SAFETY: forwarded from the caller (blocks are at least 16 bytes).
-            unsafe { node.cast::<[usize; 2]>().write([stored, mark]) };
+            unsafe { node.cast::<[usize; 2]>().write(words) };
         } else {
             // SAFETY: forwarded from the caller.
             unsafe { node.write(FreeBlock { next }) };
         }
     }
 
-    /// With `secure`: a decoded link must be null or the start of a block of this slab;
-    /// anything else means a free block was overwritten, and continuing would hand out memory
-    /// the attacker chose.
+    /// With `secure`: the free block `from` must still carry the free mark of its stored link,
+    /// and the decoded link `next` must be null or the start of a block of this slab; anything
+    /// else means a free block was overwritten, and continuing would hand out memory the
+    /// attacker chose. (The mark catches every write over the link alone; the slab test also
+    /// catches a forged pair that decodes outside the slab.)
     #[inline(always)]
     fn check_link(&self, from: *mut FreeBlock, next: *mut FreeBlock) {
-        if next.is_null() {
-            return;
-        }
+        // SAFETY: `from` is a free block of this slab (the list's invariant), two words long.
+        let words = unsafe { from.cast::<[usize; 2]>().read() };
+        let marked = Secrets::read().is_marked_free(words);
         let offset = (next as usize).wrapping_sub(self.start as usize);
         // `contains` first: it bounds the offset below the slot size, as the test needs.
-        if !self.contains(next.cast()) || !is_block_offset(self.class as usize, offset) {
+        let in_slab = next.is_null()
+            || (self.contains(next.cast()) && is_block_offset(self.class as usize, offset));
+        if !marked || !in_slab {
             heapkit_core::fatal(
                 "heapkit-slab",
                 "free list corrupted: a freed block was overwritten",

@@ -5,32 +5,14 @@
 use core::alloc::Layout;
 use heapkit_core::Allocator;
 use heapkit_slab::Slab;
-use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
+use heapkit_testkit::child;
 
 const CHILD_ENV: &str = "HEAPKIT_SLAB_CHECKED_CHILD";
-
-/// Runs `test` in a child process with `CHILD_ENV` set; returns its stderr after checking that
-/// it died of SIGABRT.
-fn run_child(test: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--test-threads=1", "--nocapture"])
-        .env(CHILD_ENV, "1")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "child status {:?}",
-        out.status
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 #[test]
 #[cfg_attr(miri, ignore)] // spawns a process
 fn double_free_aborts_with_a_message() {
-    if std::env::var_os(CHILD_ENV).is_some() {
+    if child::is_child(CHILD_ENV) {
         let slab = Slab::new(heapkit_testkit::test_pages(4 << 20));
         let layout = Layout::new::<u64>();
         let a = slab.allocate(layout).unwrap().cast::<u8>();
@@ -42,17 +24,17 @@ fn double_free_aborts_with_a_message() {
         }
         unreachable!("the double free must abort");
     }
-    let stderr = run_child("double_free_aborts_with_a_message");
-    assert!(
-        stderr.contains("heapkit-slab: double free of a small block at 0x"),
-        "{stderr}"
+    child::assert_aborts_with(
+        "double_free_aborts_with_a_message",
+        CHILD_ENV,
+        "heapkit-slab: double free of a small block at 0x",
     );
 }
 
 #[test]
 #[cfg_attr(miri, ignore)] // spawns a process
 fn foreign_pointer_aborts_with_a_message() {
-    if std::env::var_os(CHILD_ENV).is_some() {
+    if child::is_child(CHILD_ENV) {
         let slab = Slab::new(heapkit_testkit::test_pages(4 << 20));
         let other = Slab::new(heapkit_testkit::test_pages(4 << 20));
         let layout = Layout::new::<u64>();
@@ -62,8 +44,11 @@ fn foreign_pointer_aborts_with_a_message() {
         unsafe { slab.deallocate(foreign.cast(), layout) };
         unreachable!("the foreign free must abort");
     }
-    let stderr = run_child("foreign_pointer_aborts_with_a_message");
-    assert!(stderr.contains("(foreign pointer) at 0x"), "{stderr}");
+    child::assert_aborts_with(
+        "foreign_pointer_aborts_with_a_message",
+        CHILD_ENV,
+        "(foreign pointer) at 0x",
+    );
 }
 
 /// Only `secure` can judge a free of a huge block whose mapping is gone: its chunk map says no
@@ -73,7 +58,7 @@ fn foreign_pointer_aborts_with_a_message() {
 #[cfg(feature = "secure")]
 #[cfg_attr(miri, ignore)] // spawns a process
 fn secure_reports_a_double_free_of_a_huge_block() {
-    if std::env::var_os(CHILD_ENV).is_some() {
+    if child::is_child(CHILD_ENV) {
         let slab = Slab::new(heapkit_pages::MmapPages::new());
         let layout = Layout::from_size_align(heapkit_slab::LARGE_MAX_BYTES + 1, 16).unwrap();
         let huge = slab.allocate(layout).unwrap().cast::<u8>();
@@ -84,11 +69,43 @@ fn secure_reports_a_double_free_of_a_huge_block() {
         }
         unreachable!("the double free must abort");
     }
-    let stderr = run_child("secure_reports_a_double_free_of_a_huge_block");
-    assert!(
-        stderr.contains(
-            "no chunk of any Slab holds (foreign pointer, or a huge block freed twice) at 0x"
-        ),
-        "{stderr}"
+    child::assert_aborts_with(
+        "secure_reports_a_double_free_of_a_huge_block",
+        CHILD_ENV,
+        "no chunk of any Slab holds (foreign pointer, or a huge block freed twice) at 0x",
+    );
+}
+
+/// A use after free that flips one bit of a free block's stored link — the bit worth one block
+/// — makes the link decode to the block next to its old target: still a block of this slab,
+/// so the link's own test passes, and the allocator would hand out a block it does not own
+/// (possibly a live one). Only the free mark, which no longer fits the changed link, tells.
+#[test]
+#[cfg(feature = "secure")]
+#[cfg_attr(miri, ignore)] // spawns a process
+fn secure_stops_a_free_list_link_moved_by_one_block() {
+    const BLOCK_BYTES: usize = 64;
+    if child::is_child(CHILD_ENV) {
+        let slab = Slab::new(heapkit_testkit::test_pages(4 << 20));
+        let layout = Layout::from_size_align(BLOCK_BYTES, 16).unwrap();
+        let blocks: Vec<_> = (0..8)
+            .map(|_| slab.allocate(layout).unwrap().cast::<u8>())
+            .collect();
+        let (a, b) = (blocks[2], blocks[3]);
+        // SAFETY: deliberately wrong: after the frees, a write through the dangling `b` flips
+        // the bit of its link worth one block.
+        unsafe {
+            slab.deallocate(a, layout);
+            slab.deallocate(b, layout);
+            let link = b.as_ptr().cast::<usize>();
+            link.write(link.read() ^ BLOCK_BYTES);
+        }
+        let _ = slab.allocate(layout);
+        unreachable!("popping the block with the changed link must abort");
+    }
+    child::assert_aborts_with(
+        "secure_stops_a_free_list_link_moved_by_one_block",
+        CHILD_ENV,
+        "heapkit-slab: free list corrupted: a freed block was overwritten at 0x",
     );
 }

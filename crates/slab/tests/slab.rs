@@ -479,8 +479,8 @@ fn secure_mode_shuffles_and_marks_free_blocks() {
         let words = blocks[5].cast::<[usize; 2]>().as_ptr().read();
         assert_eq!(
             words[1],
-            heapkit_core::secure::free_mark(),
-            "a free block carries the mark"
+            heapkit_core::secure::free_mark(words[0]),
+            "a free block carries the mark of its link"
         );
         assert_ne!(
             words[0], 0,

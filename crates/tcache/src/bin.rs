@@ -215,27 +215,29 @@ const _: () = assert!(limit_for(16) == BIN_BLOCKS_MAX);
 const _: () = assert!(limit_for(1 << 20) == BIN_BLOCKS_MIN);
 const _: () = assert!(limit_for(4) == 0 && limit_for(12) == 0);
 
-/// The link stored in cached block `block` (decoded with `secure`; a link that cannot be a
-/// block — misaligned — means the block was overwritten while cached, and the process stops).
+/// The link stored in cached block `block` (decoded with `secure`, after checking the free
+/// mark: a mark that does not fit the stored link means the block was overwritten while
+/// cached, and the process stops before it follows a link someone else wrote).
 ///
 /// # Safety
-/// `block` is on a bin's list (its first word is a link written by [`set_next`]).
+/// `block` is on a bin's list (its first words were written by [`set_next`]).
 #[inline(always)]
 pub unsafe fn next_of(block: *mut u8) -> *mut u8 {
-    // SAFETY: forwarded from the caller.
-    let stored = unsafe { block.cast::<*mut u8>().read() };
     if !SECURE {
-        return stored;
+        // SAFETY: forwarded from the caller.
+        return unsafe { block.cast::<*mut u8>().read() };
     }
-    let next = heapkit_core::secure::decode_link(stored as usize, block as usize);
-    if next % heapkit_core::WORD_BYTES != 0 {
+    let secrets = Secrets::read();
+    // SAFETY: forwarded from the caller: a cached block is at least two aligned words.
+    let words = unsafe { block.cast::<[usize; 2]>().read() };
+    if !secrets.is_marked_free(words) {
         heapkit_core::fatal(
             "heapkit-tcache",
             "thread cache list corrupted: a cached block was overwritten",
             block as usize,
         );
     }
-    block.with_addr(next)
+    block.with_addr(secrets.decode_link(words[0], block as usize))
 }
 
 /// The process secrets when `secure` is on (one read of the key), nothing otherwise.
@@ -252,21 +254,18 @@ pub fn secrets() -> Option<Secrets> {
 #[inline(always)]
 unsafe fn set_next(block: *mut u8, next: *mut u8, secrets: Option<Secrets>) {
     if let Some(secrets) = secrets {
-        let stored = secrets.encode_link(next as usize, block as usize);
+        let words = secrets.free_words(next as usize, block as usize);
         // SAFETY: forwarded from the caller: two aligned words.
-        unsafe {
-            block
-                .cast::<[usize; 2]>()
-                .write([stored, secrets.free_mark()])
-        };
+        unsafe { block.cast::<[usize; 2]>().write(words) };
     } else {
         // SAFETY: forwarded from the caller.
         unsafe { block.cast::<*mut u8>().write(next) };
     }
 }
 
-/// With `secure`: whether `block` carries the free mark (it is cached or free somewhere, so
-/// freeing it again is a double free — unless a program stored the random mark itself).
+/// With `secure`: whether `block` carries a free mark that fits its first word (it is cached or
+/// free somewhere, so freeing it again is a double free — unless a program stored such a pair
+/// itself).
 ///
 /// # Safety
 /// `block` is at least `MIN_CACHED_BYTES` long and word-aligned.
@@ -275,8 +274,8 @@ pub unsafe fn is_marked_free(block: *mut u8, secrets: Option<Secrets>) -> bool {
     match secrets {
         Some(secrets) => {
             // SAFETY: forwarded from the caller.
-            let second_word = unsafe { block.cast::<usize>().add(1).read() };
-            second_word == secrets.free_mark()
+            let words = unsafe { block.cast::<[usize; 2]>().read() };
+            secrets.is_marked_free(words)
         }
         None => false,
     }

@@ -7,8 +7,9 @@ mod support;
 
 use heapkit_core::Allocator;
 use heapkit_tcache::ThreadCache;
+use heapkit_testkit::child::{assert_aborts_with, is_child};
 use std::alloc::Layout;
-use support::{assert_aborted_with, is_child, run_in_child, Pow2};
+use support::Pow2;
 
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
@@ -28,10 +29,9 @@ fn double_free_into_the_cache_aborts() {
         }
         unreachable!("the double free must abort");
     }
-    let (status, stderr) = run_in_child("double_free_into_the_cache_aborts", CHILD);
-    assert_aborted_with(
-        status,
-        &stderr,
+    assert_aborts_with(
+        "double_free_into_the_cache_aborts",
+        CHILD,
         "heapkit-tcache: double free: block is already in the thread cache at 0x",
     );
 }
@@ -46,10 +46,9 @@ fn free_with_a_layout_of_another_class_aborts() {
         unsafe { cache.deallocate(a, layout(64)) };
         unreachable!("the wrong-class free must abort");
     }
-    let (status, stderr) = run_in_child("free_with_a_layout_of_another_class_aborts", CHILD);
-    assert_aborted_with(
-        status,
-        &stderr,
+    assert_aborts_with(
+        "free_with_a_layout_of_another_class_aborts",
+        CHILD,
         "heapkit-tcache: block freed with a layout of another size class at 0x",
     );
 }

@@ -1,5 +1,6 @@
-//! With the `secure` feature, the free mark turns a double free into an abort and an encoded
-//! link that was overwritten while its block was cached stops the process when it is followed.
+//! With the `secure` feature, the free mark turns a double free into an abort, and a cached
+//! block whose link was overwritten (its mark no longer fits) stops the process when it is
+//! popped.
 //! Each fault is committed in a child process (this binary re-run), whose death the parent
 //! checks.
 #![cfg(all(feature = "secure", not(miri)))]
@@ -8,8 +9,9 @@ mod support;
 
 use heapkit_core::Allocator;
 use heapkit_tcache::ThreadCache;
+use heapkit_testkit::child::{assert_aborts_with, is_child};
 use std::alloc::Layout;
-use support::{assert_aborted_with, is_child, run_in_child, Pow2};
+use support::Pow2;
 
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
@@ -28,31 +30,54 @@ fn double_free_aborts() {
         }
         unreachable!("the double free must abort");
     }
-    let (status, stderr) = run_in_child("double_free_aborts", CHILD);
-    assert_aborted_with(status, &stderr, "double free");
+    assert_aborts_with("double_free_aborts", CHILD, "double free");
+}
+
+/// Caches two blocks, lets `overwrite` write over the first word of the most recently cached
+/// one (where its link lives: a use after free), and pops it, which must abort.
+fn pop_after_overwriting_a_cached_link(overwrite: impl FnOnce(*mut usize)) -> ! {
+    let cache = ThreadCache::new(Pow2::new());
+    let a = cache.allocate(layout(32)).unwrap().cast::<u8>();
+    let b = cache.allocate(layout(32)).unwrap().cast::<u8>();
+    // SAFETY: live blocks, each freed once with its layout.
+    unsafe {
+        cache.deallocate(a, layout(32));
+        cache.deallocate(b, layout(32));
+    }
+    // Deliberately wrong: the write through the dangling `b` is the bug under test.
+    overwrite(b.as_ptr().cast::<usize>());
+    // Popping `b` checks its mark before it follows its link.
+    let _ = cache.allocate(layout(32));
+    unreachable!("popping the block with the overwritten link must abort");
 }
 
 #[test]
 fn an_overwritten_cached_link_aborts() {
     const CHILD: &str = "HEAPKIT_TCACHE_SECURE_CORRUPTED_LINK";
     if is_child(CHILD) {
-        let cache = ThreadCache::new(Pow2::new());
-        let a = cache.allocate(layout(32)).unwrap().cast::<u8>();
-        let b = cache.allocate(layout(32)).unwrap().cast::<u8>();
-        // SAFETY: deliberately wrong: a write through `b` after it was freed (a use after
-        // free) flips the lowest bit of its encoded link, so the decoded link is misaligned.
-        unsafe {
-            cache.deallocate(a, layout(32));
-            cache.deallocate(b, layout(32));
-            let link = b.as_ptr().cast::<usize>();
-            link.write(link.read() ^ 1);
-        }
-        // Popping `b` follows its link.
-        let _ = cache.allocate(layout(32));
-        unreachable!("following the corrupted link must abort");
+        // SAFETY: (not sound: the fault under test) `link` is the first word of a cached
+        // block; the flip of its lowest bit is the use after free.
+        pop_after_overwriting_a_cached_link(|link| unsafe { link.write(link.read() ^ 1) });
     }
-    let (status, stderr) = run_in_child("an_overwritten_cached_link_aborts", CHILD);
-    assert_aborted_with(status, &stderr, "corrupted");
+    assert_aborts_with("an_overwritten_cached_link_aborts", CHILD, "corrupted");
+}
+
+/// The overwrite that an alignment test of the decoded link missed one time in eight: a planted
+/// address, whatever it decodes to, no longer fits the block's free mark.
+#[test]
+fn a_planted_link_aborts_whatever_it_decodes_to() {
+    const CHILD: &str = "HEAPKIT_TCACHE_SECURE_PLANTED_LINK";
+    static TARGET: [u64; 8] = [0; 8];
+    if is_child(CHILD) {
+        // SAFETY: (not sound: the fault under test) `link` is the first word of a cached
+        // block; planting the address of a static there is the use after free.
+        pop_after_overwriting_a_cached_link(|link| unsafe { link.write(TARGET.as_ptr() as usize) });
+    }
+    assert_aborts_with(
+        "a_planted_link_aborts_whatever_it_decodes_to",
+        CHILD,
+        "thread cache list corrupted",
+    );
 }
 
 #[test]

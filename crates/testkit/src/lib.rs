@@ -19,6 +19,7 @@
 //!        └─────────► model (BTreeMap) ────────┘   contents, check(), stats
 //! ```
 
+pub mod child;
 mod laws;
 mod model;
 mod oom;

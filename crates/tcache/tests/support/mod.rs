@@ -306,33 +306,3 @@ impl Introspect for Pow2 {
         })
     }
 }
-
-/// Re-runs this test binary's test `test_name` alone in a child process with `child_env` set,
-/// so a test can check that a fault aborts the process (the child sees the variable and commits
-/// the fault). Returns the child's exit status and standard error.
-pub fn run_in_child(test_name: &str, child_env: &str) -> (std::process::ExitStatus, String) {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(child_env, "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status, stderr)
-}
-
-/// Whether this process is the child [`run_in_child`] started for `child_env`.
-pub fn is_child(child_env: &str) -> bool {
-    std::env::var_os(child_env).is_some()
-}
-
-/// Asserts that a child died (not a clean exit) and said `message` on standard error.
-pub fn assert_aborted_with(status: std::process::ExitStatus, stderr: &str, message: &str) {
-    assert!(
-        !status.success(),
-        "the child exited cleanly; stderr: {stderr}"
-    );
-    assert!(
-        stderr.contains(message),
-        "expected {message:?} on the child's stderr, got: {stderr}"
-    );
-}
