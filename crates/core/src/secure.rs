@@ -20,7 +20,7 @@
 //!     Forging a pair of words that passes needs the key.
 //!
 //! Both defend against *blind* writes. A program bug that lets an attacker read a free block
-//! gives away the key (the xor of its two words is the rotated key), as a leak undoes
+//! gives away the key (the difference of its two words), as a leak undoes
 //! glibc's address-only mangling; no per-block secret is kept.
 //!
 //! The key is drawn from `getrandom(2)` by the first call to [`key`] and never changes; 0 is
@@ -129,15 +129,16 @@ impl Secrets {
     }
 
     /// The value a free block's second word carries while the block is free and its first
-    /// word holds `stored_link` (an encoded link).
+    /// word holds `stored_link` (an encoded link): the link plus the key.
     ///
-    /// An xor with a key-derived word is a bijection, so two different links never share a
-    /// mark: a write over the link alone never leaves a matching pair, and forging a pair needs
-    /// the key. (The key is rotated so that the mark is not the plain link: `stored_link ^ key`
-    /// would be `next ^ rotate(at)`, a heap pointer an address leak undoes.)
+    /// Adding a constant is a bijection, so two different links never share a mark: a write
+    /// over the link alone never leaves a matching pair, and forging a pair needs the key. An
+    /// add rather than an xor: the mark is then not `next ^ rotate(at)`, a heap pointer that
+    /// an address leak undoes; and the fast paths, which hold the stored link and the key in
+    /// registers to decode the link anyway, check it with one `lea` and one `cmp`.
     #[inline(always)]
     pub fn free_mark(self, stored_link: usize) -> usize {
-        stored_link ^ self.key.rotate_left(17)
+        stored_link.wrapping_add(self.key)
     }
 
     /// Whether `words`, the first two words of a block, are a stored link and its free mark:

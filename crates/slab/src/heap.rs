@@ -264,23 +264,24 @@ impl<P: PageSource> Slab<P> {
         // SAFETY: the caller promises the header is readable; the tag is written before any
         // block of the chunk is handed out and cleared only when the chunk dies.
         let tag = unsafe { addr_of!((*head).small_tag).read() };
-        if tag != self.small_tag.load(Ordering::Relaxed) || ptr.as_ptr() as usize % 16 != 0 {
+        if tag != self.small_tag.load(Ordering::Relaxed) {
             return None;
         }
         // SAFETY: the tag proves a live slab chunk of this slab; the slot index is in range.
         let id = unsafe { ident(head.cast::<Chunk>(), slot_of(ptr)) };
         let class = id.class as usize;
         debug_assert_eq!(class < CLASS_COUNT, id.kind == kind::SMALL);
-        // `secure` also refuses a pointer into the middle of a block here (one multiply by the
+        // `secure` refuses a pointer into the middle of a small block here (one multiply by the
         // class's divisibility constant): the slow path then names the fault. Blocks start at
-        // the slot's first byte.
-        if SECURE
-            && class < CLASS_COUNT
-            && !is_block_offset(class, ptr.as_ptr() as usize & (SLOT_BYTES - 1))
-        {
-            return None;
-        }
-        Some(class)
+        // the slot's first byte and every class is a multiple of 16 bytes, so a block start is
+        // 16-aligned and the alignment test is then needed only for the other slots.
+        let addr = ptr.as_ptr() as usize;
+        let well_placed = if SECURE && class < CLASS_COUNT {
+            is_block_offset(class, addr & (SLOT_BYTES - 1))
+        } else {
+            addr % 16 == 0
+        };
+        well_placed.then_some(class)
     }
 
     /// Gives every empty slab and every dirty slot back: empty slabs kept by their class are

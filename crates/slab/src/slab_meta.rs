@@ -187,16 +187,17 @@ impl SlabMeta {
         // with `CHECKS`, so the compiler drops it otherwise).
         let (block, index, zeroed) = if !self.free.is_null() {
             let block = self.free;
-            // SAFETY: `block` is a freed block of this slab (the list's invariant), whose first
-            // word holds the link written by `push`.
-            self.free = unsafe { self.link_of(block) };
             if SECURE {
-                // Before the debug assertion below: an overwritten block gets its clear
-                // message in debug builds too.
-                self.check_link(block, self.free);
+                // SAFETY: as below; the checks come before the debug assertion below, so an
+                // overwritten block gets its clear message in debug builds too.
+                self.free = unsafe { self.checked_link_of(block) };
                 // SAFETY: the block is ours; clearing the link and the mark leaves no secret
                 // in the caller's memory.
                 unsafe { block.cast::<[usize; 2]>().write([0, 0]) };
+            } else {
+                // SAFETY: `block` is a freed block of this slab (the list's invariant), whose
+                // first word holds the link written by `push`.
+                self.free = unsafe { self.link_of(block) };
             }
             debug_assert!(self.free.is_null() || self.contains(self.free.cast()));
             let block = block.cast::<u8>();
@@ -315,27 +316,33 @@ impl SlabMeta {
         }
     }
 
-    /// With `secure`: the free block `from` must still carry the free mark of its stored link,
-    /// and the decoded link `next` must be null or the start of a block of this slab; anything
-    /// else means a free block was overwritten, and continuing would hand out memory the
-    /// attacker chose. (The mark catches every write over the link alone; the slab test also
-    /// catches a forged pair that decodes outside the slab.)
+    /// With `secure`, for a pop: the link of free block `node`, after checking that `node`
+    /// still carries the free mark of its stored link and that the decoded link is null or the
+    /// start of a block of this slab. Anything else means a free block was overwritten, and
+    /// continuing would hand out memory the attacker chose. (The mark catches every write over
+    /// the link alone; the slab test also catches a forged pair that decodes outside the slab.)
+    /// The key is read once for both uses.
+    ///
+    /// # Safety
+    /// `node` is the head of this slab's free list.
     #[inline(always)]
-    fn check_link(&self, from: *mut FreeBlock, next: *mut FreeBlock) {
-        // SAFETY: `from` is a free block of this slab (the list's invariant), two words long.
-        let words = unsafe { from.cast::<[usize; 2]>().read() };
-        let marked = Secrets::read().is_marked_free(words);
+    unsafe fn checked_link_of(&self, node: *mut FreeBlock) -> *mut FreeBlock {
+        let secrets = Secrets::read();
+        // SAFETY: forwarded from the caller: a free block of this slab, at least two words.
+        let words = unsafe { node.cast::<[usize; 2]>().read() };
+        let next = node.with_addr(secrets.decode_link(words[0], node as usize));
         let offset = (next as usize).wrapping_sub(self.start as usize);
         // `contains` first: it bounds the offset below the slot size, as the test needs.
         let in_slab = next.is_null()
             || (self.contains(next.cast()) && is_block_offset(self.class as usize, offset));
-        if !marked || !in_slab {
+        if !secrets.is_marked_free(words) || !in_slab {
             heapkit_core::fatal(
                 "heapkit-slab",
                 "free list corrupted: a freed block was overwritten",
-                from as usize,
+                node as usize,
             );
         }
+        next
     }
 
     /// With `secure`: the next never-used block, in the window's shuffled order (a new

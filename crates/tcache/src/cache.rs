@@ -18,6 +18,7 @@ use crate::handover;
 use crate::slot::{self, SLOT_COUNT, TABLE_LEN, UNASSIGNED};
 use crate::sync::{AtomicPtr, Ordering};
 use core::alloc::{GlobalAlloc, Layout};
+use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicUsize;
 use heapkit_core::{AllocError, Allocator, BatchAllocator, Introspect, InvariantError, Stats};
@@ -500,18 +501,18 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// # Safety
     /// The bin belongs to a magazine of this cache that the caller has exclusive use of.
     unsafe fn flush_bin(&self, bin: *mut Bin, class: usize, blocks: usize) -> usize {
-        let mut batch = [ptr::null_mut::<u8>(); BATCH_BLOCKS_MAX];
+        let mut batch = [MaybeUninit::<*mut u8>::uninit(); BATCH_BLOCKS_MAX];
         let mut flushed = 0;
         while flushed < blocks {
             let want = (blocks - flushed).min(BATCH_BLOCKS_MAX);
             // SAFETY: forwarded from the caller.
-            let n = unsafe { bin::take(bin, &mut batch[..want]) };
-            if n == 0 {
+            let taken = unsafe { bin::take(bin, &mut batch[..want]) };
+            if taken.is_empty() {
                 break;
             }
             // SAFETY: cached blocks are live blocks of `class`, each on the list once.
-            unsafe { self.backend.deallocate_batch(class, &batch[..n]) };
-            flushed += n;
+            unsafe { self.backend.deallocate_batch(class, taken) };
+            flushed += taken.len();
         }
         flushed
     }
