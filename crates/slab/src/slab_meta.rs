@@ -188,8 +188,9 @@ impl SlabMeta {
         let (block, index, zeroed) = if !self.free.is_null() {
             let block = self.free;
             if SECURE {
-                // SAFETY: as below; the checks come before the debug assertion below, so an
-                // overwritten block gets its clear message in debug builds too.
+                // SAFETY: `block` is the head of this slab's free list. (The checks inside run
+                // before the debug assertion below, so an overwritten block gets its clear
+                // message in debug builds too.)
                 self.free = unsafe { self.checked_link_of(block) };
                 // SAFETY: the block is ours; clearing the link and the mark leaves no secret
                 // in the caller's memory.

@@ -832,6 +832,14 @@ impl<B: BatchAllocator> ThreadCache<B> {
                         cursor as usize,
                     ));
                 }
+                // With `secure`, a mark that does not fit is reported here, before `next_of`
+                // would stop the process on it.
+                if bin::SECURE && !bin::is_marked_free(cursor, bin::secrets()) {
+                    return Err(InvariantError::new(
+                        "cached block's free mark does not fit its link (overwritten)",
+                        cursor as usize,
+                    ));
+                }
                 cursor = bin::next_of(cursor);
                 seen += 1;
             }

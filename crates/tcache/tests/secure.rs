@@ -80,6 +80,31 @@ fn a_planted_link_aborts_whatever_it_decodes_to() {
     );
 }
 
+/// `check()` reports an overwritten cached link as an error (it does not stop the process, as a
+/// pop would).
+#[test]
+fn check_reports_an_overwritten_cached_link() {
+    let cache = ThreadCache::new(Pow2::new());
+    let a = cache.allocate(layout(32)).unwrap().cast::<u8>();
+    let b = cache.allocate(layout(32)).unwrap().cast::<u8>();
+    let link = b.as_ptr().cast::<usize>();
+    // SAFETY: live blocks, each freed once; then the test plays a use after free on `b`'s
+    // link and undoes it before anything follows the link.
+    unsafe {
+        cache.deallocate(a, layout(32));
+        cache.deallocate(b, layout(32));
+        link.write(link.read() ^ 1);
+    }
+    let error = heapkit_core::Introspect::check(&cache).unwrap_err();
+    assert!(
+        format!("{error}").contains("free mark does not fit"),
+        "{error}"
+    );
+    // SAFETY: as above: the flip is undone, so the cache's own walk at drop is sound again.
+    unsafe { link.write(link.read() ^ 1) };
+    heapkit_core::Introspect::check(&cache).unwrap();
+}
+
 #[test]
 fn cached_blocks_come_back_clean() {
     let cache = ThreadCache::new(Pow2::new());
