@@ -545,6 +545,7 @@ fn check_slab(meta: &SlabMeta, class: usize, slot_addr: usize) -> Result<(), Inv
         slot_addr,
     )?;
     let mut bad = None;
+    let mut overwritten = None;
     let listed = meta.for_each_listed_free(|_, block| {
         let offset = (block as usize).wrapping_sub(slot_addr);
         let ok = meta.contains(block)
@@ -554,7 +555,20 @@ fn check_slab(meta: &SlabMeta, class: usize, slot_addr: usize) -> Result<(), Inv
         if !ok && bad.is_none() {
             bad = Some(block as usize);
         }
+        // With `secure`, the twin of the pop's check: a free block whose mark no longer fits
+        // its link was overwritten. Reported here, before a pop would stop the process on it.
+        // SAFETY: `ok` proves a block start of this slab, at least two words long.
+        if SECURE && ok && !unsafe { meta.carries_free_mark(block) } && overwritten.is_none() {
+            overwritten = Some(block as usize);
+        }
     });
+    // The overwritten block first: it is the cause when the link it holds now leads astray.
+    if let Some(addr) = overwritten {
+        return broken(
+            "a free block's mark does not fit its link (overwritten)",
+            addr,
+        );
+    }
     if let Some(addr) = bad {
         return broken("free list entry is not a free block of its slab", addr);
     }

@@ -317,6 +317,18 @@ impl SlabMeta {
         }
     }
 
+    /// With `secure`: whether `block`'s first two words are a stored link and its free mark
+    /// (for `check()`; a pop makes the same test in [`checked_link_of`](Self::checked_link_of)).
+    ///
+    /// # Safety
+    /// `block` is the start of a block of this slab.
+    pub(crate) unsafe fn carries_free_mark(&self, block: *const u8) -> bool {
+        debug_assert!(self.contains(block));
+        // SAFETY: forwarded from the caller: blocks are at least two aligned words.
+        let words = unsafe { block.cast::<[usize; 2]>().read() };
+        Secrets::read().is_marked_free(words)
+    }
+
     /// With `secure`, for a pop: the link of free block `node`, after checking that `node`
     /// still carries the free mark of its stored link and that the decoded link is null or the
     /// start of a block of this slab. Anything else means a free block was overwritten, and

@@ -652,6 +652,35 @@ fn the_threshold_still_purges_before_the_delay() {
     s.check().unwrap();
 }
 
+/// `check()` reports a free block whose link was overwritten (its mark no longer fits) as an
+/// error; only a pop would stop the process on it.
+#[test]
+#[cfg(feature = "secure")]
+fn secure_check_reports_an_overwritten_free_block() {
+    let s = Slab::new(heapkit_testkit::test_pages(4 << 20));
+    let l = layout(64, 16);
+    let blocks: Vec<_> = (0..4)
+        .map(|_| s.allocate(l).unwrap().cast::<u8>())
+        .collect();
+    let link = blocks[1].as_ptr().cast::<usize>();
+    // SAFETY: live blocks, freed once; then the test plays a use after free on a freed block's
+    // link and undoes it before anything follows the link.
+    unsafe {
+        s.deallocate(blocks[1], l);
+        link.write(link.read() ^ 64);
+    }
+    let error = s.check().unwrap_err();
+    assert!(format!("{error}").contains("mark does not fit"), "{error}");
+    // SAFETY: as above.
+    unsafe { link.write(link.read() ^ 64) };
+    s.check().unwrap();
+    for &b in blocks.iter().filter(|&&b| b != blocks[1]) {
+        // SAFETY: live blocks, freed once.
+        unsafe { s.deallocate(b, l) };
+    }
+    s.check().unwrap();
+}
+
 /// The capacity of every small slab of `s` (in heap-map order).
 #[cfg(feature = "secure")]
 fn slab_capacities<P: PageSource>(s: &Slab<P>) -> Vec<usize> {

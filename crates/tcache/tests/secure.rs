@@ -33,9 +33,9 @@ fn double_free_aborts() {
     assert_aborts_with("double_free_aborts", CHILD, "double free");
 }
 
-/// Caches two blocks, lets `overwrite` write over the first word of the most recently cached
-/// one (where its link lives: a use after free), and pops it, which must abort.
-fn pop_after_overwriting_a_cached_link(overwrite: impl FnOnce(*mut usize)) -> ! {
+/// A cache with two blocks cached, and the first word of the most recently cached one (where
+/// its link lives), for a test that plays a use after free on it.
+fn cache_with_a_cached_link() -> (ThreadCache<Pow2>, *mut usize) {
     let cache = ThreadCache::new(Pow2::new());
     let a = cache.allocate(layout(32)).unwrap().cast::<u8>();
     let b = cache.allocate(layout(32)).unwrap().cast::<u8>();
@@ -44,9 +44,15 @@ fn pop_after_overwriting_a_cached_link(overwrite: impl FnOnce(*mut usize)) -> ! 
         cache.deallocate(a, layout(32));
         cache.deallocate(b, layout(32));
     }
-    // Deliberately wrong: the write through the dangling `b` is the bug under test.
-    overwrite(b.as_ptr().cast::<usize>());
-    // Popping `b` checks its mark before it follows its link.
+    (cache, b.as_ptr().cast::<usize>())
+}
+
+/// Lets `overwrite` write over the link of a cached block, then pops it, which must abort.
+fn pop_after_overwriting_a_cached_link(overwrite: impl FnOnce(*mut usize)) -> ! {
+    let (cache, link) = cache_with_a_cached_link();
+    // Deliberately wrong: the write through the dangling block is the bug under test.
+    overwrite(link);
+    // Popping the block checks its mark before it follows its link.
     let _ = cache.allocate(layout(32));
     unreachable!("popping the block with the overwritten link must abort");
 }
@@ -84,17 +90,10 @@ fn a_planted_link_aborts_whatever_it_decodes_to() {
 /// pop would).
 #[test]
 fn check_reports_an_overwritten_cached_link() {
-    let cache = ThreadCache::new(Pow2::new());
-    let a = cache.allocate(layout(32)).unwrap().cast::<u8>();
-    let b = cache.allocate(layout(32)).unwrap().cast::<u8>();
-    let link = b.as_ptr().cast::<usize>();
-    // SAFETY: live blocks, each freed once; then the test plays a use after free on `b`'s
-    // link and undoes it before anything follows the link.
-    unsafe {
-        cache.deallocate(a, layout(32));
-        cache.deallocate(b, layout(32));
-        link.write(link.read() ^ 1);
-    }
+    let (cache, link) = cache_with_a_cached_link();
+    // SAFETY: the test plays a use after free on the cached block's link, and undoes it below
+    // before anything follows the link.
+    unsafe { link.write(link.read() ^ 1) };
     let error = heapkit_core::Introspect::check(&cache).unwrap_err();
     assert!(
         format!("{error}").contains("free mark does not fit"),

@@ -25,7 +25,7 @@ use std::process::{Command, ExitStatus};
 ///
 /// # Panics
 /// If the test binary cannot be started again (a test set-up failure).
-pub fn run(test_name: &str, child_env: &str) -> (ExitStatus, String) {
+fn run(test_name: &str, child_env: &str) -> (ExitStatus, String) {
     let output = Command::new(std::env::current_exe().expect("the test binary's own path"))
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(child_env, "1")
@@ -35,7 +35,7 @@ pub fn run(test_name: &str, child_env: &str) -> (ExitStatus, String) {
     (output.status, stderr)
 }
 
-/// Whether this process is the child [`run`] started for `child_env`.
+/// Whether this process is the child [`assert_aborts_with`] started for `child_env`.
 pub fn is_child(child_env: &str) -> bool {
     std::env::var_os(child_env).is_some()
 }
@@ -45,7 +45,7 @@ pub fn is_child(child_env: &str) -> bool {
 ///
 /// # Panics
 /// When either does not hold (the test's failure).
-pub fn assert_aborted_with(status: ExitStatus, stderr: &str, message: &str) {
+fn assert_aborted_with(status: ExitStatus, stderr: &str, message: &str) {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
         status.signal(),
@@ -58,10 +58,14 @@ pub fn assert_aborted_with(status: ExitStatus, stderr: &str, message: &str) {
     );
 }
 
-/// [`run`] then [`assert_aborted_with`]: the parent's half of a fault test.
+/// The parent's half of a fault test: re-runs this test binary's test `test_name` alone in a
+/// child process with `child_env` set (the child sees it through [`is_child`] and commits the
+/// fault), and asserts that the child was killed by `SIGABRT` — an allocator's `abort`, not a
+/// clean exit, a panic's exit code or a segmentation fault — after saying `message` on
+/// standard error.
 ///
 /// # Panics
-/// When the child did not abort saying `message`.
+/// When the child did not abort saying `message` (the test's failure), or cannot be started.
 pub fn assert_aborts_with(test_name: &str, child_env: &str, message: &str) {
     let (status, stderr) = run(test_name, child_env);
     assert_aborted_with(status, &stderr, message);
