@@ -379,26 +379,111 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
 /// # Safety
 /// As for [`pop`].
 pub unsafe fn take(bin: *mut Bin, out: &mut [MaybeUninit<*mut u8>]) -> &[*mut u8] {
-    let secrets = secrets(); // once for the batch, not once per block
-                             // SAFETY: the caller owns the bin. The walk keeps the head in a register and writes the
-                             // bin once at the end: `out` might alias the bin as far as the compiler knows, so a walk
-                             // block by block would load and store the head and count once per block.
-    let wanted = unsafe {
-        let mut head = (*bin).head;
+    // SAFETY: the caller owns the bin. The walk keeps the head in a register and writes the
+    // bin once at the end: `out` might alias the bin as far as the compiler knows, so a walk
+    // block by block would load and store the head and count once per block.
+    unsafe {
         let wanted = out.len().min((*bin).count as usize);
-        for entry in &mut out[..wanted] {
-            debug_assert!(!head.is_null(), "a bin's list is shorter than its count");
-            entry.write(head);
-            // SAFETY: `head` is a free block on this list, so its first word is our link.
-            head = next_with(head, secrets);
-        }
-        (*bin).head = head;
+        let rest = walk_into((*bin).head, &mut out[..wanted]);
+        (*bin).head = rest;
         (*bin).count -= wanted as u32;
-        wanted
-    };
-    // SAFETY: the loop initialised the first `wanted` entries; `MaybeUninit<T>` has `T`'s
-    // layout.
-    unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<*mut u8>(), wanted) }
+        // SAFETY: `walk_into` initialised the first `wanted` entries; `MaybeUninit<T>` has
+        // `T`'s layout.
+        core::slice::from_raw_parts(out.as_ptr().cast::<*mut u8>(), wanted)
+    }
+}
+
+/// Copies the first `out.len()` blocks of the chain at `head` into `out`; returns the link
+/// after them. With `secure` the blocks stay marked: still free.
+///
+/// # Safety
+/// `head` starts a list of at least `out.len()` free blocks, linked by this module, that the
+/// caller owns.
+unsafe fn walk_into(mut head: *mut u8, out: &mut [MaybeUninit<*mut u8>]) -> *mut u8 {
+    let secrets = secrets(); // once for the batch, not once per block
+    for entry in out {
+        debug_assert!(!head.is_null(), "a list is shorter than its count");
+        entry.write(head);
+        // SAFETY: `head` is a free block on this list, so its first word is our link.
+        head = unsafe { next_with(head, secrets) };
+    }
+    head
+}
+
+/// The blocks of a whole chain written by [`split`], `blocks` long, copied into `out` (for
+/// giving a batch to the backend).
+///
+/// # Safety
+/// As for [`walk_into`], with `blocks <= out.len()`; the caller owns the chain.
+pub unsafe fn unchain(
+    first: *mut u8,
+    blocks: usize,
+    out: &mut [MaybeUninit<*mut u8>],
+) -> &[*mut u8] {
+    debug_assert!(blocks <= out.len());
+    // SAFETY: forwarded from the caller.
+    let rest = unsafe { walk_into(first, &mut out[..blocks]) };
+    debug_assert!(rest.is_null(), "a chain is longer than its count");
+    // SAFETY: the walk initialised the first `blocks` entries.
+    unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<*mut u8>(), blocks) }
+}
+
+/// Detaches the `blocks` most recently freed blocks as a chain of their own, null-terminated,
+/// in the bin's link format (with `secure`: still encoded and marked free), for the depot;
+/// returns its first block. The walk reads each link once (the flush to the backend reads them
+/// too), and rewrites only the last block's.
+///
+/// # Safety
+/// As for [`pop`]; `0 < blocks <= count`.
+pub unsafe fn split(bin: *mut Bin, blocks: usize) -> *mut u8 {
+    let secrets = secrets();
+    // SAFETY: the caller owns the bin and its list holds at least `blocks` blocks.
+    unsafe {
+        debug_assert!(blocks > 0 && blocks <= (*bin).count as usize);
+        let first = (*bin).head;
+        let mut last = first;
+        for _ in 1..blocks {
+            last = next_with(last, secrets);
+        }
+        (*bin).head = next_with(last, secrets);
+        (*bin).count -= blocks as u32;
+        set_next(last, ptr::null_mut(), secrets);
+        first
+    }
+}
+
+/// Makes the empty bin's list the chain of `blocks` blocks that starts at `first` (a batch
+/// from the depot, written by [`split`] in some thread's bin of this class).
+///
+/// # Safety
+/// As for [`pop`]; the bin is empty, `blocks <= limit`, and the chain is `blocks` free blocks
+/// of the bin's class that the caller now owns, linked by [`split`].
+pub unsafe fn adopt(bin: *mut Bin, first: *mut u8, blocks: usize) {
+    // SAFETY: the caller owns the bin.
+    unsafe {
+        debug_assert!((*bin).head.is_null() && (*bin).count == 0);
+        debug_assert!(blocks <= (*bin).limit as usize);
+        (*bin).head = first;
+        (*bin).count = blocks as u32;
+    }
+}
+
+/// Whether the chain at `first` has exactly `blocks` links and ends there (for `check()` of the
+/// depot's batches).
+///
+/// # Safety
+/// `first` starts a chain written by [`split`] that nobody changes during the call.
+pub unsafe fn chain_has_length(first: *mut u8, blocks: usize) -> bool {
+    let secrets = secrets();
+    let mut cursor = first;
+    for _ in 0..blocks {
+        if cursor.is_null() {
+            return false;
+        }
+        // SAFETY: forwarded from the caller: a link of the chain.
+        cursor = unsafe { next_with(cursor, secrets) };
+    }
+    cursor.is_null()
 }
 
 /// Links `blocks` onto the list regardless of the limit (a refill never exceeds it: the caller

@@ -13,7 +13,8 @@
 //!     by size step, for C's malloc               one per class           limit 0, always empty
 //! ```
 
-use crate::bin::{self, Bin, BinState, BATCH_BLOCKS_MAX};
+use crate::bin::{self, Bin, BinState, BATCH_BLOCKS_MAX, BIN_TARGET_BYTES};
+use crate::depot::{Depot, DEPOT_ENTRIES};
 use crate::handover;
 use crate::slot::{self, SLOT_COUNT, TABLE_LEN, UNASSIGNED};
 use crate::sync::{AtomicPtr, Ordering};
@@ -159,7 +160,23 @@ pub struct ThreadCache<B: BatchAllocator> {
     /// Magazine (pointer to its first bin) per thread slot, or the shared empty magazine; the
     /// sentinel slots keep the empty one forever.
     magazines: [AtomicPtr<Bin>; TABLE_LEN],
+    /// Per class, the shelf of whole batches that a thread's flush leaves for another
+    /// thread's refill (see `depot.rs`).
+    depots: [Depot; CLASS_COUNT_MAX],
 }
+
+/// The most blocks one depot batch carries: a consumer's bin at its floor flushes one batch.
+const DEPOT_BATCH_BLOCKS: usize = bin::SHRINK_FLOOR_BLOCKS as usize;
+
+/// The most bytes of blocks one class keeps on its shelf (a limit on everything: blocks on the
+/// shelf stay live in the backend, which cannot return their pages).
+const DEPOT_CLASS_BYTES_MAX: usize = BIN_TARGET_BYTES;
+
+const _: () = assert!(DEPOT_BATCH_BLOCKS <= crate::depot::DEPOT_BATCH_BLOCKS_MAX);
+const _: () = assert!(
+    DEPOT_BATCH_BLOCKS <= BATCH_BLOCKS_MAX,
+    "a batch fits a flush buffer"
+);
 
 impl<B: BatchAllocator> ThreadCache<B> {
     /// A cache in front of `backend`. No thread has a magazine yet; `const`, so a cache can be
@@ -168,6 +185,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         ThreadCache {
             backend,
             magazines: [const { AtomicPtr::new(empty_magazine()) }; TABLE_LEN],
+            depots: [const { Depot::new() }; CLASS_COUNT_MAX],
         }
     }
 
@@ -366,8 +384,16 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let cap = bin::limit_for(self.backend.class_size(class));
         // SAFETY: the bin is ours (see above).
         let want = unsafe { (*bin).next_refill(cap) };
-        // SAFETY: the bin is ours and empty; the backend's blocks are live blocks of the class.
-        let block = unsafe { self.refill_bin(bin, class, want) };
+        // SAFETY: the bin is ours and empty; a batch on the class's shelf and the backend's
+        // blocks are live blocks of the class.
+        let block = unsafe {
+            let shelved = self.refill_from_depot(bin, class);
+            if shelved.is_null() {
+                self.refill_bin(bin, class, want)
+            } else {
+                shelved
+            }
+        };
         if !block.is_null() {
             // SAFETY: `bins` is this thread's magazine.
             unsafe { self.after_refill(bins) };
@@ -490,10 +516,101 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 return; // the fast path saw no magazine, but the bin had room
             }
             let blocks = (*bin).next_flush();
-            cache.flush_bin(bin, class, blocks);
+            let shelved = cache.shelve(bin, class, blocks);
+            cache.flush_bin(bin, class, blocks - shelved);
             let kept = bin::push(bin, ptr);
             debug_assert!(kept);
         }
+    }
+
+    /// Makes the empty bin a batch from the class's shelf (another thread's flush) and takes
+    /// one block of it; null when the shelf has none that fits the bin.
+    ///
+    /// # Safety
+    /// `bin` is the empty bin of class `class` in a magazine the caller has exclusive use of.
+    unsafe fn refill_from_depot(&self, bin: *mut Bin, class: usize) -> *mut u8 {
+        let Some((first, blocks)) = self.depots.get(class).and_then(Depot::take) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: the batch is ours (taken off the shelf); the bin is ours and empty.
+        unsafe {
+            if blocks > (*bin).limit as usize {
+                // Shelved by a bin allowed more than this one (it cannot happen with the
+                // batch sizes `shelve` uses, but a limit is a promise): to the backend.
+                self.release_chain(class, first, blocks);
+                return ptr::null_mut();
+            }
+            bin::adopt(bin, first, blocks);
+            bin::pop(bin)
+        }
+    }
+
+    /// Shelves whole batches of the bin's most recent blocks, up to `blocks` blocks, for
+    /// another thread's refill; returns how many blocks went. The rest of a flush goes to the
+    /// backend.
+    ///
+    /// # Safety
+    /// The bin belongs to a magazine of this cache that the caller has exclusive use of, and
+    /// holds at least `blocks` blocks of class `class`.
+    unsafe fn shelve(&self, bin: *mut Bin, class: usize, blocks: usize) -> usize {
+        let Some(depot) = self.depots.get(class) else {
+            return 0;
+        };
+        let (batch_blocks, room) = self.depot_shape(class);
+        let mut shelved = 0;
+        while blocks - shelved >= batch_blocks {
+            // SAFETY: forwarded from the caller; the bin still holds `blocks - shelved`.
+            let first = unsafe { bin::split(bin, batch_blocks) };
+            shelved += batch_blocks;
+            if !depot.push(first, batch_blocks, room) {
+                // The shelf is full: this batch, and the rest of the flush, go to the backend.
+                // SAFETY: the chain was just split off the bin: ours, `batch_blocks` long.
+                unsafe { self.release_chain(class, first, batch_blocks) };
+                break;
+            }
+        }
+        shelved
+    }
+
+    /// A batch's length for class `class` and how many of the shelf's entries the class may
+    /// fill, so that a shelf keeps at most `DEPOT_CLASS_BYTES_MAX` (one entry at least).
+    fn depot_shape(&self, class: usize) -> (usize, usize) {
+        let class_bytes = self.backend.class_size(class).max(1);
+        let cap = bin::limit_for(class_bytes) as usize;
+        let batch_blocks = DEPOT_BATCH_BLOCKS.min(cap / 2).max(1);
+        let room = (DEPOT_CLASS_BYTES_MAX / (batch_blocks * class_bytes)).clamp(1, DEPOT_ENTRIES);
+        (batch_blocks, room)
+    }
+
+    /// Gives a chain split off a bin back to the backend.
+    ///
+    /// # Safety
+    /// The caller owns the chain: `blocks` (at most `BATCH_BLOCKS_MAX`) free blocks of class
+    /// `class` linked by `bin::split`.
+    unsafe fn release_chain(&self, class: usize, first: *mut u8, blocks: usize) {
+        let mut batch = [MaybeUninit::<*mut u8>::uninit(); BATCH_BLOCKS_MAX];
+        // SAFETY: forwarded from the caller; a batch is never longer than a flush buffer
+        // (`DEPOT_BATCH_BLOCKS <= BATCH_BLOCKS_MAX`, asserted).
+        unsafe {
+            let blocks = bin::unchain(first, blocks, &mut batch);
+            self.backend.deallocate_batch(class, blocks);
+        }
+    }
+
+    /// Empties every class's shelf into the backend; returns how many blocks went. For a
+    /// program that wants its memory back now (heapkit-malloc's `malloc_trim`, tests), and for
+    /// `Drop`. Batches shelved meanwhile by other threads stay.
+    pub fn drain_depots(&self) -> usize {
+        let mut blocks = 0;
+        for (class, depot) in self.depots.iter().enumerate() {
+            while let Some((first, batch_blocks)) = depot.take() {
+                // SAFETY: taken off the shelf, so ours: a chain of `batch_blocks` free
+                // blocks of `class`.
+                unsafe { self.release_chain(class, first, batch_blocks) };
+                blocks += batch_blocks;
+            }
+        }
+        blocks
     }
 
     /// Gives up to `blocks` of the bin's blocks back to the backend, in batches.
@@ -791,6 +908,61 @@ impl<B: BatchAllocator> ThreadCache<B> {
         Ok(())
     }
 
+    /// How many blocks wait on the shelves for another thread's refill (a snapshot: other
+    /// threads push and take meanwhile). They count as live in the backend's figures.
+    pub fn shelved_blocks(&self) -> usize {
+        let mut blocks = 0;
+        for depot in &self.depots {
+            depot.for_each(|_, batch_blocks| blocks += batch_blocks);
+        }
+        blocks
+    }
+
+    /// Walks every batch on the shelves: each is a chain of exactly its length, of blocks the
+    /// backend places in its class. `&mut self` proves that no thread pushes or takes
+    /// meanwhile (a walk racing a refill would read blocks being handed out).
+    pub fn check_depots(&mut self) -> Result<(), InvariantError> {
+        for (class, depot) in self.depots.iter().enumerate() {
+            let mut result = Ok(());
+            depot.for_each(|first, blocks| {
+                if result.is_ok() {
+                    result = self.check_batch(class, first, blocks);
+                }
+            });
+            result?;
+        }
+        Ok(())
+    }
+
+    fn check_batch(
+        &self,
+        class: usize,
+        first: *mut u8,
+        blocks: usize,
+    ) -> Result<(), InvariantError> {
+        // SAFETY: a shelved chain, which nobody changes while the caller holds `&mut self`.
+        if !unsafe { bin::chain_has_length(first, blocks) } {
+            return Err(InvariantError::new(
+                "a shelved batch's chain is not as long as its entry says",
+                first as usize,
+            ));
+        }
+        let mut cursor = first;
+        while !cursor.is_null() {
+            // SAFETY: a block of the chain (just walked): live in the backend, cached here.
+            let found = unsafe { self.backend.class_of_block(NonNull::new_unchecked(cursor)) };
+            if found != Some(class) {
+                return Err(InvariantError::new(
+                    "a shelved block is not of its shelf's class",
+                    cursor as usize,
+                ));
+            }
+            // SAFETY: as above.
+            cursor = unsafe { bin::next_of(cursor) };
+        }
+        Ok(())
+    }
+
     /// # Safety
     /// `bin` is a bin of this thread's magazine, of class `class`.
     unsafe fn check_bin(&self, bin: *mut Bin, class: usize) -> Result<(), InvariantError> {
@@ -916,6 +1088,7 @@ impl<B: BatchAllocator> Drop for ThreadCache<B> {
     /// Returns every magazine's blocks to the backend and frees the magazines. `&mut self`
     /// proves that no thread is inside a call on this cache, so every magazine is ours.
     fn drop(&mut self) {
+        self.drain_depots();
         for entry in &self.magazines[..SLOT_COUNT] {
             let bins = entry.swap(empty_magazine(), Ordering::Relaxed);
             if bins != empty_magazine() {

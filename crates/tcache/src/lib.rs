@@ -27,6 +27,11 @@
 //!   heap) whose magazine for the thread sits in a thread-local word of its own.
 //! - **refill / flush**: moving blocks from / to the backend in batch calls (refills grow from
 //!   8 blocks to half a bin; a flush moves half a bin, or all of it for a consumer's bin).
+//! - **depot / shelf / batch**: per class, a lock-free shelf of eight entries shared by every
+//!   thread of one cache; a flush first *shelves* whole batches (chains of up to 32 blocks
+//!   already linked in the bins' format) and a refill first takes one and makes it its bin, so
+//!   blocks freed by one thread reach another without the backend (Bonwick's depot,
+//!   tcmalloc's transfer cache; `depot.rs`).
 //!
 //! ```text
 //!   thread T ── TLS: slot 3 ─┐
@@ -39,12 +44,16 @@
 //!                                              │ head ─► block ─► block ─► null
 //!                                              │ (empty: refill a batch; full: flush half a bin)
 //!                                              ▼
+//!   depots [class]: shelf of 8 batches ── push (CAS) / take (swap): another thread's bin
+//!                                              │ (shelf full, or empty on a refill)
+//!                                              ▼
 //!   backend: BatchAllocator (allocate_batch / deallocate_batch; large layouts directly)
 //! ```
 
 mod bin;
 #[cfg(not(loom))]
 mod cache;
+mod depot;
 mod handover;
 mod slot;
 mod sync;
@@ -59,12 +68,13 @@ pub use slot::SLOT_COUNT;
 #[cfg(not(loom))]
 heapkit_core::impl_foreign_allocators!(impl[B: heapkit_core::BatchAllocator] for ThreadCache<B>);
 
-/// The slot protocol's cross-thread code, exposed only to the loom models (tests/loom.rs): the
-/// ownership bitmap and the magazine hand-over, over loom's atomics. The cache itself (TLS, the
-/// bins) is not built under `cfg(loom)`.
+/// The cross-thread code, exposed only to the loom models (tests/loom.rs, tests/loom_depot.rs):
+/// the ownership bitmap, the magazine hand-over and the depot's shelves, over loom's atomics.
+/// The cache itself (TLS, the bins) is not built under `cfg(loom)`.
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod model {
+    pub use crate::depot::{Depot, DEPOT_ENTRIES};
     pub use crate::handover::{magazine_or_install, reclaim};
     pub use crate::slot::Owners;
 }

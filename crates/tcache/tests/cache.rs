@@ -76,6 +76,11 @@ fn refills_and_flushes_go_in_batches() {
     );
     let flushed = cache.flush_thread();
     assert!(flushed > 0);
+    // A flush of whole bins shelves batches first (for another thread's refill): they stay
+    // live in the backend until a refill takes them or the shelves are drained.
+    let shelved = cache.shelved_blocks();
+    assert!(shelved > 0, "the frees' flushes shelved batches");
+    assert_eq!(cache.drain_depots(), shelved);
     assert_eq!(live(&cache), 1, "only the magazine itself is live");
 }
 
@@ -275,6 +280,74 @@ fn blocks_freed_by_another_thread_return_to_the_backend() {
     });
     drop(cache);
     assert_eq!(counters.live_blocks.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn another_threads_frees_refill_this_thread_through_the_shelf() {
+    let cache = ThreadCache::new(Pow2::new());
+    let calls = || cache.backend().counters.batch_calls.load(Ordering::Relaxed);
+    let blocks: Vec<SentBlock> = (0..256)
+        .map(|_| SentBlock(cache.allocate(layout(64)).unwrap().cast::<u8>()))
+        .collect();
+    let sent: std::collections::HashSet<usize> =
+        blocks.iter().map(|b| b.0.as_ptr() as usize).collect();
+    let cache_ref = &cache;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for block in blocks {
+                // SAFETY: (test) a live block of this allocator, freed with its layout.
+                unsafe { cache_ref.deallocate(block.0, layout(64)) };
+            }
+        });
+    });
+    let shelved = cache.shelved_blocks();
+    assert!(
+        shelved >= 64,
+        "the consumer's flushes shelved whole batches ({shelved})"
+    );
+    // This thread's bin is empty; drain it so that every refill must come from elsewhere.
+    cache.flush_thread();
+    let before = calls();
+    let again: Vec<_> = (0..shelved)
+        .map(|_| cache.allocate(layout(64)).unwrap())
+        .collect();
+    assert_eq!(
+        calls(),
+        before,
+        "no backend call: every refill came off the shelf"
+    );
+    assert!(
+        again
+            .iter()
+            .all(|b| sent.contains(&(b.cast::<u8>().as_ptr() as usize))),
+        "a refill from the shelf hands out the consumer's blocks"
+    );
+    assert_eq!(cache.shelved_blocks(), 0);
+    for b in again {
+        // SAFETY: (test) a live block of this allocator, freed with its layout.
+        unsafe { cache.deallocate(b.cast(), layout(64)) };
+    }
+    let mut cache = cache;
+    cache.check_depots().unwrap();
+    cache.check().unwrap();
+}
+
+#[test]
+fn a_full_shelf_sends_the_rest_to_the_backend() {
+    let mut cache = ThreadCache::new(Pow2::new());
+    let n = if cfg!(miri) { 600 } else { 6000 };
+    let blocks: Vec<_> = (0..n)
+        .map(|_| cache.allocate(layout(64)).unwrap())
+        .collect();
+    for b in blocks {
+        // SAFETY: (test) a live block of this allocator, freed with its layout.
+        unsafe { cache.deallocate(b.cast(), layout(64)) };
+    }
+    // The shelf of one class is bounded (at most eight batches, and at most 256 KiB).
+    let shelved = cache.shelved_blocks();
+    assert!(shelved > 0 && shelved <= 8 * 32, "{shelved} blocks shelved");
+    cache.check_depots().unwrap();
+    cache.check().unwrap();
 }
 
 #[test]
