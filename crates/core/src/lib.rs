@@ -38,6 +38,7 @@ mod allocator;
 mod classes;
 mod error;
 mod foreign;
+mod futex;
 mod global;
 pub mod hint;
 mod layout;
@@ -53,6 +54,9 @@ pub use classes::{BatchAllocator, UnsizedAllocator};
 pub use error::{AllocError, InvariantError};
 pub use global::{FromGlobal, GlobalAdapter};
 pub use layout::{align_down, align_up, is_aligned, is_power_of_two, MAX_ALIGN_BYTES, WORD_BYTES};
+#[cfg(loom)]
+#[doc(hidden)]
+pub use locked::Weakening;
 pub use locked::{Locked, LockedGuard, SpinLock};
 pub use page_source::PageSource;
 pub use report::{abort_with, fatal, report, write_stderr, StackMessage};
