@@ -17,6 +17,9 @@
 //! - **adapter**: a wrapper that changes how an allocator is *used*, not how it allocates:
 //!   [`Locked`] (share a single-threaded allocator), [`GlobalAdapter`] (install as
 //!   `#[global_allocator]`), [`Counting`] (statistics).
+//! - **lock** ([`SpinLock`]): the one lock every heapkit crate takes, `const` and
+//!   allocation-free; a waiter spins a few reads, then sleeps on a *futex* (the lock word itself,
+//!   with Linux's `futex` syscall; src/futex.rs) until the holder's unlock wakes it.
 //!
 //! ```text
 //!   your program ──► GlobalAdapter / allocator-api2 / core::alloc  (the bridges)
