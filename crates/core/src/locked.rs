@@ -80,10 +80,12 @@ const CONTENDED: u32 = 2;
 
 /// How many times a waiter reads the word (with a `spin_loop` pause between reads) before it
 /// marks the lock contended and sleeps. Small on purpose: a critical section here is a few
-/// list operations, so a holder that is running releases within a few reads; a holder that is
+/// list operations, so a holder that is running releases within a few reads; a holder that has
 /// not released by then has usually been descheduled (2 cores, 16 threads), and every further
 /// spin only takes the core it needs to finish. Spinning longer buys nothing then, and
-/// sleeping costs the waiter one syscall.
+/// sleeping costs the waiter one syscall. (In the 16-thread transfer stress of the README, 4,
+/// 40 and 200 reads made no difference beyond noise: 125-233 futex calls and 854-941 context
+/// switches per run, 2 runs each.) Under loom 0: every read is one more step to explore.
 const SPIN_READS: u32 = if cfg!(loom) { 0 } else { 40 };
 
 /// A lock that never allocates and can be built in a `const` context.
