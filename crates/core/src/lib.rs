@@ -17,6 +17,9 @@
 //! - **adapter**: a wrapper that changes how an allocator is *used*, not how it allocates:
 //!   [`Locked`] (share a single-threaded allocator), [`GlobalAdapter`] (install as
 //!   `#[global_allocator]`), [`Counting`] (statistics).
+//! - **lock** ([`SpinLock`]): the one lock every heapkit crate takes, `const` and
+//!   allocation-free; a waiter spins a few reads, then sleeps on a *futex* (the lock word itself,
+//!   with Linux's `futex` syscall; src/futex.rs) until the holder's unlock wakes it.
 //!
 //! ```text
 //!   your program ──► GlobalAdapter / allocator-api2 / core::alloc  (the bridges)
@@ -38,6 +41,7 @@ mod allocator;
 mod classes;
 mod error;
 mod foreign;
+mod futex;
 mod global;
 pub mod hint;
 mod layout;
@@ -53,6 +57,9 @@ pub use classes::{BatchAllocator, UnsizedAllocator};
 pub use error::{AllocError, InvariantError};
 pub use global::{FromGlobal, GlobalAdapter};
 pub use layout::{align_down, align_up, is_aligned, is_power_of_two, MAX_ALIGN_BYTES, WORD_BYTES};
+#[cfg(loom)]
+#[doc(hidden)]
+pub use locked::Weakening;
 pub use locked::{Locked, LockedGuard, SpinLock};
 pub use page_source::PageSource;
 pub use report::{abort_with, fatal, report, write_stderr, StackMessage};

@@ -32,7 +32,10 @@ fn main() {
     assert!(!counter.raw_lock().is_locked());
     assert_eq!(*counter.lock(), 1000);
 
-    // A lock held across the creation of a second thread: the new thread must wait for it.
+    // A lock held across the creation of a second thread: the new thread must wait for it. It
+    // was taken on the shortcut (a plain store of "held"); within the 20 ms below the waiter
+    // spins out, marks it contended and sleeps on the futex, so the release, now on the atomic
+    // path because a second thread exists, must see the mark and wake it (or this test hangs).
     let held = counter.lock();
     let other = {
         let counter = Arc::clone(&counter);

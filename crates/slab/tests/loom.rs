@@ -1,9 +1,10 @@
 //! Loom models of the slab's cross-thread paths. They run the slab's OWN code — `Slab::allocate`,
 //! `deallocate`, `allocate_batch`, `deallocate_batch`, `grow`, `lock_all` — on 2 loom threads
 //! over a small `BufferPages`. Under `cfg(loom)` the class locks and the chunk lock (core's
-//! `Locked`) are built on loom's `AtomicBool` and each carries a loom cell standing for the data
-//! it guards, and the slab's own atomics (owner id and tag, purge settings, the live/peak
-//! totals of peak.rs) are loom's (src/sync.rs). So loom explores every interleaving of lock
+//! `Locked`) are built on a loom `AtomicU32` whose waiters sleep on a modelled futex (a lost
+//! wake-up is a deadlock) and each carries a loom cell standing for the data it guards, and
+//! the slab's own atomics (owner id and tag, purge settings, the live/peak totals of peak.rs)
+//! are loom's (src/sync.rs). So loom explores every interleaving of lock
 //! acquisitions and atomic operations up to the preemption bound, every value a `Relaxed` load
 //! may return, and fails a model on a data race on a lock-guarded value (an access to a
 //! class's list or the chunk table not ordered after the previous holder's by the lock's
@@ -54,8 +55,9 @@
 //! Each model fails when the code it covers is broken (checked by hand): the lock's `Acquire`
 //! (or its unlock's `Release`) weakened to `Relaxed` fails models 1-5, 7 and 8 with a data race
 //! on a class list or the chunk table; `lock_all` taking the chunk lock first fails model 6
-//! (the spin never ends); a large block's `live.grow` moved after its chunk lock is released
-//! fails model 7 ("folded live bytes disagree with the counters").
+//! (loom reports a deadlock: each thread asleep on the lock the other holds); a large block's
+//! `live.grow` moved after its chunk lock is released fails model 7 ("folded live bytes
+//! disagree with the counters").
 //!
 //! Not modelled: the slab memory itself (free-list links, slab metadata, chunk idents) is raw
 //! memory that loom does not track; it is covered by the lock cells (every access to it
