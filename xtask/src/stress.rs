@@ -366,6 +366,9 @@ fn figure(result: &Value, key: &str) -> String {
         return "–".into();
     };
     match key {
+        // getrusage counts CPU time in scheduler ticks: a workload that spent under one tick in
+        // the kernel shows none, which "0.0 ns" would overstate as a measurement.
+        "system_ns" if n == 0.0 => "0".into(),
         "wall_ns" | "system_ns" => crate::report::human_time(n),
         "ops_per_s" => format!("{:.1} M", n / 1e6),
         "peak_rss_bytes" => crate::report::human_mib(n),
