@@ -67,7 +67,7 @@ static long ring_ops;
 static void *consumer(void *unused) {
     (void)unused;
     pin_to_cpu(1);
-    for (long i = 0; i < ring_ops; i++) free(ring_pop(&prodcons_ring));
+    for (long i = 0; i < ring_ops; i++) free(ring_pop(&prodcons_ring, i));
     return NULL;
 }
 
@@ -76,7 +76,10 @@ static void run_prodcons(size_t size_bytes, long ops) {
     pin_to_cpu(0);
     pthread_t thread;
     if (pthread_create(&thread, NULL, consumer, NULL) != 0) exit(1);
-    for (long i = 0; i < ops; i++) ring_push(&prodcons_ring, must_malloc(size_bytes));
+    for (long i = 0; i < ops; i++) {
+        ring_wait_room(&prodcons_ring, i);
+        ring_try_push(&prodcons_ring, i, must_malloc(size_bytes));
+    }
     pthread_join(thread, NULL);
 }
 

@@ -136,12 +136,16 @@ static struct ring consumer_rings[MAX_THREADS];
 /* Frees what its ring brings until the producer's NULL says there is no more. */
 static void *prodcons_consumer(void *arg) {
     struct ring *ring = arg;
-    for (void *block; (block = ring_pop(ring)) != NULL;) free(block);
-    return NULL;
+    for (long position = 0;; position++) {
+        void *block = ring_pop(ring, position);
+        if (block == NULL) return NULL;
+        free(block);
+    }
 }
 
 static long run_prodcons(int consumers, long blocks) {
     pthread_t handles[MAX_THREADS];
+    long pushed[MAX_THREADS] = {0};
     for (int i = 0; i < consumers; i++) handles[i] = spawn(prodcons_consumer, &consumer_rings[i]);
     int next = 0;
     for (long i = 0; i < blocks; i++) {
@@ -150,11 +154,16 @@ static long run_prodcons(int consumers, long blocks) {
         /* Round-robin, passing over a full ring: with more threads than cores a consumer is
          * often descheduled, and waiting on it alone would measure the scheduler. Yield only
          * when every ring is full. */
-        for (int tried = 0; !ring_try_push(&consumer_rings[next], block); next = (next + 1) % consumers)
+        for (int tried = 0; !ring_try_push(&consumer_rings[next], pushed[next], block);
+             next = (next + 1) % consumers)
             if (++tried % consumers == 0) sched_yield();
+        pushed[next]++;
         next = (next + 1) % consumers;
     }
-    for (int i = 0; i < consumers; i++) ring_push(&consumer_rings[i], NULL);
+    for (int i = 0; i < consumers; i++) {
+        ring_wait_room(&consumer_rings[i], pushed[i]);
+        ring_try_push(&consumer_rings[i], pushed[i], NULL);
+    }
     for (int i = 0; i < consumers; i++) pthread_join(handles[i], NULL);
     return blocks;
 }
