@@ -6,7 +6,8 @@
 //!   2 criterion  every suite in benches/ (and crates/*/benches with --all-crates)
 //!   3 probes     heapkit-probe latency|rss NAME, one process each      -> probes.json
 //!   4 C level    benches/c/pairs.c under LD_PRELOAD, timed + callgrind -> c_level.json
-//!   5 report     report.md, results.json, *.svg in target/heapkit-report/
+//!   5 OS-facing  benches/c/stress.c under LD_PRELOAD, time + getrusage -> os_level.json
+//!   6 report     report.md, results.json, *.svg in target/heapkit-report/
 //! ```
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -235,7 +236,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let probe = workspace.target.join("release").join("heapkit-probe");
     let probe_jobs = crate::probes::jobs(&probe, &options)?;
     let c_plan = crate::clevel::plan(&workspace, &options);
-    let steps = (suites.len() + probe_jobs.len() + c_plan.steps()) as u64;
+    let os_plan = crate::stress::plan(&workspace, &options);
+    let steps = (suites.len() + probe_jobs.len() + c_plan.steps() + os_plan.steps()) as u64;
     let bar = progress(steps);
     let log_path = report_dir.join("criterion.log");
     let mut log = std::fs::File::create(&log_path)
@@ -271,6 +273,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     write_json(&report_dir.join("c_level.json"), &c_level)?;
     time("C level", &mut timings);
+    let os_level = crate::stress::run(&os_plan, &bar);
+    let os_level = merge(
+        &report_dir.join("os_level.json"),
+        os_level,
+        &[("results", "library")],
+    );
+    write_json(&report_dir.join("os_level.json"), &os_level)?;
+    time("OS-facing", &mut timings);
     bar.finish_and_clear();
     // What `cargo xtask report` needs to describe this run when it rewrites the report.
     write_json(
@@ -297,7 +307,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// Keeps the entries of the previous run's file that this run did not measure again (a
 /// `--filter`ed run replaces only what it ran, as criterion does with its own results).
-/// `lists` names each array and the field that, with `mode` when present, identifies an entry.
+/// `lists` names each array and the field that, with `mode` and `workload` when present,
+/// identifies an entry.
 pub fn merge(
     previous: &Path,
     mut new: serde_json::Value,
@@ -309,7 +320,9 @@ pub fn merge(
     else {
         return new;
     };
-    let id = |v: &serde_json::Value, field: &str| (v[field].clone(), v["mode"].clone());
+    let id = |v: &serde_json::Value, field: &str| {
+        (v[field].clone(), v["mode"].clone(), v["workload"].clone())
+    };
     for (list, field) in lists {
         let Some(fresh) = new[*list].as_array_mut() else {
             continue;
@@ -333,11 +346,11 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> 
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Keeps the probe and C-level results beside criterion's own baseline of the same name.
+/// Keeps the probe, C-level and OS-facing results beside criterion's own baseline of the same name.
 fn save_baseline(report_dir: &Path, name: &str) -> Result<(), String> {
     let dir = report_dir.join("baselines").join(name);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    for file in ["probes.json", "c_level.json"] {
+    for file in ["probes.json", "c_level.json", "os_level.json"] {
         std::fs::copy(report_dir.join(file), dir.join(file))
             .map_err(|e| format!("cannot save {file} as baseline {name}: {e}"))?;
     }

@@ -151,6 +151,65 @@ fn heapkit_library(workspace: &crate::Workspace, notes: &mut Vec<String>) -> Opt
     }
 }
 
+/// The libraries `wanted` names, in report order (glibc, heapkit, then the peers), installing
+/// missing peers first when running as root; what cannot be had becomes a note.
+pub fn libraries(
+    workspace: &crate::Workspace,
+    wanted: impl Fn(&str) -> bool,
+    notes: &mut Vec<String>,
+) -> Vec<(String, Option<PathBuf>)> {
+    let mut libraries = Vec::new();
+    let missing: Vec<&str> = PEERS
+        .iter()
+        .filter(|(name, _, files)| wanted(name) && find_library(files).is_none())
+        .map(|(_, package, _)| *package)
+        .collect();
+    install_peers(&missing, notes);
+    if wanted("glibc") {
+        libraries.push(("glibc".into(), None));
+    }
+    if wanted("heapkit") {
+        if let Some(path) = heapkit_library(workspace, notes) {
+            libraries.push(("heapkit".into(), Some(path)));
+        }
+    }
+    for (name, package, files) in PEERS {
+        if !wanted(name) {
+            continue;
+        }
+        match find_library(files) {
+            Some(path) => libraries.push((name.into(), Some(path))),
+            None => notes.push(format!("{name}: {package} is not installed; skipped")),
+        }
+    }
+    libraries
+}
+
+/// Compiles the C benchmark `benches/c/NAME.c` into the report folder; None (and a note) when
+/// gcc fails.
+pub fn compile(
+    workspace: &crate::Workspace,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Option<PathBuf> {
+    let source = workspace.root.join("benches/c").join(format!("{name}.c"));
+    let binary = workspace.target.join("heapkit-report").join(name);
+    if succeeds(
+        Command::new("gcc")
+            .args(["-O2", "-pthread", "-o"])
+            .arg(&binary)
+            .arg(&source),
+    ) {
+        Some(binary)
+    } else {
+        notes.push(format!(
+            "gcc could not compile {}: no results from it",
+            source.display()
+        ));
+        None
+    }
+}
+
 /// Finds (and if needed installs) the libraries and tools, and compiles pairs.c.
 pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
     let mut plan = Plan {
@@ -161,46 +220,8 @@ pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
         ..Plan::default()
     };
     let wanted = |name: &str| options.wants(&format!("c/{name}"));
-    let missing: Vec<&str> = PEERS
-        .iter()
-        .filter(|(name, _, files)| wanted(name) && find_library(files).is_none())
-        .map(|(_, package, _)| *package)
-        .collect();
-    install_peers(&missing, &mut plan.notes);
-    if wanted("glibc") {
-        plan.libraries.push(("glibc".into(), None));
-    }
-    if wanted("heapkit") {
-        if let Some(path) = heapkit_library(workspace, &mut plan.notes) {
-            plan.libraries.push(("heapkit".into(), Some(path)));
-        }
-    }
-    for (name, package, files) in PEERS {
-        if !wanted(name) {
-            continue;
-        }
-        match find_library(files) {
-            Some(path) => plan.libraries.push((name.into(), Some(path))),
-            None => plan
-                .notes
-                .push(format!("{name}: {package} is not installed; skipped")),
-        }
-    }
-    let source = workspace.root.join("benches/c/pairs.c");
-    let binary = workspace.target.join("heapkit-report").join("pairs");
-    if succeeds(
-        Command::new("gcc")
-            .args(["-O2", "-pthread", "-o"])
-            .arg(&binary)
-            .arg(&source),
-    ) {
-        plan.binary = Some(binary);
-    } else {
-        plan.notes.push(format!(
-            "gcc could not compile {}: no C-level results",
-            source.display()
-        ));
-    }
+    plan.libraries = libraries(workspace, wanted, &mut plan.notes);
+    plan.binary = compile(workspace, "pairs", &mut plan.notes);
     plan.callgrind = succeeds(Command::new("valgrind").arg("--version"));
     if !plan.callgrind {
         plan.notes

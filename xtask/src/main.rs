@@ -2,8 +2,8 @@
 //!
 //! - `cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME]
 //!   [--all-crates]` builds and runs the cross-crate criterion suite (`benches/`; with
-//!   `--all-crates` also every crate's own), the latency and RSS probes and the C-level
-//!   `LD_PRELOAD` benchmark, then writes `target/heapkit-report/report.md`, `results.json`
+//!   `--all-crates` also every crate's own), the latency and RSS probes, the C-level
+//!   `LD_PRELOAD` benchmark and the OS-facing workloads (`benches/c/stress.c`), then writes `target/heapkit-report/report.md`, `results.json`
 //!   and SVG plots and prints the summary tables.
 //! - `cargo xtask miri [-p CRATE]...` runs the Miri-capable crates' tests under Miri on the
 //!   nightly toolchain, installing the `miri` and `rust-src` components when they are missing.
@@ -28,6 +28,7 @@ mod miri;
 mod plots;
 mod probes;
 mod report;
+mod stress;
 
 use std::process::ExitCode;
 

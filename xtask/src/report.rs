@@ -297,6 +297,8 @@ pub struct Extras {
     pub probes: Value,
     /// `c_level.json`: `{results: [...], notes: [...]}`.
     pub c_level: Value,
+    /// `os_level.json` (the OS-facing workloads): `{results: [...], notes: [...]}`.
+    pub os_level: Value,
 }
 
 impl Extras {
@@ -305,6 +307,7 @@ impl Extras {
         Extras {
             probes: read_json(&dir.join("probes.json")).unwrap_or(Value::Null),
             c_level: read_json(&dir.join("c_level.json")).unwrap_or(Value::Null),
+            os_level: read_json(&dir.join("os_level.json")).unwrap_or(Value::Null),
         }
     }
 
@@ -328,6 +331,7 @@ impl Extras {
         Self::list(&self.probes, "notes")
             .iter()
             .chain(Self::list(&self.c_level, "notes"))
+            .chain(Self::list(&self.os_level, "notes"))
             .filter_map(|n| n.as_str().map(String::from))
             .collect()
     }
@@ -486,6 +490,14 @@ fn c_level_table(extras: &Extras) -> String {
     out
 }
 
+/// What the OS-facing table shows, said above it in the report.
+const OS_LEVEL_LEGEND: &str = "`benches/c/stress.c` (benches/README.md, \"OS-facing workloads\"), \
+    one process per library and run, the libraries taking turns; the median run by wall time \
+    is shown with its own getrusage figures (after every thread is joined; faults, switches and \
+    system time counted over the workload only, peak RSS the process's high-water mark). In \
+    brackets: heapkit's figure ÷ that library's (time, RSS, faults, switches: below 1 is \
+    heapkit lower; frees/s and ops/s: above 1 is heapkit faster).";
+
 /// Everything as `results.json` (schema in docs/results-schema.md).
 pub fn json(rows: &[Row], extras: &Extras, options: &Options) -> Value {
     let refs = references(rows);
@@ -518,6 +530,7 @@ pub fn json(rows: &[Row], extras: &Extras, options: &Options) -> Value {
         "latency": list(&extras.probes, "latency"),
         "rss": list(&extras.probes, "rss"),
         "c_level": list(&extras.c_level, "results"),
+        "os_level": crate::stress::with_ratios(Extras::list(&extras.os_level, "results")),
         "notes": extras.notes(),
     })
 }
@@ -674,6 +687,13 @@ pub fn write(
         rss_table(extras),
         c_level_table(extras)
     );
+    let os_level = crate::stress::table(Extras::list(&extras.os_level, "results"));
+    if !os_level.is_empty() {
+        let _ = write!(
+            report,
+            "## OS-facing workloads (LD_PRELOAD)\n\n{OS_LEVEL_LEGEND}\n\n{os_level}\n"
+        );
+    }
     if !svgs.is_empty() {
         report.push_str("## Plots\n\n");
         for svg in &svgs {
@@ -701,8 +721,15 @@ pub fn write(
         "results.json",
         serde_json::to_string_pretty(&json(rows, extras, options)).unwrap_or_default(),
     )?;
+    let os_summary = if os_level.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "OS-facing workloads (in brackets: heapkit's figure ÷ that library's):\n\n{os_level}\n"
+        )
+    };
     Ok(format!(
-        "\nComparison at a glance (measured here):\n\n{glance}\nTime per operation (ratio to glibc):\n\n{pivot}\nreport: {}",
+        "\nComparison at a glance (measured here):\n\n{glance}\nTime per operation (ratio to glibc):\n\n{pivot}\n{os_summary}report: {}",
         dir.join("report.md").display()
     ))
 }
@@ -748,7 +775,36 @@ mod tests {
                 ],
                 "notes": ["tcmalloc: libtcmalloc-minimal4 is not installed; skipped"],
             }),
+            ..Extras::default()
         }
+    }
+
+    #[test]
+    fn os_facing_results_get_their_section_and_ratios() {
+        let root = std::env::temp_dir().join(format!("heapkit-report-os-{}", std::process::id()));
+        let entry = |library: &str, wall_ns: u64| {
+            json!({"library": library, "workload": "large-20", "mode": "large", "wall_ns": wall_ns,
+                   "ops": 2000, "peak_rss_bytes": 1 << 20, "minor_faults": 10, "voluntary_switches": 0,
+                   "involuntary_switches": 3, "user_ns": 1, "system_ns": 2})
+        };
+        let extras = Extras {
+            os_level: json!({"results": [entry("heapkit", 4_000_000_000), entry("glibc", 2_000_000_000)],
+                             "notes": ["os/large-20/tcmalloc: ended by its 180 s alarm"]}),
+            ..Extras::default()
+        };
+        let summary = write(&root, &[], &extras, &Options::default()).unwrap();
+        assert!(
+            summary.contains("| large-20 | time | 2.00 s (2.00×) | 4.00 s |"),
+            "{summary}"
+        );
+        let report = std::fs::read_to_string(root.join("report.md")).unwrap();
+        assert!(report.contains("## OS-facing workloads"), "{report}");
+        assert!(report.contains("- os/large-20/tcmalloc: ended by its 180 s alarm"));
+        let results: Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(results["os_level"][1]["heapkit_ratio"]["wall_ns"], 2.0);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
