@@ -61,13 +61,20 @@ pub fn precision_ns(resolution_ns: f64) -> f64 {
         .unwrap_or(10.0 * decade)
 }
 
+/// Significant digits a histogram keeps of a sample (hdrhistogram's precision): a figure is
+/// no finer than these either (a reset of 32 888 ticks shared by 1000 objects is 14.3 ns per
+/// object, not 14.296).
+const SIGNIFICANT_DIGITS: i32 = 3;
+
 /// A figure as published: 0 ("below the resolution") when under `resolution_ns`, otherwise
-/// rounded to the nearest multiple of [`precision_ns`].
+/// rounded to the nearest multiple of [`precision_ns`], or of the last of its
+/// [`SIGNIFICANT_DIGITS`] when that is coarser.
 pub fn publish(value_ns: f64, resolution_ns: f64) -> f64 {
-    if value_ns.is_nan() || value_ns < resolution_ns {
+    if value_ns.is_nan() || value_ns < resolution_ns || value_ns <= 0.0 {
         return 0.0;
     }
-    let step = precision_ns(resolution_ns);
+    let significant = 10f64.powi(value_ns.log10().floor() as i32 + 1 - SIGNIFICANT_DIGITS);
+    let step = precision_ns(resolution_ns).max(significant);
     // The second rounding drops the binary fraction's tail (5.250000000000001 → 5.25).
     ((value_ns / step).round() * step * 1e9).round() / 1e9
 }
@@ -445,7 +452,10 @@ mod tests {
         assert_eq!(publish(5.3, 0.87), 5.0);
         assert_eq!(publish(34.0, 10.3), 40.0);
         assert_eq!(publish(5.26, 0.027), 5.25);
-        assert_eq!(publish(1234.4, 1.0), 1234.0);
+        assert_eq!(publish(1234.4, 1.0), 1230.0);
+        assert_eq!(publish(14.296, 0.00087), 14.3);
+        assert_eq!(publish(0.5134, 0.00087), 0.513);
+        assert_eq!(publish(8_063_757.0, 0.87), 8_060_000.0);
     }
 
     #[test]

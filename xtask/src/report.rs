@@ -342,11 +342,18 @@ fn decimals_of(precision_ns: f64) -> usize {
     (-precision_ns.log10() - 1e-9).ceil().max(0.0) as usize
 }
 
+/// Decimals that show three significant digits of `value` (a histogram keeps no more).
+fn significant_decimals(value: f64) -> usize {
+    if !(value.is_finite() && value > 0.0) {
+        return 0;
+    }
+    (2.0 - value.log10().floor()).max(0.0) as usize
+}
+
 /// One latency figure of a probe's `summary`, never finer than its resolution: below the
-/// resolution, `< precision`; otherwise at the precision the probe rounded it to (µs and ms
-/// from 1 µs on while the precision is at most 10 ns, which their two decimals then do not
-/// exceed). Summaries written before schema 3 have no resolution: their integers print as
-/// they are.
+/// resolution, `< precision`; otherwise in ns, µs, ms or s at the precision the probe rounded
+/// it to, and at most three significant digits. Summaries written before schema 3 have no
+/// resolution: their integers print as they are.
 pub fn latency_ns_text(summary: &Value, key: &str) -> String {
     let Some(value) = summary[key].as_f64() else {
         return "–".into();
@@ -357,14 +364,19 @@ pub fn latency_ns_text(summary: &Value, key: &str) -> String {
     ) else {
         return format!("{value} ns");
     };
-    let decimals = decimals_of(precision);
     if value < resolution {
-        format!("< {precision:.decimals$} ns")
-    } else if value < 1e3 || precision > 10.0 {
-        format!("{value:.decimals$} ns")
-    } else {
-        human_time(value)
+        let decimals = decimals_of(precision);
+        return format!("< {precision:.decimals$} ns");
     }
+    let (unit_ns, unit) = match value {
+        v if v < 1e3 => (1.0, "ns"),
+        v if v < 1e6 => (1e3, "µs"),
+        v if v < 1e9 => (1e6, "ms"),
+        _ => (1e9, "s"),
+    };
+    let scaled = value / unit_ns;
+    let decimals = decimals_of(precision / unit_ns).min(significant_decimals(scaled));
+    format!("{scaled:.decimals$} {unit}")
 }
 
 fn quantiles(summary: &Value) -> String {
@@ -912,11 +924,11 @@ mod tests {
         assert!(summary.contains(clock), "{summary}");
         assert!(report.contains(clock), "{report}");
         assert!(
-            report.contains("| system | live-set | alloc | 20 ns | 80 ns | 200 ns | 20.00 µs | 20 ns | 1 | 0.87 ns | 32: 9.45 ns / 9.45 ns |"),
+            report.contains("| system | live-set | alloc | 20 ns | 80 ns | 200 ns | 20.0 µs | 20 ns | 1 | 0.87 ns | 32: 9.45 ns / 9.45 ns |"),
             "{report}"
         );
         assert!(
-            report.contains("| system | live-set | free | 15 ns | 60 ns | 150 ns | 15.00 µs | 15 ns | 1 | 0.87 ns | 32: < 0.05 ns / < 0.05 ns |"),
+            report.contains("| system | live-set | free | 15 ns | 60 ns | 150 ns | 15.0 µs | 15 ns | 1 | 0.87 ns | 32: < 0.05 ns / < 0.05 ns |"),
             "{report}"
         );
         assert!(summary.find("glibc malloc").unwrap() < summary.find("HeapKit").unwrap());
@@ -975,10 +987,13 @@ mod tests {
         assert_eq!(text(2.15, 0.027, 0.05), "2.15 ns");
         assert_eq!(text(2.2, 0.0625, 0.1), "2.2 ns");
         assert_eq!(text(0.0, 0.027, 0.05), "< 0.05 ns");
-        // From 1 µs, two decimals of µs (10 ns) are no finer than a 1 ns precision...
+        // Three significant digits at most, in a unit a reader takes in.
         assert_eq!(text(8_063_757.0, 0.87, 1.0), "8.06 ms");
-        // ... but finer than 20 ns: whole nanoseconds, already rounded to 20.
-        assert_eq!(text(1_240.0, 10.3, 20.0), "1240 ns");
+        assert_eq!(text(1_240.0, 10.3, 20.0), "1.24 µs");
+        assert_eq!(text(14.3, 0.00087, 0.001), "14.3 ns");
+        assert_eq!(text(0.513, 0.00087, 0.001), "0.513 ns");
+        assert_eq!(text(0.007, 0.00087, 0.001), "0.007 ns");
+        assert_eq!(text(20_000.0, 0.87, 1.0), "20.0 µs");
         // A summary from before schema 3 prints as it is; a missing one as a dash.
         assert_eq!(latency_ns_text(&json!({"p50_ns": 11}), "p50_ns"), "11 ns");
         assert_eq!(latency_ns_text(&json!({}), "p50_ns"), "–");
