@@ -501,9 +501,10 @@ fn latency_table(extras: &Extras) -> String {
         for op in ["alloc", "free"] {
             let s = &value[op];
             let ns = |key: &str| latency_ns_text(s, key);
+            // Two significant digits: a reset's share per object is well under 0.01 ns.
             let resolution = s["resolution_ns"]
                 .as_f64()
-                .map(|r| format!("{r:.2} ns"))
+                .map(|r| format!("{r:.*} ns", significant_decimals(r).saturating_sub(1)))
                 .unwrap_or_else(|| "–".into());
             let batched = &value["batched"][op];
             let batched = match batched["ops_per_sample"].as_u64() {
@@ -931,6 +932,10 @@ mod tests {
             report.contains("| system | live-set | free | 15 ns | 60 ns | 150 ns | 15.0 µs | 15 ns | 1 | 0.87 ns | 32: < 0.05 ns / < 0.05 ns |"),
             "{report}"
         );
+        assert!(
+            report.contains("| heapkit-fixed | pool | alloc | < 1 ns | < 1 ns | < 1 ns | < 1 ns | < 1 ns | 1 | 0.87 ns | – |"),
+            "{report}"
+        );
         assert!(summary.find("glibc malloc").unwrap() < summary.find("HeapKit").unwrap());
         // The pivot: heapkit at half of glibc's time.
         assert!(
@@ -997,6 +1002,11 @@ mod tests {
         // A summary from before schema 3 prints as it is; a missing one as a dash.
         assert_eq!(latency_ns_text(&json!({"p50_ns": 11}), "p50_ns"), "11 ns");
         assert_eq!(latency_ns_text(&json!({}), "p50_ns"), "–");
+        // Resolutions print with two significant digits.
+        assert_eq!(
+            format!("{:.*}", significant_decimals(0.00087) - 1, 0.00087),
+            "0.00087"
+        );
         assert_eq!(
             (
                 decimals_of(1.0),
