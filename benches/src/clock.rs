@@ -19,7 +19,7 @@ const STAMP_TRIES: usize = 64;
 /// Each of the two halves of the TSC calibration window.
 const HALF_WINDOW: Duration = Duration::from_millis(10);
 /// The two halves' rates may differ by this fraction before the TSC is called unsteady.
-const RATE_TOLERANCE: f64 = 1e-3;
+pub const RATE_TOLERANCE: f64 = 1e-3;
 
 /// Where the ticks come from.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -64,7 +64,7 @@ pub fn precision_ns(resolution_ns: f64) -> f64 {
 /// Significant digits a histogram keeps of a sample (hdrhistogram's precision): a figure is
 /// no finer than these either (a reset of 32 888 ticks shared by 1000 objects is 14.3 ns per
 /// object, not 14.296).
-const SIGNIFICANT_DIGITS: i32 = 3;
+pub const SIGNIFICANT_DIGITS: i32 = 3;
 
 /// A figure as published: 0 ("below the resolution") when under `resolution_ns`, otherwise
 /// rounded to the nearest multiple of [`precision_ns`], or of the last of its
