@@ -5,8 +5,9 @@
 //! # How a figure is made, and why it is honest
 //!
 //! A sample is the ticks between two [`Clock::now`] reads around `batch` operations, so it
-//! carries the clock's own cost once: the median of back-to-back reads
-//! ([`Clock::overhead_ticks`]). The histograms keep the samples as read, never adjusted or
+//! carries the clock's own cost once: the median of back-to-back reads, taken during the run
+//! (one empty section per round, [`Latencies::empty`]), so under the samples' own conditions.
+//! The histograms keep the samples as read, never adjusted or
 //! clamped. Only the summary subtracts the overhead, from each quantile (a shift of the whole
 //! distribution: `quantile(sample - overhead) = quantile(sample) - overhead`), and divides by
 //! the operations per sample. What results can be no finer than the clock's step divided by
@@ -190,8 +191,13 @@ pub struct Latencies {
     pub alloc: Series,
     /// Frees (for arenas: resets, each timing the objects it freed).
     pub free: Series,
-    /// The clock that timed both.
+    /// The clock that timed both (its overhead as measured at start-up).
     pub clock: Clock,
+    /// Empty timed sections, one per loop round among the samples: the overhead under the
+    /// run's own conditions. Measured once at start-up it ranged over 20-26 ns between probe
+    /// processes on a busy 2-core VM (a sibling thread's load slows the fences), 5 ns of
+    /// error on every figure; measured beside the samples it shares their conditions.
+    pub empty: Histogram<u64>,
 }
 
 impl Latencies {
@@ -201,7 +207,38 @@ impl Latencies {
             alloc: Series::new(alloc_batch),
             free: Series::new(free_batch),
             clock: clock.clone(),
+            empty: Series::new(1).ticks,
         }
+    }
+
+    /// Times an empty section (see [`Latencies::empty`]).
+    fn record_empty(&mut self) {
+        let started = self.clock.now();
+        let ended = self.clock.now();
+        if let Some(ticks) = ended.checked_sub(started) {
+            self.empty.saturating_record(ticks);
+        }
+    }
+
+    /// The clock with the overhead measured during the run (start-up's when none was).
+    pub fn in_run_clock(&self) -> Clock {
+        let mut clock = self.clock.clone();
+        if !self.empty.is_empty() {
+            clock.overhead_ticks = self.empty.value_at_quantile(0.5);
+        }
+        clock
+    }
+
+    /// The clock's figures in results.json (docs/results-schema.md, `clock`).
+    fn clock_json(&self) -> Value {
+        let mut json = clock_json(&self.in_run_clock());
+        json["overhead_startup_ns"] = json!(self.clock.overhead_ns());
+        json
+    }
+
+    fn summaries(&self) -> (Value, Value) {
+        let clock = self.in_run_clock();
+        (self.alloc.summary(&clock), self.free.summary(&clock))
     }
 
     /// The JSON object the probe prints (schema in docs/results-schema.md, `latency`).
@@ -209,9 +246,9 @@ impl Latencies {
         json!({
             "allocator": allocator,
             "workload": workload,
-            "clock": clock_json(&self.clock),
-            "alloc": self.alloc.summary(&self.clock),
-            "free": self.free.summary(&self.clock),
+            "clock": self.clock_json(),
+            "alloc": self.summaries().0,
+            "free": self.summaries().1,
             "batched": null,
         })
     }
@@ -222,9 +259,11 @@ impl Latencies {
     /// (closer to criterion's time per operation). Both are real; the report shows both.
     pub fn with_batched(&self, allocator: &str, workload: &str, batched: &Latencies) -> Value {
         let mut json = self.to_json(allocator, workload);
+        let (alloc, free) = batched.summaries();
         json["batched"] = json!({
-            "alloc": batched.alloc.summary(&batched.clock),
-            "free": batched.free.summary(&batched.clock),
+            "alloc": alloc,
+            "free": free,
+            "overhead_ns": batched.in_run_clock().overhead_ns(),
         });
         json
     }
@@ -274,6 +313,7 @@ pub fn global<G: GlobalAlloc>(alloc: &G, steps: usize, clock: &Clock, batch: usi
     for _ in 0..steps.div_ceil(batch) {
         let first = choose_tail(&mut live, batch, &mut rng);
         layouts.fill_with(|| rng.layout(16, 1024));
+        latencies.record_empty();
         let chosen = &mut live[first..];
         let started = clock.now();
         for &(old, old_layout) in chosen.iter() {
@@ -340,6 +380,7 @@ pub fn arena(arena: &mut impl ResetArena, steps: usize, clock: &Clock, batch: us
     let mut since_reset = 0;
     for _ in 0..steps.div_ceil(batch) {
         layouts.fill_with(|| rng.layout(16, 1024));
+        latencies.record_empty();
         let started = clock.now();
         for (block, &layout) in blocks.iter_mut().zip(&layouts) {
             *block = black_box(arena.alloc_block(layout));
@@ -380,6 +421,7 @@ pub fn fixed_pool(steps: usize, clock: &Clock, batch: usize) -> Latencies {
     let mut latencies = Latencies::new(clock, batch, batch);
     for round in 0..steps.div_ceil(batch) {
         let first = choose_tail(&mut held, batch, &mut rng);
+        latencies.record_empty();
         let started = clock.now();
         for (&slot, ok) in held[first..].iter().zip(&mut released) {
             *ok = black_box(pool.release_ptr(black_box(slot))).is_ok();
@@ -415,6 +457,10 @@ mod tests {
         assert!(json["clock"]["resolution_ns"].as_f64().unwrap() > 0.0);
         let batched = global(&crate::allocators::HEAPKIT, 2000, &Clock::monotonic(), 32);
         assert_eq!(batched.alloc.ops(), 2016);
+        assert_eq!(run.empty.len(), 2000);
+        let overhead_ns = json["clock"]["overhead_ns"].as_f64().unwrap();
+        assert_eq!(overhead_ns, run.in_run_clock().overhead_ns());
+        assert!(json["clock"]["overhead_startup_ns"].as_f64().unwrap() > 0.0);
         let both = run.with_batched("heapkit", "live-set", &batched);
         assert_eq!(both["free"]["ops_per_sample"], 1);
         assert_eq!(both["batched"]["free"]["ops_per_sample"], 32);
