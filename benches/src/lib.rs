@@ -13,6 +13,8 @@
 //!   allocation + reset, pool acquire/release).
 //! - **probe** (`src/bin/heapkit-probe.rs`): a process that runs one allocator and prints
 //!   one JSON line: per-operation [`latency`] histograms, or [`rss`] after a mixed workload.
+//! - **clock** ([`clock`]): what a latency sample is read from (the invariant TSC, else
+//!   `CLOCK_MONOTONIC`), with its measured resolution (smallest step) and overhead.
 //! - **benchmark id**: `workload/allocator/parameter`, criterion's group / function / value;
 //!   the xtask's report lines up rows with the same workload and parameter.
 //!
@@ -27,6 +29,7 @@
 
 pub mod allocators;
 pub mod arena;
+pub mod clock;
 pub mod latency;
 pub mod rng;
 pub mod rss;

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The version of results.json's layout; bump it when a field changes meaning or goes away.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// One measured benchmark.
 #[derive(Clone, Debug, PartialEq)]
@@ -337,11 +337,119 @@ impl Extras {
     }
 }
 
-fn quantiles(summary: &Value) -> String {
-    match (summary["p50_ns"].as_u64(), summary["p99_ns"].as_u64()) {
-        (Some(p50), Some(p99)) => format!("{p50} / {p99} ns"),
-        _ => "–".into(),
+/// Decimals that print multiples of `precision_ns` exactly, and nothing finer.
+fn decimals_of(precision_ns: f64) -> usize {
+    if !(precision_ns.is_finite() && precision_ns > 0.0) {
+        return 0;
     }
+    // The tolerance keeps 0.1's logarithm (-0.9999999999999998) at one decimal.
+    (-precision_ns.log10() - 1e-9).ceil().max(0.0) as usize
+}
+
+/// Decimals that show three significant digits of `value` (a histogram keeps no more).
+fn significant_decimals(value: f64) -> usize {
+    if !(value.is_finite() && value > 0.0) {
+        return 0;
+    }
+    (2.0 - value.log10().floor()).max(0.0) as usize
+}
+
+/// One latency figure of a probe's `summary`, never finer than its resolution: below the
+/// resolution, `< precision`; otherwise in ns, µs, ms or s at the precision the probe rounded
+/// it to, and at most three significant digits. Summaries written before schema 3 have no
+/// resolution: their integers print as they are.
+pub fn latency_ns_text(summary: &Value, key: &str) -> String {
+    let Some(value) = summary[key].as_f64() else {
+        return "–".into();
+    };
+    let (Some(resolution), Some(precision)) = (
+        summary["resolution_ns"].as_f64(),
+        summary["precision_ns"].as_f64(),
+    ) else {
+        return format!("{value} ns");
+    };
+    if value < resolution {
+        let decimals = decimals_of(precision);
+        return format!("< {precision:.decimals$} ns");
+    }
+    let (unit_ns, unit) = match value {
+        v if v < 1e3 => (1.0, "ns"),
+        v if v < 1e6 => (1e3, "µs"),
+        v if v < 1e9 => (1e6, "ms"),
+        _ => (1e9, "s"),
+    };
+    let scaled = value / unit_ns;
+    let decimals = decimals_of(precision / unit_ns).min(significant_decimals(scaled));
+    format!("{scaled:.decimals$} {unit}")
+}
+
+fn quantiles(summary: &Value) -> String {
+    if summary["p50_ns"].is_null() || summary["p99_ns"].is_null() {
+        return "–".into();
+    }
+    format!(
+        "{} / {}",
+        latency_ns_text(summary, "p50_ns"),
+        latency_ns_text(summary, "p99_ns")
+    )
+}
+
+/// The clocks the latency probes read, in one line: source, rate, resolution and overhead
+/// (each probe measures its own; a range when they differ), and the operations per sample.
+pub fn clock_line(extras: &Extras) -> Option<String> {
+    let probes = Extras::list(&extras.probes, "latency");
+    let clocks: Vec<&Value> = probes.iter().map(|p| &p["clock"]).collect();
+    let span = |key: &str, decimals: usize| {
+        let values: Vec<f64> = clocks.iter().filter_map(|c| c[key].as_f64()).collect();
+        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (low, high) = (format!("{low:.decimals$}"), format!("{high:.decimals$}"));
+        if low == high {
+            low
+        } else {
+            format!("{low}–{high}")
+        }
+    };
+    let mut sources: Vec<String> = clocks
+        .iter()
+        .filter_map(|c| c["source"].as_str())
+        .map(|source| match source {
+            "tsc" => format!(
+                "TSC (invariant; {} GHz against CLOCK_MONOTONIC)",
+                span("tsc_ghz", 3)
+            ),
+            "monotonic" => "CLOCK_MONOTONIC".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    sources.dedup();
+    if sources.is_empty() {
+        return None;
+    }
+    let mut batches: Vec<u64> = probes
+        .iter()
+        .filter_map(|p| p["alloc"]["ops_per_sample"].as_u64())
+        .collect();
+    batches.sort_unstable();
+    batches.dedup();
+    let batches: Vec<String> = batches.iter().map(u64::to_string).collect();
+    let mut fallbacks: Vec<&str> = clocks
+        .iter()
+        .filter_map(|c| c["fallback"].as_str())
+        .collect();
+    fallbacks.dedup();
+    let mut line = format!(
+        "Clock: {}, resolution {} ns (smallest step between back-to-back reads), overhead {} ns \
+         (median of back-to-back reads, subtracted once per sample); {} operation(s) per sample.",
+        sources.join(", "),
+        span("resolution_ns", 2),
+        span("overhead_ns", 1),
+        batches.join(" or "),
+    );
+    for fallback in fallbacks {
+        let _ = write!(line, " Not the TSC: {fallback}.");
+    }
+    Some(line)
 }
 
 /// The seed's "Comparison at a Glance", one line per allocator, measured on this machine.
@@ -388,22 +496,32 @@ pub fn glance(extras: &Extras) -> String {
 
 fn latency_table(extras: &Extras) -> String {
     let mut out = String::from(
-        "| allocator | workload | op | P50 | P99 | P99.9 | max | mean |\n|---|---|---|---:|---:|---:|---:|---:|\n",
+        "| allocator | workload | op | P50 | P99 | P99.9 | max | mean | ops per sample | resolution | batched: ops per sample, P50 / mean |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut all: Vec<&Value> = Extras::list(&extras.probes, "latency").iter().collect();
     all.sort_by_key(|v| order_of(v["allocator"].as_str().unwrap_or_default()));
     for value in all {
         for op in ["alloc", "free"] {
             let s = &value[op];
-            let ns = |key: &str| {
-                s[key]
-                    .as_f64()
-                    .map(human_time)
-                    .unwrap_or_else(|| "–".into())
+            let ns = |key: &str| latency_ns_text(s, key);
+            // Two significant digits: a reset's share per object is well under 0.01 ns.
+            let resolution = s["resolution_ns"]
+                .as_f64()
+                .map(|r| format!("{r:.*} ns", significant_decimals(r).saturating_sub(1)))
+                .unwrap_or_else(|| "–".into());
+            let batched = &value["batched"][op];
+            let batched = match batched["ops_per_sample"].as_u64() {
+                Some(n) => format!(
+                    "{n}: {} / {}",
+                    latency_ns_text(batched, "p50_ns"),
+                    latency_ns_text(batched, "mean_ns")
+                ),
+                None => "–".into(),
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {op} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {op} | {} | {} | {} | {} | {} | {} | {resolution} | {batched} |",
                 value["allocator"].as_str().unwrap_or("?"),
                 value["workload"].as_str().unwrap_or("?"),
                 ns("p50_ns"),
@@ -411,6 +529,7 @@ fn latency_table(extras: &Extras) -> String {
                 ns("p999_ns"),
                 ns("max_ns"),
                 ns("mean_ns"),
+                s["ops_per_sample"].as_u64().unwrap_or(1),
             );
         }
     }
@@ -657,7 +776,11 @@ pub fn write(
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut notes = extras.notes();
     let svgs = plots(dir, rows, extras, &mut notes);
-    let glance = glance(extras);
+    // The clock's figures stand under the glance table, in the report and on the terminal.
+    let glance = match clock_line(extras) {
+        Some(clock) => format!("{}\n{clock}\n", glance(extras)),
+        None => glance(extras),
+    };
     let pivot = pivot(rows);
     let mode = if options.quick {
         " in quick mode (fewer samples, shorter runs: expect ±10–20% noise)"
@@ -667,7 +790,8 @@ pub fn write(
     let mut report = format!(
         "# heapkit benchmark report\n\nMeasured on this machine by `cargo xtask bench`{mode}.\n\n\
          ## Comparison at a glance\n\nThe seed's table, measured. Latency: per-operation times \
-         (timer overhead subtracted) with 1000 blocks of 16 B–1 KiB live (arenas: allocation, \
+         (the clock's overhead subtracted; a figure under the clock's resolution shows as \
+         `< precision`) with 1000 blocks of 16 B–1 KiB live (arenas: allocation, \
          and the reset's time shared by the objects it frees; heapkit-fixed: pool acquire and \
          release). Fragmentation: resident bytes per live byte minus one after the mixed \
          workload (grow, free to a quarter, refill to half with small blocks). Max heap: peak \
@@ -678,7 +802,11 @@ pub fn write(
     );
     let _ = write!(
         report,
-        "## Latency distribution\n\n{}\n## Resident memory\n\nEach allocator in its own process.\n\n{}\n\
+        "## Latency distribution\n\nPer operation: each sample times `ops per sample` operations, \
+         the clock's overhead subtracted once per sample; figures are rounded to the resolution \
+         (benches/README.md, \"Latency\"). A single operation timed between fences shows its \
+         whole latency; the batched pass lets consecutive calls overlap as in a loop, nearer \
+         criterion's time per operation.\n\n{}\n## Resident memory\n\nEach allocator in its own process.\n\n{}\n\
          ## C level (LD_PRELOAD)\n\n`benches/c/pairs.c`; each mode timed several times, the \
          libraries taking turns, and the median reported with the fastest run in brackets (the \
          two-thread modes pin their threads to two CPUs); instructions counted \
@@ -750,16 +878,22 @@ mod tests {
     }
 
     fn extras() -> Extras {
-        let summary = |p50: u64| {
-            json!({"ops": 100, "mean_ns": p50 as f64, "p50_ns": p50, "p99_ns": p50 * 4,
-                                         "p999_ns": p50 * 10, "max_ns": p50 * 100, "cdf": [[p50, 0.5], [p50 * 100, 1.0]]})
+        // Per-operation figures as the probe publishes them: rounded to 1 ns, 0 when below
+        // the 0.87 ns resolution.
+        let summary = |p50: f64, ops_per_sample: u64| {
+            json!({"ops": 100 * ops_per_sample, "samples": 100, "ops_per_sample": ops_per_sample,
+                   "resolution_ns": 0.87 / ops_per_sample as f64, "precision_ns": if ops_per_sample == 1 { 1.0 } else { 0.05 },
+                   "mean_ns": p50, "p50_ns": p50, "p99_ns": p50 * 4.0,
+                   "p999_ns": p50 * 10.0, "max_ns": p50 * 1000.0, "cdf": [[p50, 0.5], [p50 * 100.0, 1.0]]})
         };
+        let clock = |overhead_ns: f64| json!({"source": "tsc", "tsc_ghz": 2.3, "resolution_ns": 0.87, "overhead_ns": overhead_ns, "fallback": null});
         Extras {
             probes: json!({
                 "latency": [
-                    {"allocator": "system", "workload": "live-set", "timer_overhead_ns": 20, "alloc": summary(20), "free": summary(15)},
-                    {"allocator": "heapkit", "workload": "live-set", "timer_overhead_ns": 20, "alloc": summary(5), "free": summary(4)},
-                    {"allocator": "heapkit-fixed", "workload": "pool", "timer_overhead_ns": 20, "alloc": summary(2), "free": summary(2)},
+                    {"allocator": "system", "workload": "live-set", "clock": clock(20.0), "alloc": summary(20.0, 1), "free": summary(15.0, 1),
+                     "batched": {"alloc": summary(9.45, 32), "free": summary(0.0, 32)}},
+                    {"allocator": "heapkit", "workload": "live-set", "clock": clock(21.0), "alloc": summary(5.0, 1), "free": summary(4.0, 1), "batched": null},
+                    {"allocator": "heapkit-fixed", "workload": "pool", "clock": clock(20.0), "alloc": summary(0.0, 1), "free": summary(2.0, 1), "batched": null},
                 ],
                 "rss": [
                     {"allocator": "system", "workload": "mixed", "baseline_bytes": 3 << 20, "peak_live_bytes": 16 << 20,
@@ -836,8 +970,28 @@ mod tests {
             "{report}"
         );
         // The glance table: measured numbers beside the seed's claims, in the seed's order.
-        assert!(summary.contains("| glibc malloc | 20 / 80 ns | 15 / 60 ns | +50% | yes | 18.0 MiB for 16.0 MiB live |"), "{summary}");
-        assert!(summary.contains("| heapkit-fixed | 2 / 8 ns | 2 / 8 ns | none (one size per pool) | yes | fixed at start-up |"), "{summary}");
+        assert!(summary.contains("| glibc malloc | 20 ns / 80 ns | 15 ns / 60 ns | +50% | yes | 18.0 MiB for 16.0 MiB live |"), "{summary}");
+        // Below the resolution: "< 1 ns", never a clamped "1 ns".
+        assert!(summary.contains("| heapkit-fixed | < 1 ns / < 1 ns | 2 ns / 8 ns | none (one size per pool) | yes | fixed at start-up |"), "{summary}");
+        // The clock's figures under the glance table, on the terminal and in the report.
+        let clock =
+            "Clock: TSC (invariant; 2.300 GHz against CLOCK_MONOTONIC), resolution 0.87 ns \
+                     (smallest step between back-to-back reads), overhead 20.0–21.0 ns (median of \
+                     back-to-back reads, subtracted once per sample); 1 operation(s) per sample.";
+        assert!(summary.contains(clock), "{summary}");
+        assert!(report.contains(clock), "{report}");
+        assert!(
+            report.contains("| system | live-set | alloc | 20 ns | 80 ns | 200 ns | 20.0 µs | 20 ns | 1 | 0.87 ns | 32: 9.45 ns / 9.45 ns |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| system | live-set | free | 15 ns | 60 ns | 150 ns | 15.0 µs | 15 ns | 1 | 0.87 ns | 32: < 0.05 ns / < 0.05 ns |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| heapkit-fixed | pool | alloc | < 1 ns | < 1 ns | < 1 ns | < 1 ns | < 1 ns | 1 | 0.87 ns | – |"),
+            "{report}"
+        );
         assert!(summary.find("glibc malloc").unwrap() < summary.find("HeapKit").unwrap());
         // The pivot: heapkit at half of glibc's time.
         assert!(
@@ -879,6 +1033,45 @@ mod tests {
         assert!(summary.contains("Comparison at a glance"));
         assert!(root.join("results.json").exists());
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn no_latency_figure_is_finer_than_its_resolution() {
+        let summary = |value: f64, resolution: f64, precision: f64| json!({"p50_ns": value, "resolution_ns": resolution, "precision_ns": precision});
+        let text = |value, resolution, precision| {
+            latency_ns_text(&summary(value, resolution, precision), "p50_ns")
+        };
+        assert_eq!(text(0.0, 0.87, 1.0), "< 1 ns");
+        assert_eq!(text(14.0, 0.87, 1.0), "14 ns");
+        assert_eq!(text(0.0, 10.3, 20.0), "< 20 ns");
+        assert_eq!(text(40.0, 10.3, 20.0), "40 ns");
+        assert_eq!(text(2.15, 0.027, 0.05), "2.15 ns");
+        assert_eq!(text(2.2, 0.0625, 0.1), "2.2 ns");
+        assert_eq!(text(0.0, 0.027, 0.05), "< 0.05 ns");
+        // Three significant digits at most, in a unit a reader takes in.
+        assert_eq!(text(8_063_757.0, 0.87, 1.0), "8.06 ms");
+        assert_eq!(text(1_240.0, 10.3, 20.0), "1.24 µs");
+        assert_eq!(text(14.3, 0.00087, 0.001), "14.3 ns");
+        assert_eq!(text(0.513, 0.00087, 0.001), "0.513 ns");
+        assert_eq!(text(0.007, 0.00087, 0.001), "0.007 ns");
+        assert_eq!(text(20_000.0, 0.87, 1.0), "20.0 µs");
+        // A summary from before schema 3 prints as it is; a missing one as a dash.
+        assert_eq!(latency_ns_text(&json!({"p50_ns": 11}), "p50_ns"), "11 ns");
+        assert_eq!(latency_ns_text(&json!({}), "p50_ns"), "–");
+        // Resolutions print with two significant digits.
+        assert_eq!(
+            format!("{:.*}", significant_decimals(0.00087) - 1, 0.00087),
+            "0.00087"
+        );
+        assert_eq!(
+            (
+                decimals_of(1.0),
+                decimals_of(0.1),
+                decimals_of(0.05),
+                decimals_of(20.0)
+            ),
+            (0, 1, 2, 0)
+        );
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! `heapkit-probe MODE ALLOCATOR [--quick]`: measures one allocator in this process and prints
-//! one JSON line (schema in docs/results-schema.md).
+//! `heapkit-probe MODE ALLOCATOR [--quick] [--monotonic] [--batch=N]`: measures one allocator
+//! in this process and prints one JSON line (schema in docs/results-schema.md).
 //!
-//! - `latency`: per-operation alloc and free times (P50 / P99 / P99.9 / max, CDF).
+//! - `latency`: per-operation alloc and free times (P50 / P99 / P99.9 / max, CDF), timed with
+//!   the invariant TSC one operation per sample, else with `CLOCK_MONOTONIC` in batches;
+//!   `--monotonic` forces the latter and `--batch=N` sets the operations per sample.
 //! - `rss`: peak and final resident memory after the mixed workload.
 //! - `list`: the allocator names each mode accepts, one per line.
 
 use heapkit_benches::allocators::{self, Visit};
+use heapkit_benches::clock::Clock;
 use heapkit_benches::{latency, rss};
 use serde_json::Value;
 use std::alloc::GlobalAlloc;
@@ -17,6 +20,8 @@ const SPECIAL: [&str; 3] = ["bumpalo", "heapkit-bump", "heapkit-fixed"];
 struct Probe {
     mode: String,
     quick: bool,
+    clock: Clock,
+    batch: usize,
     out: Option<Value>,
 }
 
@@ -38,10 +43,29 @@ impl Probe {
     }
 }
 
+impl Probe {
+    /// One latency run at the chosen batch and, when that times single operations, a second
+    /// at [`latency::BATCH`] per sample (reported under `batched`).
+    fn latency(
+        &self,
+        name: &str,
+        workload: &str,
+        run: impl Fn(&Clock, usize) -> latency::Latencies,
+    ) -> Value {
+        let main = run(&self.clock, self.batch);
+        if self.batch > 1 {
+            return main.to_json(name, workload);
+        }
+        main.with_batched(name, workload, &run(&self.clock, latency::BATCH))
+    }
+}
+
 impl Visit for Probe {
     fn visit<G: GlobalAlloc + Sync + 'static>(&mut self, name: &'static str, alloc: &'static G) {
         self.out = Some(match self.mode.as_str() {
-            "latency" => latency::global(alloc, self.latency_steps()).to_json(name, "live-set"),
+            "latency" => self.latency(name, "live-set", |clock, batch| {
+                latency::global(alloc, self.latency_steps(), clock, batch)
+            }),
             _ => rss::mixed(&mut rss::Global(alloc), self.rss_peak_bytes()).to_json(name),
         });
     }
@@ -51,13 +75,15 @@ fn special(probe: &Probe, name: &str) -> Option<Value> {
     let steps = probe.latency_steps();
     let peak = probe.rss_peak_bytes();
     Some(match (probe.mode.as_str(), name) {
-        ("latency", "bumpalo") => {
-            latency::arena(&mut bumpalo::Bump::new(), steps).to_json(name, "arena")
-        }
-        ("latency", "heapkit-bump") => {
-            latency::arena(&mut heapkit_bump::Arena::new(), steps).to_json(name, "arena")
-        }
-        ("latency", "heapkit-fixed") => latency::fixed_pool(steps).to_json(name, "pool"),
+        ("latency", "bumpalo") => probe.latency(name, "arena", |clock, batch| {
+            latency::arena(&mut bumpalo::Bump::new(), steps, clock, batch)
+        }),
+        ("latency", "heapkit-bump") => probe.latency(name, "arena", |clock, batch| {
+            latency::arena(&mut heapkit_bump::Arena::new(), steps, clock, batch)
+        }),
+        ("latency", "heapkit-fixed") => probe.latency(name, "pool", |clock, batch| {
+            latency::fixed_pool(steps, clock, batch)
+        }),
         ("rss", "bumpalo") => {
             rss::mixed(&mut rss::ArenaHeap(bumpalo::Bump::new()), peak).to_json(name)
         }
@@ -71,6 +97,8 @@ fn special(probe: &Probe, name: &str) -> Option<Value> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let monotonic = args.iter().any(|a| a == "--monotonic");
+    let batch = args.iter().find_map(|a| a.strip_prefix("--batch="));
     let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     match positional.as_slice() {
         [mode] if mode.as_str() == "list" => {
@@ -80,9 +108,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         [mode, name] if ["latency", "rss"].contains(&mode.as_str()) => {
+            // The clock is measured only for latency: calibration takes ~20 ms.
+            let clock = match (mode.as_str(), monotonic) {
+                ("latency", false) => Clock::finest(),
+                _ => Clock::monotonic(),
+            };
+            let batch = match batch.map(str::parse::<usize>) {
+                None => latency::default_batch(&clock),
+                Some(Ok(n)) if n > 0 => n,
+                Some(_) => {
+                    eprintln!("heapkit-probe: --batch=N needs a whole number above 0");
+                    return ExitCode::from(2);
+                }
+            };
             let mut probe = Probe {
                 mode: mode.to_string(),
                 quick,
+                clock,
+                batch,
                 out: None,
             };
             let out = if allocators::with_name(name, &mut probe) {
@@ -102,7 +145,10 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: heapkit-probe latency|rss ALLOCATOR [--quick] | heapkit-probe list");
+            eprintln!(
+                "usage: heapkit-probe latency|rss ALLOCATOR [--quick] [--monotonic] [--batch=N] \
+                 | heapkit-probe list"
+            );
             ExitCode::from(2)
         }
     }
