@@ -1,5 +1,7 @@
 //! A thread cache in front of a slab, watched from the back end, step by step: refills grow,
-//! a full bin flushes, and a block freed by another thread lands in *that* thread's bin.
+//! a full bin flushes (whole batches onto the class's shelf first, the rest to the back end),
+//! a thread's refill takes a batch off the shelf, and a block freed by another thread lands in
+//! *that* thread's bin.
 //! The book's chapter 5 quotes this output.
 //!
 //! `cargo run -p heapkit-tcache --example walkthrough`
@@ -13,12 +15,17 @@ use heapkit_tcache::ThreadCache;
 
 type Cache = ThreadCache<Slab<BufferPages<'static>>>;
 
-/// The back end's view of the class: blocks it handed out, got back, and has live.
+/// The back end's view of the class: blocks it handed out, got back, and has live; and the
+/// blocks waiting on the shelves.
 fn backend(cache: &Cache, class: usize) -> String {
     let s = cache.backend().class_stats(class);
     format!(
-        "back end: {:>4} handed out, {:>4} returned, {:>4} live (held by the program or a bin)",
-        s.allocations, s.deallocations, s.live_blocks
+        "back end: {:>4} handed out, {:>4} returned, {:>4} live (held by the program, a bin or \
+         the shelf); shelf: {:>3}",
+        s.allocations,
+        s.deallocations,
+        s.live_blocks,
+        cache.shelved_blocks()
     )
 }
 
@@ -52,19 +59,21 @@ fn main() {
             last = handed;
         }
     }
-    let mut returned = 0;
+    let (mut returned, mut shelved) = (0, 0);
     for (i, b) in blocks.drain(..).enumerate() {
         // SAFETY: each block is live and freed once with its layout.
         unsafe { cache.deallocate(b, layout) };
         let back = cache.backend().class_stats(class).deallocations;
-        if back != returned {
+        let shelf = cache.shelved_blocks();
+        if back != returned || shelf != shelved {
             println!(
-                "free #{:<3} found the bin full: flush of {:>3} blocks | {}",
+                "free #{:<4} found the bin full: {:>3} blocks shelved, {:>3} to the back end | {}",
                 i + 1,
+                shelf - shelved,
                 back - returned,
                 backend(&cache, class)
             );
-            returned = back;
+            (returned, shelved) = (back, shelf);
         }
     }
     println!("all 2000 freed | {}", backend(&cache, class));
@@ -80,7 +89,7 @@ fn main() {
         .unwrap()
     });
     println!(
-        "thread A allocated 100 and exited | {}",
+        "thread A allocated 100 and exited (its refills took batches off the shelf) | {}",
         backend(&cache, class)
     );
     std::thread::scope(|s| {
@@ -102,8 +111,10 @@ fn main() {
     });
     let reclaimed = cache.reclaim_idle();
     let flushed = cache.flush_thread();
+    let drained = cache.drain_depots();
     println!(
-        "main: reclaim_idle() {reclaimed} + flush_thread() {flushed} blocks | {}",
+        "main: reclaim_idle() {reclaimed} + flush_thread() {flushed} + drain_depots() {drained} \
+         blocks | {}",
         backend(&cache, class)
     );
 }
