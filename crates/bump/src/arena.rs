@@ -13,6 +13,7 @@ mod heap_map;
 pub use heap_map::{ChunkInfo, ChunkRole};
 
 use crate::chunk::{self, ChunkHeader, CHUNK_ALIGN_BYTES, HEADER_BYTES};
+use crate::global::{GlobalChunks, GLOBAL_CHUNKS};
 use crate::source::{ChunkSource, FromAllocator};
 use crate::FIRST_CHUNK_BYTES;
 use crate::{MAX_ALIGN_SERVED_BYTES, MAX_CHUNKS, MAX_GROWTH_CHUNK_BYTES, MIN_ALIGN_BYTES};
@@ -21,7 +22,6 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use heapkit_core::{align_up, dangling_block, AllocError, Allocator, Introspect, InvariantError};
 use heapkit_core::{is_aligned, Stats};
-use heapkit_pages::MmapPages;
 
 /// A bump-pointer arena: allocation moves a pointer forward, memory comes back all at once.
 ///
@@ -29,10 +29,12 @@ use heapkit_pages::MmapPages;
 /// on a [`rewind`](Self::rewind), not when the arena itself is dropped. Use
 /// [`ArenaBox`](crate::ArenaBox) for a value whose `Drop` must run.
 ///
-/// `S` is where chunks come from: any [`PageSource`](heapkit_core::PageSource) (the default is
-/// `mmap`) or any heapkit allocator wrapped in [`FromAllocator`]. The arena is `Send` when its
+/// `S` is where chunks come from: by default the program's global allocator
+/// ([`GlobalChunks`], so an arena made and dropped per request reuses the same resident memory
+/// and makes no syscall), or any [`PageSource`](heapkit_core::PageSource) (`mmap`, a fixed
+/// buffer), or any heapkit allocator wrapped in [`FromAllocator`]. The arena is `Send` when its
 /// source is, and never `Sync` (wrap it in [`heapkit_core::Locked`] to share it).
-pub struct Arena<S: ChunkSource = MmapPages> {
+pub struct Arena<S: ChunkSource = GlobalChunks> {
     /// The next free byte of the current chunk (null while there is no chunk). Always
     /// `MIN_ALIGN_BYTES`-aligned.
     ptr: Cell<*mut u8>,
@@ -78,16 +80,20 @@ pub struct Checkpoint {
     ptr: *mut u8,
 }
 
-impl Default for Arena<MmapPages> {
+impl Default for Arena<GlobalChunks> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Arena<MmapPages> {
-    /// An empty arena over `mmap`. Cheap: nothing is mapped until the first allocation.
+impl Arena<GlobalChunks> {
+    /// An empty arena whose chunks come from the program's global allocator. Cheap: nothing is
+    /// taken until the first allocation, and a dropped arena's chunks go back to the global
+    /// allocator, which hands the same resident memory to the next arena (no `mmap`, no page
+    /// fault: an arena per request costs about what bumpalo's does).
+    /// `Arena::with_source(MmapPages::new())` takes chunks straight from the kernel instead.
     pub const fn new() -> Self {
-        Self::with_source(MmapPages::new())
+        Self::with_source(GLOBAL_CHUNKS)
     }
 }
 

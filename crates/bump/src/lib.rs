@@ -11,6 +11,11 @@
 //! - **chunk**: a run of memory the arena got from its [`ChunkSource`]. It starts with a small
 //!   header (the link to the previous chunk, its size); the rest is bumped through. Chunk
 //!   sizes double, from [`FIRST_CHUNK_BYTES`] up to [`MAX_GROWTH_CHUNK_BYTES`].
+//! - **chunk source** ([`ChunkSource`]): where chunks come from and go back to. The default,
+//!   [`GlobalChunks`], takes them from the program's global allocator, which keeps what a
+//!   dropped arena gave back resident for the next one: an arena per request maps nothing and
+//!   faults nothing once warm. A [`PageSource`](heapkit_core::PageSource) (`mmap`, a buffer)
+//!   or a heapkit allocator ([`FromAllocator`]) go through [`Arena::with_source`].
 //! - **bump pointer** (`ptr`) and **end**: the next free byte of the *current* chunk and the
 //!   end of that chunk. Both live in the `Arena` itself (not in the chunk), so the fast path
 //!   reads two fields, compares once and writes one.
@@ -49,12 +54,14 @@ mod allocator;
 mod arena;
 mod boxed;
 mod chunk;
+mod global;
 mod scope;
 mod source;
 mod typed;
 
 pub use arena::{Arena, Checkpoint, ChunkInfo, ChunkRole};
 pub use boxed::ArenaBox;
+pub use global::{GlobalChunks, GlobalHeap, GLOBAL_CHUNKS};
 pub use scope::Scope;
 pub use source::{ChunkSource, FromAllocator};
 

@@ -440,11 +440,25 @@ fn send_but_not_sync() {
     assert_eq!(handle.join().unwrap(), 3);
 }
 
+/// The default arena (chunks from the global allocator) needs no OS call: Miri-able.
+#[test]
+fn default_arena_over_the_global_allocator() {
+    let mut arena = Arena::new();
+    assert_eq!(arena.allocated_bytes(), 0, "new() takes nothing");
+    for i in 0..if cfg!(miri) { 2_000u64 } else { 100_000 } {
+        arena.alloc(i);
+    }
+    checked(&arena);
+    arena.reset();
+    checked(&arena);
+    assert_eq!(arena.chunk_count(), 1);
+}
+
 #[cfg_attr(miri, ignore = "mmap is not available under Miri")]
 #[test]
-fn default_arena_over_mmap() {
-    let mut arena = Arena::new();
-    assert_eq!(arena.allocated_bytes(), 0, "new() maps nothing");
+fn arena_over_mmap() {
+    let mut arena = Arena::with_source(heapkit_pages::MmapPages::new());
+    assert_eq!(arena.allocated_bytes(), 0, "with_source maps nothing");
     for i in 0..100_000u64 {
         arena.alloc(i);
     }
@@ -452,4 +466,5 @@ fn default_arena_over_mmap() {
     arena.reset();
     checked(&arena);
     assert_eq!(arena.chunk_count(), 1);
+    assert_eq!(arena.source().mapped_bytes(), arena.allocated_bytes());
 }

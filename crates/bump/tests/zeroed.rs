@@ -198,7 +198,7 @@ fn fresh_memory_is_not_written_and_reused_memory_is_cleared() {
 #[test]
 #[cfg_attr(miri, ignore = "mmap is not available under Miri")]
 fn a_fresh_mmap_chunk_is_not_touched_by_a_zeroed_allocation() {
-    let arena = Arena::new();
+    let arena = Arena::with_source(heapkit_pages::MmapPages::new());
     let layout = Layout::from_size_align(8 << 20, 8).unwrap();
     let block = arena.try_alloc_layout_zeroed(layout).unwrap();
     // SAFETY: a live block of 8 MiB; reading untouched anonymous memory maps the zero page.
