@@ -102,6 +102,26 @@ pub unsafe trait PageSource {
         false
     }
 
+    /// Maps a run as [`map`](Self::map) does and tells whether *this* run reads as zero.
+    ///
+    /// A source that reuses runs (`heapkit_pages::Retained`) cannot promise
+    /// [`maps_zeroed`](Self::maps_zeroed) for every run, but knows for each one whether it is
+    /// fresh from the OS: callers that would otherwise zero a run (`calloc`, a slab's zero
+    /// masks) ask here. The default reports [`maps_zeroed`](Self::maps_zeroed).
+    fn map_reporting_zero(
+        &self,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        let run = self.map(len_bytes, align_bytes)?;
+        Ok((run, self.maps_zeroed()))
+    }
+
+    /// Gives back to the OS every run the source keeps for reuse after it was unmapped (a
+    /// retaining layer's runs, dirty and purged alike), as `malloc_trim` would. The default
+    /// does nothing: sources that keep nothing have nothing to release.
+    fn release_retained(&self) {}
+
     /// Makes a page-aligned range inaccessible (`accessible == false`: any access faults) or
     /// accessible again — guard pages for hardened allocators. The default refuses: a source
     /// without page protection (a caller's buffer) cannot make guards, and the allocator then
@@ -171,6 +191,18 @@ unsafe impl<P: PageSource + ?Sized> PageSource for &P {
     #[inline]
     fn maps_zeroed(&self) -> bool {
         (**self).maps_zeroed()
+    }
+    #[inline]
+    fn map_reporting_zero(
+        &self,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        (**self).map_reporting_zero(len_bytes, align_bytes)
+    }
+    #[inline]
+    fn release_retained(&self) {
+        (**self).release_retained()
     }
     #[inline]
     fn mapped_bytes(&self) -> usize {

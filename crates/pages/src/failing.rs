@@ -172,6 +172,21 @@ unsafe impl<P: PageSource> PageSource for FailingPages<P> {
         self.inner.maps_zeroed()
     }
 
+    fn map_reporting_zero(
+        &self,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        if !self.plan.admit(self.inner.mapped_bytes(), len_bytes) {
+            return Err(AllocError);
+        }
+        self.inner.map_reporting_zero(len_bytes, align_bytes)
+    }
+
+    fn release_retained(&self) {
+        self.inner.release_retained()
+    }
+
     fn mapped_bytes(&self) -> usize {
         self.inner.mapped_bytes()
     }

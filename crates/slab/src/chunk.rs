@@ -19,12 +19,12 @@
 //! lock.
 
 use crate::classes::CLASS_COUNT;
-use crate::clock;
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOTS_PER_CHUNK, SLOT_BYTES, SLOT_SHIFT};
 use crate::huge::HugeList;
 use crate::slab_meta::SlabMeta;
 use core::ptr::{self, addr_of, addr_of_mut, NonNull};
 use heapkit_core::{AllocError, PageSource};
+use heapkit_pages::clock;
 
 /// Marks the header of a slab chunk ("heapkitS").
 pub(crate) const CHUNK_MAGIC: usize = 0x6865_6170_6b69_7453;
