@@ -1,13 +1,14 @@
 //! An arena per request, as a new user first writes it: a fresh arena for each request,
 //! `ALLOCS` blocks of `SIZE` bytes (one byte written in each), dropped at the end. Prints minor
-//! page faults and wall time per request for `Arena::new()` (chunks from the global
-//! allocator), the same arena over `mmap` (the default before), and bumpalo.
+//! page faults and wall time per request for `Arena::new()` (the process-wide chunk cache),
+//! the same arena with chunks from the global allocator (`GLOBAL_CHUNKS`) and over plain
+//! `mmap` (the default before), and bumpalo.
 //!
 //! `cargo run --release -p heapkit-bump --example request_faults [requests]`
 //!
 //! Faults are read from `/proc/self/stat` around the whole loop (after one warm-up request),
 //! so they count the kernel's work: a fresh mapping per request costs a map, a first-touch
-//! fault per page and an unmap, which a chunk kept resident by the allocator does not. Time is
+//! fault per page and an unmap, which a chunk kept resident does not. Time is
 //! printed as an indication only; the criterion suite (`cargo bench -p heapkit-benches --bench
 //! arena_pool -- per_request`) is the benchmark.
 
@@ -73,10 +74,13 @@ fn main() {
     for (count, size_bytes) in SHAPES {
         let layout = Layout::from_size_align(size_bytes, 8).expect("a valid layout");
         let shape = format!("{count}x{size_bytes}B");
-        measure("Arena::new()", &shape, requests, || {
+        measure("Arena::new() (cache)", &shape, requests, || {
+            heapkit_request(&heapkit_bump::CHUNK_CACHE, count, layout)
+        });
+        measure("GLOBAL_CHUNKS", &shape, requests, || {
             heapkit_request(heapkit_bump::GLOBAL_CHUNKS, count, layout)
         });
-        measure("Arena over mmap", &shape, requests, || {
+        measure("MmapPages (before)", &shape, requests, || {
             heapkit_request(MmapPages::new(), count, layout)
         });
         measure("bumpalo", &shape, requests, || {

@@ -12,8 +12,8 @@
 mod heap_map;
 pub use heap_map::{ChunkInfo, ChunkRole};
 
+use crate::cache::{CachedChunks, CHUNK_CACHE};
 use crate::chunk::{self, ChunkHeader, CHUNK_ALIGN_BYTES, HEADER_BYTES};
-use crate::global::{GlobalChunks, GLOBAL_CHUNKS};
 use crate::source::{ChunkSource, FromAllocator};
 use crate::FIRST_CHUNK_BYTES;
 use crate::{MAX_ALIGN_SERVED_BYTES, MAX_CHUNKS, MAX_GROWTH_CHUNK_BYTES, MIN_ALIGN_BYTES};
@@ -29,12 +29,14 @@ use heapkit_core::{is_aligned, Stats};
 /// on a [`rewind`](Self::rewind), not when the arena itself is dropped. Use
 /// [`ArenaBox`](crate::ArenaBox) for a value whose `Drop` must run.
 ///
-/// `S` is where chunks come from: by default the program's global allocator
-/// ([`GlobalChunks`], so an arena made and dropped per request reuses the same resident memory
-/// and makes no syscall), or any [`PageSource`](heapkit_core::PageSource) (`mmap`, a fixed
-/// buffer), or any heapkit allocator wrapped in [`FromAllocator`]. The arena is `Send` when its
-/// source is, and never `Sync` (wrap it in [`heapkit_core::Locked`] to share it).
-pub struct Arena<S: ChunkSource = GlobalChunks> {
+/// `S` is where chunks come from: by default the process-wide [chunk cache](crate::CHUNK_CACHE)
+/// (`mmap` runs kept after an arena releases them, with decay, so an arena made and dropped per
+/// request maps nothing and faults nothing once warm), or any
+/// [`PageSource`](heapkit_core::PageSource) (`mmap` itself, a fixed buffer), the global
+/// allocator ([`GlobalChunks`](crate::GlobalChunks)), or any heapkit allocator wrapped in
+/// [`FromAllocator`]. The arena is `Send` when its source is, and never `Sync` (wrap it in
+/// [`heapkit_core::Locked`] to share it).
+pub struct Arena<S: ChunkSource = CachedChunks> {
     /// The next free byte of the current chunk (null while there is no chunk). Always
     /// `MIN_ALIGN_BYTES`-aligned.
     ptr: Cell<*mut u8>,
@@ -80,20 +82,21 @@ pub struct Checkpoint {
     ptr: *mut u8,
 }
 
-impl Default for Arena<GlobalChunks> {
+impl Default for Arena<CachedChunks> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Arena<GlobalChunks> {
-    /// An empty arena whose chunks come from the program's global allocator. Cheap: nothing is
-    /// taken until the first allocation, and a dropped arena's chunks go back to the global
-    /// allocator, which hands the same resident memory to the next arena (no `mmap`, no page
-    /// fault: an arena per request costs about what bumpalo's does).
-    /// `Arena::with_source(MmapPages::new())` takes chunks straight from the kernel instead.
+impl Arena<CachedChunks> {
+    /// An empty arena over the process-wide [chunk cache](crate::CHUNK_CACHE). Cheap: nothing
+    /// is taken until the first allocation; a dropped arena's chunks stay in the cache, pages
+    /// and all, for the next arena (no `mmap`, no page fault: an arena per request costs about
+    /// what bumpalo's does), and what is not reused goes back to the kernel after the purge
+    /// delay. `Arena::with_source(MmapPages::new())` maps and unmaps every chunk instead, and
+    /// `Arena::with_source(GLOBAL_CHUNKS)` takes them from the global allocator.
     pub const fn new() -> Self {
-        Self::with_source(GLOBAL_CHUNKS)
+        Self::with_source(&CHUNK_CACHE)
     }
 }
 
@@ -294,8 +297,7 @@ impl<S: ChunkSource> Arena<S> {
                 return Ok((spare, false));
             }
         }
-        let header = self.new_chunk(needed_bytes, align_bytes.max(CHUNK_ALIGN_BYTES))?;
-        Ok((header, self.source.chunks_zeroed()))
+        self.new_chunk(needed_bytes, align_bytes.max(CHUNK_ALIGN_BYTES))
     }
 
     /// Length of the next chunk if nothing forces a larger one: double the current chunk, and
@@ -322,12 +324,12 @@ impl<S: ChunkSource> Arena<S> {
     }
 
     /// Maps a chunk of at least `needed_bytes`: the geometric size when the limit and the
-    /// source allow it, else the smallest that fits.
+    /// source allow it, else the smallest that fits; and whether its data reads as zero.
     fn new_chunk(
         &self,
         needed_bytes: usize,
         chunk_align_bytes: usize,
-    ) -> Result<NonNull<ChunkHeader>, AllocError> {
+    ) -> Result<(NonNull<ChunkHeader>, bool), AllocError> {
         let granule_bytes = self.source.granule_bytes();
         let minimal_bytes = align_up(needed_bytes, granule_bytes).ok_or(AllocError)?;
         if minimal_bytes > isize::MAX as usize || self.chunk_count.get() >= MAX_CHUNKS {
@@ -346,7 +348,7 @@ impl<S: ChunkSource> Arena<S> {
             }
             result = self.map_chunk([preferred_bytes, minimal_bytes], chunk_align_bytes);
         }
-        let (raw, len_bytes) = result?;
+        let (raw, len_bytes, zeroed) = result?;
         debug_assert!(is_aligned(raw.as_ptr() as usize, chunk_align_bytes));
         let header = raw.cast::<ChunkHeader>();
         // SAFETY: the chunk is fresh, at least HEADER_BYTES long and aligned for the header.
@@ -359,19 +361,23 @@ impl<S: ChunkSource> Arena<S> {
             })
         };
         self.chunk_bytes.set(self.chunk_bytes.get() + len_bytes);
-        Ok(header)
+        Ok((header, zeroed))
     }
 
-    /// The first of `lengths_bytes` that the allocation limit and the source allow, mapped.
+    /// The first of `lengths_bytes` that the allocation limit and the source allow, mapped,
+    /// with its length and whether it reads as zero.
     fn map_chunk(
         &self,
         lengths_bytes: [usize; 2],
         chunk_align_bytes: usize,
-    ) -> Result<(NonNull<u8>, usize), AllocError> {
+    ) -> Result<(NonNull<u8>, usize, bool), AllocError> {
         for len_bytes in lengths_bytes {
             if self.within_limit(len_bytes) {
-                if let Ok(raw) = self.source.alloc_chunk(len_bytes, chunk_align_bytes) {
-                    return Ok((raw, len_bytes));
+                let chunk = self
+                    .source
+                    .alloc_chunk_reporting_zero(len_bytes, chunk_align_bytes);
+                if let Ok((raw, zeroed)) = chunk {
+                    return Ok((raw, len_bytes, zeroed));
                 }
             }
         }

@@ -1,17 +1,15 @@
-//! `GlobalChunks`: the default chunk source, blocks of the program's `#[global_allocator]`.
+//! `GlobalChunks`: chunks from the program's `#[global_allocator]`, as bumpalo takes them.
 //!
-//! Why this is the default (measured, see the crate README's "An arena per request"): an arena
-//! made per request takes one or two small chunks and gives them back at its end. Straight from
-//! `mmap` that is a map, a first-touch page fault and an unmap per chunk (12.8 µs per request
-//! of 64 x 64 B, 85x bumpalo). The global allocator keeps freed blocks of a few KiB in its own
-//! free lists (glibc's bins, mimalloc's pages, heapkit's classes), so the next arena's chunk is
-//! the same resident memory: no syscall, no fault, a few tens of nanoseconds. It is also what
-//! bumpalo does, works in `no_std` + `alloc` and under Miri, and leaves the policy for big
-//! chunks (when to map, when to give memory back) to the allocator the program chose.
+//! Design (a) of the crate's "arena per request" work (the [cache](crate::CHUNK_CACHE) module
+//! docs compare the two): the global allocator keeps freed blocks of a few KiB in its own free
+//! lists (glibc's bins, mimalloc's pages, heapkit's classes), so an arena made per request gets
+//! the same resident memory as the one before it, with no syscall. It is not the default
+//! because big chunks fare no better than the allocator's trimming lets them (with glibc, a
+//! request of 1 MiB in chunks faults its pages in again every time), but it needs no `mmap`:
+//! use it on `no_std` + `alloc` targets and under Miri, through
+//! `Arena::with_source(GLOBAL_CHUNKS)`.
 //!
-//! The price: chunks are not known to be zero, so zeroed allocations are cleared with a
-//! memset (an arena over [`MmapPages`](heapkit_pages::MmapPages), through
-//! [`Arena::with_source`](crate::Arena::with_source), skips it on fresh chunks).
+//! Chunks are not known to be zero, so zeroed allocations are cleared with a memset.
 
 use crate::source::FromAllocator;
 use core::alloc::{GlobalAlloc, Layout};
@@ -50,9 +48,14 @@ unsafe impl GlobalAlloc for GlobalHeap {
     }
 }
 
-/// Chunks from the program's global allocator: the default source of
-/// [`Arena::new`](crate::Arena::new). A plain [`FromAllocator`], so it is the same code path
-/// as any allocator an arena is nested in.
+/// Chunks from the program's global allocator. A plain [`FromAllocator`], so it is the same
+/// code path as any allocator an arena is nested in.
+///
+/// ```
+/// use heapkit_bump::{Arena, GLOBAL_CHUNKS};
+/// let arena = Arena::with_source(GLOBAL_CHUNKS);
+/// assert_eq!(*arena.alloc(41u32) + 1, 42);
+/// ```
 pub type GlobalChunks = FromAllocator<FromGlobal<GlobalHeap>>;
 
 /// The one value of [`GlobalChunks`] (stateless, `Send` and `Sync`).

@@ -11,11 +11,13 @@
 //! - **chunk**: a run of memory the arena got from its [`ChunkSource`]. It starts with a small
 //!   header (the link to the previous chunk, its size); the rest is bumped through. Chunk
 //!   sizes double, from [`FIRST_CHUNK_BYTES`] up to [`MAX_GROWTH_CHUNK_BYTES`].
-//! - **chunk source** ([`ChunkSource`]): where chunks come from and go back to. The default,
-//!   [`GlobalChunks`], takes them from the program's global allocator, which keeps what a
-//!   dropped arena gave back resident for the next one: an arena per request maps nothing and
-//!   faults nothing once warm. A [`PageSource`](heapkit_core::PageSource) (`mmap`, a buffer)
-//!   or a heapkit allocator ([`FromAllocator`]) go through [`Arena::with_source`].
+//! - **chunk source** ([`ChunkSource`]): where chunks come from and go back to. The default
+//!   ([`CachedChunks`]) is the process-wide **chunk cache** ([`CHUNK_CACHE`]): `mmap` runs that
+//!   dropped arenas gave back, kept with their pages for the next arena and returned to the
+//!   kernel on a decay, so an arena per request maps nothing and faults nothing once warm.
+//!   [`GlobalChunks`] takes chunks from the global allocator (as bumpalo does); any
+//!   [`PageSource`](heapkit_core::PageSource) or heapkit allocator ([`FromAllocator`]) goes
+//!   through [`Arena::with_source`].
 //! - **bump pointer** (`ptr`) and **end**: the next free byte of the *current* chunk and the
 //!   end of that chunk. Both live in the `Arena` itself (not in the chunk), so the fast path
 //!   reads two fields, compares once and writes one.
@@ -53,6 +55,7 @@ extern crate alloc;
 mod allocator;
 mod arena;
 mod boxed;
+mod cache;
 mod chunk;
 mod global;
 mod scope;
@@ -61,6 +64,7 @@ mod typed;
 
 pub use arena::{Arena, Checkpoint, ChunkInfo, ChunkRole};
 pub use boxed::ArenaBox;
+pub use cache::{CachedChunks, CHUNK_CACHE};
 pub use global::{GlobalChunks, GlobalHeap, GLOBAL_CHUNKS};
 pub use scope::Scope;
 pub use source::{ChunkSource, FromAllocator};

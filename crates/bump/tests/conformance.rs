@@ -17,12 +17,25 @@ fn conformance() {
         .run(|| Arena::with_source(test_pages(SOURCE_BYTES)));
 }
 
-/// The default source: chunks from the global allocator (Miri-able: no OS call).
+/// The default source: the process-wide chunk cache over `mmap`.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "the chunk cache maps with mmap, which Miri does not model"
+)]
 fn conformance_default_source() {
-    Suite::new("bump-arena-global")
+    Suite::new("bump-arena-cache")
         .no_live_accounting()
         .run(Arena::new);
+    heapkit_bump::CHUNK_CACHE.check().unwrap();
+}
+
+/// Chunks from the global allocator (Miri-able: no OS call).
+#[test]
+fn conformance_global_chunks() {
+    Suite::new("bump-arena-global")
+        .no_live_accounting()
+        .run(|| Arena::with_source(heapkit_bump::GLOBAL_CHUNKS));
 }
 
 #[test]
