@@ -67,9 +67,10 @@ fn arenas(c: &mut Criterion) {
     });
 }
 
-/// An arena made and dropped per request: `Arena::new()` (the process-wide chunk cache)
-/// against bumpalo; the same arena with chunks from the global allocator (the other design
-/// measured), and over plain `mmap` (the default before: a fresh mapping per request).
+/// An arena made and dropped per request: `Arena::new()` (`DefaultChunks`: small chunks from
+/// the global allocator, large ones from the process-wide chunk cache) against bumpalo; then
+/// the two designs alone (every chunk from the global allocator; every chunk from the cache)
+/// and plain `mmap` (the default before: a fresh mapping per request).
 fn per_request(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_request");
     for (count, size_bytes) in arena::PER_REQUEST_SHAPES {
@@ -77,13 +78,16 @@ fn per_request(c: &mut Criterion) {
         let shape = format!("{count}x{size_bytes}B");
         group.throughput(Throughput::Elements(count as u64));
         group.bench_function(BenchmarkId::new("heapkit-bump", &shape), |b| {
-            b.iter(|| arena::heapkit_bump_request(&heapkit_bump::CHUNK_CACHE, count, layout))
+            b.iter(|| arena::heapkit_bump_request(heapkit_bump::DefaultChunks, count, layout))
         });
         group.bench_function(BenchmarkId::new("bumpalo", &shape), |b| {
             b.iter(|| arena::bumpalo_request(count, layout))
         });
         group.bench_function(BenchmarkId::new("heapkit-bump-global", &shape), |b| {
             b.iter(|| arena::heapkit_bump_request(heapkit_bump::GLOBAL_CHUNKS, count, layout))
+        });
+        group.bench_function(BenchmarkId::new("heapkit-bump-cache", &shape), |b| {
+            b.iter(|| arena::heapkit_bump_request(&heapkit_bump::CHUNK_CACHE, count, layout))
         });
         group.bench_function(BenchmarkId::new("heapkit-bump-mmap", &shape), |b| {
             b.iter(|| arena::heapkit_bump_request(MmapPages::new(), count, layout))

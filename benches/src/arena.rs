@@ -166,6 +166,7 @@ mod tests {
     fn per_request_arenas_run() {
         for (count, size_bytes) in PER_REQUEST_SHAPES {
             let layout = Layout::from_size_align(size_bytes, 8).unwrap();
+            heapkit_bump_request(heapkit_bump::DefaultChunks, count, layout);
             heapkit_bump_request(&heapkit_bump::CHUNK_CACHE, count, layout);
             heapkit_bump_request(heapkit_bump::GLOBAL_CHUNKS, count, layout);
             heapkit_bump_request(MmapPages::new(), count, layout);

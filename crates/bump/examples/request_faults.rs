@@ -1,10 +1,14 @@
 //! An arena per request, as a new user first writes it: a fresh arena for each request,
 //! `ALLOCS` blocks of `SIZE` bytes (one byte written in each), dropped at the end. Prints minor
-//! page faults and wall time per request for `Arena::new()` (the process-wide chunk cache),
-//! the same arena with chunks from the global allocator (`GLOBAL_CHUNKS`) and over plain
-//! `mmap` (the default before), and bumpalo.
+//! page faults and wall time per request for `Arena::new()` (`DefaultChunks`: small chunks
+//! from the global allocator, large ones from the chunk cache), the two designs alone (every
+//! chunk from `CHUNK_CACHE`; every chunk from `GLOBAL_CHUNKS`), plain `mmap` (the default
+//! before), and bumpalo.
 //!
-//! `cargo run --release -p heapkit-bump --example request_faults [requests]`
+//! `cargo run --release -p heapkit-bump --example request_faults [requests] [row filter]`
+//!
+//! Then paired timing: batches of heapkit and bumpalo requests alternate, and the median of
+//! the per-pair time ratios is printed (robust to a shared machine's load drifting).
 //!
 //! Faults are read from `/proc/self/stat` around the whole loop (after one warm-up request),
 //! so they count the kernel's work: a fresh mapping per request costs a map, a first-touch
@@ -50,7 +54,12 @@ fn bumpalo_request(count: usize, layout: Layout) {
 }
 
 /// Runs `request` `requests` times after one warm-up; prints faults and time per request.
+/// Rows whose name or shape does not contain the filter (the second argument) are skipped.
 fn measure(name: &str, shape: &str, requests: usize, mut request: impl FnMut()) {
+    let filter = std::env::args().nth(2).unwrap_or_default();
+    if !name.contains(&filter) && !shape.contains(&filter) {
+        return;
+    }
     request();
     let faults_before = minor_faults();
     let start = Instant::now();
@@ -66,6 +75,42 @@ fn measure(name: &str, shape: &str, requests: usize, mut request: impl FnMut()) 
     );
 }
 
+/// Batches of requests timed in alternation (order swapped every pair): the median of the
+/// per-pair ratios is far less sensitive to load drifting on a shared machine than two runs.
+const PAIRS: usize = 41;
+const REQUESTS_PER_BATCH: usize = 200;
+
+/// Nanoseconds for a batch of `request`s.
+fn batch_nanos(request: &mut impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..REQUESTS_PER_BATCH {
+        request();
+    }
+    start.elapsed().as_nanos() as f64
+}
+
+/// Prints the median time ratio of `ours` to `theirs` over alternating batches.
+fn paired(name: &str, shape: &str, mut ours: impl FnMut(), mut theirs: impl FnMut()) {
+    let mut ratios: Vec<f64> = (0..PAIRS)
+        .map(|pair| {
+            if pair % 2 == 0 {
+                let ours_nanos = batch_nanos(&mut ours);
+                ours_nanos / batch_nanos(&mut theirs)
+            } else {
+                let theirs_nanos = batch_nanos(&mut theirs);
+                batch_nanos(&mut ours) / theirs_nanos
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "paired {name:<13} / bumpalo {shape:<10} median {:.3}x  (quartiles {:.3}-{:.3}, {PAIRS} pairs of {REQUESTS_PER_BATCH} requests)",
+        ratios[PAIRS / 2],
+        ratios[PAIRS / 4],
+        ratios[3 * PAIRS / 4],
+    );
+}
+
 fn main() {
     let requests = std::env::args()
         .nth(1)
@@ -74,7 +119,10 @@ fn main() {
     for (count, size_bytes) in SHAPES {
         let layout = Layout::from_size_align(size_bytes, 8).expect("a valid layout");
         let shape = format!("{count}x{size_bytes}B");
-        measure("Arena::new() (cache)", &shape, requests, || {
+        measure("Arena::new()", &shape, requests, || {
+            heapkit_request(heapkit_bump::DefaultChunks, count, layout)
+        });
+        measure("CHUNK_CACHE", &shape, requests, || {
             heapkit_request(&heapkit_bump::CHUNK_CACHE, count, layout)
         });
         measure("GLOBAL_CHUNKS", &shape, requests, || {
@@ -86,5 +134,28 @@ fn main() {
         measure("bumpalo", &shape, requests, || {
             bumpalo_request(count, layout)
         });
+    }
+    for (count, size_bytes) in SHAPES {
+        let layout = Layout::from_size_align(size_bytes, 8).expect("a valid layout");
+        let shape = format!("{count}x{size_bytes}B");
+        let theirs = || bumpalo_request(count, layout);
+        paired(
+            "Arena::new()",
+            &shape,
+            || heapkit_request(heapkit_bump::DefaultChunks, count, layout),
+            theirs,
+        );
+        paired(
+            "CHUNK_CACHE",
+            &shape,
+            || heapkit_request(&heapkit_bump::CHUNK_CACHE, count, layout),
+            theirs,
+        );
+        paired(
+            "GLOBAL_CHUNKS",
+            &shape,
+            || heapkit_request(heapkit_bump::GLOBAL_CHUNKS, count, layout),
+            theirs,
+        );
     }
 }

@@ -12,7 +12,7 @@
 mod heap_map;
 pub use heap_map::{ChunkInfo, ChunkRole};
 
-use crate::cache::{CachedChunks, CHUNK_CACHE};
+use crate::cache::DefaultChunks;
 use crate::chunk::{self, ChunkHeader, CHUNK_ALIGN_BYTES, HEADER_BYTES};
 use crate::source::{ChunkSource, FromAllocator};
 use crate::FIRST_CHUNK_BYTES;
@@ -36,7 +36,7 @@ use heapkit_core::{is_aligned, Stats};
 /// allocator ([`GlobalChunks`](crate::GlobalChunks)), or any heapkit allocator wrapped in
 /// [`FromAllocator`]. The arena is `Send` when its source is, and never `Sync` (wrap it in
 /// [`heapkit_core::Locked`] to share it).
-pub struct Arena<S: ChunkSource = CachedChunks> {
+pub struct Arena<S: ChunkSource = DefaultChunks> {
     /// The next free byte of the current chunk (null while there is no chunk). Always
     /// `MIN_ALIGN_BYTES`-aligned.
     ptr: Cell<*mut u8>,
@@ -82,13 +82,13 @@ pub struct Checkpoint {
     ptr: *mut u8,
 }
 
-impl Default for Arena<CachedChunks> {
+impl Default for Arena<DefaultChunks> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Arena<CachedChunks> {
+impl Arena<DefaultChunks> {
     /// An empty arena over the process-wide [chunk cache](crate::CHUNK_CACHE). Cheap: nothing
     /// is taken until the first allocation; a dropped arena's chunks stay in the cache, pages
     /// and all, for the next arena (no `mmap`, no page fault: an arena per request costs about
@@ -96,7 +96,7 @@ impl Arena<CachedChunks> {
     /// delay. `Arena::with_source(MmapPages::new())` maps and unmaps every chunk instead, and
     /// `Arena::with_source(GLOBAL_CHUNKS)` takes them from the global allocator.
     pub const fn new() -> Self {
-        Self::with_source(&CHUNK_CACHE)
+        Self::with_source(DefaultChunks)
     }
 }
 

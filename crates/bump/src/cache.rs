@@ -29,6 +29,10 @@
 //! The cache is shared by every default arena of the process, behind one spin lock taken once
 //! per chunk (never per allocation). `Arena::with_source` picks any other source.
 
+use crate::global::GLOBAL_CHUNKS;
+use crate::source::ChunkSource;
+use core::ptr::NonNull;
+use heapkit_core::{AllocError, PageSource};
 use heapkit_pages::{MmapPages, Retained};
 
 /// The process-wide chunk cache behind [`Arena::new`](crate::Arena::new): anonymous `mmap`
@@ -37,6 +41,66 @@ use heapkit_pages::{MmapPages, Retained};
 /// runs; [`release_all`](Retained::release_all) gives every kept run back at once.
 pub static CHUNK_CACHE: Retained<MmapPages> = Retained::new(MmapPages::new());
 
-/// The default chunk source: a reference to [`CHUNK_CACHE`] (a page source, hence a
-/// [`ChunkSource`](crate::ChunkSource)).
-pub type CachedChunks = &'static Retained<MmapPages>;
+/// Chunks up to this length come from the global allocator, longer ones from [`CHUNK_CACHE`].
+/// The chunks of one arena up to here (4 + 8 + 16 + 32 KiB) total 60 KiB, under glibc's
+/// default trim threshold (128 KiB), so giving them all back never makes `malloc` return
+/// memory to the kernel; and a `malloc` is cheaper than the cache's locked table walk.
+pub const SMALL_CHUNK_MAX_BYTES: usize = 32 << 10;
+
+const _: () = assert!(SMALL_CHUNK_MAX_BYTES >= crate::FIRST_CHUNK_BYTES);
+const _: () = assert!(2 * SMALL_CHUNK_MAX_BYTES <= 128 << 10);
+
+/// The default chunk source of [`Arena::new`](crate::Arena::new): chunks up to
+/// [`SMALL_CHUNK_MAX_BYTES`] from the global allocator ([`GlobalChunks`](crate::GlobalChunks)),
+/// longer ones from the process-wide [`CHUNK_CACHE`]. Which one served a chunk follows from
+/// its length alone, so giving it back needs no record. Stateless, `Send` and `Sync`.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct DefaultChunks;
+
+/// Whether a chunk of `len_bytes` is the global allocator's (else the cache's).
+#[inline]
+const fn is_small(len_bytes: usize) -> bool {
+    len_bytes <= SMALL_CHUNK_MAX_BYTES
+}
+
+// SAFETY: every chunk comes from one of two sources that keep `ChunkSource`'s promises, chosen
+// by its length; `free_chunk` gets the same length back (its contract), so it returns each
+// chunk to the source that gave it.
+unsafe impl ChunkSource for DefaultChunks {
+    /// The page size: a multiple of the global allocator's granule, and the cache's own.
+    #[inline]
+    fn granule_bytes(&self) -> usize {
+        CHUNK_CACHE.page_size()
+    }
+
+    fn alloc_chunk(&self, len_bytes: usize, align_bytes: usize) -> Result<NonNull<u8>, AllocError> {
+        self.alloc_chunk_reporting_zero(len_bytes, align_bytes)
+            .map(|(chunk, _)| chunk)
+    }
+
+    fn alloc_chunk_reporting_zero(
+        &self,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        if is_small(len_bytes) {
+            GLOBAL_CHUNKS.alloc_chunk_reporting_zero(len_bytes, align_bytes)
+        } else {
+            (&CHUNK_CACHE).alloc_chunk_reporting_zero(len_bytes, align_bytes)
+        }
+    }
+
+    unsafe fn free_chunk(&self, ptr: NonNull<u8>, len_bytes: usize, align_bytes: usize) {
+        // SAFETY: the caller passes back a chunk of `alloc_chunk(len_bytes, align_bytes)`,
+        // which the same length test sent to this same source.
+        unsafe {
+            if is_small(len_bytes) {
+                GLOBAL_CHUNKS.free_chunk(ptr, len_bytes, align_bytes)
+            } else {
+                (&CHUNK_CACHE).free_chunk(ptr, len_bytes, align_bytes)
+            }
+        }
+    }
+}
+
+const _: () = assert!(SMALL_CHUNK_MAX_BYTES % crate::FIRST_CHUNK_BYTES == 0);

@@ -64,7 +64,7 @@ mod typed;
 
 pub use arena::{Arena, Checkpoint, ChunkInfo, ChunkRole};
 pub use boxed::ArenaBox;
-pub use cache::{CachedChunks, CHUNK_CACHE};
+pub use cache::{DefaultChunks, CHUNK_CACHE, SMALL_CHUNK_MAX_BYTES};
 pub use global::{GlobalChunks, GlobalHeap, GLOBAL_CHUNKS};
 pub use scope::Scope;
 pub use source::{ChunkSource, FromAllocator};
