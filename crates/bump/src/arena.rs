@@ -29,11 +29,11 @@ use heapkit_core::{is_aligned, Stats};
 /// on a [`rewind`](Self::rewind), not when the arena itself is dropped. Use
 /// [`ArenaBox`](crate::ArenaBox) for a value whose `Drop` must run.
 ///
-/// `S` is where chunks come from: by default the process-wide [chunk cache](crate::CHUNK_CACHE)
-/// (`mmap` runs kept after an arena releases them, with decay, so an arena made and dropped per
-/// request maps nothing and faults nothing once warm), or any
+/// `S` is where chunks come from: by default [`DefaultChunks`] (small chunks from the global
+/// allocator, large ones from the process-wide [chunk cache](crate::CHUNK_CACHE), so an arena
+/// made and dropped per request maps nothing and faults nothing once warm), or any
 /// [`PageSource`](heapkit_core::PageSource) (`mmap` itself, a fixed buffer), the global
-/// allocator ([`GlobalChunks`](crate::GlobalChunks)), or any heapkit allocator wrapped in
+/// allocator alone ([`GlobalChunks`](crate::GlobalChunks)), or any heapkit allocator wrapped in
 /// [`FromAllocator`]. The arena is `Send` when its source is, and never `Sync` (wrap it in
 /// [`heapkit_core::Locked`] to share it).
 pub struct Arena<S: ChunkSource = DefaultChunks> {
@@ -89,12 +89,13 @@ impl Default for Arena<DefaultChunks> {
 }
 
 impl Arena<DefaultChunks> {
-    /// An empty arena over the process-wide [chunk cache](crate::CHUNK_CACHE). Cheap: nothing
-    /// is taken until the first allocation; a dropped arena's chunks stay in the cache, pages
-    /// and all, for the next arena (no `mmap`, no page fault: an arena per request costs about
-    /// what bumpalo's does), and what is not reused goes back to the kernel after the purge
-    /// delay. `Arena::with_source(MmapPages::new())` maps and unmaps every chunk instead, and
-    /// `Arena::with_source(GLOBAL_CHUNKS)` takes them from the global allocator.
+    /// An empty arena over [`DefaultChunks`]. Cheap: nothing is taken until the first
+    /// allocation. A dropped arena's small chunks go back to the global allocator and its large
+    /// ones to the process-wide [chunk cache](crate::CHUNK_CACHE), pages and all, for the next
+    /// arena: an arena per request maps nothing and faults nothing once warm, and what is not
+    /// reused goes back to the kernel after the purge delay.
+    /// `Arena::with_source(MmapPages::new())` maps and unmaps every chunk instead, and
+    /// `Arena::with_source(GLOBAL_CHUNKS)` takes them all from the global allocator.
     pub const fn new() -> Self {
         Self::with_source(DefaultChunks)
     }

@@ -1,33 +1,34 @@
-//! The chunk cache: [`CHUNK_CACHE`], the process-wide source of [`Arena::new`](crate::Arena::new).
+//! The default chunk source, [`DefaultChunks`]: small chunks from the global allocator, large
+//! ones from [`CHUNK_CACHE`], a process-wide cache of released chunks with decay.
 //!
 //! An arena made per request takes a chunk or two and gives them back at its end. Straight
 //! from `mmap`, every request paid a map, a first-touch page fault per page and an unmap:
-//! 12.8 µs per request of 64 x 64 B, 85x bumpalo. Two ways out were built and measured (the
-//! crate README's "An arena per request" has the figures and commands):
+//! 12.8 µs per request of 64 x 64 B, 85x bumpalo. Two designs were built and measured (the
+//! crate README's "An arena per request" has the figures and the commands):
 //!
 //! - **(a) chunks from the global allocator** ([`GlobalChunks`](crate::GlobalChunks)), as
-//!   bumpalo does. As fast as bumpalo on small requests, and just as bad on big ones: with
-//!   glibc, a request of 256 x 4 KiB (1 MiB in chunks of 4 KiB to 1 MiB) gives back more than
-//!   the trim threshold at its end, glibc returns it to the kernel and the next request faults
-//!   every page in again (209 faults per request, like bumpalo's 218).
-//! - **(b) a process-wide, bounded cache of released chunks with decay** (this module): a
-//!   `static` [`Retained`]`<`[`MmapPages`]`>` from heapkit-pages. A dropped arena's chunks are
-//!   kept with their pages; the next arena's chunk requests take them by best fit. What is not
+//!   bumpalo does. Fast for small chunks, which `malloc` keeps in its free lists, per thread.
+//!   Big ones fare as the allocator's trimming lets them: with glibc a request of 256 x 4 KiB
+//!   (chunks of 4 KiB to 1 MiB) gives back more than the trim threshold, glibc returns it to
+//!   the kernel and the next request faults every page in again (209 faults per request;
+//!   bumpalo 218), or not, depending on the history of glibc's dynamic thresholds.
+//! - **(b) a process-wide, bounded cache of released chunks with decay** ([`CHUNK_CACHE`], a
+//!   `static` [`Retained`]`<`[`MmapPages`]`>` of heapkit-pages). A dropped arena's chunks are
+//!   kept with their pages; the next arena's requests take them by best fit. What is not
 //!   reused is purged after the purge delay (1 s) and unmapped after ten delays; dirty bytes
 //!   above `max(8 MiB, a quarter of the bytes in use)` are purged at once, oldest first; the
-//!   table holds at most 64 runs; a failed `mmap` releases everything and retries. Small
-//!   requests cost the same as (a) (a spin lock and a scan of a few runs per chunk instead of
-//!   a `malloc`), big ones 100x less than bumpalo: no fault at all.
+//!   table holds at most 64 runs; a failed `mmap` releases everything and retries. No fault
+//!   for big requests, whatever the global allocator; but one spin lock for the whole process
+//!   and a table walk per chunk, which costs more than a `malloc` for a small one.
 //!
-//! (b) is the default: it is never worse than (a) and removes the faults (a) keeps wherever
-//! the global allocator trims; it gives memory back on a schedule of its own rather than the
-//! global allocator's; and a chunk fresh from the kernel is still known to be zero
-//! ([`ChunkSource::alloc_chunk_reporting_zero`](crate::ChunkSource::alloc_chunk_reporting_zero)),
-//! so a big zeroed allocation in a fresh chunk costs no memset. (a) stays available for
-//! `no_std` + `alloc` targets and Miri, where there is no `mmap`.
-//!
-//! The cache is shared by every default arena of the process, behind one spin lock taken once
-//! per chunk (never per allocation). `Arena::with_source` picks any other source.
+//! So the default takes each where it measured best: chunks up to [`SMALL_CHUNK_MAX_BYTES`]
+//! (an arena's first four, 60 KiB in all, under glibc's default trim threshold, so giving
+//! them back never trims) from the global allocator, with no shared lock on the common path of
+//! a small request; longer chunks from the cache, which never faults them in twice and knows
+//! which of its runs are fresh from the kernel (zeroed allocations there skip the memset). The
+//! split follows from a chunk's length alone. `Arena::with_source` picks any other source:
+//! [`GLOBAL_CHUNKS`](crate::GLOBAL_CHUNKS) alone for `no_std` + `alloc` and Miri (no `mmap`),
+//! `&CHUNK_CACHE` alone, or `MmapPages` to map and unmap every chunk.
 
 use crate::global::GLOBAL_CHUNKS;
 use crate::source::ChunkSource;
@@ -86,7 +87,7 @@ unsafe impl ChunkSource for DefaultChunks {
         if is_small(len_bytes) {
             GLOBAL_CHUNKS.alloc_chunk_reporting_zero(len_bytes, align_bytes)
         } else {
-            (&CHUNK_CACHE).alloc_chunk_reporting_zero(len_bytes, align_bytes)
+            CHUNK_CACHE.alloc_chunk_reporting_zero(len_bytes, align_bytes)
         }
     }
 
@@ -97,7 +98,7 @@ unsafe impl ChunkSource for DefaultChunks {
             if is_small(len_bytes) {
                 GLOBAL_CHUNKS.free_chunk(ptr, len_bytes, align_bytes)
             } else {
-                (&CHUNK_CACHE).free_chunk(ptr, len_bytes, align_bytes)
+                CHUNK_CACHE.free_chunk(ptr, len_bytes, align_bytes)
             }
         }
     }

@@ -1,12 +1,11 @@
 //! `GlobalChunks`: chunks from the program's `#[global_allocator]`, as bumpalo takes them.
 //!
-//! Design (a) of the crate's "arena per request" work (the [cache](crate::CHUNK_CACHE) module
-//! docs compare the two): the global allocator keeps freed blocks of a few KiB in its own free
-//! lists (glibc's bins, mimalloc's pages, heapkit's classes), so an arena made per request gets
-//! the same resident memory as the one before it, with no syscall. It is not the default
-//! because big chunks fare no better than the allocator's trimming lets them (with glibc, a
-//! request of 1 MiB in chunks faults its pages in again every time), but it needs no `mmap`:
-//! use it on `no_std` + `alloc` targets and under Miri, through
+//! Design (a) of the "arena per request" work (the `cache` module's docs, on
+//! [`DefaultChunks`](crate::DefaultChunks), compare the two): the global allocator keeps freed
+//! blocks of a few KiB in its own free lists, so an arena made per request gets the same
+//! resident memory as the one before it, with no syscall. The default source takes chunks up
+//! to [`SMALL_CHUNK_MAX_BYTES`](crate::SMALL_CHUNK_MAX_BYTES) from here. Alone it needs no
+//! `mmap`: use it on `no_std` + `alloc` targets and under Miri, through
 //! `Arena::with_source(GLOBAL_CHUNKS)`.
 //!
 //! Chunks are not known to be zero, so zeroed allocations are cleared with a memset.

@@ -11,11 +11,12 @@
 //! - **chunk**: a run of memory the arena got from its [`ChunkSource`]. It starts with a small
 //!   header (the link to the previous chunk, its size); the rest is bumped through. Chunk
 //!   sizes double, from [`FIRST_CHUNK_BYTES`] up to [`MAX_GROWTH_CHUNK_BYTES`].
-//! - **chunk source** ([`ChunkSource`]): where chunks come from and go back to. The default
-//!   ([`CachedChunks`]) is the process-wide **chunk cache** ([`CHUNK_CACHE`]): `mmap` runs that
-//!   dropped arenas gave back, kept with their pages for the next arena and returned to the
-//!   kernel on a decay, so an arena per request maps nothing and faults nothing once warm.
-//!   [`GlobalChunks`] takes chunks from the global allocator (as bumpalo does); any
+//! - **chunk source** ([`ChunkSource`]): where chunks come from and go back to. The default,
+//!   [`DefaultChunks`], takes chunks up to [`SMALL_CHUNK_MAX_BYTES`] from the global allocator
+//!   ([`GlobalChunks`], as bumpalo does) and longer ones from the **chunk cache**
+//!   ([`CHUNK_CACHE`]): `mmap` runs that dropped arenas gave back, kept with their pages for
+//!   the next arena and returned to the kernel on a decay. Either way an arena per request
+//!   maps nothing and faults nothing once warm. Any
 //!   [`PageSource`](heapkit_core::PageSource) or heapkit allocator ([`FromAllocator`]) goes
 //!   through [`Arena::with_source`].
 //! - **bump pointer** (`ptr`) and **end**: the next free byte of the *current* chunk and the
