@@ -44,6 +44,11 @@ pub const RELEASE_DELAY_FACTOR: u64 = 10;
 /// to 25 % over what the program holds.
 pub const IN_USE_SHARE_SHIFT: u32 = 2;
 
+/// At most this many dirty pieces are moved into one fresh run after a miss. Each becomes a
+/// mapping of its own in the kernel (moved anonymous pages do not merge with their
+/// neighbours), so the bound keeps a process far below `vm.max_map_count` (65,530).
+pub const GATHER_PIECES: usize = 8;
+
 /// One retained run: its addresses, and since when it is in its state.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Run {
@@ -88,6 +93,8 @@ pub struct RetainedBytes {
     pub reused_maps: usize,
     /// `map` calls the inner source served so far.
     pub fresh_maps: usize,
+    /// Bytes of dirty runs moved into fresh runs so far (see [`GATHER_PIECES`]).
+    pub gathered_bytes: usize,
 }
 
 /// The table behind the lock.
@@ -103,6 +110,7 @@ struct Table {
     oldest_purged_ms: u64,
     reused_maps: usize,
     fresh_maps: usize,
+    gathered_bytes: usize,
 }
 
 /// When runs decay, read once per call.
@@ -126,6 +134,7 @@ impl Table {
             oldest_purged_ms: u64::MAX,
             reused_maps: 0,
             fresh_maps: 0,
+            gathered_bytes: 0,
         }
     }
 
@@ -227,6 +236,97 @@ impl Table {
             }
         }
         Some(start)
+    }
+
+    /// On a miss: grows a dirty run in place at its end (`inner.extend`) so that it holds
+    /// `len_bytes` at `align_bytes`: only the new pages fault in, as when glibc's heap grows
+    /// its top chunk. Returns the start of the piece handed out (the run's head stays).
+    fn take_extended<P: PageSource>(
+        &mut self,
+        inner: &P,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Option<usize> {
+        for index in 0..self.count {
+            let run = self.runs[index];
+            if !run.dirty {
+                continue;
+            }
+            let Some(start) = heapkit_core::align_up(run.addr, align_bytes) else {
+                continue;
+            };
+            let Some(end) = start.checked_add(len_bytes) else {
+                continue;
+            };
+            if start >= run.end() || end <= run.end() {
+                continue;
+            }
+            // SAFETY: a retained run's end is non-null (it follows a non-empty run).
+            let run_end = unsafe { NonNull::new_unchecked(run.end() as *mut u8) };
+            if inner.extend(run_end, end - run.end()).is_err() {
+                continue;
+            }
+            let run = self.remove(index);
+            if start > run.addr {
+                self.insert(
+                    inner,
+                    Run {
+                        len_bytes: start - run.addr,
+                        ..run
+                    },
+                );
+            }
+            return Some(start);
+        }
+        None
+    }
+
+    /// After a miss: moves resident pieces of dirty runs, largest first, into the fresh run at
+    /// `dest` (`inner.move_pages`: page table entries move, no byte is copied), so that the
+    /// pages the program touches next are already resident instead of faulting in. At most
+    /// [`GATHER_PIECES`] pieces (each one a mapping of its own afterwards); a piece the inner
+    /// source cannot move is skipped. Returns the bytes moved in.
+    fn gather<P: PageSource>(&mut self, inner: &P, dest: usize, len_bytes: usize) -> usize {
+        let mut by_size = self.runs;
+        let candidates = &mut by_size[..self.count];
+        candidates.sort_unstable_by_key(|r| core::cmp::Reverse(r.len_bytes));
+        let (mut filled, mut pieces) = (0, 0);
+        for run in candidates.iter().filter(|r| r.dirty) {
+            if filled == len_bytes || pieces == GATHER_PIECES {
+                break;
+            }
+            let piece = run.len_bytes.min(len_bytes - filled);
+            // SAFETY: the run is retained (unused, within runs of `inner`), the destination
+            // is a fresh run of `inner` nobody uses yet; both page-aligned and disjoint.
+            let moved = unsafe {
+                inner.move_pages(
+                    NonNull::new_unchecked(run.addr as *mut u8),
+                    NonNull::new_unchecked((dest + filled) as *mut u8),
+                    piece,
+                )
+            };
+            if moved.is_err() {
+                continue;
+            }
+            let Some(index) = self.live().iter().position(|r| r.addr == run.addr) else {
+                debug_assert!(false, "a gathered run left the table");
+                break;
+            };
+            let run = self.remove(index);
+            if piece < run.len_bytes {
+                self.insert(
+                    inner,
+                    Run {
+                        addr: run.addr + piece,
+                        len_bytes: run.len_bytes - piece,
+                        ..run
+                    },
+                );
+            }
+            filled += piece;
+            pieces += 1;
+        }
+        filled
     }
 
     /// Purges what is due under `decay`: the oldest dirty runs while dirty bytes exceed the
@@ -478,6 +578,7 @@ impl<P> Retained<P> {
             runs: t.count,
             reused_maps: t.reused_maps,
             fresh_maps: t.fresh_maps,
+            gathered_bytes: t.gathered_bytes,
         }
     }
 }
@@ -584,11 +685,13 @@ unsafe impl<P: PageSource> PageSource for Retained<P> {
         align_bytes: usize,
     ) -> Result<(NonNull<u8>, bool), AllocError> {
         let align_bytes = check_map_args(self.inner.page_size(), len_bytes, align_bytes)?;
-        {
+        let gather = {
             let guard = self.locked();
             let table = &mut *guard.table;
             if table.count > 0 {
-                let taken = table.take_fit(&self.inner, len_bytes, align_bytes);
+                let taken = table
+                    .take_fit(&self.inner, len_bytes, align_bytes)
+                    .or_else(|| table.take_extended(&self.inner, len_bytes, align_bytes));
                 let decay = self.decay(table, (self.clock)());
                 table.decay(&self.inner, decay);
                 if let Some(start) = taken {
@@ -598,15 +701,24 @@ unsafe impl<P: PageSource> PageSource for Retained<P> {
                 }
             }
             table.fresh_maps += 1;
-        }
+            table.dirty_bytes > 0
+        };
         // Mapped without the lock: a slow `mmap` must not stall the other threads' reuse.
-        match self.inner.map_reporting_zero(len_bytes, align_bytes) {
-            Ok(mapped) => Ok(mapped),
+        let (run, zeroed) = match self.inner.map_reporting_zero(len_bytes, align_bytes) {
+            Ok(mapped) => mapped,
             Err(_) if self.release_all() > 0 => {
-                self.inner.map_reporting_zero(len_bytes, align_bytes)
+                return self.inner.map_reporting_zero(len_bytes, align_bytes);
             }
-            Err(e) => Err(e),
+            Err(e) => return Err(e),
+        };
+        if !gather {
+            return Ok((run, zeroed));
         }
+        let guard = self.locked();
+        let table = &mut *guard.table;
+        let moved_bytes = table.gather(&self.inner, run.as_ptr() as usize, len_bytes);
+        table.gathered_bytes += moved_bytes;
+        Ok((run, zeroed && moved_bytes == 0))
     }
 
     unsafe fn unmap(&self, ptr: NonNull<u8>, len_bytes: usize) {
@@ -790,6 +902,7 @@ mod tests {
         assert_eq!(r.retained().dirty_bytes, 0);
         r.set_purge_delay_ms(u64::MAX);
         let run = map(&r, 4, 1);
+        let _gap = map(&r, 1, 1); // the run cannot grow in place
         unmap(&r, run, 4);
         advance(u64::MAX / 2);
         let _miss = map(&r, 8, 1); // a miss, still a slow path
@@ -905,6 +1018,55 @@ mod tests {
         assert_eq!(r.mapped_bytes(), 0);
     }
 
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap and mremap
+    fn a_miss_gathers_resident_pieces_into_the_fresh_run() {
+        let r = Retained::new(crate::MmapPages::new());
+        let (a, _) = r.map_reporting_zero(4 * PAGE, PAGE).unwrap();
+        // A live page between them: the two runs cannot merge into one.
+        let (gap, _) = r.map_reporting_zero(PAGE, PAGE).unwrap();
+        let (b, _) = r.map_reporting_zero(2 * PAGE, PAGE).unwrap();
+        // SAFETY: both runs are ours.
+        unsafe {
+            a.as_ptr().write_bytes(0xA, 4 * PAGE);
+            b.as_ptr().write_bytes(0xB, 2 * PAGE);
+        }
+        unmap(&r, a.as_ptr() as usize, 4);
+        unmap(&r, b.as_ptr() as usize, 2);
+        let (big, zero) = r.map_reporting_zero(16 * PAGE, PAGE).unwrap();
+        assert!(!zero, "old pages were moved in");
+        let seen = r.retained();
+        assert_eq!(seen.gathered_bytes, 6 * PAGE);
+        assert_eq!((seen.dirty_bytes, seen.runs), (0, 0));
+        assert_eq!(r.mapped_bytes(), 17 * PAGE);
+        // SAFETY: the run is ours, 16 pages long.
+        let bytes = unsafe { core::slice::from_raw_parts(big.as_ptr(), 16 * PAGE) };
+        assert!(
+            bytes[..4 * PAGE].iter().all(|&x| x == 0xA),
+            "largest piece first"
+        );
+        assert!(bytes[4 * PAGE..6 * PAGE].iter().all(|&x| x == 0xB));
+        assert!(bytes[6 * PAGE..].iter().all(|&x| x == 0));
+        r.check().unwrap();
+        unmap(&r, big.as_ptr() as usize, 16);
+        unmap(&r, gap.as_ptr() as usize, 1);
+        r.release_all();
+        assert_eq!(r.mapped_bytes(), 0);
+    }
+
+    #[test]
+    fn a_miss_grows_a_dirty_run_in_place_where_the_source_can() {
+        let r = layer(64);
+        let run = map(&r, 4, 1);
+        unmap(&r, run, 4);
+        // BufferPages extends into the free pages after the run: only they are new.
+        assert_eq!(map(&r, 10, 1), run);
+        let seen = r.retained();
+        assert_eq!((seen.reused_maps, seen.fresh_maps, seen.runs), (1, 1, 0));
+        assert_eq!(r.mapped_bytes(), 10 * PAGE);
+        r.check().unwrap();
+    }
+
     mod model {
         use super::*;
         use proptest::prelude::*;
@@ -932,53 +1094,80 @@ mod tests {
             /// hand out a run that was not given back, and the table stays sound.
             #[test]
             fn runs_never_overlap(ops in proptest::collection::vec(op(), 1..200), delay_ms in 0u64..200, threshold_pages in 0usize..32) {
-                let r = layer(256);
-                r.set_purge_delay_ms(delay_ms);
-                r.set_purge_threshold_bytes(threshold_pages * PAGE);
-                let mut live: std::vec::Vec<(usize, usize, u8)> = std::vec::Vec::new();
-                for (step, op) in ops.into_iter().enumerate() {
-                    match op {
-                        Op::Map { pages, align_shift } => {
-                            let align = PAGE << align_shift;
-                            if let Ok(run) = r.map(pages * PAGE, align) {
-                                let addr = run.as_ptr() as usize;
-                                prop_assert_eq!(addr % align, 0);
-                                for &(other, len, _) in &live {
-                                    prop_assert!(addr + pages * PAGE <= other || other + len <= addr,
-                                        "overlap at step {}", step);
-                                }
-                                let mark = step as u8;
-                                // SAFETY: a live run of ours.
-                                unsafe { run.as_ptr().write_bytes(mark, pages * PAGE) };
-                                live.push((addr, pages * PAGE, mark));
-                            }
-                        }
-                        Op::Unmap { index, tail_pages } if !live.is_empty() => {
-                            let i = index % live.len();
-                            let (addr, len, mark) = live[i];
-                            // SAFETY: a live run of ours.
-                            let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
-                            prop_assert!(bytes.iter().all(|&b| b == mark), "a live run was touched");
-                            let tail = (tail_pages * PAGE).min(len - PAGE);
-                            if tail > 0 {
-                                // Give back the tail only: the head stays live.
-                                unmap(&r, addr + len - tail, tail / PAGE);
-                                live[i].1 = len - tail;
-                            } else {
-                                unmap(&r, addr, len / PAGE);
-                                live.swap_remove(i);
-                            }
-                        }
-                        Op::Unmap { .. } => {}
-                        Op::Advance { ms } => advance(ms),
-                        Op::Release => r.release_retained(),
-                    }
-                    prop_assert!(r.check().is_ok(), "{:?}", r.check());
-                    let live_bytes: usize = live.iter().map(|&(_, len, _)| len).sum();
-                    let kept = r.retained();
-                    prop_assert_eq!(r.mapped_bytes(), live_bytes + kept.dirty_bytes + kept.purged_bytes);
-                }
+                run_model(layer(256), ops, delay_ms, threshold_pages)?;
             }
+
+            /// The same over `mmap`, where misses gather resident pieces with `mremap`.
+            #[test]
+            #[cfg_attr(miri, ignore)]
+            fn runs_never_overlap_over_mmap(ops in proptest::collection::vec(op(), 1..120), delay_ms in 0u64..200, threshold_pages in 0usize..32) {
+                run_model(Retained::with_clock(crate::MmapPages::new(), test_clock), ops, delay_ms, threshold_pages)?;
+            }
+        }
+
+        fn run_model<P: PageSource>(
+            r: Retained<P>,
+            ops: std::vec::Vec<Op>,
+            delay_ms: u64,
+            threshold_pages: usize,
+        ) -> Result<(), TestCaseError> {
+            r.set_purge_delay_ms(delay_ms);
+            r.set_purge_threshold_bytes(threshold_pages * PAGE);
+            let mut live: std::vec::Vec<(usize, usize, u8)> = std::vec::Vec::new();
+            for (step, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Map { pages, align_shift } => {
+                        let align = PAGE << align_shift;
+                        if let Ok(run) = r.map(pages * PAGE, align) {
+                            let addr = run.as_ptr() as usize;
+                            prop_assert_eq!(addr % align, 0);
+                            for &(other, len, _) in &live {
+                                prop_assert!(
+                                    addr + pages * PAGE <= other || other + len <= addr,
+                                    "overlap at step {}",
+                                    step
+                                );
+                            }
+                            let mark = step as u8;
+                            // SAFETY: a live run of ours.
+                            unsafe { run.as_ptr().write_bytes(mark, pages * PAGE) };
+                            live.push((addr, pages * PAGE, mark));
+                        }
+                    }
+                    Op::Unmap { index, tail_pages } if !live.is_empty() => {
+                        let i = index % live.len();
+                        let (addr, len, mark) = live[i];
+                        // SAFETY: a live run of ours.
+                        let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
+                        prop_assert!(bytes.iter().all(|&b| b == mark), "a live run was touched");
+                        let tail = (tail_pages * PAGE).min(len - PAGE);
+                        if tail > 0 {
+                            // Give back the tail only: the head stays live.
+                            unmap(&r, addr + len - tail, tail / PAGE);
+                            live[i].1 = len - tail;
+                        } else {
+                            unmap(&r, addr, len / PAGE);
+                            live.swap_remove(i);
+                        }
+                    }
+                    Op::Unmap { .. } => {}
+                    Op::Advance { ms } => advance(ms),
+                    Op::Release => r.release_retained(),
+                }
+                prop_assert!(r.check().is_ok(), "{:?}", r.check());
+                let live_bytes: usize = live.iter().map(|&(_, len, _)| len).sum();
+                let kept = r.retained();
+                prop_assert_eq!(
+                    r.mapped_bytes(),
+                    live_bytes + kept.dirty_bytes + kept.purged_bytes
+                );
+            }
+            for (addr, len, _) in live {
+                unmap(&r, addr, len / PAGE);
+            }
+            r.release_all();
+            prop_assert_eq!(r.mapped_bytes(), 0);
+            Ok(())
         }
     }
 }
