@@ -185,7 +185,9 @@ impl Table {
             let neighbour = self.remove(index);
             run.addr = run.addr.min(neighbour.addr);
             run.len_bytes += neighbour.len_bytes;
-            run.since_ms = run.since_ms.max(neighbour.since_ms);
+            // The older time: pages that waited stay due, whatever joins them (the newer
+            // time would let a run that keeps growing by small frees stay dirty forever).
+            run.since_ms = run.since_ms.min(neighbour.since_ms);
         }
         if self.count == RETAINED_RUNS {
             let (smallest, len_bytes) = self
