@@ -56,6 +56,9 @@ pub const GATHER_PIECES: usize = 8;
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Run {
     addr: usize,
+    /// A pointer whose provenance covers the run (the one it came back through): handed-out
+    /// pointers are derived from it, never cast from `addr` (Miri's strict provenance).
+    base: *mut u8,
     len_bytes: usize,
     /// When the run became dirty (unmapped) or purged.
     since_ms: u64,
@@ -66,6 +69,7 @@ struct Run {
 impl Run {
     const EMPTY: Run = Run {
         addr: 0,
+        base: core::ptr::null_mut(),
         len_bytes: 0,
         since_ms: 0,
         dirty: false,
@@ -73,6 +77,13 @@ impl Run {
 
     const fn end(&self) -> usize {
         self.addr + self.len_bytes
+    }
+
+    /// A pointer to `addr` (inside or at the end of the run) with the run's provenance.
+    fn ptr(&self, addr: usize) -> NonNull<u8> {
+        debug_assert!(addr >= self.addr && addr <= self.end() && addr != 0);
+        // SAFETY: a run's addresses are those of live pages, never 0.
+        unsafe { NonNull::new_unchecked(self.base.with_addr(addr)) }
     }
 
     /// Where a block of `len_bytes` aligned to `align_bytes` would start in this run, if it fits.
@@ -218,7 +229,7 @@ impl Table {
         inner: &P,
         len_bytes: usize,
         align_bytes: usize,
-    ) -> Option<usize> {
+    ) -> Option<NonNull<u8>> {
         let (index, start) = self
             .live()
             .iter()
@@ -240,7 +251,7 @@ impl Table {
                 self.insert(inner, piece);
             }
         }
-        Some(start)
+        Some(run.ptr(start))
     }
 
     /// On a miss: grows a dirty run in place at its end (`inner.extend`) so that it holds
@@ -251,7 +262,7 @@ impl Table {
         inner: &P,
         len_bytes: usize,
         align_bytes: usize,
-    ) -> Option<usize> {
+    ) -> Option<NonNull<u8>> {
         for index in 0..self.count {
             let run = self.runs[index];
             if !run.dirty {
@@ -266,9 +277,7 @@ impl Table {
             if start >= run.end() || end <= run.end() {
                 continue;
             }
-            // SAFETY: a retained run's end is non-null (it follows a non-empty run).
-            let run_end = unsafe { NonNull::new_unchecked(run.end() as *mut u8) };
-            if inner.extend(run_end, end - run.end()).is_err() {
+            if inner.extend(run.ptr(run.end()), end - run.end()).is_err() {
                 continue;
             }
             let run = self.remove(index);
@@ -281,7 +290,7 @@ impl Table {
                     },
                 );
             }
-            return Some(start);
+            return Some(run.ptr(start));
         }
         None
     }
@@ -291,7 +300,7 @@ impl Table {
     /// pages the program touches next are already resident instead of faulting in. At most
     /// [`GATHER_PIECES`] pieces (each one a mapping of its own afterwards); a piece the inner
     /// source cannot move is skipped. Returns the bytes moved in.
-    fn gather<P: PageSource>(&mut self, inner: &P, dest: usize, len_bytes: usize) -> usize {
+    fn gather<P: PageSource>(&mut self, inner: &P, dest: NonNull<u8>, len_bytes: usize) -> usize {
         let mut by_size = self.runs;
         let candidates = &mut by_size[..self.count];
         candidates.sort_unstable_by_key(|r| core::cmp::Reverse(r.len_bytes));
@@ -303,13 +312,7 @@ impl Table {
             let piece = run.len_bytes.min(len_bytes - filled);
             // SAFETY: the run is retained (unused, within runs of `inner`), the destination
             // is a fresh run of `inner` nobody uses yet; both page-aligned and disjoint.
-            let moved = unsafe {
-                inner.move_pages(
-                    NonNull::new_unchecked(run.addr as *mut u8),
-                    NonNull::new_unchecked((dest + filled) as *mut u8),
-                    piece,
-                )
-            };
+            let moved = unsafe { inner.move_pages(run.ptr(run.addr), dest.add(filled), piece) };
             if moved.is_err() {
                 continue;
             }
@@ -365,7 +368,7 @@ impl Table {
         debug_assert!(run.dirty);
         // SAFETY: a retained run lies within runs of `inner` that nothing uses (it was
         // unmapped to this layer), page-aligned at both ends.
-        unsafe { inner.purge(NonNull::new_unchecked(run.addr as *mut u8), run.len_bytes) };
+        unsafe { inner.purge(run.ptr(run.addr), run.len_bytes) };
         self.insert(
             inner,
             Run {
@@ -434,7 +437,7 @@ fn oldest(runs: &[Run], dirty: bool) -> u64 {
 fn release<P: PageSource>(inner: &P, run: Run) {
     // SAFETY: a retained run lies within runs of `inner` that nothing uses, page-aligned at
     // both ends (see `Retained`'s requirement on the inner source).
-    unsafe { inner.unmap(NonNull::new_unchecked(run.addr as *mut u8), run.len_bytes) };
+    unsafe { inner.unmap(run.ptr(run.addr), run.len_bytes) };
 }
 
 /// A [`PageSource`] that keeps the runs given back with `unmap` and serves later `map`s from
@@ -701,8 +704,7 @@ unsafe impl<P: PageSource> PageSource for Retained<P> {
                 table.decay(&self.inner, decay);
                 if let Some(start) = taken {
                     table.reused_maps += 1;
-                    // SAFETY: a retained run's address is non-null.
-                    return Ok((unsafe { NonNull::new_unchecked(start as *mut u8) }, false));
+                    return Ok((start, false));
                 }
             }
             table.fresh_maps += 1;
@@ -721,7 +723,7 @@ unsafe impl<P: PageSource> PageSource for Retained<P> {
         }
         let guard = self.locked();
         let table = &mut *guard.table;
-        let moved_bytes = table.gather(&self.inner, run.as_ptr() as usize, len_bytes);
+        let moved_bytes = table.gather(&self.inner, run, len_bytes);
         table.gathered_bytes += moved_bytes;
         Ok((run, zeroed && moved_bytes == 0))
     }
@@ -737,6 +739,7 @@ unsafe impl<P: PageSource> PageSource for Retained<P> {
         let now_ms = (self.clock)();
         let run = Run {
             addr: ptr.as_ptr() as usize,
+            base: ptr.as_ptr(),
             len_bytes,
             since_ms: now_ms,
             dirty: true,
@@ -1009,6 +1012,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap
     fn fresh_runs_report_zero_and_reused_ones_do_not() {
         let r = Retained::new(crate::MmapPages::new());
         let (run, zero) = r.map_reporting_zero(4 * PAGE, PAGE).unwrap();
@@ -1094,7 +1098,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(64))]
+            #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 2 } else { 64 }))]
             /// Random map/unmap sequences never hand out overlapping or misaligned runs, never
             /// hand out a run that was not given back, and the table stays sound.
             #[test]
@@ -1118,7 +1122,7 @@ mod tests {
         ) -> Result<(), TestCaseError> {
             r.set_purge_delay_ms(delay_ms);
             r.set_purge_threshold_bytes(threshold_pages * PAGE);
-            let mut live: std::vec::Vec<(usize, usize, u8)> = std::vec::Vec::new();
+            let mut live: std::vec::Vec<(NonNull<u8>, usize, u8)> = std::vec::Vec::new();
             for (step, op) in ops.into_iter().enumerate() {
                 match op {
                     Op::Map { pages, align_shift } => {
@@ -1127,6 +1131,7 @@ mod tests {
                             let addr = run.as_ptr() as usize;
                             prop_assert_eq!(addr % align, 0);
                             for &(other, len, _) in &live {
+                                let other = other.as_ptr() as usize;
                                 prop_assert!(
                                     addr + pages * PAGE <= other || other + len <= addr,
                                     "overlap at step {}",
@@ -1136,22 +1141,24 @@ mod tests {
                             let mark = step as u8;
                             // SAFETY: a live run of ours.
                             unsafe { run.as_ptr().write_bytes(mark, pages * PAGE) };
-                            live.push((addr, pages * PAGE, mark));
+                            live.push((run, pages * PAGE, mark));
                         }
                     }
                     Op::Unmap { index, tail_pages } if !live.is_empty() => {
                         let i = index % live.len();
                         let (addr, len, mark) = live[i];
                         // SAFETY: a live run of ours.
-                        let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
+                        let bytes = unsafe { core::slice::from_raw_parts(addr.as_ptr(), len) };
                         prop_assert!(bytes.iter().all(|&b| b == mark), "a live run was touched");
                         let tail = (tail_pages * PAGE).min(len - PAGE);
                         if tail > 0 {
                             // Give back the tail only: the head stays live.
-                            unmap(&r, addr + len - tail, tail / PAGE);
+                            // SAFETY: the tail lies inside the live run, unused from now on.
+                            unsafe { r.unmap(addr.add(len - tail), tail) };
                             live[i].1 = len - tail;
                         } else {
-                            unmap(&r, addr, len / PAGE);
+                            // SAFETY: the whole live run, unused from now on.
+                            unsafe { r.unmap(addr, len) };
                             live.swap_remove(i);
                         }
                     }
@@ -1168,7 +1175,8 @@ mod tests {
                 );
             }
             for (addr, len, _) in live {
-                unmap(&r, addr, len / PAGE);
+                // SAFETY: as above.
+                unsafe { r.unmap(addr, len) };
             }
             r.release_all();
             prop_assert_eq!(r.mapped_bytes(), 0);
