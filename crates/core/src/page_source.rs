@@ -96,6 +96,29 @@ pub unsafe trait PageSource {
         Err(AllocError)
     }
 
+    /// Moves the pages behind `from..from + len_bytes` to `to..to + len_bytes`, contents and
+    /// all, without copying bytes (`mremap(MREMAP_FIXED)` moves page table entries): what a
+    /// retaining layer uses to build one contiguous run out of several resident pieces. On
+    /// success the destination holds what the source held, the source range is no longer
+    /// mapped (as after `unmap`: [`mapped_bytes`](Self::mapped_bytes) falls by `len_bytes`),
+    /// and whatever the destination held before is gone. On error nothing changed. The default
+    /// refuses; so may a source for any range it cannot move (Linux's `mremap` moves only a
+    /// range inside one mapping).
+    ///
+    /// # Safety
+    /// Both ranges are page-aligned, non-empty, disjoint, and each lies within a live run of
+    /// this source; nothing in the source range is used afterwards, and nothing in the
+    /// destination's old contents is needed.
+    unsafe fn move_pages(
+        &self,
+        from: NonNull<u8>,
+        to: NonNull<u8>,
+        len_bytes: usize,
+    ) -> Result<(), AllocError> {
+        let _ = (from, to, len_bytes);
+        Err(AllocError)
+    }
+
     /// Whether fresh runs from `map` (and bytes added by `extend`) always read as zero, as
     /// anonymous `mmap` memory does. Allocators use it to skip zeroing for `calloc`.
     fn maps_zeroed(&self) -> bool {
@@ -203,6 +226,16 @@ unsafe impl<P: PageSource + ?Sized> PageSource for &P {
     #[inline]
     fn release_retained(&self) {
         (**self).release_retained()
+    }
+    #[inline]
+    unsafe fn move_pages(
+        &self,
+        from: NonNull<u8>,
+        to: NonNull<u8>,
+        len_bytes: usize,
+    ) -> Result<(), AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).move_pages(from, to, len_bytes) }
     }
     #[inline]
     fn mapped_bytes(&self) -> usize {

@@ -187,6 +187,17 @@ unsafe impl<P: PageSource> PageSource for FailingPages<P> {
         self.inner.release_retained()
     }
 
+    /// Passes through: a move maps no new memory.
+    unsafe fn move_pages(
+        &self,
+        from: NonNull<u8>,
+        to: NonNull<u8>,
+        len_bytes: usize,
+    ) -> Result<(), AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.inner.move_pages(from, to, len_bytes) }
+    }
+
     fn mapped_bytes(&self) -> usize {
         self.inner.mapped_bytes()
     }

@@ -38,7 +38,7 @@ pub use buffer::{BufferPages, DEFAULT_PAGE_BYTES, MIN_PAGE_BYTES};
 pub use failing::{FailingPages, FaultPlan};
 pub use mmap::{os_page_size, MmapPages, PurgeMode};
 pub use retained::{
-    Retained, RetainedBytes, IN_USE_SHARE_SHIFT, RELEASE_DELAY_FACTOR, RETAINED_RUNS,
+    Retained, RetainedBytes, GATHER_PIECES, IN_USE_SHARE_SHIFT, RELEASE_DELAY_FACTOR, RETAINED_RUNS,
 };
 
 pub use heapkit_core::PageSource;
