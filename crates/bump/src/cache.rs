@@ -16,7 +16,7 @@
 //!   `static` [`Retained`]`<`[`MmapPages`]`>` of heapkit-pages). A dropped arena's chunks are
 //!   kept with their pages; the next arena's requests take them by best fit. What is not
 //!   reused is purged after the purge delay (1 s) and unmapped after ten delays; dirty bytes
-//!   above `max(8 MiB, a quarter of the bytes in use)` are purged at once, oldest first; the
+//!   above `max(8 MiB, half the bytes in use)` are purged at once, oldest first; the
 //!   table holds at most 64 runs; a failed `mmap` releases everything and retries. No fault
 //!   for big requests, whatever the global allocator; but one spin lock for the whole process
 //!   and a table walk per chunk, which costs more than a `malloc` for a small one.
