@@ -1,9 +1,11 @@
 //! Arena bulk allocation + reset (bumpalo, heapkit-bump, and the general-purpose allocators
-//! freeing block by block), and pool acquire/release (heapkit-fixed beside the same).
+//! freeing block by block), an arena made and dropped per request (`per_request`), and pool
+//! acquire/release (heapkit-fixed beside the same).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use heapkit_benches::allocators::{for_each, Visit};
 use heapkit_benches::arena::{self, ARENA_OBJECTS, POOL_OBJECTS};
+use heapkit_pages::MmapPages;
 use std::alloc::{GlobalAlloc, Layout};
 
 struct Arenas<'c> {
@@ -58,10 +60,40 @@ fn arenas(c: &mut Criterion) {
         });
         group.finish();
     }
+    per_request(c);
     for_each(&mut Arenas {
         criterion: c,
         layouts,
     });
+}
+
+/// An arena made and dropped per request: `Arena::new()` (`DefaultChunks`: small chunks from
+/// the global allocator, large ones from the process-wide chunk cache) against bumpalo; then
+/// the two designs alone (every chunk from the global allocator; every chunk from the cache)
+/// and plain `mmap` (the default before: a fresh mapping per request).
+fn per_request(c: &mut Criterion) {
+    let mut group = c.benchmark_group("per_request");
+    for (count, size_bytes) in arena::PER_REQUEST_SHAPES {
+        let layout = Layout::from_size_align(size_bytes, 8).expect("a valid benchmark layout");
+        let shape = format!("{count}x{size_bytes}B");
+        group.throughput(Throughput::Elements(count as u64));
+        group.bench_function(BenchmarkId::new("heapkit-bump", &shape), |b| {
+            b.iter(|| arena::heapkit_bump_request(heapkit_bump::DefaultChunks, count, layout))
+        });
+        group.bench_function(BenchmarkId::new("bumpalo", &shape), |b| {
+            b.iter(|| arena::bumpalo_request(count, layout))
+        });
+        group.bench_function(BenchmarkId::new("heapkit-bump-global", &shape), |b| {
+            b.iter(|| arena::heapkit_bump_request(heapkit_bump::GLOBAL_CHUNKS, count, layout))
+        });
+        group.bench_function(BenchmarkId::new("heapkit-bump-cache", &shape), |b| {
+            b.iter(|| arena::heapkit_bump_request(&heapkit_bump::CHUNK_CACHE, count, layout))
+        });
+        group.bench_function(BenchmarkId::new("heapkit-bump-mmap", &shape), |b| {
+            b.iter(|| arena::heapkit_bump_request(MmapPages::new(), count, layout))
+        });
+    }
+    group.finish();
 }
 
 criterion_group! {

@@ -48,6 +48,36 @@ pub fn bumpalo_round(arena: &mut bumpalo::Bump, layouts: &[Layout]) {
     arena.reset();
 }
 
+/// The "arena per request" shapes: blocks per request and bytes per block. A fresh arena is
+/// made for each request and dropped at its end, the way a request-scoped arena is first
+/// written (no arena kept across requests).
+pub const PER_REQUEST_SHAPES: [(usize, usize); 2] = [(64, 64), (256, 4096)];
+
+/// One request with a fresh heapkit-bump arena over `source`: `count` blocks of `layout`, one
+/// byte written in each (so every page is touched), then the arena is dropped.
+pub fn heapkit_bump_request<S: heapkit_bump::ChunkSource>(source: S, count: usize, layout: Layout) {
+    let arena = heapkit_bump::Arena::with_source(source);
+    for _ in 0..count {
+        let block = arena
+            .try_alloc_layout(layout)
+            .expect("the arena refused memory during a benchmark");
+        // SAFETY: the block is at least one byte (layouts are 8 B or more).
+        unsafe { block.as_ptr().write(1) };
+        black_box(block);
+    }
+}
+
+/// The same request with a fresh bumpalo arena.
+pub fn bumpalo_request(count: usize, layout: Layout) {
+    let arena = bumpalo::Bump::new();
+    for _ in 0..count {
+        let block = arena.alloc_layout(layout);
+        // SAFETY: the block is at least one byte (layouts are 8 B or more).
+        unsafe { block.as_ptr().write(1) };
+        black_box(block);
+    }
+}
+
 /// The same round with a general-purpose allocator: allocate every layout, then free each
 /// (what an arena replaces). `blocks` is scratch space of `layouts.len()`.
 pub fn global_round<G: GlobalAlloc>(alloc: &G, layouts: &[Layout], blocks: &mut Vec<*mut u8>) {
@@ -130,5 +160,17 @@ mod tests {
         assert!(pool.is_empty());
         let mut raw = Vec::with_capacity(POOL_OBJECTS);
         global_pool_round(&crate::allocators::HEAPKIT, &mut raw);
+    }
+
+    #[test]
+    fn per_request_arenas_run() {
+        for (count, size_bytes) in PER_REQUEST_SHAPES {
+            let layout = Layout::from_size_align(size_bytes, 8).unwrap();
+            heapkit_bump_request(heapkit_bump::DefaultChunks, count, layout);
+            heapkit_bump_request(&heapkit_bump::CHUNK_CACHE, count, layout);
+            heapkit_bump_request(heapkit_bump::GLOBAL_CHUNKS, count, layout);
+            heapkit_bump_request(MmapPages::new(), count, layout);
+            bumpalo_request(count, layout);
+        }
     }
 }

@@ -12,6 +12,7 @@
 mod heap_map;
 pub use heap_map::{ChunkInfo, ChunkRole};
 
+use crate::cache::DefaultChunks;
 use crate::chunk::{self, ChunkHeader, CHUNK_ALIGN_BYTES, HEADER_BYTES};
 use crate::source::{ChunkSource, FromAllocator};
 use crate::FIRST_CHUNK_BYTES;
@@ -21,7 +22,6 @@ use core::cell::Cell;
 use core::ptr::{self, NonNull};
 use heapkit_core::{align_up, dangling_block, AllocError, Allocator, Introspect, InvariantError};
 use heapkit_core::{is_aligned, Stats};
-use heapkit_pages::MmapPages;
 
 /// A bump-pointer arena: allocation moves a pointer forward, memory comes back all at once.
 ///
@@ -29,10 +29,14 @@ use heapkit_pages::MmapPages;
 /// on a [`rewind`](Self::rewind), not when the arena itself is dropped. Use
 /// [`ArenaBox`](crate::ArenaBox) for a value whose `Drop` must run.
 ///
-/// `S` is where chunks come from: any [`PageSource`](heapkit_core::PageSource) (the default is
-/// `mmap`) or any heapkit allocator wrapped in [`FromAllocator`]. The arena is `Send` when its
-/// source is, and never `Sync` (wrap it in [`heapkit_core::Locked`] to share it).
-pub struct Arena<S: ChunkSource = MmapPages> {
+/// `S` is where chunks come from: by default [`DefaultChunks`] (small chunks from the global
+/// allocator, large ones from the process-wide [chunk cache](crate::CHUNK_CACHE), so an arena
+/// made and dropped per request maps nothing and faults nothing once warm), or any
+/// [`PageSource`](heapkit_core::PageSource) (`mmap` itself, a fixed buffer), the global
+/// allocator alone ([`GlobalChunks`](crate::GlobalChunks)), or any heapkit allocator wrapped in
+/// [`FromAllocator`]. The arena is `Send` when its source is, and never `Sync` (wrap it in
+/// [`heapkit_core::Locked`] to share it).
+pub struct Arena<S: ChunkSource = DefaultChunks> {
     /// The next free byte of the current chunk (null while there is no chunk). Always
     /// `MIN_ALIGN_BYTES`-aligned.
     ptr: Cell<*mut u8>,
@@ -78,16 +82,22 @@ pub struct Checkpoint {
     ptr: *mut u8,
 }
 
-impl Default for Arena<MmapPages> {
+impl Default for Arena<DefaultChunks> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Arena<MmapPages> {
-    /// An empty arena over `mmap`. Cheap: nothing is mapped until the first allocation.
+impl Arena<DefaultChunks> {
+    /// An empty arena over [`DefaultChunks`]. Cheap: nothing is taken until the first
+    /// allocation. A dropped arena's small chunks go back to the global allocator and its large
+    /// ones to the process-wide [chunk cache](crate::CHUNK_CACHE), pages and all, for the next
+    /// arena: an arena per request maps nothing and faults nothing once warm, and what is not
+    /// reused goes back to the kernel after the purge delay.
+    /// `Arena::with_source(MmapPages::new())` maps and unmaps every chunk instead, and
+    /// `Arena::with_source(GLOBAL_CHUNKS)` takes them all from the global allocator.
     pub const fn new() -> Self {
-        Self::with_source(MmapPages::new())
+        Self::with_source(DefaultChunks)
     }
 }
 
@@ -288,8 +298,7 @@ impl<S: ChunkSource> Arena<S> {
                 return Ok((spare, false));
             }
         }
-        let header = self.new_chunk(needed_bytes, align_bytes.max(CHUNK_ALIGN_BYTES))?;
-        Ok((header, self.source.chunks_zeroed()))
+        self.new_chunk(needed_bytes, align_bytes.max(CHUNK_ALIGN_BYTES))
     }
 
     /// Length of the next chunk if nothing forces a larger one: double the current chunk, and
@@ -316,12 +325,12 @@ impl<S: ChunkSource> Arena<S> {
     }
 
     /// Maps a chunk of at least `needed_bytes`: the geometric size when the limit and the
-    /// source allow it, else the smallest that fits.
+    /// source allow it, else the smallest that fits; and whether its data reads as zero.
     fn new_chunk(
         &self,
         needed_bytes: usize,
         chunk_align_bytes: usize,
-    ) -> Result<NonNull<ChunkHeader>, AllocError> {
+    ) -> Result<(NonNull<ChunkHeader>, bool), AllocError> {
         let granule_bytes = self.source.granule_bytes();
         let minimal_bytes = align_up(needed_bytes, granule_bytes).ok_or(AllocError)?;
         if minimal_bytes > isize::MAX as usize || self.chunk_count.get() >= MAX_CHUNKS {
@@ -340,7 +349,7 @@ impl<S: ChunkSource> Arena<S> {
             }
             result = self.map_chunk([preferred_bytes, minimal_bytes], chunk_align_bytes);
         }
-        let (raw, len_bytes) = result?;
+        let (raw, len_bytes, zeroed) = result?;
         debug_assert!(is_aligned(raw.as_ptr() as usize, chunk_align_bytes));
         let header = raw.cast::<ChunkHeader>();
         // SAFETY: the chunk is fresh, at least HEADER_BYTES long and aligned for the header.
@@ -353,19 +362,23 @@ impl<S: ChunkSource> Arena<S> {
             })
         };
         self.chunk_bytes.set(self.chunk_bytes.get() + len_bytes);
-        Ok(header)
+        Ok((header, zeroed))
     }
 
-    /// The first of `lengths_bytes` that the allocation limit and the source allow, mapped.
+    /// The first of `lengths_bytes` that the allocation limit and the source allow, mapped,
+    /// with its length and whether it reads as zero.
     fn map_chunk(
         &self,
         lengths_bytes: [usize; 2],
         chunk_align_bytes: usize,
-    ) -> Result<(NonNull<u8>, usize), AllocError> {
+    ) -> Result<(NonNull<u8>, usize, bool), AllocError> {
         for len_bytes in lengths_bytes {
             if self.within_limit(len_bytes) {
-                if let Ok(raw) = self.source.alloc_chunk(len_bytes, chunk_align_bytes) {
-                    return Ok((raw, len_bytes));
+                let chunk = self
+                    .source
+                    .alloc_chunk_reporting_zero(len_bytes, chunk_align_bytes);
+                if let Ok((raw, zeroed)) = chunk {
+                    return Ok((raw, len_bytes, zeroed));
                 }
             }
         }

@@ -11,6 +11,14 @@
 //! - **chunk**: a run of memory the arena got from its [`ChunkSource`]. It starts with a small
 //!   header (the link to the previous chunk, its size); the rest is bumped through. Chunk
 //!   sizes double, from [`FIRST_CHUNK_BYTES`] up to [`MAX_GROWTH_CHUNK_BYTES`].
+//! - **chunk source** ([`ChunkSource`]): where chunks come from and go back to. The default,
+//!   [`DefaultChunks`], takes chunks up to [`SMALL_CHUNK_MAX_BYTES`] from the global allocator
+//!   ([`GlobalChunks`], as bumpalo does) and longer ones from the **chunk cache**
+//!   ([`CHUNK_CACHE`]): `mmap` runs that dropped arenas gave back, kept with their pages for
+//!   the next arena and returned to the kernel on a decay. Either way an arena per request
+//!   maps nothing and faults nothing once warm. Any
+//!   [`PageSource`](heapkit_core::PageSource) or heapkit allocator ([`FromAllocator`]) goes
+//!   through [`Arena::with_source`].
 //! - **bump pointer** (`ptr`) and **end**: the next free byte of the *current* chunk and the
 //!   end of that chunk. Both live in the `Arena` itself (not in the chunk), so the fast path
 //!   reads two fields, compares once and writes one.
@@ -48,13 +56,17 @@ extern crate alloc;
 mod allocator;
 mod arena;
 mod boxed;
+mod cache;
 mod chunk;
+mod global;
 mod scope;
 mod source;
 mod typed;
 
 pub use arena::{Arena, Checkpoint, ChunkInfo, ChunkRole};
 pub use boxed::ArenaBox;
+pub use cache::{DefaultChunks, CHUNK_CACHE, SMALL_CHUNK_MAX_BYTES};
+pub use global::{GlobalChunks, GlobalHeap, GLOBAL_CHUNKS};
 pub use scope::Scope;
 pub use source::{ChunkSource, FromAllocator};
 

@@ -35,6 +35,19 @@ pub unsafe trait ChunkSource {
     fn chunks_zeroed(&self) -> bool {
         false
     }
+
+    /// A chunk as [`alloc_chunk`](Self::alloc_chunk) gives it, and whether *this* chunk reads
+    /// as zero: a source that reuses chunks (the [chunk cache](crate::CHUNK_CACHE)) cannot
+    /// promise [`chunks_zeroed`](Self::chunks_zeroed) for all of them, but knows which are
+    /// fresh from the kernel. The default reports `chunks_zeroed`.
+    fn alloc_chunk_reporting_zero(
+        &self,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        let chunk = self.alloc_chunk(len_bytes, align_bytes)?;
+        Ok((chunk, self.chunks_zeroed()))
+    }
 }
 
 // SAFETY: a page run has exactly the properties a chunk needs (PageSource's contract); lengths
@@ -58,6 +71,15 @@ unsafe impl<P: PageSource> ChunkSource for P {
     #[inline]
     fn chunks_zeroed(&self) -> bool {
         self.maps_zeroed()
+    }
+
+    fn alloc_chunk_reporting_zero(
+        &self,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        debug_assert!(len_bytes > 0 && len_bytes % self.page_size() == 0);
+        self.map_reporting_zero(len_bytes, align_bytes)
     }
 }
 

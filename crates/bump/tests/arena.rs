@@ -440,16 +440,45 @@ fn send_but_not_sync() {
     assert_eq!(handle.join().unwrap(), 3);
 }
 
-#[cfg_attr(miri, ignore = "mmap is not available under Miri")]
-#[test]
-fn default_arena_over_mmap() {
-    let mut arena = Arena::new();
-    assert_eq!(arena.allocated_bytes(), 0, "new() maps nothing");
-    for i in 0..100_000u64 {
+/// Arena rounds over one source: nothing taken before the first allocation, one chunk kept
+/// by the reset.
+fn rounds_over<S: heapkit_bump::ChunkSource>(mut arena: Arena<S>, values: u64) {
+    assert_eq!(
+        arena.allocated_bytes(),
+        0,
+        "nothing is taken before the first allocation"
+    );
+    for i in 0..values {
         arena.alloc(i);
     }
     checked(&arena);
     arena.reset();
     checked(&arena);
     assert_eq!(arena.chunk_count(), 1);
+}
+
+#[cfg_attr(
+    miri,
+    ignore = "the chunk cache maps with mmap, which Miri does not model"
+)]
+#[test]
+fn default_arena_over_the_chunk_cache() {
+    rounds_over(Arena::new(), 100_000);
+    heapkit_bump::CHUNK_CACHE.check().unwrap();
+}
+
+/// Chunks from the global allocator need no OS call: Miri-able.
+#[test]
+fn arena_over_the_global_allocator() {
+    let values = if cfg!(miri) { 2_000 } else { 100_000 };
+    rounds_over(Arena::with_source(heapkit_bump::GLOBAL_CHUNKS), values);
+}
+
+#[cfg_attr(miri, ignore = "mmap is not available under Miri")]
+#[test]
+fn arena_over_mmap() {
+    let arena = Arena::with_source(heapkit_pages::MmapPages::new());
+    arena.alloc(1u8);
+    assert_eq!(arena.source().mapped_bytes(), arena.allocated_bytes());
+    rounds_over(Arena::with_source(heapkit_pages::MmapPages::new()), 100_000);
 }

@@ -3,6 +3,7 @@
 
 use heapkit_bump::Arena;
 use heapkit_core::Locked;
+use heapkit_pages::MmapPages;
 use heapkit_testkit::{test_pages, Suite};
 
 /// Enough for the model's worst case: 64 live blocks of up to 1 MiB never reused, plus the
@@ -14,6 +15,35 @@ fn conformance() {
     Suite::new("bump-arena")
         .no_live_accounting()
         .run(|| Arena::with_source(test_pages(SOURCE_BYTES)));
+}
+
+/// The default source: the process-wide chunk cache over `mmap`.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "the chunk cache maps with mmap, which Miri does not model"
+)]
+fn conformance_default_source() {
+    Suite::new("bump-arena-cache")
+        .no_live_accounting()
+        .run(Arena::new);
+    heapkit_bump::CHUNK_CACHE.check().unwrap();
+}
+
+/// Chunks from the global allocator (Miri-able: no OS call).
+#[test]
+fn conformance_global_chunks() {
+    Suite::new("bump-arena-global")
+        .no_live_accounting()
+        .run(|| Arena::with_source(heapkit_bump::GLOBAL_CHUNKS));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri's mmap shim cannot unmap part of a mapping")]
+fn conformance_mmap() {
+    Suite::new("bump-arena-mmap")
+        .no_live_accounting()
+        .run(|| Arena::with_source(MmapPages::new()));
 }
 
 #[test]

@@ -198,11 +198,31 @@ fn fresh_memory_is_not_written_and_reused_memory_is_cleared() {
 #[test]
 #[cfg_attr(miri, ignore = "mmap is not available under Miri")]
 fn a_fresh_mmap_chunk_is_not_touched_by_a_zeroed_allocation() {
-    let arena = Arena::new();
+    let arena = Arena::with_source(heapkit_pages::MmapPages::new());
     let layout = Layout::from_size_align(8 << 20, 8).unwrap();
     let block = arena.try_alloc_layout_zeroed(layout).unwrap();
     // SAFETY: a live block of 8 MiB; reading untouched anonymous memory maps the zero page.
     let bytes = unsafe { core::slice::from_raw_parts(block.as_ptr(), layout.size()) };
     assert!(bytes.iter().step_by(4096).all(|&b| b == 0));
     arena.check().unwrap();
+}
+
+/// The chunk cache reports per chunk: a fresh run skips the memset, a reused one (holding the
+/// bytes a dropped arena left) is cleared.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "the chunk cache maps with mmap, which Miri does not model"
+)]
+fn the_chunk_cache_zeroes_reused_chunks_only() {
+    let layout = Layout::from_size_align(1 << 20, 8).unwrap();
+    for _ in 0..3 {
+        let arena = Arena::new();
+        let block = arena.try_alloc_layout_zeroed(layout).unwrap();
+        assert!(all_zero(block, layout.size()));
+        // SAFETY: a live block of `layout.size()` bytes, dirtied for the next arena.
+        unsafe { block.as_ptr().write_bytes(0xA5, layout.size()) };
+        arena.check().unwrap();
+    }
+    assert!(heapkit_bump::CHUNK_CACHE.retained().reused_maps >= 2);
 }

@@ -96,11 +96,54 @@ pub unsafe trait PageSource {
         Err(AllocError)
     }
 
+    /// Moves the pages behind `from..from + len_bytes` to `to..to + len_bytes`, contents and
+    /// all, without copying bytes (`mremap(MREMAP_FIXED)` moves page table entries): what a
+    /// retaining layer uses to build one contiguous run out of several resident pieces. On
+    /// success the destination holds what the source held, the source range is no longer
+    /// mapped (as after `unmap`: [`mapped_bytes`](Self::mapped_bytes) falls by `len_bytes`),
+    /// and whatever the destination held before is gone. On error nothing changed. The default
+    /// refuses; so may a source for any range it cannot move (Linux's `mremap` moves only a
+    /// range inside one mapping).
+    ///
+    /// # Safety
+    /// Both ranges are page-aligned, non-empty, disjoint, and each lies within a live run of
+    /// this source; nothing in the source range is used afterwards, and nothing in the
+    /// destination's old contents is needed.
+    unsafe fn move_pages(
+        &self,
+        from: NonNull<u8>,
+        to: NonNull<u8>,
+        len_bytes: usize,
+    ) -> Result<(), AllocError> {
+        let _ = (from, to, len_bytes);
+        Err(AllocError)
+    }
+
     /// Whether fresh runs from `map` (and bytes added by `extend`) always read as zero, as
     /// anonymous `mmap` memory does. Allocators use it to skip zeroing for `calloc`.
     fn maps_zeroed(&self) -> bool {
         false
     }
+
+    /// Maps a run as [`map`](Self::map) does and tells whether *this* run reads as zero.
+    ///
+    /// A source that reuses runs (`heapkit_pages::Retained`) cannot promise
+    /// [`maps_zeroed`](Self::maps_zeroed) for every run, but knows for each one whether it is
+    /// fresh from the OS: callers that would otherwise zero a run (`calloc`, a slab's zero
+    /// masks) ask here. The default reports [`maps_zeroed`](Self::maps_zeroed).
+    fn map_reporting_zero(
+        &self,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        let run = self.map(len_bytes, align_bytes)?;
+        Ok((run, self.maps_zeroed()))
+    }
+
+    /// Gives back to the OS every run the source keeps for reuse after it was unmapped (a
+    /// retaining layer's runs, dirty and purged alike), as `malloc_trim` would. The default
+    /// does nothing: sources that keep nothing have nothing to release.
+    fn release_retained(&self) {}
 
     /// Makes a page-aligned range inaccessible (`accessible == false`: any access faults) or
     /// accessible again — guard pages for hardened allocators. The default refuses: a source
@@ -171,6 +214,28 @@ unsafe impl<P: PageSource + ?Sized> PageSource for &P {
     #[inline]
     fn maps_zeroed(&self) -> bool {
         (**self).maps_zeroed()
+    }
+    #[inline]
+    fn map_reporting_zero(
+        &self,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        (**self).map_reporting_zero(len_bytes, align_bytes)
+    }
+    #[inline]
+    fn release_retained(&self) {
+        (**self).release_retained()
+    }
+    #[inline]
+    unsafe fn move_pages(
+        &self,
+        from: NonNull<u8>,
+        to: NonNull<u8>,
+        len_bytes: usize,
+    ) -> Result<(), AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).move_pages(from, to, len_bytes) }
     }
     #[inline]
     fn mapped_bytes(&self) -> usize {

@@ -4,9 +4,10 @@
 
 //! # Vocabulary
 //!
-//! - **[`HeapKit`]**: the composed general-purpose allocator, `ThreadCache<Slab<MmapPages>>`:
-//!   per-thread caches ([`tcache`]) in front of a size-class slab allocator ([`slab`]) that
-//!   maps its memory with `mmap` ([`pages`]).
+//! - **[`HeapKit`]**: the composed general-purpose allocator,
+//!   `ThreadCache<Slab<Retained<MmapPages>>>`: per-thread caches ([`tcache`]) in front of a
+//!   size-class slab allocator ([`slab`]) that maps its memory with `mmap` through a layer that
+//!   keeps freed chunks and huge blocks for reuse, with decay ([`pages`]).
 //! - The other crates are re-exported whole: [`core`] (traits and adapters), [`pages`],
 //!   [`slab`], [`tcache`], and behind default features `bins`, `bump`, `fixed`.
 //!
@@ -17,8 +18,11 @@
 //!   ThreadCache ── per thread, per class: bin (intrusive list) ── pop / push
 //!            │ refill / flush half a bin (allocate_batch / deallocate_batch); large layouts
 //!            ▼
-//!   Slab<MmapPages> ── size classes (4 per doubling, 16 B .. 16 KiB), large and huge blocks
-//!            │ map / unmap / purge
+//!   Slab<Retained<MmapPages>> ── size classes (4 per doubling, 16 B .. 16 KiB), large and huge
+//!            │ map / unmap / purge                                                     blocks
+//!            ▼
+//!   Retained ── unmapped chunks and huge blocks kept: best fit, purged after the delay,
+//!            │  unmapped 10 delays later
 //!            ▼
 //!   MmapPages (anonymous mmap)
 //! ```
@@ -38,12 +42,13 @@ pub use heapkit_fixed as fixed;
 use ::core::alloc::{GlobalAlloc, Layout};
 use ::core::ptr::NonNull;
 use heapkit_core::{AllocError, Allocator, Introspect, InvariantError, Stats, UnsizedAllocator};
-use heapkit_pages::MmapPages;
+use heapkit_pages::{MmapPages, Retained};
 use heapkit_slab::Slab;
 use heapkit_tcache::ThreadCache;
 
-/// The backend of [`HeapKit`].
-pub type Backend = Slab<MmapPages>;
+/// The backend of [`HeapKit`]: the slab over `mmap`, through the retaining layer (chunks and
+/// huge blocks freed are kept for reuse and decay; see `heapkit_pages::Retained`).
+pub type Backend = Slab<Retained<MmapPages>>;
 
 /// heapkit's general-purpose allocator: thread caches over a slab over `mmap`.
 ///
@@ -67,7 +72,7 @@ impl HeapKit {
     /// A HeapKit with no memory mapped yet.
     pub const fn new() -> Self {
         HeapKit {
-            cache: ThreadCache::new(Slab::new(MmapPages::new())),
+            cache: ThreadCache::new(Slab::new(Retained::new(MmapPages::new()))),
         }
     }
 
@@ -81,6 +86,27 @@ impl HeapKit {
         self.cache.flush_thread()
     }
 
+    /// Sets how long freed memory may stay resident, in the slab's free slots and in the
+    /// retaining layer's runs alike (see `Slab::set_purge_delay_ms`,
+    /// `Retained::set_purge_delay_ms`).
+    pub fn set_purge_delay_ms(&self, delay_ms: u64) {
+        self.cache.backend().set_purge_delay_ms(delay_ms);
+        self.cache.backend().pages().set_purge_delay_ms(delay_ms);
+    }
+
+    /// Sets how many bytes of freed memory may stay resident before the oldest are purged, in
+    /// the slab and in the retaining layer (where it is a floor that grows with the bytes in
+    /// use; see `Retained::purge_threshold_bytes`).
+    pub fn set_purge_threshold_bytes(&self, threshold_bytes: usize) {
+        self.cache
+            .backend()
+            .set_purge_threshold_bytes(threshold_bytes);
+        self.cache
+            .backend()
+            .pages()
+            .set_purge_threshold_bytes(threshold_bytes);
+    }
+
     /// Returns the cached blocks of exited threads to the slab (see
     /// [`ThreadCache::reclaim_idle`]).
     pub fn reclaim_idle(&self) -> usize {
@@ -90,9 +116,11 @@ impl HeapKit {
     /// Takes every lock of the heap, so that a `fork` copies a heap no thread is in the middle
     /// of changing: the `pthread_atfork` prepare handler. The thread caches need no lock (each
     /// thread's magazine is its own, and slots are claimed with atomics), so these are the
-    /// slab's locks.
+    /// slab's locks, then the retaining layer's (the slab maps under its chunk lock: that
+    /// order).
     pub fn lock_for_fork(&self) {
         self.cache.backend().lock_all();
+        self.cache.backend().pages().raw_lock().lock();
     }
 
     /// Releases what [`lock_for_fork`](Self::lock_for_fork) took: the `pthread_atfork` parent
@@ -102,8 +130,12 @@ impl HeapKit {
     /// The calling thread took the locks with `lock_for_fork` — or, in the child of a `fork`,
     /// the thread that called `fork` did, and this is that thread.
     pub unsafe fn unlock_after_fork(&self) {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.cache.backend().unlock_all() }
+        // SAFETY: forwarded from the caller: this thread holds every lock; each is released
+        // once, in reverse order.
+        unsafe {
+            self.cache.backend().pages().raw_lock().unlock();
+            self.cache.backend().unlock_all();
+        }
     }
 }
 
@@ -242,7 +274,8 @@ unsafe impl UnsizedAllocator for HeapKit {
 
 impl Introspect for HeapKit {
     fn check(&self) -> Result<(), InvariantError> {
-        self.cache.check()
+        self.cache.check()?;
+        self.cache.backend().pages().check()
     }
 
     fn stats(&self) -> Option<Stats> {

@@ -3,9 +3,10 @@
 //!
 //! The options (documented in the crate's README):
 //! - `HEAPKIT_SHOW_STATS=1`: print the heap's statistics to stderr at exit.
-//! - `HEAPKIT_PURGE_DELAY_MS=N`: how long a freed slot's pages may stay resident.
-//! - `HEAPKIT_PURGE_THRESHOLD_BYTES=N`: how many bytes of freed slots may stay resident before
-//!   the oldest are purged at once.
+//! - `HEAPKIT_PURGE_DELAY_MS=N`: how long a freed slot's (or a freed chunk's or huge block's)
+//!   pages may stay resident.
+//! - `HEAPKIT_PURGE_THRESHOLD_BYTES=N`: how many bytes of freed slots (and at least of freed
+//!   chunks and huge blocks) may stay resident before the oldest are purged at once.
 //!
 //! Nothing here is needed before the first `malloc`: the heap is a `const`-built static. The
 //! constructor only adds behaviour on top, so a `malloc` the loader makes before it runs is
@@ -116,12 +117,12 @@ extern "C" fn on_load() {
             Some(after_fork_in_child),
         )
     };
-    let slab = HEAP.cache().backend();
+    // Both govern the slab's free slots and the retaining layer's runs (HeapKit's setters).
     apply_number_option(c"HEAPKIT_PURGE_DELAY_MS", |delay_ms| {
-        slab.set_purge_delay_ms(delay_ms)
+        HEAP.set_purge_delay_ms(delay_ms)
     });
     apply_number_option(c"HEAPKIT_PURGE_THRESHOLD_BYTES", |bytes| {
-        slab.set_purge_threshold_bytes(usize::try_from(bytes).unwrap_or(usize::MAX))
+        HEAP.set_purge_threshold_bytes(usize::try_from(bytes).unwrap_or(usize::MAX))
     });
     if env_flag(c"HEAPKIT_SHOW_STATS") {
         // SAFETY: registering a plain function; it runs once at exit.

@@ -17,8 +17,8 @@
 //!   program ──► malloc / free / realloc / new / delete …   (api.rs, cxx.rs: C conventions)
 //!                    │
 //!                    ▼
-//!               HEAP: HeapKit = ThreadCache<Slab<MmapPages>>  (heap.rs)
-//!                    │            thread caches ─► size-class slabs ─► mmap
+//!               HEAP: HeapKit = ThreadCache<Slab<Retained<MmapPages>>>  (heap.rs)
+//!                    │            thread caches ─► size-class slabs ─► retained runs ─► mmap
 //!                    ▼
 //!               init.rs: options, fork handlers, statistics at exit
 //! ```

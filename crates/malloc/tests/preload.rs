@@ -96,18 +96,31 @@ fn rss_falls_after_the_program_frees() {
 /// Runs tests/c/purge.c under heapkit with the given options; returns the per mille of the
 /// resident memory it held that is still resident after its frees, and its standard error.
 fn purge_kept_per_mille(binary: &Path, options: &[(&str, &str)]) -> (u64, String) {
+    let (per_mille, _, stderr) = purge_figures(binary, options);
+    (per_mille, stderr)
+}
+
+/// Runs tests/c/purge.c as `purge_kept_per_mille` does; also returns the KiB of freed huge
+/// blocks still resident (above the live ones) after twice the default purge delay.
+fn purge_figures(binary: &Path, options: &[(&str, &str)]) -> (u64, i64, String) {
     let mut command = Command::new(binary);
     command.envs(options.iter().copied());
     let output = run(command, true);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
+    let huge_kib = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("huge: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|word| word.parse().ok())
+        .unwrap_or_else(|| panic!("no huge-block figure in {stdout:?}"));
     let per_mille = stdout
         .split_whitespace()
         .rev()
         .nth(2)
         .and_then(|word| word.parse().ok())
         .unwrap_or_else(|| panic!("no figure in {stdout:?}"));
-    (per_mille, text(&output.stderr))
+    (per_mille, huge_kib, text(&output.stderr))
 }
 
 #[test]
@@ -115,19 +128,30 @@ fn purge_options_decide_what_stays_resident() {
     // The freed slots stay inside live chunks (a few blocks in each are kept), so only purging
     // can give their pages back.
     let binary = compile("purge.c", &[]);
-    let (by_default, _) = purge_kept_per_mille(&binary, &[]);
+    let (by_default, huge_kib, _) = purge_figures(&binary, &[]);
     assert!(
         by_default < 500,
         "default options kept {by_default} per mille"
+    );
+    // Freed huge blocks are retained, then purged after the delay: within twice the delay
+    // (with calls meanwhile) the process is back within the purge threshold of its live bytes.
+    let threshold_kib = (heapkit::slab::DEFAULT_PURGE_THRESHOLD_BYTES >> 10) as i64;
+    assert!(
+        huge_kib < threshold_kib,
+        "{huge_kib} KiB of freed huge blocks still resident after twice the purge delay"
     );
     let never = [
         ("HEAPKIT_PURGE_DELAY_MS", "100000000"),
         ("HEAPKIT_PURGE_THRESHOLD_BYTES", "100000000000"),
     ];
-    let (kept, _) = purge_kept_per_mille(&binary, &never);
+    let (kept, huge_kib, _) = purge_figures(&binary, &never);
     assert!(
         kept > 800,
         "purging switched off still gave back: {kept} per mille kept"
+    );
+    assert!(
+        huge_kib > 24 << 10,
+        "purging switched off: freed huge blocks should stay resident, {huge_kib} KiB did"
     );
     let (at_once, _) = purge_kept_per_mille(
         &binary,

@@ -172,6 +172,32 @@ unsafe impl<P: PageSource> PageSource for FailingPages<P> {
         self.inner.maps_zeroed()
     }
 
+    fn map_reporting_zero(
+        &self,
+        len_bytes: usize,
+        align_bytes: usize,
+    ) -> Result<(NonNull<u8>, bool), AllocError> {
+        if !self.plan.admit(self.inner.mapped_bytes(), len_bytes) {
+            return Err(AllocError);
+        }
+        self.inner.map_reporting_zero(len_bytes, align_bytes)
+    }
+
+    fn release_retained(&self) {
+        self.inner.release_retained()
+    }
+
+    /// Passes through: a move maps no new memory.
+    unsafe fn move_pages(
+        &self,
+        from: NonNull<u8>,
+        to: NonNull<u8>,
+        len_bytes: usize,
+    ) -> Result<(), AllocError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.inner.move_pages(from, to, len_bytes) }
+    }
+
     fn mapped_bytes(&self) -> usize {
         self.inner.mapped_bytes()
     }

@@ -19,12 +19,12 @@
 //! lock.
 
 use crate::classes::CLASS_COUNT;
-use crate::clock;
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOTS_PER_CHUNK, SLOT_BYTES, SLOT_SHIFT};
 use crate::huge::HugeList;
 use crate::slab_meta::SlabMeta;
 use core::ptr::{self, addr_of, addr_of_mut, NonNull};
 use heapkit_core::{AllocError, PageSource};
+use heapkit_pages::clock;
 
 /// Marks the header of a slab chunk ("heapkitS").
 pub(crate) const CHUNK_MAGIC: usize = 0x6865_6170_6b69_7453;
@@ -371,7 +371,7 @@ impl Chunks {
         if page_bytes > SLOT_BYTES || !page_bytes.is_power_of_two() {
             return Err(AllocError); // slots could not be purged one by one
         }
-        let raw = pages.map(CHUNK_BYTES, CHUNK_BYTES)?;
+        let (raw, fresh_zero) = pages.map_reporting_zero(CHUNK_BYTES, CHUNK_BYTES)?;
         debug_assert!(
             raw.as_ptr() as usize & CHUNK_MASK == 0,
             "source broke alignment"
@@ -382,7 +382,7 @@ impl Chunks {
             return Err(AllocError);
         }
         let chunk = raw.as_ptr().cast::<Chunk>();
-        let zero_mask = if pages.maps_zeroed() {
+        let zero_mask = if fresh_zero {
             ALL_SLOTS_MASK & !HEADER_MASK
         } else {
             0
@@ -531,7 +531,7 @@ impl Chunks {
         }
         crate::chunk_map::remove(chunk as usize);
         // SAFETY: the chunk is a whole run mapped by `map_chunk`; nothing in it is used.
-        unsafe { pages.unmap(NonNull::new_unchecked(chunk.cast()), CHUNK_BYTES) };
+        unsafe { unmap_chunk_run(pages, chunk) };
     }
 
     /// Unmaps every empty chunk (even the retained ones).
@@ -634,6 +634,27 @@ impl Chunks {
                 state_of(next).prev = prev;
             }
         }
+    }
+}
+
+/// Gives a dead chunk's run back to the source, its guard pages lifted first: a source that
+/// keeps unmapped runs for reuse (`heapkit_pages::Retained`) may hand the range out again as
+/// a huge block or a chunk, which must be accessible throughout. A guard that cannot be lifted
+/// (the kernel refused `mprotect`) keeps the range out of the source: its address space leaks
+/// rather than a later block faulting.
+///
+/// # Safety
+/// `chunk` is a chunk mapped by `map_chunk`, off every list, and nothing in it is used.
+pub(crate) unsafe fn unmap_chunk_run<P: PageSource>(pages: &P, chunk: *mut Chunk) {
+    // SAFETY: forwarded from the caller: the header is still mapped.
+    let guarded = unsafe { state_of(chunk).guard_mask } != 0;
+    // SAFETY: the chunk is page-aligned and CHUNK_BYTES long, and nothing in it is in use.
+    unsafe {
+        let run = NonNull::new_unchecked(chunk.cast::<u8>());
+        if guarded && pages.protect(run, CHUNK_BYTES, true).is_err() {
+            return;
+        }
+        pages.unmap(run, CHUNK_BYTES);
     }
 }
 

@@ -27,14 +27,7 @@ pub const LARGE_MAX_BYTES: usize = CHUNK_BYTES / 2;
 pub const MAX_ALIGN_SERVED_BYTES: usize = CHUNK_BYTES / 2;
 /// Empty chunks kept mapped (purged) for reuse; further empty chunks are unmapped at once.
 pub const RETAINED_EMPTY_CHUNKS: usize = 1;
-/// Default dirty bytes (freed slots whose pages may still be resident) allowed before they are
-/// purged. See the README for the measurement behind it.
-pub const DEFAULT_PURGE_THRESHOLD_BYTES: usize = 8 << 20;
-/// Default time a freed slot may stay dirty before the next slow path that notices purges it
-/// (jemalloc's `dirty_decay_ms` is the same idea, 10 s by default there): long enough that a
-/// program cycling through a working set keeps its pages, short enough that memory freed
-/// below the threshold still goes back within about a second of the next slow-path call.
-pub const DEFAULT_PURGE_DELAY_MS: u64 = 1000;
+pub use heapkit_pages::clock::{DEFAULT_PURGE_DELAY_MS, DEFAULT_PURGE_THRESHOLD_BYTES};
 /// How far each size class's live bytes may drift from the shared total before the class
 /// folds its change in (one slot: a slab's worth). `Stats::peak_bytes` is therefore exact
 /// while one source changes at a time (one class, or the large and huge blocks); otherwise

@@ -285,7 +285,8 @@ impl<P: PageSource> Slab<P> {
     }
 
     /// Gives every empty slab and every dirty slot back: empty slabs kept by their class are
-    /// released, dirty slots purged and empty chunks (the retained ones too) unmapped. Like
+    /// released, dirty slots purged, empty chunks (the retained ones too) unmapped, and the
+    /// page source's retained runs released (`PageSource::release_retained`). Like
     /// `malloc_trim(0)`. Takes every lock in turn; call it when the program has gone idle.
     pub fn trim(&self) {
         for (class, guarded) in self.classes.iter().enumerate() {
@@ -309,6 +310,10 @@ impl<P: PageSource> Slab<P> {
         let mut chunks = self.chunks.lock();
         chunks.purge_dirty(&self.pages);
         chunks.unmap_empty_chunks(&self.pages);
+        drop(chunks);
+        // What the source keeps for reuse (`heapkit_pages::Retained`'s runs: the chunks and
+        // huge blocks freed before) goes back too.
+        self.pages.release_retained();
     }
 
     /// Finds where the block at `ptr` lives, from the address alone.
@@ -460,12 +465,7 @@ impl<P: PageSource> Drop for Slab<P> {
             crate::chunk_map::remove(chunk as usize);
             // SAFETY: every block dies with the allocator (the `Allocator` contract), so the
             // whole chunk run can go.
-            unsafe {
-                self.pages.unmap(
-                    NonNull::new_unchecked(chunk.cast()),
-                    crate::geometry::CHUNK_BYTES,
-                )
-            };
+            unsafe { crate::chunk::unmap_chunk_run(&self.pages, chunk) };
             chunk = next;
         }
         let mut huge = chunks.huge.head;

@@ -134,8 +134,8 @@ impl<P: PageSource> Slab<P> {
             return Err(AllocError);
         };
         // Mapped without the chunk lock: a slow mmap must not stall other threads' refills.
-        let raw = match self.pages.map(map_bytes, CHUNK_BYTES) {
-            Ok(raw) => raw,
+        let (raw, zeroed) = match self.pages.map_reporting_zero(map_bytes, CHUNK_BYTES) {
+            Ok(mapped) => mapped,
             Err(e) => {
                 self.chunks.lock().failures += 1;
                 return Err(e);
@@ -168,7 +168,7 @@ impl<P: PageSource> Slab<P> {
         }
         // SAFETY: `offset < map_bytes`, inside the mapping.
         let block = unsafe { NonNull::new_unchecked(raw.as_ptr().add(offset)) };
-        Ok((block, usable, self.pages.maps_zeroed()))
+        Ok((block, usable, zeroed))
     }
 
     /// Unmaps a huge block.

@@ -43,7 +43,6 @@ mod bad_input;
 mod chunk;
 mod chunk_map;
 mod classes;
-mod clock;
 mod fork;
 mod geometry;
 mod guard;

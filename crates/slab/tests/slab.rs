@@ -756,3 +756,56 @@ fn guard_pages_outlive_their_slabs_and_give_way_to_large_spans() {
     }
     s.check().unwrap();
 }
+
+#[test]
+fn retained_huge_blocks_and_chunks_are_reused_and_zeroed_when_asked() {
+    let s = Slab::new(heapkit_pages::Retained::new(test_pages(16 << 20)));
+    let l = layout(3 << 20, 16);
+    let a = s.allocate(l).unwrap().cast::<u8>();
+    // SAFETY: a live block, freed once.
+    unsafe {
+        a.as_ptr().write_bytes(0xAB, l.size());
+        s.deallocate(a, l);
+    }
+    assert!(
+        s.pages().retained().dirty_bytes >= l.size(),
+        "kept, not unmapped"
+    );
+    let z = s.allocate_zeroed(l).unwrap();
+    assert_eq!(z.cast::<u8>(), a, "the retained run is reused");
+    // SAFETY: a live block of `z.len()` bytes.
+    unsafe {
+        assert!(all_bytes_are(z.cast::<u8>().as_ptr(), z.len(), 0));
+        s.deallocate(z.cast(), l);
+    }
+    // Chunks: two chunks' worth of 16 KiB blocks dirtied and freed; the second empty chunk goes
+    // to the layer, and a zeroed block from it again must read zero.
+    let small = layout(16 << 10, 16);
+    let per_chunk = CHUNK_BYTES / (16 << 10);
+    let blocks: Vec<_> = (0..2 * per_chunk)
+        .map(|_| {
+            let b = s.allocate(small).unwrap().cast::<u8>();
+            // SAFETY: a live block of 16 KiB.
+            unsafe { b.as_ptr().write_bytes(0xCD, 16 << 10) };
+            b
+        })
+        .collect();
+    free_all(&s, &blocks);
+    let zeroed: Vec<_> = (0..2 * per_chunk)
+        .map(|_| {
+            let b = s.allocate_zeroed(small).unwrap().cast::<u8>();
+            // SAFETY: a live block of 16 KiB.
+            assert!(unsafe { all_bytes_are(b.as_ptr(), 16 << 10, 0) });
+            b
+        })
+        .collect();
+    free_all(&s, &zeroed);
+    s.check().unwrap();
+    s.pages().check().unwrap();
+    s.trim();
+    assert_eq!(
+        s.pages().mapped_bytes(),
+        0,
+        "trim releases the retained runs too"
+    );
+}
