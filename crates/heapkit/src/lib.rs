@@ -124,6 +124,17 @@ impl HeapKit {
         self.cache.sync_primary()
     }
 
+    /// The miss path of C's `malloc` for the sizes the direct table covers, in one call into
+    /// the thread cache: claims the primary word, attaches the thread's magazine, points the
+    /// word at it and refills the bin the direct table names (see
+    /// [`ThreadCache::allocate_small_primary_slow`]). Null when out of memory.
+    ///
+    /// Inlined: call it from an out-of-line, `#[cold]` function of your own.
+    #[inline(always)]
+    pub fn allocate_small_primary_slow(&'static self, size_bytes: usize) -> *mut u8 {
+        self.cache.allocate_small_primary_slow(size_bytes)
+    }
+
     /// The hit path of C's `malloc`: a block of `size_bytes` (`1..=1024`) aligned to 16 from
     /// this thread's cache, through the primary word and the direct table (no class lookup),
     /// or null when only the full path can serve it.

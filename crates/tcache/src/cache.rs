@@ -187,6 +187,26 @@ impl<B: BatchAllocator> ThreadCache<B> {
     #[inline(never)]
     fn allocate_slow(&self, class: usize, layout: Layout) -> *mut u8 {
         let bins = self.attach_magazine();
+        // SAFETY: `attach_magazine` returns this thread's magazine or null.
+        unsafe { self.allocate_attached(bins, class, layout) }
+    }
+
+    /// The empty-bin path once the thread's magazine is attached: pop the class's bin (the
+    /// fast path may have read another magazine), else refill it from the class's shelf, then
+    /// from the backend; or serve `layout` from the backend when there is no magazine (`bins`
+    /// null) or the class is not cached. Shared by [`allocate_slow`](Self::allocate_slow) and
+    /// the primary cache's miss path (`allocate_small_primary_slow`, primary.rs).
+    ///
+    /// # Safety
+    /// `bins` is null or this thread's magazine in this cache (the table's entry for its
+    /// slot); `class` is one of the backend's classes, and one that serves `layout`.
+    #[inline(always)]
+    pub(crate) unsafe fn allocate_attached(
+        &self,
+        bins: *mut Bin,
+        class: usize,
+        layout: Layout,
+    ) -> *mut u8 {
         // SAFETY: a non-null magazine has a bin per class and belongs to this thread's slot.
         if bins.is_null() || unsafe { (*bins.add(class)).limit } == 0 {
             return self.allocate_uncached(layout);
@@ -469,8 +489,20 @@ impl<B: BatchAllocator> ThreadCache<B> {
     }
 
     /// This thread's magazine, made on first use; null when the thread has no slot or the
-    /// magazine cannot be made (caching off for this call, not an error).
+    /// magazine cannot be made (caching off for this call, not an error). Points the primary
+    /// word at it when this is the primary cache.
     fn attach_magazine(&self) -> *mut Bin {
+        let bins = self.attach_table_magazine();
+        if !bins.is_null() && self.is_primary() {
+            slot::set_primary_magazine(bins);
+        }
+        bins
+    }
+
+    /// [`attach_magazine`](Self::attach_magazine) without the primary word: the table's
+    /// magazine for this thread's slot (taking a slot and making the magazine if need be), or
+    /// null.
+    pub(crate) fn attach_table_magazine(&self) -> *mut Bin {
         let mut slot = slot::current();
         if slot == UNASSIGNED {
             slot = slot::attach();
@@ -478,13 +510,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
         if slot >= SLOT_COUNT {
             return ptr::null_mut();
         }
-        let bins = handover::magazine_or_install(&self.magazines[slot], empty_magazine(), || {
+        handover::magazine_or_install(&self.magazines[slot], empty_magazine(), || {
             self.make_magazine()
-        });
-        if !bins.is_null() && self.is_primary() {
-            slot::set_primary_magazine(bins);
-        }
-        bins
+        })
     }
 
     /// Counts a refill and every `RECLAIM_EVERY_REFILLS` gives idle magazines back.

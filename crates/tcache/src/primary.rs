@@ -6,7 +6,8 @@ use crate::cache::ThreadCache;
 use crate::magazine::{direct_table, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
 use crate::slot;
 use crate::sync::Ordering;
-use core::ptr::NonNull;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicUsize;
 use heapkit_core::BatchAllocator;
 
@@ -70,6 +71,66 @@ impl<B: BatchAllocator> ThreadCache<B> {
             let entry = direct_table(bins).add((size_bytes - 1) / DIRECT_STEP_BYTES);
             bin::pop(entry.read())
         }
+    }
+
+    /// The miss path of [`allocate_cached_small_primary`](Self::allocate_cached_small_primary),
+    /// in one call: claims the primary word if it is free, attaches this thread's magazine
+    /// (taking a slot and making the magazine on first use), points the word at it (its one
+    /// write), and serves `size_bytes` from the bin the direct table names for the size —
+    /// popping it, else refilling it from its class's shelf, then from the backend, as
+    /// [`alloc`](core::alloc::GlobalAlloc::alloc) would. The class is the bin's index in the
+    /// magazine: no class lookup. Null when out of memory, and for sizes outside
+    /// `1..=DIRECT_MAX_BYTES`.
+    ///
+    /// A size whose step no single class serves (the table names the uncached bin) takes the
+    /// class the backend gives its layout; a thread that can have no magazine (no slot left, or
+    /// its thread-local storage being torn down) is served by the backend; and when another
+    /// cache holds the word, this one serves through its table. The block is always one that
+    /// `GlobalAlloc::alloc` with `size_bytes` at [`DIRECT_STEP_BYTES`] alignment could return.
+    ///
+    /// Inlined: call it from an out-of-line, `#[cold]` function of your own (heapkit-malloc's
+    /// `allocate_small_cold`), so that the inline hit path stays free of it and the whole miss
+    /// is that one call.
+    #[inline(always)]
+    pub fn allocate_small_primary_slow(&'static self, size_bytes: usize) -> *mut u8 {
+        if !(1..=DIRECT_MAX_BYTES).contains(&size_bytes) {
+            return ptr::null_mut();
+        }
+        let Ok(layout) = Layout::from_size_align(size_bytes, DIRECT_STEP_BYTES) else {
+            return ptr::null_mut();
+        };
+        if !self.claim_primary() {
+            // The word is another cache's: this thread's word must not name our magazine.
+            // SAFETY: a non-zero size.
+            return unsafe { GlobalAlloc::alloc(self, layout) };
+        }
+        let bins = self.attach_table_magazine();
+        if bins.is_null() {
+            return self.allocate_uncached(layout);
+        }
+        slot::set_primary_magazine(bins);
+        // SAFETY: the magazine's direct table has DIRECT_LEN entries and the index is below it
+        // for the sizes let through above; each entry points at a bin of the same magazine (see
+        // `make_magazine`), so the offset is the bin's index.
+        let index = unsafe {
+            let bin = direct_table(bins)
+                .add((size_bytes - 1) / DIRECT_STEP_BYTES)
+                .read();
+            bin.offset_from(bins) as usize
+        };
+        let class = if index < self.backend.class_count() {
+            index
+        } else {
+            // The uncached bin: the step's sizes do not share one cached class.
+            match self.backend.class_of(layout) {
+                Some(class) => class,
+                None => return self.allocate_uncached(layout),
+            }
+        };
+        // SAFETY: `bins` is this thread's magazine (attached above); `class` serves `layout`:
+        // the direct table names the bin of the class that serves every size of the step at
+        // DIRECT_STEP_BYTES alignment (or the backend said so).
+        unsafe { self.allocate_attached(bins, class, layout) }
     }
 
     /// [`deallocate_unsized`](heapkit_core::UnsizedAllocator::deallocate_unsized) through the
