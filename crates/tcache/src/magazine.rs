@@ -151,6 +151,26 @@ pub(crate) fn direct_table(bins: *mut Bin) -> *mut *mut Bin {
     header(bins).cast::<*mut Bin>().wrapping_sub(DIRECT_LEN)
 }
 
+/// The index in magazine `bins` of the bin its direct table names for `size_bytes`: the class
+/// that serves every size of the step (no class lookup), or the magazine's class count when the
+/// table names the uncached bin.
+///
+/// # Safety
+/// `bins` is a magazine (or the empty one) and `size_bytes` is in `1..=DIRECT_MAX_BYTES`.
+#[inline(always)]
+pub(crate) unsafe fn direct_index(bins: *mut Bin, size_bytes: usize) -> usize {
+    debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
+    // SAFETY: the table has DIRECT_LEN entries and the index is below it for these sizes; each
+    // entry points at a bin of the same magazine (see `make_magazine`; the empty magazine's at
+    // its own uncached bin), so the offset is the bin's index.
+    unsafe {
+        let bin = direct_table(bins)
+            .add((size_bytes - 1) / DIRECT_STEP_BYTES)
+            .read();
+        bin.offset_from(bins) as usize
+    }
+}
+
 impl<B: BatchAllocator> ThreadCache<B> {
     fn magazine_layout(class_count: usize) -> Option<Layout> {
         // The direct table, the header, then the bins.

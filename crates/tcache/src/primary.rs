@@ -3,7 +3,7 @@
 
 use crate::bin;
 use crate::cache::ThreadCache;
-use crate::magazine::{direct_table, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
+use crate::magazine::{direct_index, direct_table, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
 use crate::slot;
 use crate::sync::Ordering;
 use core::alloc::{GlobalAlloc, Layout};
@@ -100,7 +100,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
             return ptr::null_mut();
         };
         if !self.claim_primary() {
-            // The word is another cache's: this thread's word must not name our magazine.
+            // The word is another cache's: leave it alone and serve through our table.
             // SAFETY: a non-zero size.
             return unsafe { GlobalAlloc::alloc(self, layout) };
         }
@@ -109,15 +109,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
             return self.allocate_uncached(layout);
         }
         slot::set_primary_magazine(bins);
-        // SAFETY: the magazine's direct table has DIRECT_LEN entries and the index is below it
-        // for the sizes let through above; each entry points at a bin of the same magazine (see
-        // `make_magazine`), so the offset is the bin's index.
-        let index = unsafe {
-            let bin = direct_table(bins)
-                .add((size_bytes - 1) / DIRECT_STEP_BYTES)
-                .read();
-            bin.offset_from(bins) as usize
-        };
+        // SAFETY: a magazine of this cache; the size is in range (tested above).
+        let index = unsafe { direct_index(bins, size_bytes) };
         let class = if index < self.backend.class_count() {
             index
         } else {
