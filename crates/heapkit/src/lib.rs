@@ -118,7 +118,8 @@ impl HeapKit {
 
     /// Makes this heap's thread cache the process's primary one (see
     /// [`ThreadCache::claim_primary`]) if none is yet, and points the calling thread's primary
-    /// word at its magazine: for the miss path of the C library.
+    /// word at its magazine: for the C library's `malloc` of a size the direct table does not
+    /// cover.
     #[cold]
     pub fn sync_primary(&'static self) {
         self.cache.sync_primary()

@@ -43,8 +43,10 @@ impl<B: BatchAllocator> ThreadCache<B> {
     }
 
     /// Claims the primary word if it is free, and points this thread's word at its magazine
-    /// here: for the miss paths of callers of the `_primary` methods (the C `malloc`'s cold
-    /// path), so that a thread's next call hits.
+    /// here: for the paths of callers of the `_primary` methods that go through the general
+    /// methods (the C `malloc` of a size the direct table does not cover), so that a thread's
+    /// next call hits. The small miss has its own entry point,
+    /// [`allocate_small_primary_slow`](Self::allocate_small_primary_slow).
     #[cold]
     pub fn sync_primary(&'static self) {
         if self.claim_primary() {

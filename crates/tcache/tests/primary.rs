@@ -23,8 +23,9 @@ fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 16).unwrap()
 }
 
-/// Allocates and frees through the primary paths the way the C library does: a miss syncs the
-/// word and takes the full path.
+/// Allocates through the primary hit path and, on a miss, syncs the word and takes the full
+/// path (the C library's path for the sizes the direct table does not cover; its small miss,
+/// `allocate_small_primary_slow`, has its own test below).
 fn primary_malloc(cache: &'static ThreadCache<Pow2>, size: usize) -> NonNull<u8> {
     // SAFETY: (test) `cache` is the process's only primary claimant in this binary.
     let block = unsafe { cache.allocate_cached_small_primary(size) };
