@@ -53,17 +53,20 @@
 //!
 //! # Files
 //!
-//! | file | concept |
-//! |---|---|
-//! | `cache.rs` | `ThreadCache` and its flow: the fast paths, the slow paths, refill (shelf, then backend), flush (shelf, then backend), giving idle magazines back, `Drop` |
-//! | `magazine.rs` | a magazine's layout (direct table, header, bins, uncached bin), making and freeing one; the shared empty magazine, which `slot.rs`'s TLS initial value names |
-//! | `primary.rs` | the primary cache: the C library's entry points through the primary word |
-//! | `bin.rs` | one bin: the intrusive list, its limits, pop / push / batch moves, `secure`'s encoded links |
-//! | `depot.rs` | the lock-free shelf of whole batches per class |
-//! | `slot.rs` | the thread-local words (slot, primary word) and the slot bitmap |
-//! | `handover.rs`, `sync.rs` | the magazine hand-over between threads, on loom's atomics under `cfg(loom)` |
-//! | `introspect.rs` | `check`, the `checked` feature's free-time tests, `bin_state`, the shelves' walk |
-//! | `traits.rs` | `Allocator`, `UnsizedAllocator`, `GlobalAlloc` (and in-place resize) |
+//! - `cache.rs`: `ThreadCache` and its flow: the fast paths, the slow paths, refill (shelf,
+//!   then backend), flush (shelf, then backend), giving idle magazines back, `Drop`.
+//! - `magazine.rs`: a magazine's layout (direct table, header, bins, uncached bin), making and
+//!   freeing one; the shared empty magazine, which `slot.rs`'s TLS initial value names.
+//! - `primary.rs`: the primary cache, the C library's entry points through the primary word.
+//! - `bin.rs`: one bin: the intrusive list, its limits, pop / push / batch moves, `secure`'s
+//!   encoded links.
+//! - `depot.rs`: the lock-free shelf of whole batches per class.
+//! - `slot.rs`: the thread-local words (slot, primary word) and the slot bitmap.
+//! - `handover.rs`, `sync.rs`: the magazine hand-over between threads, on loom's atomics under
+//!   `cfg(loom)`.
+//! - `introspect.rs`: `check`, the `checked` feature's free-time tests, `bin_state`, the
+//!   shelves' walk.
+//! - `traits.rs`: `Allocator`, `UnsizedAllocator`, `GlobalAlloc` (and in-place resize).
 
 mod bin;
 #[cfg(not(loom))]
