@@ -150,10 +150,22 @@ impl HeapKit {
 
     /// Makes this heap's thread cache the process's primary one (see
     /// [`ThreadCache::claim_primary`]) if none is yet, and points the calling thread's primary
-    /// word at its magazine: for the miss path of the C library.
+    /// word at its magazine: for the C library's `malloc` of a size the direct table does not
+    /// cover.
     #[cold]
     pub fn sync_primary(&'static self) {
         self.cache.sync_primary()
+    }
+
+    /// The miss path of C's `malloc` for the sizes the direct table covers, in one call into
+    /// the thread cache: claims the primary word, attaches the thread's magazine, points the
+    /// word at it and refills the bin the direct table names (see
+    /// [`ThreadCache::allocate_small_primary_slow`]). Null when out of memory.
+    ///
+    /// Inlined: call it from an out-of-line, `#[cold]` function of your own.
+    #[inline(always)]
+    pub fn allocate_small_primary_slow(&'static self, size_bytes: usize) -> *mut u8 {
+        self.cache.allocate_small_primary_slow(size_bytes)
     }
 
     /// The hit path of C's `malloc`: a block of `size_bytes` (`1..=1024`) aligned to 16 from

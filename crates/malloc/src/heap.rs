@@ -36,8 +36,8 @@ pub fn c_layout(size: usize, align: usize) -> Option<Layout> {
     Layout::from_size_align(size.max(1), align.max(MAX_ALIGN_BYTES)).ok()
 }
 
-/// Requests up to this size try the thread cache inline first, through its direct table;
-/// larger ones, and every miss, take [`allocate_cold`].
+/// Requests up to this size try the thread cache inline first, through its direct table, and
+/// take [`allocate_small_cold`] when it misses; larger ones take [`allocate_cold`].
 pub const INLINE_SIZE_MAX_BYTES: usize = heapkit::tcache::DIRECT_MAX_BYTES;
 
 const _: () = assert!(INLINE_SIZE_MAX_BYTES <= heapkit::slab::SMALL_MAX_BYTES);
@@ -57,14 +57,31 @@ pub fn allocate_default_aligned(size: usize) -> *mut u8 {
         if !block.is_null() {
             return block;
         }
+        return allocate_small_cold(size);
     }
     allocate_cold(size, MAX_ALIGN_BYTES, false)
 }
 
-/// [`allocate`] out of line: the miss path of the inline fast paths.
+/// The miss of `malloc`'s inline path for a size the direct table covers (`1..=1024`): one call
+/// into the thread cache, which claims the primary word for `HEAP` (on the first call in the
+/// process), attaches the thread's magazine, points the word at it (so that the thread's next
+/// `malloc` hits) and refills the bin the direct table already named — no second class lookup.
+#[cold]
+#[inline(never)]
+pub fn allocate_small_cold(size: usize) -> *mut u8 {
+    debug_assert!((1..=INLINE_SIZE_MAX_BYTES).contains(&size));
+    let block = HEAP.allocate_small_primary_slow(size);
+    if block.is_null() {
+        return out_of_memory();
+    }
+    block
+}
+
+/// [`allocate`] out of line: `malloc` of a size the direct table does not cover (0, or above
+/// 1024).
 ///
 /// It also points the calling thread's primary magazine word at its magazine (claiming the
-/// word for `HEAP` on the first call in the process), so that the thread's next `malloc` hits.
+/// word for `HEAP` on the first call in the process), so that the thread's small `malloc`s hit.
 #[cold]
 #[inline(never)]
 pub fn allocate_cold(size: usize, align: usize, zeroed: bool) -> *mut u8 {

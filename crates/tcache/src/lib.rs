@@ -13,7 +13,7 @@
 //! - **bin**: one class's cached free blocks for one thread, an intrusive LIFO list with a
 //!   count and a limit.
 //! - **magazine**: all the bins of one thread in one cache, allocated from the backend when
-//!   the thread first uses the cache.
+//!   the thread first uses the cache (its layout: `magazine.rs`).
 //! - **slot**: a small process-wide index a live thread holds; each cache keeps one magazine
 //!   pointer per slot. The thread-local state is that index (not generic), plus one word for
 //!   the primary cache.
@@ -24,7 +24,8 @@
 //! - **direct table**: 64 bin pointers before a magazine's header, by 16-byte size step up to
 //!   1024: C's `malloc` finds its bin with one load, no class lookup.
 //! - **primary cache / primary word**: the one `'static` cache per process (the C library's
-//!   heap) whose magazine for the thread sits in a thread-local word of its own.
+//!   heap) whose magazine for the thread sits in a thread-local word of its own; its entry
+//!   points are in `primary.rs`.
 //! - **refill / flush**: moving blocks from / to the backend in batch calls (refills grow from
 //!   8 blocks to half a bin; a flush moves half a bin, or all of it for a consumer's bin).
 //! - **depot / shelf / batch**: per class, a lock-free shelf of eight entries shared by every
@@ -49,18 +50,45 @@
 //!                                              ▼
 //!   backend: BatchAllocator (allocate_batch / deallocate_batch; large layouts directly)
 //! ```
+//!
+//! # Files
+//!
+//! - `cache.rs`: `ThreadCache` and its flow: the fast paths, the slow paths, refill (shelf,
+//!   then backend), flush (shelf, then backend), giving idle magazines back, `Drop`.
+//! - `magazine.rs`: a magazine's layout (direct table, header, bins, uncached bin), making and
+//!   freeing one; the shared empty magazine, which `slot.rs`'s TLS initial value names.
+//! - `primary.rs`: the primary cache, the C library's entry points through the primary word.
+//! - `bin.rs`: one bin: the intrusive list, its limits, pop / push / batch moves, `secure`'s
+//!   encoded links.
+//! - `depot.rs`: the lock-free shelf of whole batches per class.
+//! - `slot.rs`: the thread-local words (slot, primary word) and the slot bitmap.
+//! - `handover.rs`, `sync.rs`: the magazine hand-over between threads, on loom's atomics under
+//!   `cfg(loom)`.
+//! - `introspect.rs`: `check`, the `checked` feature's free-time tests, `bin_state`, the
+//!   shelves' walk.
+//! - `traits.rs`: `Allocator`, `UnsizedAllocator`, `GlobalAlloc` (and in-place resize).
 
 mod bin;
 #[cfg(not(loom))]
 mod cache;
 mod depot;
 mod handover;
+#[cfg(not(loom))]
+mod introspect;
+#[cfg(not(loom))]
+mod magazine;
+#[cfg(not(loom))]
+mod primary;
 mod slot;
 mod sync;
+#[cfg(not(loom))]
+mod traits;
 
 pub use bin::{BinState, BIN_BLOCKS_MAX, BIN_BLOCKS_MIN, BIN_TARGET_BYTES};
 #[cfg(not(loom))]
-pub use cache::{ThreadCache, CLASS_COUNT_MAX, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
+pub use cache::ThreadCache;
+#[cfg(not(loom))]
+pub use magazine::{CLASS_COUNT_MAX, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
 #[cfg(not(loom))]
 pub use slot::reset_slots_after_fork;
 pub use slot::SLOT_COUNT;

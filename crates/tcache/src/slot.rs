@@ -175,8 +175,9 @@ mod thread_slot {
     std::thread_local! {
         /// This thread's slot or a sentinel.
         static THREAD_SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
-        /// The primary cache's magazine for this thread.
-        static PRIMARY_MAGAZINE: Cell<*mut Bin> = const { Cell::new(crate::cache::empty_magazine()) };
+        /// The primary cache's magazine for this thread; starts as the empty magazine (see
+        /// magazine.rs's tie to this file).
+        static PRIMARY_MAGAZINE: Cell<*mut Bin> = const { Cell::new(crate::magazine::empty_magazine()) };
     }
 
     #[inline(always)]
@@ -251,7 +252,8 @@ mod initial_exec {
 
     // The primary magazine word starts as the shared empty magazine's first bin: an address, so
     // the loader relocates `.tdata`'s initial image before any thread copies it (as it does
-    // for C's `static __thread void *p = &x;`).
+    // for C's `static __thread void *p = &x;`). The symbol and the offset are magazine.rs's
+    // (the tie between the two files is described there, and tested).
     core::arch::global_asm!(
         ".pushsection .tdata,\"awT\",@progbits",
         ".p2align 3",
@@ -262,8 +264,8 @@ mod initial_exec {
         "heapkit_tcache_primary_magazine:",
         ".quad {empty} + {bins_offset}",
         ".popsection",
-        empty = sym crate::cache::EMPTY_MAGAZINE,
-        bins_offset = const crate::cache::EMPTY_BINS_OFFSET_BYTES,
+        empty = sym crate::magazine::EMPTY_MAGAZINE,
+        bins_offset = const crate::magazine::EMPTY_BINS_OFFSET_BYTES,
     );
 
     /// A reader and a writer for an 8-byte word declared in `.tdata` above, by its symbol.
@@ -353,7 +355,7 @@ impl Drop for ExitGuard {
         thread_slot::set(DETACHED);
         // The primary cache's fast paths must not use the slot's magazine once the slot can be
         // another thread's.
-        thread_slot::set_primary_magazine(crate::cache::empty_magazine());
+        thread_slot::set_primary_magazine(crate::magazine::empty_magazine());
         if slot < SLOT_COUNT {
             release(slot);
         }

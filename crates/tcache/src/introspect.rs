@@ -1,0 +1,235 @@
+//! Looking inside: `check` (this thread's magazine and the primary word), the `checked`
+//! feature's free-time tests, the shelves' walk, and the calling thread's bin figures.
+
+use crate::bin::{self, Bin, BinState};
+use crate::cache::ThreadCache;
+use crate::magazine::{direct_table, empty_magazine, header};
+use crate::slot;
+use core::ptr::NonNull;
+use heapkit_core::{BatchAllocator, Introspect, InvariantError, Stats};
+
+impl<B: BatchAllocator> ThreadCache<B> {
+    /// The calling thread's bin of class `class` in this cache: its count, limit and next
+    /// refill, in blocks. `None` when the thread has no magazine here yet (or no slot) or
+    /// `class` is not one of the backend's classes. Allocates nothing, changes nothing.
+    pub fn bin_state(&self, class: usize) -> Option<BinState> {
+        let bins = self.current_magazine();
+        if bins == empty_magazine() {
+            return None;
+        }
+        // SAFETY: this thread's magazine: its header precedes the bins, and only this thread
+        // writes them.
+        unsafe {
+            if class >= (*header(bins)).class_count as usize {
+                return None;
+            }
+            Some(BinState::of(&*bins.add(class)))
+        }
+    }
+
+    /// The `checked` feature's double-free and wrong-class tests.
+    ///
+    /// # Safety
+    /// `ptr` is claimed to be a live block of class `class`; `bins` is this thread's magazine or
+    /// the empty one.
+    #[cfg(feature = "checked")]
+    pub(crate) unsafe fn check_free(&self, bins: *mut Bin, ptr: *mut u8, class: usize) {
+        // SAFETY: the caller claims `ptr` is live; the magazine is ours.
+        unsafe {
+            let found = self.backend.class_of_block(NonNull::new_unchecked(ptr));
+            if found.is_some() && found != Some(class) {
+                heapkit_core::fatal(
+                    "heapkit-tcache",
+                    "block freed with a layout of another size class",
+                    ptr as usize,
+                );
+            }
+            if bin::contains(bins.add(class), ptr) {
+                heapkit_core::fatal(
+                    "heapkit-tcache",
+                    "double free: block is already in the thread cache",
+                    ptr as usize,
+                );
+            }
+        }
+    }
+
+    /// Checks this thread's magazine: counts match the lists, limits hold, blocks are aligned
+    /// and (where the backend can tell) of the bin's class.
+    fn check_current_magazine(&self) -> Result<(), InvariantError> {
+        let bins = self.current_magazine();
+        let word = slot::primary_magazine();
+        if self.is_primary() && word != bins && word != empty_magazine() {
+            return Err(InvariantError::new(
+                "the primary magazine word names another magazine than the table",
+                word as usize,
+            ));
+        }
+        if bins == empty_magazine() {
+            return Ok(());
+        }
+        // SAFETY: this thread's magazine; its header precedes the bins.
+        let class_count = unsafe { (*header(bins)).class_count } as usize;
+        if class_count != self.backend.class_count() {
+            return Err(InvariantError::new(
+                "magazine class count differs from backend",
+                bins as usize,
+            ));
+        }
+        for class in 0..class_count {
+            // SAFETY: `class < class_count`; the bin is ours.
+            unsafe { self.check_bin(bins.add(class), class)? };
+        }
+        // SAFETY: the uncached bin follows the class bins.
+        let uncached = unsafe { &*bins.add(class_count) };
+        if uncached.limit != 0 || uncached.count != 0 || !uncached.head.is_null() {
+            return Err(InvariantError::new(
+                "the uncached bin holds blocks or has a limit",
+                bins as usize,
+            ));
+        }
+        for (index, expected) in self.direct_bins(bins, class_count).enumerate() {
+            // SAFETY: the magazine's direct table has DIRECT_LEN entries.
+            let entry = unsafe { direct_table(bins).add(index).read() };
+            if entry != expected {
+                return Err(InvariantError::new(
+                    "direct table entry is not its size's bin",
+                    entry as usize,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// How many blocks wait on the shelves for another thread's refill (a snapshot: other
+    /// threads push and take meanwhile). They count as live in the backend's figures.
+    pub fn shelved_blocks(&self) -> usize {
+        let mut blocks = 0;
+        for depot in &self.depots {
+            depot.for_each(|_, batch_blocks| blocks += batch_blocks);
+        }
+        blocks
+    }
+
+    /// Walks every batch on the shelves: each is a chain of exactly its length, of blocks the
+    /// backend places in its class. `&mut self` proves that no thread pushes or takes
+    /// meanwhile (a walk racing a refill would read blocks being handed out).
+    pub fn check_depots(&mut self) -> Result<(), InvariantError> {
+        for (class, depot) in self.depots.iter().enumerate() {
+            let mut result = Ok(());
+            depot.for_each(|first, blocks| {
+                if result.is_ok() {
+                    result = self.check_batch(class, first, blocks);
+                }
+            });
+            result?;
+        }
+        Ok(())
+    }
+
+    fn check_batch(
+        &self,
+        class: usize,
+        first: *mut u8,
+        blocks: usize,
+    ) -> Result<(), InvariantError> {
+        // SAFETY: a shelved chain, which nobody changes while the caller holds `&mut self`.
+        if !unsafe { bin::chain_has_length(first, blocks) } {
+            return Err(InvariantError::new(
+                "a shelved batch's chain is not as long as its entry says",
+                first as usize,
+            ));
+        }
+        let mut cursor = first;
+        while !cursor.is_null() {
+            // SAFETY: a block of the chain (just walked): live in the backend, cached here.
+            let found = unsafe { self.backend.class_of_block(NonNull::new_unchecked(cursor)) };
+            if found != Some(class) {
+                return Err(InvariantError::new(
+                    "a shelved block is not of its shelf's class",
+                    cursor as usize,
+                ));
+            }
+            // SAFETY: as above.
+            cursor = unsafe { bin::next_of(cursor) };
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// `bin` is a bin of this thread's magazine, of class `class`.
+    unsafe fn check_bin(&self, bin: *mut Bin, class: usize) -> Result<(), InvariantError> {
+        // SAFETY: the caller owns the bin; every link is a cached (live) block.
+        unsafe {
+            let (count, limit) = ((*bin).count, (*bin).limit);
+            if count > limit as u32 || limit as u32 > bin::BIN_BLOCKS_MAX {
+                return Err(InvariantError::new(
+                    "bin holds more blocks than its limit",
+                    bin as usize,
+                ));
+            }
+            let class_size = self.backend.class_size(class);
+            let mut cursor = (*bin).head;
+            let mut seen = 0u32;
+            while !cursor.is_null() {
+                if seen == count {
+                    return Err(InvariantError::new(
+                        "bin list longer than its count",
+                        cursor as usize,
+                    ));
+                }
+                if cursor as usize % heapkit_core::WORD_BYTES != 0 {
+                    return Err(InvariantError::new(
+                        "cached block misaligned",
+                        cursor as usize,
+                    ));
+                }
+                let owner = self.backend.class_of_block(NonNull::new_unchecked(cursor));
+                if owner.is_some() && owner != Some(class) {
+                    return Err(InvariantError::new(
+                        "cached block in the bin of another class",
+                        cursor as usize,
+                    ));
+                }
+                if self.backend.usable_size(NonNull::new_unchecked(cursor)) < class_size {
+                    return Err(InvariantError::new(
+                        "cached block smaller than its class",
+                        cursor as usize,
+                    ));
+                }
+                // With `secure`, a mark that does not fit is reported here, before `next_of`
+                // would stop the process on it.
+                if bin::SECURE && !bin::is_marked_free(cursor, bin::secrets()) {
+                    return Err(InvariantError::new(
+                        "cached block's free mark does not fit its link (overwritten)",
+                        cursor as usize,
+                    ));
+                }
+                cursor = bin::next_of(cursor);
+                seen += 1;
+            }
+            if seen != count {
+                return Err(InvariantError::new(
+                    "bin list shorter than its count",
+                    bin as usize,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<B: BatchAllocator + Introspect> Introspect for ThreadCache<B> {
+    /// The backend's check, then this thread's magazine (other threads' magazines may be
+    /// changing under us, so they are not walked).
+    fn check(&self) -> Result<(), InvariantError> {
+        self.backend.check()?;
+        self.check_current_magazine()
+    }
+
+    /// The backend's figures. Blocks cached in magazines count as live there: call
+    /// [`flush_thread`](ThreadCache::flush_thread) first for figures without them.
+    fn stats(&self) -> Option<Stats> {
+        self.backend.stats()
+    }
+}

@@ -1,0 +1,286 @@
+//! The magazine: one thread's bins in one cache, with the direct table before them; its layout,
+//! how one is made and freed, and the shared empty magazine that stands for "none".
+//!
+//! A magazine in memory (the table's pointer is to the first bin):
+//!
+//! ```text
+//!   [ direct table: 64 bin pointers ][ header ][ bin 0 | bin 1 | … | bin n-1 | uncached bin ]
+//!     by size step, for C's malloc               one per class           limit 0, always empty
+//! ```
+//!
+//! **The tie to `slot.rs`.** Every thread's primary magazine word (declared in `slot.rs`: in
+//! `.tdata` through `global_asm!` on x86-64 glibc, a `thread_local!` elsewhere) starts as the
+//! empty magazine's first bin, and the exit hook resets it to that. So `slot.rs` names three
+//! items of this file, and only these: [`EMPTY_MAGAZINE`] by its linker symbol (`sym`),
+//! [`EMPTY_BINS_OFFSET_BYTES`] (the `.tdata` initial value is that symbol plus this offset), and
+//! [`empty_magazine`] (the `thread_local!`'s `const` initialiser and the reset). Moving or
+//! renaming them means editing `slot.rs`; that the symbol plus the offset is the address
+//! `empty_magazine()` returns is asserted below (at compile time) and tested (at run time, on a
+//! fresh thread's word).
+
+use crate::bin::{self, Bin};
+use crate::cache::ThreadCache;
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+use heapkit_core::BatchAllocator;
+
+/// The most classes a backend may have for its blocks to be cached (a limit on the magazine's
+/// size). A backend with more is served without caching.
+pub const CLASS_COUNT_MAX: usize = 128;
+
+/// A magazine is aligned to a cache line so that two threads' magazines never share one.
+const MAGAZINE_ALIGN_BYTES: usize = 64;
+
+const _: () = assert!(core::mem::size_of::<Header>() == core::mem::size_of::<Bin>());
+const _: () = assert!(MAGAZINE_ALIGN_BYTES % core::mem::align_of::<Bin>() == 0);
+
+/// Bins in a magazine for `class_count` classes: one per class, and the *uncached bin* after
+/// them, at index `class_count`, whose limit stays 0 (see `BatchAllocator::bin_of_block`): an
+/// unsized free of a block with no class lands there, finds no room and takes the slow path,
+/// with no test for "no class" on the fast one.
+const fn magazine_bins(class_count: usize) -> usize {
+    class_count + 1
+}
+
+/// The size-indexed shortcut before each magazine's header (mimalloc's `pages_free_direct`):
+/// for requests of `1..=DIRECT_MAX_BYTES` bytes aligned to [`DIRECT_STEP_BYTES`], entry
+/// `(size - 1) / DIRECT_STEP_BYTES` is the bin of that size's class. One load instead of the
+/// backend's class lookup and the bin's address arithmetic, on C's every `malloc`.
+pub const DIRECT_MAX_BYTES: usize = 1024;
+
+/// The width of a size step in the direct table, and the alignment its requests get: C's
+/// `max_align_t`.
+pub const DIRECT_STEP_BYTES: usize = heapkit_core::MAX_ALIGN_BYTES;
+
+/// Entries in the direct table.
+const DIRECT_LEN: usize = DIRECT_MAX_BYTES / DIRECT_STEP_BYTES;
+
+const _: () = assert!(DIRECT_MAX_BYTES % DIRECT_STEP_BYTES == 0);
+const _: () = assert!(
+    (DIRECT_LEN * core::mem::size_of::<*mut Bin>()) % core::mem::size_of::<Bin>() == 0,
+    "the header and bins after the table stay aligned"
+);
+
+/// The word before a magazine's first bin.
+#[repr(C)]
+pub(crate) struct Header {
+    /// Refills this magazine has done (wrapping): paces `reclaim_idle`.
+    pub(crate) refills: u32,
+    /// Bins that follow (the backend's class count when the magazine was made).
+    pub(crate) class_count: u32,
+    _reserved: u64,
+}
+
+/// The magazine of every thread that has none: a bin for each of `CLASS_COUNT_MAX` classes and
+/// the uncached bin, each empty with limit 0.
+///
+/// Table entries point here instead of holding null, so the fast paths need no null test: a
+/// pop finds no block and a push finds no room, and both fall through to the slow path, which
+/// knows this magazine by its address. Nothing ever writes to it (a bin with limit 0 is never
+/// pushed to, an empty one never popped from), which is why a shared `static` can stand behind
+/// the `*mut Bin` the table holds.
+#[repr(C, align(64))]
+struct EmptyMagazine {
+    /// Every entry is the uncached bin: empty, so every lookup misses.
+    direct: [*mut Bin; DIRECT_LEN],
+    header: Header,
+    bins: [Bin; magazine_bins(CLASS_COUNT_MAX)],
+}
+
+/// `Bin` holds a raw pointer, so the static needs the promise that sharing it is sound.
+#[repr(transparent)]
+pub(crate) struct SharedEmptyMagazine(EmptyMagazine);
+
+// SAFETY: the magazine is never written (see `EmptyMagazine`); reads from any thread are fine.
+unsafe impl Sync for SharedEmptyMagazine {}
+
+/// The one empty magazine. `slot.rs`'s assembly names it by symbol (see the module docs).
+pub(crate) static EMPTY_MAGAZINE: SharedEmptyMagazine = SharedEmptyMagazine(EmptyMagazine {
+    direct: [(&raw const EMPTY_MAGAZINE.0.bins[CLASS_COUNT_MAX]).cast_mut(); DIRECT_LEN],
+    header: Header {
+        refills: 0,
+        class_count: 0,
+        _reserved: 0,
+    },
+    bins: [const { Bin::new(0) }; magazine_bins(CLASS_COUNT_MAX)],
+});
+
+const _: () = assert!(
+    Bin::new(0).limit == 0,
+    "the empty magazine's bins refuse pushes"
+);
+
+/// The shared empty magazine's first bin (compare with it; never write through it). A `const
+/// fn`, so that it can also be the primary magazine word's initial value (part of the tie to
+/// `slot.rs`, see the module docs).
+#[inline(always)]
+pub(crate) const fn empty_magazine() -> *mut Bin {
+    (&raw const EMPTY_MAGAZINE.0.bins).cast::<Bin>().cast_mut()
+}
+
+/// Where the empty magazine's first bin lies in its static, for the initial value of the
+/// primary magazine word that slot.rs declares in assembly (see the module docs: part of the
+/// tie to `slot.rs`).
+#[cfg_attr(
+    not(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        target_env = "gnu",
+        not(miri)
+    )),
+    allow(dead_code)
+)]
+pub(crate) const EMPTY_BINS_OFFSET_BYTES: usize = core::mem::offset_of!(EmptyMagazine, bins);
+
+const _: () = assert!(
+    core::mem::offset_of!(SharedEmptyMagazine, 0) == 0,
+    "EMPTY_MAGAZINE's address + EMPTY_BINS_OFFSET_BYTES is empty_magazine()"
+);
+
+/// The header of the magazine whose first bin is `bins`.
+pub(crate) fn header(bins: *mut Bin) -> *mut Header {
+    bins.cast::<Header>().wrapping_sub(1)
+}
+
+/// The bytes of a magazine's direct table.
+const DIRECT_TABLE_BYTES: usize = DIRECT_LEN * core::mem::size_of::<*mut Bin>();
+
+/// The first entry of the direct table before a magazine's header (the magazine's first byte).
+#[inline(always)]
+pub(crate) fn direct_table(bins: *mut Bin) -> *mut *mut Bin {
+    header(bins).cast::<*mut Bin>().wrapping_sub(DIRECT_LEN)
+}
+
+/// The index in magazine `bins` of the bin its direct table names for `size_bytes`: the class
+/// that serves every size of the step (no class lookup), or the magazine's class count when the
+/// table names the uncached bin.
+///
+/// # Safety
+/// `bins` is a magazine (or the empty one) and `size_bytes` is in `1..=DIRECT_MAX_BYTES`.
+#[inline(always)]
+pub(crate) unsafe fn direct_index(bins: *mut Bin, size_bytes: usize) -> usize {
+    debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
+    // SAFETY: the table has DIRECT_LEN entries and the index is below it for these sizes; each
+    // entry points at a bin of the same magazine (see `make_magazine`; the empty magazine's at
+    // its own uncached bin), so the offset is the bin's index.
+    unsafe {
+        let bin = direct_table(bins)
+            .add((size_bytes - 1) / DIRECT_STEP_BYTES)
+            .read();
+        bin.offset_from(bins) as usize
+    }
+}
+
+impl<B: BatchAllocator> ThreadCache<B> {
+    fn magazine_layout(class_count: usize) -> Option<Layout> {
+        // The direct table, the header, then the bins.
+        let bytes = magazine_bins(class_count)
+            .checked_add(1)?
+            .checked_mul(core::mem::size_of::<Bin>())?
+            .checked_add(DIRECT_TABLE_BYTES)?;
+        Layout::from_size_align(bytes, MAGAZINE_ALIGN_BYTES).ok()
+    }
+
+    /// Allocates a magazine from the backend and sets every bin's limit from its class size.
+    pub(crate) fn make_magazine(&self) -> *mut Bin {
+        if bin::SECURE {
+            // Drawn before the first link of this magazine is encoded (see
+            // heapkit_core::secure).
+            heapkit_core::secure::key();
+        }
+        let class_count = self.backend.class_count();
+        if class_count == 0 || class_count > CLASS_COUNT_MAX {
+            return ptr::null_mut();
+        }
+        let Some(layout) = Self::magazine_layout(class_count) else {
+            return ptr::null_mut();
+        };
+        let Ok(block) = self.backend.allocate_nonzero(layout) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: the block holds the direct table, a header and `magazine_bins(class_count)`
+        // bins, aligned for all three.
+        unsafe {
+            let base = block
+                .cast::<u8>()
+                .as_ptr()
+                .add(DIRECT_TABLE_BYTES)
+                .cast::<Header>();
+            base.write(Header {
+                refills: 0,
+                class_count: class_count as u32,
+                _reserved: 0,
+            });
+            let bins = base.add(1).cast::<Bin>();
+            for class in 0..class_count {
+                bins.add(class)
+                    .write(Bin::new(self.backend.class_size(class)));
+            }
+            bins.add(class_count).write(Bin::new(0));
+            for (index, bin) in self.direct_bins(bins, class_count).enumerate() {
+                direct_table(bins).add(index).write(bin);
+            }
+            bins
+        }
+    }
+
+    /// The direct table's entries for a magazine: for each size step, the bin of the class
+    /// that serves every size of the step with `DIRECT_STEP_BYTES` alignment, or the uncached
+    /// bin when the step's sizes do not share one cached class (the lookup then misses and
+    /// the caller takes the full path).
+    pub(crate) fn direct_bins(
+        &self,
+        bins: *mut Bin,
+        class_count: usize,
+    ) -> impl Iterator<Item = *mut Bin> + '_ {
+        let class_of_size = |size_bytes: usize| {
+            Layout::from_size_align(size_bytes, DIRECT_STEP_BYTES)
+                .ok()
+                .and_then(|layout| self.backend.class_of(layout))
+        };
+        (0..DIRECT_LEN).map(move |index| {
+            let smallest = class_of_size(index * DIRECT_STEP_BYTES + 1);
+            let largest = class_of_size((index + 1) * DIRECT_STEP_BYTES);
+            let class = match (smallest, largest) {
+                (Some(a), Some(b)) if a == b && a < class_count => a,
+                _ => class_count,
+            };
+            bins.wrapping_add(class)
+        })
+    }
+
+    /// Frees an emptied magazine.
+    ///
+    /// # Safety
+    /// The caller owns the magazine, it holds no blocks, and no table entry points to it.
+    pub(crate) unsafe fn free_magazine(&self, bins: *mut Bin) {
+        // SAFETY: forwarded; the header precedes the bins and records the class count the
+        // magazine was allocated with.
+        unsafe {
+            let layout = Self::magazine_layout((*header(bins)).class_count as usize);
+            debug_assert!(layout.is_some());
+            if let Some(layout) = layout {
+                let base = direct_table(bins).cast::<u8>();
+                self.backend
+                    .deallocate_nonzero(NonNull::new_unchecked(base), layout);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tie to `slot.rs`: the word a new thread starts with (the loader's relocated `.tdata`
+    /// image on x86-64 glibc) is `empty_magazine()`, which is the static plus the offset.
+    #[test]
+    fn a_new_threads_primary_word_is_the_empty_magazine() {
+        let base = (&raw const EMPTY_MAGAZINE) as usize;
+        assert_eq!(base + EMPTY_BINS_OFFSET_BYTES, empty_magazine() as usize);
+        let word = std::thread::spawn(|| crate::slot::primary_magazine() as usize)
+            .join()
+            .unwrap();
+        assert_eq!(word, empty_magazine() as usize);
+    }
+}
