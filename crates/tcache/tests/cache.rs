@@ -79,7 +79,11 @@ fn refills_and_flushes_go_in_batches() {
     // A flush of whole bins shelves batches first (for another thread's refill): they stay
     // live in the backend until a refill takes them or the shelves are drained.
     let shelved = cache.shelved_blocks();
-    assert!(shelved > 0, "the frees' flushes shelved batches");
+    // Miri's 300 blocks fit in the bin (its limit grows to 1024 with the refills): no flush.
+    assert!(
+        shelved > 0 || cfg!(miri),
+        "the frees' flushes shelved batches"
+    );
     assert_eq!(cache.drain_depots(), shelved);
     assert_eq!(live(&cache), 1, "only the magazine itself is live");
 }
@@ -335,13 +339,14 @@ fn another_threads_frees_refill_this_thread_through_the_shelf() {
 #[test]
 fn a_full_shelf_sends_the_rest_to_the_backend() {
     let mut cache = ThreadCache::new(Pow2::new());
+    // 1 KiB blocks: a bin holds at most 256 of them, so even Miri's 600 flush several times.
     let n = if cfg!(miri) { 600 } else { 6000 };
     let blocks: Vec<_> = (0..n)
-        .map(|_| cache.allocate(layout(64)).unwrap())
+        .map(|_| cache.allocate(layout(1024)).unwrap())
         .collect();
     for b in blocks {
         // SAFETY: (test) a live block of this allocator, freed with its layout.
-        unsafe { cache.deallocate(b.cast(), layout(64)) };
+        unsafe { cache.deallocate(b.cast(), layout(1024)) };
     }
     // The shelf of one class is bounded (at most eight batches, and at most 256 KiB).
     let shelved = cache.shelved_blocks();
