@@ -142,7 +142,9 @@ pub fn tcache_bins() -> (String, String) {
     t.free(0, 100);
     t.free(1, 40);
     t.free(2, 300);
-    t.snapshot("free them all: the bins take them; the 1024 B bin fills and flushes onto its shelf");
+    t.snapshot(
+        "free them all: the bins take them; the 1024 B bin fills and flushes onto its shelf",
+    );
     let shelved = t.cache.shelved_blocks();
     assert!(
         shelved > 0,
