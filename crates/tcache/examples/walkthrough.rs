@@ -1,7 +1,6 @@
 //! A thread cache in front of a slab, watched from the back end, step by step: refills grow,
-//! a full bin flushes (whole batches onto the class's shelf first, the rest to the back end),
-//! a thread's refill takes a batch off the shelf, and a block freed by another thread lands in
-//! *that* thread's bin.
+//! a full bin flushes, a block freed by another thread lands in *that* thread's bin, and once
+//! the process has threads a full bin shelves whole batches that another thread's refills take.
 //! The book's chapter 5 quotes this output.
 //!
 //! `cargo run -p heapkit-tcache --example walkthrough`
@@ -78,35 +77,49 @@ fn main() {
     }
     println!("all 2000 freed | {}", backend(&cache, class));
 
-    // Cross-thread frees: thread A allocates, thread B frees into B's own bin.
-    let made: Vec<Block> = std::thread::scope(|s| {
-        s.spawn(|| {
-            (0..100)
-                .map(|_| Block(cache.allocate(layout).unwrap().cast()))
-                .collect()
-        })
-        .join()
-        .unwrap()
-    });
-    println!(
-        "thread A allocated 100 and exited (its refills took batches off the shelf) | {}",
-        backend(&cache, class)
-    );
+    // Cross-thread frees, producer and consumer: thread A allocates and stays alive; thread B
+    // frees A's blocks into B's own bin, whose flushes shelve whole batches; A's next refills
+    // take them off the shelf.
+    let shared = &cache;
     std::thread::scope(|s| {
-        s.spawn(|| {
-            for Block(b) in made {
+        let (to_consumer, blocks) = std::sync::mpsc::channel::<Vec<Block>>();
+        let (to_producer, done) = std::sync::mpsc::channel::<()>();
+        s.spawn(move || {
+            let cache = shared;
+            let made: Vec<Block> = (0..600)
+                .map(|_| Block(cache.allocate(layout).unwrap().cast()))
+                .collect();
+            println!("thread A allocated 600 | {}", backend(cache, class));
+            to_consumer.send(made).unwrap();
+            done.recv().unwrap();
+            let flushed = cache.flush_thread();
+            let again: Vec<Block> = (0..64)
+                .map(|_| Block(cache.allocate(layout).unwrap().cast()))
+                .collect();
+            println!(
+                "thread A flushed its bin ({flushed} blocks), allocated 64: its refills took \
+                 batches off the shelf | {}",
+                backend(cache, class)
+            );
+            for Block(b) in again {
+                // SAFETY: each block is live and freed once with its layout.
+                unsafe { cache.deallocate(b, layout) };
+            }
+            // Before exiting: the exit hook only frees the slot (see `reclaim_idle`).
+            cache.flush_thread();
+        });
+        s.spawn(move || {
+            let cache = shared;
+            for Block(b) in blocks.recv().unwrap() {
                 // SAFETY: each block is live; any thread may free it.
                 unsafe { cache.deallocate(b, layout) };
             }
             println!(
-                "thread B freed them into its own bin | {}",
-                backend(&cache, class)
+                "thread B freed them into its own bin; its flushes shelved whole batches | {}",
+                backend(cache, class)
             );
-            let flushed = cache.flush_thread();
-            println!(
-                "thread B flush_thread() returned {flushed} blocks | {}",
-                backend(&cache, class)
-            );
+            cache.flush_thread();
+            to_producer.send(()).unwrap();
         });
     });
     let reclaimed = cache.reclaim_idle();

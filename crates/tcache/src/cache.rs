@@ -392,12 +392,20 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// The bin belongs to a magazine of this cache that the caller has exclusive use of, and
     /// holds at least `blocks` blocks of class `class`.
     unsafe fn shelve(&self, bin: *mut Bin, class: usize, blocks: usize) -> usize {
+        // The shelf hands blocks between threads; a process with one thread has nobody to hand
+        // them to, and would only pay for the scans and the walks (glibc's `SINGLE_THREAD_P`
+        // idea again: the python3 workload ran 0.2% more instructions shelving).
+        if heapkit_core::process_is_single_threaded() {
+            return 0;
+        }
         let Some(depot) = self.depots.get(class) else {
             return 0;
         };
         let (batch_blocks, room) = self.depot_shape(class);
         let mut shelved = 0;
-        while blocks - shelved >= batch_blocks {
+        // The room test before each split spares a split's walk when the shelf is full (the
+        // push can still lose a race for the last entry: then the chain goes to the backend).
+        while blocks - shelved >= batch_blocks && depot.has_room(room) {
             // SAFETY: forwarded from the caller; the bin still holds `blocks - shelved`.
             let first = unsafe { bin::split(bin, batch_blocks) };
             shelved += batch_blocks;

@@ -86,6 +86,14 @@ impl Depot {
         self.push_ordered(first, blocks, room, Ordering::Release)
     }
 
+    /// Whether one of the first `room` entries is empty right now (a racy hint: a push may
+    /// still find them all taken).
+    pub fn has_room(&self, room: usize) -> bool {
+        self.entries[..room.min(DEPOT_ENTRIES)]
+            .iter()
+            .any(|entry| entry.load(Ordering::Relaxed).is_null())
+    }
+
     /// Takes a batch: its first block and its length, or `None` when the shelf is empty. The
     /// `Acquire` swap makes the pusher's writes to the chain visible here.
     pub fn take(&self) -> Option<(*mut u8, usize)> {
@@ -192,10 +200,12 @@ mod tests {
         for index in 0..2 {
             assert!(depot.push(block(&mut storage, index), 1, 2));
         }
+        assert!(!depot.has_room(2));
         assert!(
             !depot.push(block(&mut storage, 2), 1, 2),
             "two entries allowed"
         );
+        assert!(depot.has_room(DEPOT_ENTRIES));
         assert!(depot.push(block(&mut storage, 2), 1, DEPOT_ENTRIES));
         let mut seen = 0;
         depot.for_each(|_, blocks| seen += blocks);
