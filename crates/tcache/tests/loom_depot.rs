@@ -92,23 +92,24 @@ fn take_one(depot: &Depot, weakened: bool) -> Option<usize> {
     })
 }
 
+/// Runs `body` on a new model thread with a handle to the shared shelf.
+fn spawn_on<T: Send + 'static>(
+    depot: &Arc<Depot>,
+    body: impl FnOnce(&Depot) -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let depot = Arc::clone(depot);
+    thread::spawn(move || body(&depot))
+}
+
 #[test]
 fn pushed_batches_are_taken_once() {
     model(|| {
         let depot = Arc::new(Depot::new());
         let pushers: Vec<_> = [1, 2]
             .into_iter()
-            .map(|payload| {
-                let depot = Arc::clone(&depot);
-                thread::spawn(move || {
-                    shelve(&depot, payload, false);
-                })
-            })
+            .map(|payload| spawn_on(&depot, move |depot| shelve(depot, payload, false)))
             .collect();
-        let taker = {
-            let depot = Arc::clone(&depot);
-            thread::spawn(move || take_one(&depot, false))
-        };
+        let taker = spawn_on(&depot, |depot| take_one(depot, false));
         for pusher in pushers {
             pusher.join().unwrap();
         }
@@ -127,10 +128,7 @@ fn two_takers_race_for_one_batch() {
         let depot = Arc::new(Depot::new());
         shelve(&depot, 7, false);
         let takers: Vec<_> = (0..2)
-            .map(|_| {
-                let depot = Arc::clone(&depot);
-                thread::spawn(move || take_one(&depot, false))
-            })
+            .map(|_| spawn_on(&depot, |depot| take_one(depot, false)))
             .collect();
         let got: Vec<usize> = takers
             .into_iter()
@@ -147,8 +145,7 @@ fn a_full_shelf_refuses_and_the_pusher_keeps_its_batch() {
         let pushers: Vec<_> = [1, 2]
             .into_iter()
             .map(|payload| {
-                let depot = Arc::clone(&depot);
-                thread::spawn(move || {
+                spawn_on(&depot, move |depot| {
                     let batch = new_batch(payload);
                     let pushed = depot.push(batch, BLOCKS, 1);
                     if !pushed {
@@ -171,16 +168,8 @@ fn a_full_shelf_refuses_and_the_pusher_keeps_its_batch() {
 fn hand_over(weaken_push: bool, weaken_take: bool) {
     model(move || {
         let depot = Arc::new(Depot::new());
-        let pusher = {
-            let depot = Arc::clone(&depot);
-            thread::spawn(move || {
-                shelve(&depot, 3, weaken_push);
-            })
-        };
-        let taker = {
-            let depot = Arc::clone(&depot);
-            thread::spawn(move || take_one(&depot, weaken_take))
-        };
+        let pusher = spawn_on(&depot, move |depot| shelve(depot, 3, weaken_push));
+        let taker = spawn_on(&depot, move |depot| take_one(depot, weaken_take));
         pusher.join().unwrap();
         if let Some(payload) = taker.join().unwrap() {
             assert_eq!(payload, 3);
