@@ -14,8 +14,9 @@
 //! ```
 //!
 //! in a fixed table of [`RETAINED_RUNS`] entries behind a spin lock: nothing is ever
-//! allocated. The decay work runs on `map` and `unmap` only (no background thread), with the
-//! coarse clock read there; the run about to be handed out is taken off the table first, so it
+//! allocated. The decay work runs on `map` and `unmap` (and on
+//! [`decay_now`](Retained::decay_now), for a background purger), with the coarse clock read
+//! there; the run about to be handed out is taken off the table first, so it
 //! is never purged on its way out.
 
 use crate::args::check_map_args;
@@ -597,6 +598,18 @@ impl<P: PageSource> Retained<P> {
         self.locked().table.release_all(&self.inner)
     }
 
+    /// Runs the decay that is due now, as `map` and `unmap` do on their way (the same
+    /// `Table::decay`): dirty runs past the allowance or older than the purge delay are purged,
+    /// purged runs older than [`RELEASE_DELAY_FACTOR`] delays unmapped. For a caller that
+    /// makes no `map`/`unmap` call for a while — a background purger — so that an idle
+    /// process still gives its memory back. Takes the lock; O(1) when nothing is due.
+    pub fn decay_now(&self) {
+        let guard = self.locked();
+        let table = &mut *guard.table;
+        let decay = self.decay(table, (self.clock)());
+        table.decay(&self.inner, decay);
+    }
+
     /// The decay settings at `now_ms`, for `table` as it is (the bytes in use are the inner
     /// source's mapped bytes less the retained ones).
     fn decay(&self, table: &Table, now_ms: u64) -> Decay {
@@ -909,6 +922,42 @@ mod tests {
             "third, the gap, the second run"
         );
         r.check().unwrap();
+    }
+
+    #[test]
+    fn decay_now_purges_and_releases_what_is_due_without_map_or_unmap() {
+        let r = layer(64);
+        r.set_purge_delay_ms(100);
+        let run = map(&r, 4, 1);
+        let _live = map(&r, 1, 1);
+        unmap(&r, run, 4);
+        advance(99);
+        r.decay_now();
+        assert_eq!(r.retained().dirty_bytes, 4 * PAGE, "not due yet");
+        advance(1);
+        r.decay_now();
+        let seen = r.retained();
+        assert_eq!((seen.dirty_bytes, seen.purged_bytes), (0, 4 * PAGE));
+        advance(10 * 100 - 1);
+        r.decay_now();
+        assert_eq!(r.retained().purged_bytes, 4 * PAGE, "released ten delays after");
+        advance(1);
+        r.decay_now();
+        assert_eq!(r.retained().runs, 0);
+        assert_eq!(r.inner().mapped_bytes(), PAGE, "only the live run is left");
+        r.check().unwrap();
+    }
+
+    #[test]
+    fn decay_now_does_nothing_when_the_delay_is_never() {
+        let r = layer(64);
+        r.set_purge_delay_ms(u64::MAX);
+        let run = map(&r, 4, 1);
+        let _live = map(&r, 1, 1);
+        unmap(&r, run, 4);
+        advance(u64::MAX / 2);
+        r.decay_now();
+        assert_eq!(r.retained().dirty_bytes, 4 * PAGE);
     }
 
     #[test]
