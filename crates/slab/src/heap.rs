@@ -200,7 +200,7 @@ impl<P: PageSource> Slab<P> {
     /// There is no background thread: an expired slot is purged by the next slow path that
     /// notices — a slab or span released, a slab refilled, a span allocated — and the clock
     /// is read only there. A program that stops calling the allocator keeps its dirty slots
-    /// until [`trim`](Self::trim).
+    /// until [`trim`](Self::trim), or until someone calls [`purge_due`](Self::purge_due).
     pub fn purge_delay_ms(&self) -> u64 {
         self.purge_delay_ms.load(Ordering::Relaxed)
     }
@@ -282,6 +282,17 @@ impl<P: PageSource> Slab<P> {
             addr % 16 == 0
         };
         well_placed.then_some(class)
+    }
+
+    /// Purges the dirty slots that are due now — past the threshold, or older than the purge
+    /// delay — as the next slow path would (the same `Chunks::notice_expired`). For a caller
+    /// that makes no allocator call for a while, such as a background purger: without it, the
+    /// slots of a process that went idle stay resident. Takes the chunk lock; with the delay
+    /// at `u64::MAX` (never) it reads no clock and purges nothing (the threshold is enforced
+    /// by every release already).
+    pub fn purge_due(&self) {
+        let policy = self.purge_policy(usize::MAX);
+        self.chunks.lock().notice_expired(&self.pages, policy);
     }
 
     /// Gives every empty slab and every dirty slot back: empty slabs kept by their class are

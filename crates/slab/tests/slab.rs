@@ -641,6 +641,27 @@ fn a_release_purges_the_slots_that_expired_before_it() {
 }
 
 #[test]
+fn purge_due_purges_expired_slots_without_an_allocator_call() {
+    let s = slab(8 << 20);
+    s.set_purge_delay_ms(u64::MAX);
+    let blocks = fill_16k_slabs(&s, 4);
+    free_all(&s, &blocks); // slab 1 stays with its class; three slots go back dirty
+    s.purge_due();
+    assert_eq!(
+        s.dirty_and_purged_bytes(),
+        (3 * SLOT_BYTES, 0),
+        "a delay of never: nothing is due"
+    );
+    // A delay of 0 makes every dirty slot due with no wait (the test reads no clock edge).
+    s.set_purge_delay_ms(0);
+    s.purge_due();
+    assert_eq!(s.dirty_and_purged_bytes(), (0, 3 * SLOT_BYTES));
+    s.check().unwrap();
+    s.purge_due();
+    assert_eq!(s.dirty_and_purged_bytes(), (0, 3 * SLOT_BYTES), "idempotent");
+}
+
+#[test]
 fn the_threshold_still_purges_before_the_delay() {
     let s = slab(8 << 20);
     s.set_purge_delay_ms(u64::MAX);
