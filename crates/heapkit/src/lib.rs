@@ -94,6 +94,24 @@ impl HeapKit {
         self.cache.backend().pages().set_purge_delay_ms(delay_ms);
     }
 
+    /// The purge delay of the slab (the one `set_purge_delay_ms` sets everywhere);
+    /// `u64::MAX`: never.
+    pub fn purge_delay_ms(&self) -> u64 {
+        self.cache.backend().purge_delay_ms()
+    }
+
+    /// Does the decay work that is due now, which otherwise waits for the next slow path: the
+    /// slab's dirty slots older than the purge delay (`Slab::purge_due`), then the retaining
+    /// layer's dirty runs older than the delay and purged runs older than ten delays
+    /// (`Retained::decay_now`). For a background purger (heapkit-malloc's
+    /// `HEAPKIT_BACKGROUND_PURGE`), so that a process that went idle gives memory back. Takes
+    /// the slab's chunk lock, then (after releasing it) the retaining layer's; never allocates.
+    /// Thread caches are untouched: their blocks belong to their threads.
+    pub fn purge_due(&self) {
+        self.cache.backend().purge_due();
+        self.cache.backend().pages().decay_now();
+    }
+
     /// Sets how many bytes of freed memory may stay resident before the oldest are purged, in
     /// the slab and in the retaining layer (where it is a floor that grows with the bytes in
     /// use; see `Retained::purge_threshold_bytes`).
