@@ -1,5 +1,5 @@
 //! What runs when the library is loaded: read the options, register the fork handlers and, if
-//! asked, the statistics report at exit.
+//! asked, start the background purger and register the statistics report at exit.
 //!
 //! The options (documented in the crate's README):
 //! - `HEAPKIT_SHOW_STATS=1`: print the heap's statistics to stderr at exit.
@@ -7,6 +7,7 @@
 //!   pages may stay resident.
 //! - `HEAPKIT_PURGE_THRESHOLD_BYTES=N`: how many bytes of freed slots (and at least of freed
 //!   chunks and huge blocks) may stay resident before the oldest are purged at once.
+//! - `HEAPKIT_BACKGROUND_PURGE=1`: start the background purger thread (`purger.rs`).
 //!
 //! Nothing here is needed before the first `malloc`: the heap is a `const`-built static. The
 //! constructor only adds behaviour on top, so a `malloc` the loader makes before it runs is
@@ -32,10 +33,41 @@ fn env_value(name: &CStr) -> Option<&'static [u8]> {
 /// Whether the environment variable `name` is set to a value that means "on" (`1`, `y`, `yes`,
 /// `true`, `on`).
 fn env_flag(name: &CStr) -> bool {
-    matches!(
-        env_value(name),
-        Some(b"1" | b"y" | b"yes" | b"true" | b"on")
-    )
+    matches!(env_value(name).map(parse_switch), Some(Ok(true)))
+}
+
+/// A switch's value: on (`1`, `y`, `yes`, `true`, `on`), off (`0`, `n`, `no`, `false`, `off`,
+/// empty), or an error for anything else.
+fn parse_switch(value: &[u8]) -> Result<bool, ()> {
+    match value {
+        b"1" | b"y" | b"yes" | b"true" | b"on" => Ok(true),
+        b"0" | b"n" | b"no" | b"false" | b"off" | b"" => Ok(false),
+        _ => Err(()),
+    }
+}
+
+/// Whether the switch `name` is on; a value that is neither on nor off is ignored (off) with a
+/// line on stderr.
+fn switch_option(name: &CStr) -> bool {
+    match env_value(name).map(parse_switch) {
+        None => false,
+        Some(Ok(on)) => on,
+        Some(Err(())) => {
+            report_ignored(name, "not 0 or 1");
+            false
+        }
+    }
+}
+
+/// Says on stderr that the option `name` was ignored, and `why`.
+fn report_ignored(name: &CStr, why: &str) {
+    let mut text = StackMessage::new();
+    let _ = writeln!(
+        text,
+        "heapkit: ignoring {}: {why}",
+        name.to_str().unwrap_or("an option")
+    );
+    text.write_to_stderr();
 }
 
 /// The value of the environment variable `name` as a decimal number: `None` when it is not
@@ -65,15 +97,7 @@ fn apply_number_option(name: &CStr, apply: impl FnOnce(u64)) {
     match env_number(name) {
         None => {}
         Some(Ok(value)) => apply(value),
-        Some(Err(())) => {
-            let mut text = StackMessage::new();
-            let _ = writeln!(
-                text,
-                "heapkit: ignoring {}: not a decimal number",
-                name.to_str().unwrap_or("an option")
-            );
-            text.write_to_stderr();
-        }
+        Some(Err(())) => report_ignored(name, "not a decimal number"),
     }
 }
 
@@ -124,6 +148,10 @@ extern "C" fn on_load() {
     apply_number_option(c"HEAPKIT_PURGE_THRESHOLD_BYTES", |bytes| {
         HEAP.set_purge_threshold_bytes(usize::try_from(bytes).unwrap_or(usize::MAX))
     });
+    // Last, with the delay set and no heapkit lock held: `pthread_create` may call `malloc`.
+    if switch_option(c"HEAPKIT_BACKGROUND_PURGE") {
+        crate::purger::start();
+    }
     if env_flag(c"HEAPKIT_SHOW_STATS") {
         // SAFETY: registering a plain function; it runs once at exit.
         unsafe { libc::atexit(print_stats_at_exit) };
@@ -138,7 +166,17 @@ static ON_LOAD: extern "C" fn() = on_load;
 
 #[cfg(test)]
 mod tests {
-    use super::parse_decimal;
+    use super::{parse_decimal, parse_switch};
+
+    #[test]
+    fn switches_are_on_off_or_refused() {
+        assert_eq!(parse_switch(b"1"), Ok(true));
+        assert_eq!(parse_switch(b"on"), Ok(true));
+        assert_eq!(parse_switch(b"0"), Ok(false));
+        assert_eq!(parse_switch(b""), Ok(false));
+        assert_eq!(parse_switch(b"2"), Err(()));
+        assert_eq!(parse_switch(b"maybe"), Err(()));
+    }
 
     #[test]
     fn decimal_options_parse_digits_only() {

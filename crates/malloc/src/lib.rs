@@ -21,9 +21,11 @@
 //!                    │            thread caches ─► size-class slabs ─► retained runs ─► mmap
 //!                    ▼
 //!               init.rs: options, fork handlers, statistics at exit
+//!               purger.rs: the opt-in background purger thread (HEAPKIT_BACKGROUND_PURGE)
 //! ```
 
 mod api;
 mod cxx;
 mod heap;
 mod init;
+mod purger;

@@ -168,6 +168,62 @@ fn purge_options_decide_what_stays_resident() {
     );
 }
 
+/// Runs tests/c/purge.c's idle case under heapkit with a purge delay of 200 ms and `options`;
+/// returns the KiB resident above its live bytes right after its frees and after it made no
+/// allocator call for twice the delay, and its standard error.
+fn idle_figures(binary: &Path, options: &[(&str, &str)]) -> (i64, i64, String) {
+    let mut command = Command::new(binary);
+    command
+        .arg("idle")
+        .env("HEAPKIT_PURGE_DELAY_MS", "200")
+        .envs(options.iter().copied());
+    let output = run(command, true);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let figures: Vec<i64> = stdout
+        .strip_prefix("idle: ")
+        .unwrap_or_else(|| panic!("no idle figures in {stdout:?}"))
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    let [freed_kib, idle_kib] = figures[..] else {
+        panic!("no idle figures in {stdout:?}");
+    };
+    (freed_kib, idle_kib, text(&output.stderr))
+}
+
+#[test]
+fn an_idle_process_gives_memory_back_only_with_the_background_purger() {
+    // Issue #24's target: an idle process drops to within the purge threshold of its live bytes
+    // within twice the purge delay. With no allocator call, no slow path runs: only the purger
+    // thread can do it, so the same run without it must stay above the threshold.
+    let binary = compile("purge.c", &[]);
+    let threshold_kib = (heapkit::slab::DEFAULT_PURGE_THRESHOLD_BYTES >> 10) as i64;
+    let (freed_kib, idle_kib, _) = idle_figures(&binary, &[]);
+    eprintln!("without the purger: {freed_kib} KiB above the live bytes, {idle_kib} KiB idle");
+    assert!(
+        idle_kib > threshold_kib,
+        "without a purger an idle process kept only {idle_kib} KiB: the case proves nothing"
+    );
+    let on = [("HEAPKIT_BACKGROUND_PURGE", "1")];
+    let (freed_kib, idle_kib, stderr) = idle_figures(&binary, &on);
+    eprintln!("with the purger: {freed_kib} KiB above the live bytes, {idle_kib} KiB idle");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(
+        idle_kib < threshold_kib,
+        "{idle_kib} KiB above the live bytes after twice the purge delay, with the purger"
+    );
+    let (_, idle_kib, stderr) = idle_figures(&binary, &[("HEAPKIT_BACKGROUND_PURGE", "maybe")]);
+    assert!(
+        stderr.contains("ignoring HEAPKIT_BACKGROUND_PURGE: not 0 or 1"),
+        "{stderr}"
+    );
+    assert!(
+        idle_kib > threshold_kib,
+        "a bad value leaves the purger off"
+    );
+}
+
 const PYTHON_SCRIPT: &str = r#"
 import json, re, hashlib, collections, itertools
 words = [hashlib.sha256(str(i).encode()).hexdigest()[: (i % 40) + 3] for i in range(60000)]

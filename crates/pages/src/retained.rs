@@ -940,7 +940,11 @@ mod tests {
         assert_eq!((seen.dirty_bytes, seen.purged_bytes), (0, 4 * PAGE));
         advance(10 * 100 - 1);
         r.decay_now();
-        assert_eq!(r.retained().purged_bytes, 4 * PAGE, "released ten delays after");
+        assert_eq!(
+            r.retained().purged_bytes,
+            4 * PAGE,
+            "released ten delays after"
+        );
         advance(1);
         r.decay_now();
         assert_eq!(r.retained().runs, 0);

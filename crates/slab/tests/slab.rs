@@ -658,7 +658,11 @@ fn purge_due_purges_expired_slots_without_an_allocator_call() {
     assert_eq!(s.dirty_and_purged_bytes(), (0, 3 * SLOT_BYTES));
     s.check().unwrap();
     s.purge_due();
-    assert_eq!(s.dirty_and_purged_bytes(), (0, 3 * SLOT_BYTES), "idempotent");
+    assert_eq!(
+        s.dirty_and_purged_bytes(),
+        (0, 3 * SLOT_BYTES),
+        "idempotent"
+    );
 }
 
 #[test]
