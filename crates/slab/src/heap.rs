@@ -197,7 +197,7 @@ impl<P: PageSource> Slab<P> {
     /// How long a freed slot may stay dirty (its pages resident) below the purge threshold
     /// ([`DEFAULT_PURGE_DELAY_MS`] unless changed; `u64::MAX`: forever, 0: not at all).
     ///
-    /// There is no background thread: an expired slot is purged by the next slow path that
+    /// The slab starts no thread: an expired slot is purged by the next slow path that
     /// notices — a slab or span released, a slab refilled, a span allocated — and the clock
     /// is read only there. A program that stops calling the allocator keeps its dirty slots
     /// until [`trim`](Self::trim), or until someone calls [`purge_due`](Self::purge_due).
