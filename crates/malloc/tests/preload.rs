@@ -60,6 +60,16 @@ fn fork_in_a_threaded_program() {
     let binary = compile("fork.c", &[]);
     let output = same_as_glibc("fork.c", || Command::new(&binary));
     assert!(output.contains("200 of 200"), "{output}");
+    // With the background purger running from the start (a purge round every 10 ms): its
+    // rounds take the heap's locks that fork's handlers take too, and the children have no
+    // purger.
+    let output = same_as_glibc("fork.c with the background purger", || {
+        let mut c = Command::new(&binary);
+        c.env("HEAPKIT_BACKGROUND_PURGE", "1")
+            .env("HEAPKIT_PURGE_DELAY_MS", "0");
+        c
+    });
+    assert!(output.contains("200 of 200"), "{output}");
 }
 
 #[test]
