@@ -19,7 +19,10 @@ pub fn check_map_args(
     align_bytes: usize,
 ) -> Result<usize, AllocError> {
     debug_assert!(is_power_of_two(page_bytes));
-    if len_bytes == 0 || len_bytes % page_bytes != 0 || len_bytes > max_run_bytes(page_bytes) {
+    // A mask, not `%`: the page size is a power of two, and a `div` here showed up hot in
+    // profiles of an arena per request (every chunk map goes through this check).
+    if len_bytes == 0 || len_bytes & (page_bytes - 1) != 0 || len_bytes > max_run_bytes(page_bytes)
+    {
         return Err(AllocError);
     }
     if !is_power_of_two(align_bytes) || align_bytes > MAX_RUN_ALIGN_BYTES {
