@@ -30,7 +30,7 @@ mod suite;
 mod threads;
 
 pub use reference::PageRunAllocator;
-pub use rng::Rng;
+pub use rng::{Rng, Xorshift64};
 pub use suite::Suite;
 
 use heapkit_pages::BufferPages;
