@@ -1,5 +1,5 @@
-//! Workloads shared by the criterion bench (`heapkit.rs`) and the peak-RSS probe
-//! (`examples/rss.rs`); both include this file with `#[path]`.
+//! The criterion bench's (`heapkit.rs`) workloads. The peak-RSS comparison that also used
+//! them is `heapkit-probe rss NAME` in heapkit-benches.
 
 #![allow(dead_code)]
 
