@@ -1,7 +1,7 @@
 //! Latency distributions over 1e6 operations: P50 / P99 / P99.9 / max, from an HDR histogram,
 //! for the fixed pool, System malloc, heapkit-slab and the composed thread cache (`HeapKit`).
 //!
-//! `cargo run --release -p heapkit-fixed --example latency [ops] [live objects in churn ...]`
+//! `cargo run --release -p heapkit-benches --example pool_latency [ops] [live objects in churn ...]`
 //! (defaults: 1000000 ops; churn with 256 and with 4096 live objects)
 //!
 //! Workloads, each run for every allocator, one after another (so every row of a workload
