@@ -16,6 +16,7 @@ use heapkit_bins::{Bins, Config, LockedBins};
 use heapkit_core::{GlobalAdapter, Locked};
 use heapkit_pages::MmapPages;
 use heapkit_tcache::ThreadCache;
+use heapkit_testkit::Rng;
 use std::alloc::{GlobalAlloc, Layout, System};
 
 type Heap = GlobalAdapter<Locked<Bins<MmapPages>>>;
@@ -33,18 +34,6 @@ static BINS_NOCACHE: Heap = GlobalAdapter::new(Locked::new(Bins::with_config(
 )));
 static TCACHE_BINS: ThreadCache<LockedBins<MmapPages>> =
     ThreadCache::new(LockedBins::new(MmapPages::new()));
-
-/// xorshift64*, the benches' generator.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
-    }
-}
 
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 8).unwrap()
@@ -65,7 +54,7 @@ fn free<A: GlobalAlloc>(a: &A, p: *mut u8, size: usize) {
 }
 
 fn lifo<A: GlobalAlloc>(a: &A, rounds: usize) -> usize {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut batch = [(core::ptr::null_mut::<u8>(), 0usize); 100];
     for _ in 0..rounds {
         for slot in batch.iter_mut() {
@@ -81,7 +70,7 @@ fn lifo<A: GlobalAlloc>(a: &A, rounds: usize) -> usize {
 
 fn random<A: GlobalAlloc>(a: &A, rounds: usize) -> usize {
     const LIVE: usize = 10_000;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut slots = Vec::with_capacity(LIVE);
     for _ in 0..LIVE {
         let size = 16 + rng.below(4096 - 16);

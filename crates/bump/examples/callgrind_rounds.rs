@@ -16,9 +16,7 @@ use std::hint::black_box;
 
 use heapkit_bump::Arena;
 
-#[path = "support/faults.rs"]
-mod faults;
-use faults::minor_faults;
+use heapkit_testkit::minor_faults;
 
 /// What both arenas offer the workload.
 trait Round {

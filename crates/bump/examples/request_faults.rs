@@ -23,9 +23,7 @@ use std::time::Instant;
 use heapkit_bump::{Arena, ChunkSource};
 use heapkit_pages::MmapPages;
 
-#[path = "support/faults.rs"]
-mod faults;
-use faults::minor_faults;
+use heapkit_testkit::minor_faults;
 
 const DEFAULT_REQUESTS: usize = 20_000;
 /// The two shapes of the issue: (blocks per request, bytes per block).

@@ -27,9 +27,7 @@ const PAIRS: usize = 41;
 /// Rounds each arena runs before `paired` times anything (steady state from the third).
 const WARM_ROUNDS: usize = 3;
 
-#[path = "support/faults.rs"]
-mod faults;
-use faults::minor_faults;
+use heapkit_testkit::minor_faults;
 
 /// One round's figures.
 struct Round {

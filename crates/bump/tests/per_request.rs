@@ -11,9 +11,6 @@ use core::alloc::Layout;
 use heapkit_bump::{Arena, CHUNK_CACHE, SMALL_CHUNK_MAX_BYTES};
 use heapkit_core::{Introspect, PageSource};
 
-#[path = "../examples/support/faults.rs"]
-mod faults;
-
 const ARENAS: usize = 1000;
 /// Faults allowed in a whole loop (the harness's own threads fault a few pages); one fresh
 /// chunk per arena would be at least `ARENAS`.
@@ -50,11 +47,11 @@ fn fresh_arenas_reuse_chunks(blocks: usize, block_bytes: usize) {
     }
     let warm = CHUNK_CACHE.retained();
     let mapped_bytes = CHUNK_CACHE.mapped_bytes();
-    let faults_before = faults::minor_faults();
+    let faults_before = heapkit_testkit::minor_faults();
     for _ in 0..ARENAS {
         assert_eq!(request(blocks, block_bytes), large_chunks);
     }
-    let faults = faults::minor_faults() - faults_before;
+    let faults = heapkit_testkit::minor_faults() - faults_before;
     let after = CHUNK_CACHE.retained();
     assert_eq!(
         after.fresh_maps, warm.fresh_maps,

@@ -16,6 +16,7 @@ use heapkit_fixed::{
     Pool, Prefault, Region, RegionLayout, Ring, SlotId, StaticAllocator, SystemHeap, SYSTEM_HEAP,
 };
 use heapkit_pages::MmapPages;
+use heapkit_testkit::Xorshift64;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -118,17 +119,6 @@ impl Ledger<'_> {
     }
 }
 
-/// A xorshift generator for the synthetic workload.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn parse_args() -> Result<(usize, usize, usize), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: usize| -> Result<usize, String> {
@@ -194,12 +184,13 @@ fn main() -> ExitCode {
 
     // ---- Static: from here on, any allocation aborts the process. ----
     GLOBAL.inner().seal().unwrap();
-    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    // The book's figures (docs/07) were drawn from this generator and seed.
+    let mut rng = Xorshift64::new(0x2545_F491_4F6C_DD1D);
     let started = Instant::now();
     let mut next_id = 0u64;
     for _ in 0..batches {
         while !ledger.inbox.is_full() {
-            let r = rng.next();
+            let r = rng.next_u64();
             next_id += 1;
             let transfer = Transfer {
                 id: next_id,

@@ -12,6 +12,10 @@
 //! - **reference allocator** ([`PageRunAllocator`]): the simplest correct allocator (one page
 //!   run per block), which proves the suite passes a correct allocator; the broken allocators in
 //!   the crate's own tests prove it fails incorrect ones.
+//! - **generator** ([`Rng`], [`Xorshift64`]): the one seeded generator every test, bench and
+//!   example draws from, so a run can be replayed and every allocator sees the same requests.
+//! - **minor faults** ([`minor_faults`]): pages the process faulted in, the count tests and
+//!   examples assert on instead of time.
 //!
 //! ```text
 //!   ops (proptest) ──► allocator ──► blocks ──┐
@@ -20,6 +24,7 @@
 //! ```
 
 pub mod child;
+mod faults;
 mod laws;
 mod model;
 mod oom;
@@ -29,8 +34,9 @@ mod rng;
 mod suite;
 mod threads;
 
+pub use faults::minor_faults;
 pub use reference::PageRunAllocator;
-pub use rng::Rng;
+pub use rng::{Rng, Xorshift64};
 pub use suite::Suite;
 
 use heapkit_pages::BufferPages;

@@ -1,6 +1,11 @@
 //! `Rng`: a small deterministic generator (xorshift64*) for tests and benchmarks that must
 //! replay the same request stream: a failing run can be repeated, and every allocator in a
 //! comparison sees the same sequence. Not for anything that needs real randomness.
+//!
+//! [`Xorshift64`] is the plain generator (Marsaglia's 13/7/17) the fixed pool's programs drew
+//! from before there was one copy: the book's ledger figures (docs/07, rejected transfers and
+//! the last id) came from its sequence, so it is kept beside [`Rng`] rather than replaced.
+//! New code uses [`Rng`].
 
 /// xorshift64*: fast, allocation-free, seeded.
 #[derive(Clone, Debug)]
@@ -59,9 +64,44 @@ impl Rng {
     }
 }
 
+/// Plain xorshift64 (shifts 13, 7, 17; the raw state is the output): the sequence the fixed
+/// pool's ledger and latency programs were measured with.
+#[derive(Clone, Debug)]
+pub struct Xorshift64(u64);
+
+impl Xorshift64 {
+    /// A generator from `seed` (zero is replaced, as for [`Rng`]).
+    pub fn new(seed: u64) -> Xorshift64 {
+        Xorshift64(Rng::new(seed).0)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        assert!(n > 0, "below(0) has no answer");
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documented figures depend on these exact sequences: a change here changes them.
+    #[test]
+    fn the_sequences_are_the_documented_ones() {
+        let mut star = Rng::new(1);
+        assert_eq!(star.next_u64(), 0x47E4_CE4B_896C_DD1D);
+        let mut plain = Xorshift64::new(1);
+        assert_eq!(plain.next_u64(), 1_082_269_761);
+    }
 
     #[test]
     fn the_stream_repeats_and_stays_in_range() {

@@ -1,8 +1,9 @@
-//! Workloads shared by the criterion bench (`heapkit.rs`) and the peak-RSS probe
-//! (`examples/rss.rs`); both include this file with `#[path]`.
+//! The criterion bench's (`heapkit.rs`) workloads. The peak-RSS comparison that also used
+//! them is `heapkit-probe rss NAME` in heapkit-benches.
 
 #![allow(dead_code)]
 
+pub use heapkit_testkit::Rng;
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -11,21 +12,9 @@ use std::time::{Duration, Instant};
 
 pub const BATCH: usize = 1000;
 
-/// A small deterministic generator (xorshift64*).
-pub struct Rng(u64);
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    pub fn layout(&mut self) -> Layout {
-        Layout::from_size_align(8 + self.below(1017), 8).unwrap()
-    }
+/// A layout of 8..=1024 B, uniform, from the shared generator.
+pub fn layout(rng: &mut Rng) -> Layout {
+    Layout::from_size_align(8 + rng.below(1017), 8).unwrap()
 }
 
 /// 1000 allocations of 8..1024 B, then frees in `order` ("lifo", "fifo" or "random").
@@ -37,8 +26,8 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(order: &str) -> Batch {
-        let mut rng = Rng(0x1234_5678);
-        let layouts: Vec<Layout> = (0..BATCH).map(|_| rng.layout()).collect();
+        let mut rng = Rng::new(0x1234_5678);
+        let layouts: Vec<Layout> = (0..BATCH).map(|_| layout(&mut rng)).collect();
         let mut free_order: Vec<usize> = match order {
             "lifo" => (0..BATCH).rev().collect(),
             _ => (0..BATCH).collect(),
@@ -118,11 +107,11 @@ pub fn larson_run<A: GlobalAlloc + Sync>(a: &'static A) -> Duration {
     // Each thread starts with an array of 1000 live blocks; arrays swap between rounds.
     let arrays: Vec<Mutex<Vec<(usize, Layout)>>> = (0..LARSON_THREADS)
         .map(|t| {
-            let mut rng = Rng(77 + t as u64);
+            let mut rng = Rng::new(77 + t as u64);
             Mutex::new(
                 (0..BATCH)
                     .map(|_| {
-                        let l = rng.layout();
+                        let l = layout(&mut rng);
                         // SAFETY: (bench) each pointer is a live block of `a`, freed once with its own layout.
                         (unsafe { a.alloc(l) } as usize, l)
                     })
@@ -136,7 +125,7 @@ pub fn larson_run<A: GlobalAlloc + Sync>(a: &'static A) -> Duration {
         for t in 0..LARSON_THREADS {
             let (arrays, barrier) = (&arrays, &barrier);
             s.spawn(move || {
-                let mut rng = Rng(0xABCD + t as u64);
+                let mut rng = Rng::new(0xABCD + t as u64);
                 for round in 0..LARSON_ROUNDS {
                     let mine = (t + round) % LARSON_THREADS;
                     let mut blocks = arrays[mine].lock().unwrap();
@@ -145,7 +134,7 @@ pub fn larson_run<A: GlobalAlloc + Sync>(a: &'static A) -> Duration {
                         let (p, l) = blocks[i];
                         // SAFETY: (bench) each pointer is a live block of `a`, freed once with its own layout.
                         unsafe { a.dealloc(p as *mut u8, l) };
-                        let l = rng.layout();
+                        let l = layout(&mut rng);
                         // SAFETY: (bench) each pointer is a live block of `a`, freed once with its own layout.
                         let p = unsafe { a.alloc(l) };
                         // SAFETY: (bench) `p` is a fresh block of at least one byte.

@@ -1,10 +1,10 @@
 #!/bin/bash
 # Instructions per alloc+free pair (callgrind, start-up subtracted): runs the `pair` example at
 # N and 2N iterations for each allocator and mode and prints (Ir(2N) - Ir(N)) / N.
-# Usage (from the workspace root): crates/heapkit/examples/pair-instr.sh [size_bytes]
+# Usage (from the workspace root): benches/examples/pair-instr.sh [size_bytes]
 set -eu
 size=${1:-32}
-cargo build --release -p heapkit --no-default-features --features std --example pair >/dev/null
+cargo build --release -p heapkit-benches --example pair >/dev/null
 bin=${CARGO_TARGET_DIR:-target}/release/examples/pair
 N=200000
 ir() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$1" "$2" "$3" "$size" 2>&1 \

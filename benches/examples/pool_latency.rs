@@ -1,7 +1,7 @@
 //! Latency distributions over 1e6 operations: P50 / P99 / P99.9 / max, from an HDR histogram,
 //! for the fixed pool, System malloc, heapkit-slab and the composed thread cache (`HeapKit`).
 //!
-//! `cargo run --release -p heapkit-fixed --example latency [ops] [live objects in churn ...]`
+//! `cargo run --release -p heapkit-benches --example pool_latency [ops] [live objects in churn ...]`
 //! (defaults: 1000000 ops; churn with 256 and with 4096 live objects)
 //!
 //! Workloads, each run for every allocator, one after another (so every row of a workload
@@ -27,6 +27,7 @@ use heapkit_core::{Allocator, FromGlobal};
 use heapkit_fixed::{Pool, Prefault, Region, RegionLayout, SlotId};
 use heapkit_pages::MmapPages;
 use heapkit_slab::Slab;
+use heapkit_testkit::Xorshift64;
 use std::alloc::System;
 use std::hint::black_box;
 use std::time::Instant;
@@ -66,18 +67,9 @@ fn ticks_per_ns() -> f64 {
     (ticks() - t0) as f64 / i0.elapsed().as_nanos() as f64
 }
 
-/// A xorshift generator: deterministic, allocation-free victim choice.
-struct Rng(u64);
-impl Rng {
-    const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
-
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
+/// The victim sequence's seed (deterministic, allocation-free victim choice; the same
+/// generator as the book's figures).
+const VICTIM_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 
 fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 1 << 40, 3).unwrap()
@@ -136,7 +128,7 @@ fn pool_churn(pool: &mut Pool<'_, Object>, ops: usize, live_count: usize) -> His
     let mut live: Vec<SlotId<Object>> = (0..live_count)
         .map(|i| pool.try_acquire([i as u64; 8]).unwrap())
         .collect();
-    let mut rng = Rng(Rng::SEED);
+    let mut rng = Xorshift64::new(VICTIM_SEED);
     let mut h = histogram();
     for i in 0..ops {
         let victim = rng.below(live_count);
@@ -192,7 +184,7 @@ fn alloc_churn(allocator: &impl Allocator, ops: usize, live_count: usize) -> His
     let mut live: Vec<NonNull<Object>> = (0..live_count)
         .map(|i| new_object(allocator, i as u64))
         .collect();
-    let mut rng = Rng(Rng::SEED);
+    let mut rng = Xorshift64::new(VICTIM_SEED);
     let mut h = histogram();
     for i in 0..ops {
         let victim = rng.below(live_count);
