@@ -141,9 +141,9 @@ pub fn monotonic_ns() -> u64 {
 #[inline(always)]
 fn read_tsc() -> u64 {
     use core::arch::x86_64::{_mm_lfence, _rdtsc};
+    #[allow(unused_unsafe)]
     // SAFETY: SSE2 (lfence) is part of the x86-64 baseline and `rdtsc` exists on every x86-64
     // processor; neither touches memory.
-    #[allow(unused_unsafe)]
     unsafe {
         _mm_lfence();
         let ticks = _rdtsc();

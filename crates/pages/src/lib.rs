@@ -31,6 +31,7 @@ pub mod clock;
 mod failing;
 mod mmap;
 mod retained;
+mod run_table;
 
 pub use brk::BrkPages;
 pub use buffer::{BufferPages, DEFAULT_PAGE_BYTES, MIN_PAGE_BYTES};
