@@ -18,6 +18,7 @@ pub fn minor_faults() -> u64 {
 #[cfg(test)]
 mod tests {
     #[test]
+    #[cfg_attr(miri, ignore)] // reads /proc, which Miri's isolation refuses
     fn touching_fresh_pages_counts_faults() {
         let before = super::minor_faults();
         let pages = vec![1u8; 64 * 4096];
