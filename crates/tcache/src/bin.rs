@@ -468,24 +468,6 @@ pub unsafe fn adopt(bin: *mut Bin, first: *mut u8, blocks: usize) {
     }
 }
 
-/// Whether the chain at `first` has exactly `blocks` links and ends there (for `check()` of the
-/// depot's batches).
-///
-/// # Safety
-/// `first` starts a chain written by [`split`] that nobody changes during the call.
-pub unsafe fn chain_has_length(first: *mut u8, blocks: usize) -> bool {
-    let secrets = secrets();
-    let mut cursor = first;
-    for _ in 0..blocks {
-        if cursor.is_null() {
-            return false;
-        }
-        // SAFETY: forwarded from the caller: a link of the chain.
-        cursor = unsafe { next_with(cursor, secrets) };
-    }
-    cursor.is_null()
-}
-
 /// Links `blocks` onto the list regardless of the limit (a refill never exceeds it: the caller
 /// asks for at most `limit - count` blocks).
 ///

@@ -133,27 +133,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
         first: *mut u8,
         blocks: usize,
     ) -> Result<(), InvariantError> {
-        // SAFETY: a shelved chain, which nobody changes while the caller holds `&mut self`.
-        if !unsafe { bin::chain_has_length(first, blocks) } {
-            return Err(InvariantError::new(
-                "a shelved batch's chain is not as long as its entry says",
-                first as usize,
-            ));
-        }
-        let mut cursor = first;
-        while !cursor.is_null() {
-            // SAFETY: a block of the chain (just walked): live in the backend, cached here.
-            let found = unsafe { self.backend.class_of_block(NonNull::new_unchecked(cursor)) };
-            if found != Some(class) {
-                return Err(InvariantError::new(
-                    "a shelved block is not of its shelf's class",
-                    cursor as usize,
-                ));
-            }
-            // SAFETY: as above.
-            cursor = unsafe { bin::next_of(cursor) };
-        }
-        Ok(())
+        // SAFETY: a shelved chain of cached (live) blocks, which nobody changes while the caller
+        // holds `&mut self`.
+        unsafe { self.check_list(first, blocks, class, true) }
     }
 
     /// # Safety
@@ -168,13 +150,35 @@ impl<B: BatchAllocator> ThreadCache<B> {
                     bin as usize,
                 ));
             }
-            let class_size = self.backend.class_size(class);
-            let mut cursor = (*bin).head;
-            let mut seen = 0u32;
+            // A bin tolerates a backend that cannot name a block's class (`None`).
+            self.check_list((*bin).head, count as usize, class, false)
+        }
+    }
+
+    /// Walks a list of `count` cached blocks of class `class` (a bin's, or a shelved batch's):
+    /// exactly `count` links, each block word-aligned, of the class (or of no class the backend
+    /// can name, unless `owner_required`), at least the class's size, and (with `secure`)
+    /// carrying a free mark that fits its link — reported here, before `next_of` would stop
+    /// the process on it.
+    ///
+    /// # Safety
+    /// `head` starts a list of cached blocks that nobody changes during the call.
+    unsafe fn check_list(
+        &self,
+        head: *mut u8,
+        count: usize,
+        class: usize,
+        owner_required: bool,
+    ) -> Result<(), InvariantError> {
+        let class_size = self.backend.class_size(class);
+        let mut cursor = head;
+        let mut seen = 0;
+        // SAFETY: forwarded from the caller; every link is a cached (live) block.
+        unsafe {
             while !cursor.is_null() {
                 if seen == count {
                     return Err(InvariantError::new(
-                        "bin list longer than its count",
+                        "cached list longer than its count",
                         cursor as usize,
                     ));
                 }
@@ -185,9 +189,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
                     ));
                 }
                 let owner = self.backend.class_of_block(NonNull::new_unchecked(cursor));
-                if owner.is_some() && owner != Some(class) {
+                if owner != Some(class) && (owner.is_some() || owner_required) {
                     return Err(InvariantError::new(
-                        "cached block in the bin of another class",
+                        "cached block in a list of another class",
                         cursor as usize,
                     ));
                 }
@@ -197,8 +201,6 @@ impl<B: BatchAllocator> ThreadCache<B> {
                         cursor as usize,
                     ));
                 }
-                // With `secure`, a mark that does not fit is reported here, before `next_of`
-                // would stop the process on it.
                 if bin::SECURE && !bin::is_marked_free(cursor, bin::secrets()) {
                     return Err(InvariantError::new(
                         "cached block's free mark does not fit its link (overwritten)",
@@ -208,12 +210,12 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 cursor = bin::next_of(cursor);
                 seen += 1;
             }
-            if seen != count {
-                return Err(InvariantError::new(
-                    "bin list shorter than its count",
-                    bin as usize,
-                ));
-            }
+        }
+        if seen != count {
+            return Err(InvariantError::new(
+                "cached list shorter than its count",
+                head as usize,
+            ));
         }
         Ok(())
     }
