@@ -2,7 +2,8 @@
 //!
 //! - `docs` checks the book (every chapter linked from `docs/README.md` exists, every picture
 //!   it embeds exists, every ```` ```text ```` capture names the program that printed it, and
-//!   chapter 8's worked example is the code that compiles), builds and tests `docs/programs`,
+//!   chapter 8's worked example is the code that compiles; ARCHITECTURE.md's codemap names every
+//!   source file: `codemap.rs`), builds and tests `docs/programs`,
 //!   re-draws the pictures and compares them with the committed ones (each drawn picture must
 //!   be embedded by a chapter, each committed one drawn), then builds the HTML
 //!   book with mdBook when it is installed. It installs nothing: without mdBook it says how to get it
@@ -30,7 +31,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let workspace = crate::Workspace::load()?;
     let docs = workspace.root.join("docs");
-    let problems = check_book(&workspace.root);
+    let mut problems = check_book(&workspace.root);
+    problems.extend(crate::codemap::check_codemap(&workspace.root));
     if !problems.is_empty() {
         return Err(format!(
             "the book has problems:\n  {}",

@@ -22,6 +22,7 @@
 mod asan;
 mod bench;
 mod clevel;
+mod codemap;
 mod docs;
 mod fuzz;
 mod miri;

@@ -31,6 +31,26 @@
 //!                           └──────┴──────┴──────┴──────┴───────────────┘
 //!               mmapped chunks (≥ 128 KiB): runs of their own, straight back on free
 //! ```
+//!
+//! *Chunk* here is glibc's word (a block with its boundary tags); heapkit-slab and heapkit-bump
+//! use it for other things, and `tcache.rs` is glibc's in-arena cache, not the heapkit-tcache
+//! crate: ARCHITECTURE.md's glossary sets the words side by side.
+//!
+//! # Codemap
+//!
+//! | file | concept |
+//! |---|---|
+//! | `heap.rs` | `Bins<P>`: the heap's state and its two core paths (glibc's `_int_malloc`, `_int_free`) |
+//! | `chunk.rs` | chunks and boundary tags: the header every block carries and its arithmetic |
+//! | `binlist.rs` | the bins: doubly linked free lists by size, and the bitmap of non-empty bins |
+//! | `segment.rs` | segments: how the heap grows and shrinks; mmapped chunks |
+//! | `tcache.rs` | glibc's per-thread cache (2.26+), kept inside the arena |
+//! | `config.rs` | the tunables, glibc's `mallopt` parameters under heapkit names |
+//! | `batch.rs` | size classes and batches: what a thread cache (heapkit-tcache) needs |
+//! | `locked.rs` | `LockedBins<P>`: one arena shared by threads |
+//! | `api.rs` | the `Allocator`, `UnsizedAllocator` and foreign trait impls |
+//! | `report.rs` | bad input to `free`: what the cheap checks catch and how it is reported |
+//! | `introspect.rs` | `check()`, `heap_map()`, fragmentation figures, `stats()` |
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;

@@ -10,7 +10,8 @@
 //!   at once ([`Arena::reset`], drop, or the end of a [`Scope`]).
 //! - **chunk**: a run of memory the arena got from its [`ChunkSource`]. It starts with a small
 //!   header (the link to the previous chunk, its size); the rest is bumped through. Chunk
-//!   sizes double, from [`FIRST_CHUNK_BYTES`] up to [`MAX_GROWTH_CHUNK_BYTES`].
+//!   sizes double, from [`FIRST_CHUNK_BYTES`] up to [`MAX_GROWTH_CHUNK_BYTES`]. (heapkit-bins
+//!   and heapkit-slab mean other things by *chunk*: ARCHITECTURE.md's glossary.)
 //! - **chunk source** ([`ChunkSource`]): where chunks come from and go back to. The default,
 //!   [`DefaultChunks`], takes chunks up to [`SMALL_CHUNK_MAX_BYTES`] from the global allocator
 //!   ([`GlobalChunks`], as bumpalo does) and longer ones from the **chunk cache**

@@ -16,7 +16,8 @@
 //!   the thread first uses the cache (its layout: `magazine.rs`).
 //! - **slot**: a small process-wide index a live thread holds; each cache keeps one magazine
 //!   pointer per slot. The thread-local state is that index (not generic), plus one word for
-//!   the primary cache.
+//!   the primary cache. (Not a slab's 64 KiB slot nor a pool's `SlotId`: ARCHITECTURE.md's
+//!   glossary.)
 //! - **empty magazine**: a shared, never-written magazine whose bins are empty with limit 0;
 //!   the table holds it where a thread has no magazine, so the fast paths test nothing for null.
 //! - **uncached bin**: the extra bin after a magazine's class bins, limit 0: an unsized free of
