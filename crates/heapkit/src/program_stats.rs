@@ -56,7 +56,8 @@ pub struct ProgramStats {
     /// The whole process's resident bytes (`/proc/self/statm`), heapkit's and everything
     /// else's; 0 where the OS does not say.
     pub resident_bytes: usize,
-    /// The whole process's peak resident bytes (`getrusage`'s `ru_maxrss`); 0 where unknown.
+    /// The whole process's peak resident bytes (`getrusage`'s `ru_maxrss`, at least
+    /// `resident_bytes`); 0 where unknown.
     pub peak_resident_bytes: usize,
     /// Blocks the slab handed out (to thread caches in batches, and large blocks); the calls
     /// the caches serve are not counted (a counter would cost every `malloc`).
@@ -131,6 +132,7 @@ impl HeapKit {
         let (slab_dirty_bytes, purged_bytes) = slab.dirty_and_purged_bytes();
         let retained = slab.pages().retained();
         let (huge_blocks, huge_bytes, huge_mapped_bytes) = slab.huge_blocks();
+        let resident_bytes = crate::resident::resident_bytes();
         ProgramStats {
             held_bytes: traffic
                 .live_bytes
@@ -149,8 +151,9 @@ impl HeapKit {
             huge_bytes,
             huge_mapped_bytes,
             peak_slab_bytes: traffic.peak_bytes,
-            resident_bytes: crate::resident::resident_bytes(),
-            peak_resident_bytes: crate::resident::peak_resident_bytes(),
+            resident_bytes,
+            // Linux updates the high-water mark lazily: it may lag the pages just faulted in.
+            peak_resident_bytes: crate::resident::peak_resident_bytes().max(resident_bytes),
             slab_allocations: traffic.allocations,
             slab_deallocations: traffic.deallocations,
             slab_reallocations: traffic.reallocations,

@@ -173,7 +173,7 @@ fn purge_options_decide_what_stays_resident() {
     assert!(at_once < 500, "immediate purging kept {at_once} per mille");
     let (_, stderr) = purge_kept_per_mille(&binary, &[("HEAPKIT_PURGE_DELAY_MS", "1s")]);
     assert!(
-        stderr.contains("ignoring HEAPKIT_PURGE_DELAY_MS: not a decimal number"),
+        stderr.contains("ignoring HEAPKIT_PURGE_DELAY_MS=1s: is not a decimal number"),
         "{stderr}"
     );
 }

@@ -310,7 +310,7 @@ fn the_archive_constructor_runs() {
         assert!(output.status.success(), "{}", text(&output.stderr));
         let stderr = text(&output.stderr);
         assert!(
-            stderr.starts_with("heapkit: live "),
+            stderr.starts_with("heapkit[") && stderr.contains("]: held by the program: "),
             "no statistics at exit ({link:?}): {stderr:?}"
         );
     }
