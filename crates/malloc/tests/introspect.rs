@@ -114,6 +114,7 @@ fn malloc_stats_and_show_stats_print_the_pid_on_every_line() {
     let output = introspect("stats", &[]);
     assert!(output.status.success());
     let stderr = text(&output.stderr);
+    eprint!("{stderr}");
     one_pid_per_line(&stderr);
     assert!(stderr.contains("held by the program: "), "{stderr}");
     assert_eq!(stderr.lines().count(), 5, "{stderr}");
@@ -197,23 +198,14 @@ fn the_header_links_against_the_static_library() {
         &dynamic,
         "header.c",
         &["-O1", &include],
-        &[
-            archive,
-            "-lgcc_s",
-            "-lutil",
-            "-lrt",
-            "-lpthread",
-            "-lm",
-            "-ldl",
-            "-lc",
-        ],
+        &[&[archive][..], support::NATIVE_LIBS].concat(),
     );
     header_program_passes(&binary);
     let binary = support::compile_with(
         &fully_static,
         "header.c",
         &["-O1", "-static", &include],
-        &[archive, "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"],
+        &[&[archive][..], support::NATIVE_LIBS_STATIC].concat(),
     );
     header_program_passes(&binary);
 }

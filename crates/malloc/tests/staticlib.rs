@@ -32,25 +32,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 use support::text;
 
-/// The system libraries the Rust standard library inside the archive needs, in the order
-/// `rustc --print native-static-libs` gives for this crate (duplicates dropped): they go after
-/// the archive. On glibc >= 2.34 pthread, dl, rt and util live in libc itself and `gcc` adds
-/// `libgcc_s` on its own (as needed), so `gcc prog.c libheapkit_malloc.a` links too; this list
-/// is what links everywhere.
-const NATIVE_LIBS: &[&str] = &[
-    "-lgcc_s",
-    "-lutil",
-    "-lrt",
-    "-lpthread",
-    "-lm",
-    "-ldl",
-    "-lc",
-];
-
-/// The same for `-static`, where there is no `libgcc_s.a` (`gcc -static` links `libgcc_eh`
-/// itself). The linker warns that the standard library's `getaddrinfo` and `getpwuid_r` calls
-/// need glibc's shared libraries at run time; heapkit never makes them.
-const NATIVE_LIBS_STATIC: &[&str] = &["-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
+use support::{NATIVE_LIBS, NATIVE_LIBS_STATIC};
 
 /// A 17-byte block's usable size under glibc (a 32-byte chunk less its 8-byte header) and
 /// under heapkit (its 17..32-byte size class): `cxx_forms.cpp usable` prints one per source.

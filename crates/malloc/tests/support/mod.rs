@@ -81,6 +81,26 @@ pub fn work_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The system libraries the Rust standard library inside the archive needs, in the order
+/// `rustc --print native-static-libs` gives for this crate (duplicates dropped): they go after
+/// the archive. On glibc >= 2.34 pthread, dl, rt and util live in libc itself and `gcc` adds
+/// `libgcc_s` on its own (as needed), so `gcc prog.c libheapkit_malloc.a` links too; this list
+/// is what links everywhere.
+pub const NATIVE_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+/// The same for `-static`, where there is no `libgcc_s.a` (`gcc -static` links `libgcc_eh`
+/// itself). The linker warns that the standard library's `getaddrinfo` and `getpwuid_r` calls
+/// need glibc's shared libraries at run time; heapkit never makes them.
+pub const NATIVE_LIBS_STATIC: &[&str] = &["-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
+
 /// What a heapkit build leaves in `target/release` for the tests to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Artifact {
