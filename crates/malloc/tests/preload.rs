@@ -225,7 +225,7 @@ fn an_idle_process_gives_memory_back_only_with_the_background_purger() {
     );
     let (_, idle_kib, stderr) = idle_figures(&binary, &[("HEAPKIT_BACKGROUND_PURGE", "maybe")]);
     assert!(
-        stderr.contains("ignoring HEAPKIT_BACKGROUND_PURGE: not 0 or 1"),
+        stderr.contains("ignoring HEAPKIT_BACKGROUND_PURGE=maybe: is not on (1) or off (0)"),
         "{stderr}"
     );
     assert!(
