@@ -153,6 +153,11 @@ fn a_bad_option_value_is_echoed_with_the_default_used() {
     }
 }
 
+/// What `header.c` calls, each defined in the text of a binary linked with the archive (glibc's
+/// would be imported from libc.so in the dynamic link; in the `-static` one, the checks of
+/// `header.c` itself tell whose `mallopt` answered).
+const HEADER_SYMBOLS: &[&str] = &["heapkit_stats", "heapkit_purge", "mallopt", "mallinfo2"];
+
 /// `header.c` linked the given way; runs it and requires its checks to pass.
 fn header_program_passes(binary: &Path) {
     let output = support::run(Command::new(binary), None);
@@ -201,6 +206,7 @@ fn the_header_links_against_the_static_library() {
         &[&[archive][..], support::NATIVE_LIBS].concat(),
     );
     header_program_passes(&binary);
+    support::assert_defined_in_text(&binary, HEADER_SYMBOLS, false);
     let binary = support::compile_with(
         &fully_static,
         "header.c",
@@ -208,4 +214,5 @@ fn the_header_links_against_the_static_library() {
         &[&[archive][..], support::NATIVE_LIBS_STATIC].concat(),
     );
     header_program_passes(&binary);
+    support::assert_defined_in_text(&binary, HEADER_SYMBOLS, false);
 }

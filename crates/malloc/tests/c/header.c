@@ -8,6 +8,9 @@
 
 #include "heapkit.h"
 
+// The header's struct is what the library writes: two header words and 15 figures.
+_Static_assert(sizeof(struct heapkit_stats) == 17 * sizeof(size_t), "struct heapkit_stats");
+
 #define BLOCKS 1000
 #define BLOCK_BYTES 1000
 
@@ -38,6 +41,8 @@ int main(void) {
     expect(stats.resident_bytes > 0 && stats.peak_resident_bytes > 0, "resident figures");
     expect(stats.failures == 0, "no failures");
     size_t held = stats.held_bytes;
+    struct mallinfo2 info = mallinfo2();
+    expect(info.uordblks + info.hblkhd >= (size_t)BLOCKS * BLOCK_BYTES, "mallinfo2 agrees");
 
     for (int i = 0; i < BLOCKS; i++) free(blocks[i]);
     expect(heapkit_stats(&stats) == 0, "heapkit_stats after the frees");

@@ -288,3 +288,39 @@ pub fn have(program: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// The symbol table of `binary` (`dynamic`: its dynamic symbol table) as `nm` prints it.
+pub fn symbols(binary: &Path, dynamic: bool) -> String {
+    let mut nm = Command::new("nm");
+    if dynamic {
+        nm.arg("-D");
+    }
+    let output = nm.arg(binary).output().expect("run nm");
+    assert!(
+        output.status.success(),
+        "nm failed: {}",
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Requires every one of `wanted` to be defined in the text of `binary` (`nm` type `T`) and,
+/// for a dynamically linked binary, exported in its dynamic symbol table: a symbol the program
+/// defines but does not export would serve the program's own calls while libc's and
+/// libstdc++'s internal ones went to their own allocator, and a block would cross between them.
+pub fn assert_defined_in_text(binary: &Path, wanted: &[&str], dynamic: bool) {
+    let tables: &[bool] = if dynamic { &[false, true] } else { &[false] };
+    for &table in tables {
+        let listing = symbols(binary, table);
+        for symbol in wanted {
+            let defined = listing
+                .lines()
+                .any(|line| line.ends_with(&format!(" T {symbol}")));
+            assert!(
+                defined,
+                "{symbol} is not defined in the text of {} (dynamic table: {table})",
+                binary.display()
+            );
+        }
+    }
+}
