@@ -8,6 +8,26 @@
 //!   `ThreadCache<Slab<Retained<MmapPages>>>`: per-thread caches ([`tcache`]) in front of a
 //!   size-class slab allocator ([`slab`]) that maps its memory with `mmap` through a layer that
 //!   keeps freed chunks and huge blocks for reuse, with decay ([`pages`]).
+//! - **[`ProgramStats`]** (`program_stats.rs`): [`HeapKit::program_stats`], the program's view
+//!   — bytes it holds, bytes free in thread caches, mapped, dirty, resident (`resident.rs`) —
+//!   beside [`Introspect::stats`], which counts the slab's traffic (cached blocks are live
+//!   there); [`HeapKit::trim`] (`trim.rs`) gives back what heapkit keeps. To count what passes through any allocator, wrap it in
+//!   [`Counting`](heapkit_core::Counting):
+//!
+//! ```
+//! use heapkit::core::{Allocator, Counting, Introspect};
+//! use std::alloc::Layout;
+//!
+//! let heap = Counting::new(heapkit::HeapKit::new());
+//! let layout = Layout::from_size_align(100, 8).unwrap();
+//! let block = heap.allocate(layout).unwrap();
+//! assert_eq!(heap.stats().unwrap().live_bytes, 100); // as asked, not as rounded
+//! unsafe { heap.deallocate(block.cast(), layout) };
+//! let stats = heap.stats().unwrap();
+//! assert_eq!((stats.live_bytes, stats.allocations, stats.deallocations), (0, 1, 1));
+//! assert_eq!(heap.inner().program_stats().held_bytes, 0);
+//! ```
+//!
 //! - The other crates are re-exported whole: [`core`] (traits and adapters), [`pages`],
 //!   [`slab`], [`tcache`], and behind default features `bins`, `bump`, `fixed`.
 //!
@@ -38,6 +58,13 @@ pub use heapkit_bins as bins;
 pub use heapkit_bump as bump;
 #[cfg(feature = "fixed")]
 pub use heapkit_fixed as fixed;
+
+mod program_stats;
+mod resident;
+mod trim;
+
+pub use program_stats::{ClassFigures, ProgramStats};
+pub use trim::Trimmed;
 
 use ::core::alloc::{GlobalAlloc, Layout};
 use ::core::ptr::NonNull;

@@ -2,7 +2,8 @@
 //! asked, start the background purger and register the statistics report at exit.
 //!
 //! The options (documented in the crate's README):
-//! - `HEAPKIT_SHOW_STATS=1`: print the heap's statistics to stderr at exit.
+//! - `HEAPKIT_SHOW_STATS=1`: print the program-level statistics to stderr at exit, the pid on
+//!   every line (`report.rs`).
 //! - `HEAPKIT_PURGE_DELAY_MS=N`: how long a freed slot's (or a freed chunk's or huge block's)
 //!   pages may stay resident.
 //! - `HEAPKIT_PURGE_THRESHOLD_BYTES=N`: how many bytes of freed slots (and at least of freed
@@ -16,7 +17,8 @@
 use crate::heap::HEAP;
 use core::ffi::CStr;
 use core::fmt::Write;
-use heapkit_core::{Introspect, StackMessage};
+use heapkit::pages::clock::{DEFAULT_PURGE_DELAY_MS, DEFAULT_PURGE_THRESHOLD_BYTES};
+use heapkit_core::StackMessage;
 
 /// The value of the environment variable `name`, if it is set (read without allocating).
 fn env_value(name: &CStr) -> Option<&'static [u8]> {
@@ -30,12 +32,6 @@ fn env_value(name: &CStr) -> Option<&'static [u8]> {
     Some(unsafe { CStr::from_ptr(value) }.to_bytes())
 }
 
-/// Whether the environment variable `name` is set to a value that means "on" (`1`, `y`, `yes`,
-/// `true`, `on`).
-fn env_flag(name: &CStr) -> bool {
-    matches!(env_value(name).map(parse_switch), Some(Ok(true)))
-}
-
 /// A switch's value: on (`1`, `y`, `yes`, `true`, `on`), off (`0`, `n`, `no`, `false`, `off`,
 /// empty), or an error for anything else.
 fn parse_switch(value: &[u8]) -> Result<bool, ()> {
@@ -46,68 +42,77 @@ fn parse_switch(value: &[u8]) -> Result<bool, ()> {
     }
 }
 
-/// Whether the switch `name` is on; a value that is neither on nor off is ignored (off) with a
-/// line on stderr.
+/// Whether the switch `name` is on; a value that is neither on nor off is ignored (off, the
+/// default) with a line on stderr that echoes it.
 fn switch_option(name: &CStr) -> bool {
-    match env_value(name).map(parse_switch) {
+    match env_value(name) {
         None => false,
-        Some(Ok(on)) => on,
-        Some(Err(())) => {
-            report_ignored(name, "not 0 or 1");
+        Some(value) => parse_switch(value).unwrap_or_else(|()| {
+            report_ignored(name, value, "is not on (1) or off (0)", "off");
             false
-        }
+        }),
     }
 }
 
-/// Says on stderr that the option `name` was ignored, and `why`.
-fn report_ignored(name: &CStr, why: &str) {
+/// Says on stderr that the option `name` was set to `value`, which `why`, and that `default`
+/// is used instead.
+fn report_ignored(name: &CStr, value: &[u8], why: &str, default: impl core::fmt::Display) {
     let mut text = StackMessage::new();
     let _ = writeln!(
         text,
-        "heapkit: ignoring {}: {why}",
-        name.to_str().unwrap_or("an option")
+        "heapkit: ignoring {}={}: {why}; using the default, {default}",
+        name.to_str().unwrap_or("an option"),
+        core::str::from_utf8(value).unwrap_or("(not UTF-8)"),
     );
     text.write_to_stderr();
 }
 
-/// The value of the environment variable `name` as a decimal number: `None` when it is not
-/// set; `Some(Err(()))` when it is set to anything but digits (or overflows a `u64`).
-fn env_number(name: &CStr) -> Option<Result<u64, ()>> {
-    env_value(name).map(parse_decimal)
+/// Why a numeric option's value was refused.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum NumberError {
+    /// Empty, or a byte that is not a decimal digit.
+    NotDecimal,
+    /// Digits only, but more than a `u64` holds.
+    OutOfRange,
 }
 
-/// `digits` as a decimal `u64`; an error for an empty string, any other byte, or overflow.
-fn parse_decimal(digits: &[u8]) -> Result<u64, ()> {
-    if digits.is_empty() {
-        return Err(());
+impl NumberError {
+    fn why(self) -> &'static str {
+        match self {
+            NumberError::NotDecimal => "is not a decimal number",
+            NumberError::OutOfRange => "is out of range (at most 18446744073709551615)",
+        }
+    }
+}
+
+/// `digits` as a decimal `u64`: an error for an empty string or any other byte
+/// (`NotDecimal`), or a number past `u64::MAX` (`OutOfRange`).
+fn parse_decimal(digits: &[u8]) -> Result<u64, NumberError> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(NumberError::NotDecimal);
     }
     digits.iter().try_fold(0u64, |value, &byte| {
-        if !byte.is_ascii_digit() {
-            return Err(());
-        }
         value
             .checked_mul(10)
             .and_then(|v| v.checked_add(u64::from(byte - b'0')))
-            .ok_or(())
+            .ok_or(NumberError::OutOfRange)
     })
 }
 
-/// Applies the numeric option `name` with `apply`, or says on stderr why it was ignored.
-fn apply_number_option(name: &CStr, apply: impl FnOnce(u64)) {
-    match env_number(name) {
-        None => {}
-        Some(Ok(value)) => apply(value),
-        Some(Err(())) => report_ignored(name, "not a decimal number"),
+/// Applies the numeric option `name` with `apply`, or says on stderr why its value was
+/// ignored and that `default` stays.
+fn apply_number_option(name: &CStr, default: impl core::fmt::Display, apply: impl FnOnce(u64)) {
+    let Some(value) = env_value(name) else {
+        return;
+    };
+    match parse_decimal(value) {
+        Ok(number) => apply(number),
+        Err(error) => report_ignored(name, value, error.why(), default),
     }
 }
 
 extern "C" fn print_stats_at_exit() {
-    let mut text = StackMessage::new();
-    let _ = match HEAP.stats() {
-        Some(stats) => writeln!(text, "heapkit: {stats}"),
-        None => writeln!(text, "heapkit: no statistics"),
-    };
-    text.write_to_stderr();
+    crate::report::print_stats();
 }
 
 extern "C" fn before_fork() {
@@ -142,17 +147,21 @@ extern "C" fn on_load() {
         )
     };
     // Both govern the slab's free slots and the retaining layer's runs (HeapKit's setters).
-    apply_number_option(c"HEAPKIT_PURGE_DELAY_MS", |delay_ms| {
-        HEAP.set_purge_delay_ms(delay_ms)
-    });
-    apply_number_option(c"HEAPKIT_PURGE_THRESHOLD_BYTES", |bytes| {
-        HEAP.set_purge_threshold_bytes(usize::try_from(bytes).unwrap_or(usize::MAX))
-    });
+    apply_number_option(
+        c"HEAPKIT_PURGE_DELAY_MS",
+        format_args!("{DEFAULT_PURGE_DELAY_MS} ms"),
+        |delay_ms| HEAP.set_purge_delay_ms(delay_ms),
+    );
+    apply_number_option(
+        c"HEAPKIT_PURGE_THRESHOLD_BYTES",
+        format_args!("{DEFAULT_PURGE_THRESHOLD_BYTES} bytes"),
+        |bytes| HEAP.set_purge_threshold_bytes(usize::try_from(bytes).unwrap_or(usize::MAX)),
+    );
     // Last, with the delay set and no heapkit lock held: `pthread_create` may call `malloc`.
     if switch_option(c"HEAPKIT_BACKGROUND_PURGE") {
         crate::purger::start();
     }
-    if env_flag(c"HEAPKIT_SHOW_STATS") {
+    if switch_option(c"HEAPKIT_SHOW_STATS") {
         // SAFETY: registering a plain function; it runs once at exit.
         unsafe { libc::atexit(print_stats_at_exit) };
     }
@@ -166,7 +175,7 @@ static ON_LOAD: extern "C" fn() = on_load;
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_decimal, parse_switch};
+    use super::{parse_decimal, parse_switch, NumberError};
 
     #[test]
     fn switches_are_on_off_or_refused() {
@@ -183,9 +192,20 @@ mod tests {
         assert_eq!(parse_decimal(b"0"), Ok(0));
         assert_eq!(parse_decimal(b"1500"), Ok(1500));
         assert_eq!(parse_decimal(b"18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(parse_decimal(b"18446744073709551616"), Err(()), "overflow");
-        assert_eq!(parse_decimal(b""), Err(()));
-        assert_eq!(parse_decimal(b"10ms"), Err(()));
-        assert_eq!(parse_decimal(b"-1"), Err(()));
+        assert_eq!(
+            parse_decimal(b"18446744073709551616"),
+            Err(NumberError::OutOfRange)
+        );
+        assert_eq!(
+            parse_decimal(b"99999999999999999999999"),
+            Err(NumberError::OutOfRange)
+        );
+        assert_eq!(parse_decimal(b""), Err(NumberError::NotDecimal));
+        assert_eq!(parse_decimal(b"10ms"), Err(NumberError::NotDecimal));
+        assert_eq!(
+            parse_decimal(b"99999999999999999999999x"),
+            Err(NumberError::NotDecimal)
+        );
+        assert_eq!(parse_decimal(b"-1"), Err(NumberError::NotDecimal));
     }
 }

@@ -22,10 +22,17 @@
 //!                    ▼
 //!               init.rs: options, fork handlers, statistics at exit
 //!               purger.rs: the opt-in background purger thread (HEAPKIT_BACKGROUND_PURGE)
+//!               glibc.rs: mallinfo2, mallinfo, malloc_trim, malloc_stats, malloc_info, mallopt
+//!               ext.rs: heapkit.h's own calls (heapkit_stats, heapkit_purge, the options)
+//!               report.rs + sink.rs: the statistics and the XML, formatted on the stack
 //! ```
 
 mod api;
 mod cxx;
+mod ext;
+mod glibc;
 mod heap;
 mod init;
 mod purger;
+mod report;
+mod sink;

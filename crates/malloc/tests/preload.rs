@@ -173,7 +173,7 @@ fn purge_options_decide_what_stays_resident() {
     assert!(at_once < 500, "immediate purging kept {at_once} per mille");
     let (_, stderr) = purge_kept_per_mille(&binary, &[("HEAPKIT_PURGE_DELAY_MS", "1s")]);
     assert!(
-        stderr.contains("ignoring HEAPKIT_PURGE_DELAY_MS: not a decimal number"),
+        stderr.contains("ignoring HEAPKIT_PURGE_DELAY_MS=1s: is not a decimal number"),
         "{stderr}"
     );
 }
@@ -225,7 +225,7 @@ fn an_idle_process_gives_memory_back_only_with_the_background_purger() {
     );
     let (_, idle_kib, stderr) = idle_figures(&binary, &[("HEAPKIT_BACKGROUND_PURGE", "maybe")]);
     assert!(
-        stderr.contains("ignoring HEAPKIT_BACKGROUND_PURGE: not 0 or 1"),
+        stderr.contains("ignoring HEAPKIT_BACKGROUND_PURGE=maybe: is not on (1) or off (0)"),
         "{stderr}"
     );
     assert!(

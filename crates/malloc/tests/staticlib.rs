@@ -32,25 +32,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 use support::text;
 
-/// The system libraries the Rust standard library inside the archive needs, in the order
-/// `rustc --print native-static-libs` gives for this crate (duplicates dropped): they go after
-/// the archive. On glibc >= 2.34 pthread, dl, rt and util live in libc itself and `gcc` adds
-/// `libgcc_s` on its own (as needed), so `gcc prog.c libheapkit_malloc.a` links too; this list
-/// is what links everywhere.
-const NATIVE_LIBS: &[&str] = &[
-    "-lgcc_s",
-    "-lutil",
-    "-lrt",
-    "-lpthread",
-    "-lm",
-    "-ldl",
-    "-lc",
-];
-
-/// The same for `-static`, where there is no `libgcc_s.a` (`gcc -static` links `libgcc_eh`
-/// itself). The linker warns that the standard library's `getaddrinfo` and `getpwuid_r` calls
-/// need glibc's shared libraries at run time; heapkit never makes them.
-const NATIVE_LIBS_STATIC: &[&str] = &["-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
+use support::{assert_defined_in_text, symbols, NATIVE_LIBS, NATIVE_LIBS_STATIC};
 
 /// A 17-byte block's usable size under glibc (a 32-byte chunk less its 8-byte header) and
 /// under heapkit (its 17..32-byte size class): `cxx_forms.cpp usable` prints one per source.
@@ -187,42 +169,6 @@ fn same_as_glibc(source: &'static str, link: Link, symbols: &[&str]) -> String {
     output
 }
 
-/// The symbol table of `binary` (`dynamic`: its dynamic symbol table) as `nm` prints it.
-fn symbols(binary: &Path, dynamic: bool) -> String {
-    let mut nm = Command::new("nm");
-    if dynamic {
-        nm.arg("-D");
-    }
-    let output = nm.arg(binary).output().expect("run nm");
-    assert!(
-        output.status.success(),
-        "nm failed: {}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Requires every one of `wanted` to be defined in the text of `binary` (`nm` type `T`) and,
-/// for a dynamically linked binary, exported in its dynamic symbol table: a symbol the program
-/// defines but does not export would serve the program's own calls while libc's and
-/// libstdc++'s internal ones went to their own allocator, and a block would cross between them.
-fn assert_defined_in_text(binary: &Path, wanted: &[&str], dynamic: bool) {
-    let tables: &[bool] = if dynamic { &[false, true] } else { &[false] };
-    for &table in tables {
-        let listing = symbols(binary, table);
-        for symbol in wanted {
-            let defined = listing
-                .lines()
-                .any(|line| line.ends_with(&format!(" T {symbol}")));
-            assert!(
-                defined,
-                "{symbol} is not defined in the text of {} (dynamic table: {table})",
-                binary.display()
-            );
-        }
-    }
-}
-
 /// The usable sizes `cxx_forms.cpp usable` prints, one `(source, bytes)` per line.
 fn usable_sizes(binary: &Path) -> Vec<(String, String)> {
     let output = run(binary, &["usable"], false);
@@ -310,7 +256,7 @@ fn the_archive_constructor_runs() {
         assert!(output.status.success(), "{}", text(&output.stderr));
         let stderr = text(&output.stderr);
         assert!(
-            stderr.starts_with("heapkit: live "),
+            stderr.starts_with("heapkit[") && stderr.contains("]: held by the program: "),
             "no statistics at exit ({link:?}): {stderr:?}"
         );
     }

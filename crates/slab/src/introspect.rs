@@ -345,6 +345,17 @@ impl<P: PageSource> Slab<P> {
         stats
     }
 
+    /// Huge blocks (each in its own mapping): how many, their usable bytes and their mapped
+    /// bytes. For the C library's `mallinfo` (`hblks`, `hblkhd`).
+    pub fn huge_blocks(&self) -> (usize, usize, usize) {
+        let chunks = self.chunks.lock();
+        (
+            chunks.huge.count,
+            chunks.huge.usable_bytes,
+            chunks.huge.mapped_bytes,
+        )
+    }
+
     /// Bytes of freed slots not purged yet, and bytes purged so far.
     pub fn dirty_and_purged_bytes(&self) -> (usize, usize) {
         let chunks = self.chunks.lock();

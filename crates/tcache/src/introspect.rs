@@ -111,6 +111,58 @@ impl<B: BatchAllocator> ThreadCache<B> {
         blocks
     }
 
+    /// Calls `visit(class, blocks)` for the blocks every thread's bin of each class holds in
+    /// this cache (threads alive and exited), then for each batch on the shelves. A snapshot
+    /// for statistics: the blocks are free for the program and live for the backend. Allocates
+    /// nothing, changes nothing a thread sees.
+    ///
+    /// A free slot's magazine (its thread exited) is read while holding the slot, as
+    /// [`reclaim_idle`](Self::reclaim_idle) does, so it cannot be freed meanwhile. A live
+    /// thread's bin counts are read as they are being written (word-sized volatile reads: a
+    /// count may be a few operations old, never torn); the magazine itself stays until that
+    /// thread exits and another thread reclaims it.
+    pub fn for_each_cached(&self, mut visit: impl FnMut(usize, usize)) {
+        let owners = slot::owners();
+        for (slot, entry) in self.magazines[..slot::SLOT_COUNT].iter().enumerate() {
+            let bins = entry.load(crate::sync::Ordering::Relaxed);
+            if bins == empty_magazine() {
+                continue;
+            }
+            if owners.try_acquire_exact(slot) {
+                // Ours while held: re-read, since a reclaimer may have detached it.
+                let bins = entry.load(crate::sync::Ordering::Relaxed);
+                if bins != empty_magazine() {
+                    // SAFETY: holding the slot, no thread uses or frees this magazine.
+                    unsafe { visit_bins(bins, &mut visit) };
+                }
+                owners.release(slot);
+            } else {
+                // SAFETY: a held slot's magazine lives while its holder does (see above);
+                // the counts are read with volatile word reads.
+                unsafe { visit_bins(bins, &mut visit) };
+            }
+        }
+        for (class, depot) in self.depots.iter().enumerate() {
+            depot.for_each(|_, blocks| visit(class, blocks));
+        }
+    }
+
+    /// Magazines in this cache and the bytes they take from the backend (they are live
+    /// blocks there, but hold no program data).
+    pub fn magazines(&self) -> (usize, usize) {
+        let count = self.magazines[..slot::SLOT_COUNT]
+            .iter()
+            .filter(|entry| entry.load(crate::sync::Ordering::Relaxed) != empty_magazine())
+            .count();
+        // As the backend counts a magazine: its class's block size when it has one.
+        let bytes = Self::magazine_layout(self.backend.class_count()).map_or(0, |layout| {
+            self.backend
+                .class_of(layout)
+                .map_or(layout.size(), |class| self.backend.class_size(class))
+        });
+        (count, count * bytes)
+    }
+
     /// Walks every batch on the shelves: each is a chain of exactly its length, of blocks the
     /// backend places in its class. `&mut self` proves that no thread pushes or takes
     /// meanwhile (a walk racing a refill would read blocks being handed out).
@@ -233,5 +285,23 @@ impl<B: BatchAllocator + Introspect> Introspect for ThreadCache<B> {
     /// [`flush_thread`](ThreadCache::flush_thread) first for figures without them.
     fn stats(&self) -> Option<Stats> {
         self.backend.stats()
+    }
+}
+
+/// Calls `visit(class, count)` for every class bin of the magazine `bins` with blocks in it.
+///
+/// # Safety
+/// `bins` is a live magazine (its header precedes the bins).
+unsafe fn visit_bins(bins: *mut Bin, visit: &mut impl FnMut(usize, usize)) {
+    // SAFETY: forwarded from the caller; the class count never changes after the magazine
+    // is made, and each count is one aligned `u32`, read whole.
+    unsafe {
+        let class_count = (*header(bins)).class_count as usize;
+        for class in 0..class_count {
+            let count = core::ptr::read_volatile(core::ptr::addr_of!((*bins.add(class)).count));
+            if count != 0 {
+                visit(class, count as usize);
+            }
+        }
     }
 }

@@ -172,7 +172,7 @@ pub(crate) unsafe fn direct_index(bins: *mut Bin, size_bytes: usize) -> usize {
 }
 
 impl<B: BatchAllocator> ThreadCache<B> {
-    fn magazine_layout(class_count: usize) -> Option<Layout> {
+    pub(crate) fn magazine_layout(class_count: usize) -> Option<Layout> {
         // The direct table, the header, then the bins.
         let bytes = magazine_bins(class_count)
             .checked_add(1)?
