@@ -16,6 +16,7 @@
 use crate::heap::HEAP;
 use core::ffi::CStr;
 use core::fmt::Write;
+use heapkit::c_library::CLibraryEntry as _;
 use heapkit_core::{Introspect, StackMessage};
 
 /// The value of the environment variable `name`, if it is set (read without allocating).
