@@ -74,6 +74,9 @@ pub struct HeapKit {
     cache: ThreadCache<Backend>,
 }
 
+// The facade's promise: one `HeapKit` serves every thread, as a `static` global allocator.
+static_assertions::assert_impl_all!(HeapKit: Send, Sync, GlobalAlloc, Default);
+
 impl HeapKit {
     /// A HeapKit with no memory mapped yet.
     pub const fn new() -> Self {

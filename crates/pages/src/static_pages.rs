@@ -111,6 +111,8 @@ pub struct StaticPages {
 unsafe impl Send for StaticPages {}
 // SAFETY: as above.
 unsafe impl Sync for StaticPages {}
+static_assertions::assert_impl_all!(StaticPages: Send, Sync);
+static_assertions::assert_impl_all!(StaticBuffer<4096>: Sync);
 
 impl core::fmt::Debug for StaticPages {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {

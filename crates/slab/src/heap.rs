@@ -48,6 +48,7 @@ unsafe impl<P: PageSource + Sync> Sync for Slab<P> {}
 // SAFETY: the slab owns its chunks (raw pointers into memory from `P`); moving it to another
 // thread moves that ownership along with `P`.
 unsafe impl<P: PageSource + Send> Send for Slab<P> {}
+static_assertions::assert_impl_all!(Slab<heapkit_pages::MmapPages>: Send, Sync);
 
 /// The blocks of one size class: the slabs with room, and the class's counters.
 ///
