@@ -31,6 +31,7 @@ mod oom;
 pub mod pattern;
 mod reference;
 mod rng;
+pub mod static_global;
 mod suite;
 mod threads;
 
