@@ -1,5 +1,5 @@
 //! Huge blocks: one mapping each, chunk-aligned, with a small header at the front so that the
-//! same pointer masking that finds a chunk header finds it.
+//! same pointer masking that finds a chunk header finds it (`chunk::block_header`).
 //!
 //! ```text
 //!   mapping (chunk-aligned)
@@ -7,6 +7,13 @@
 //!   │ Huge hdr │ block (offset = header rounded up to the │
 //!   │ magic,.. │ block's alignment, < CHUNK_BYTES)         │
 //!   └──────────┴─────────── … ───────────────────────────┘
+//!
+//!   over-aligned (alignment ≥ CHUNK_BYTES, up to MAX_ALIGN_SERVED_BYTES):
+//!   map(lead + CHUNK + size, align)    lead = align - CHUNK, unmapped at once
+//!   ┌ ─ lead ─ ┬──────────┬─ … ─┬──────────── … ────────┐
+//!              │ Huge hdr │     │ block (offset = CHUNK, │
+//!   └ ─ ─ ─ ─ ─┴──────────┴─ … ─┴ aligned to align) ─────┘
+//!              ▲ chunk-aligned   ▲ = block_header(block) + CHUNK
 //! ```
 //!
 //! The header's `next`/`prev` links (guarded by the chunk lock) chain all huge blocks for
@@ -15,6 +22,7 @@
 
 use crate::chunk::{ChunkHead, HUGE_MAGIC};
 use crate::geometry::CHUNK_BYTES;
+use crate::geometry::MAX_ALIGN_SERVED_BYTES;
 use crate::heap::Slab;
 use core::alloc::Layout;
 use core::ptr::{self, addr_of, addr_of_mut, NonNull};
@@ -114,12 +122,38 @@ impl HugeList {
     }
 }
 
-/// The block's offset in its mapping and the mapping's length for `layout`.
-fn huge_geometry(layout: Layout, page_bytes: usize) -> Option<(usize, usize)> {
+/// Where a huge block goes in its mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HugeGeometry {
+    /// From the header (the kept mapping's start) to the block.
+    offset_bytes: usize,
+    /// The kept mapping, header included.
+    map_bytes: usize,
+    /// Mapped in front of the header to reach the alignment, and unmapped at once.
+    lead_bytes: usize,
+    /// The alignment of the whole run asked of the source (header at `lead_bytes` into it).
+    map_align_bytes: usize,
+}
+
+/// The geometry of a huge block for `layout`: the header at the chunk-aligned start and the
+/// block at the header rounded up to its alignment; or, from a chunk's alignment up, the block
+/// one chunk past its header on a boundary of its alignment (the lead before the header is
+/// what reaching that boundary costs). `None` past [`MAX_ALIGN_SERVED_BYTES`] or on overflow.
+fn huge_geometry(layout: Layout, page_bytes: usize) -> Option<HugeGeometry> {
     let align = layout.align().max(MAX_ALIGN_BYTES);
-    let offset = align_up(core::mem::size_of::<Huge>(), align)?;
-    let map_bytes = align_up(offset.checked_add(layout.size())?, page_bytes)?;
-    (offset < CHUNK_BYTES).then_some((offset, map_bytes))
+    if align > MAX_ALIGN_SERVED_BYTES {
+        return None;
+    }
+    let offset_bytes = align_up(core::mem::size_of::<Huge>(), align)?.min(CHUNK_BYTES);
+    let map_bytes = align_up(offset_bytes.checked_add(layout.size())?, page_bytes)?;
+    let lead_bytes = align.saturating_sub(CHUNK_BYTES);
+    lead_bytes.checked_add(map_bytes)?;
+    Some(HugeGeometry {
+        offset_bytes,
+        map_bytes,
+        lead_bytes,
+        map_align_bytes: align.max(CHUNK_BYTES),
+    })
 }
 
 impl<P: PageSource> Slab<P> {
@@ -129,18 +163,29 @@ impl<P: PageSource> Slab<P> {
         layout: Layout,
     ) -> Result<(NonNull<u8>, usize, bool), AllocError> {
         let owner_id = self.owner_id();
-        let Some((offset, map_bytes)) = huge_geometry(layout, self.pages.page_size()) else {
+        let Some(at) = huge_geometry(layout, self.pages.page_size()) else {
             self.chunks.lock().failures += 1;
             return Err(AllocError);
         };
+        let (offset, map_bytes) = (at.offset_bytes, at.map_bytes);
         // Mapped without the chunk lock: a slow mmap must not stall other threads' refills.
-        let (raw, zeroed) = match self.pages.map_reporting_zero(map_bytes, CHUNK_BYTES) {
+        let (raw, zeroed) = match self
+            .pages
+            .map_reporting_zero(at.lead_bytes + map_bytes, at.map_align_bytes)
+        {
             Ok(mapped) => mapped,
             Err(e) => {
                 self.chunks.lock().failures += 1;
                 return Err(e);
             }
         };
+        if at.lead_bytes > 0 {
+            // SAFETY: the head of the run just mapped, page-aligned (a multiple of a chunk);
+            // nothing uses it.
+            unsafe { self.pages.unmap(raw, at.lead_bytes) };
+        }
+        // SAFETY: `lead_bytes` is inside the run just mapped.
+        let raw = unsafe { NonNull::new_unchecked(raw.as_ptr().add(at.lead_bytes)) };
         let huge = raw.as_ptr().cast::<Huge>();
         // SAFETY: a fresh, chunk-aligned mapping of `map_bytes` ≥ the header's size.
         unsafe {

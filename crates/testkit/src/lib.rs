@@ -25,6 +25,7 @@
 
 pub mod child;
 mod faults;
+mod large_align;
 mod laws;
 mod model;
 mod oom;
@@ -36,6 +37,7 @@ mod suite;
 mod threads;
 
 pub use faults::minor_faults;
+pub use large_align::LARGE_ALIGNMENTS_BYTES;
 pub use reference::PageRunAllocator;
 pub use rng::{Rng, Xorshift64};
 pub use suite::Suite;
