@@ -68,8 +68,11 @@ pub type Backend = Slab<Retained<MmapPages>>;
 /// assert_eq!(v.iter().sum::<u64>(), 499_500);
 /// ```
 ///
-/// It is also a heapkit [`Allocator`] (and, with the `allocator-api2` feature, an
-/// `allocator_api2` one), usable as a local instance: dropping it returns all its memory.
+/// It is also a heapkit [`Allocator`] (and, with feature `allocator-api2-02` or
+/// `allocator-api2-04`, an `allocator_api2` one of that version, re-exported as
+/// `heapkit::allocator_api2`), usable as a local instance: dropping it returns all its
+/// memory. Alignments up to 1 GiB are served (a `Box` of a `#[repr(align(4194304))]` type
+/// included).
 pub struct HeapKit {
     cache: ThreadCache<Backend>,
 }

@@ -280,3 +280,44 @@ impl<P: PageSource> Slab<P> {
         Some(new_map - offset)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(size: usize, align: usize) -> Option<HugeGeometry> {
+        huge_geometry(Layout::from_size_align(size, align).unwrap(), 4096)
+    }
+
+    #[test]
+    fn below_a_chunk_the_block_sits_past_the_header_in_a_chunk_aligned_run() {
+        let header = align_up(core::mem::size_of::<Huge>(), 16).unwrap();
+        let at = geometry(3 << 20, 16).unwrap();
+        assert_eq!(
+            (at.offset_bytes, at.lead_bytes, at.map_align_bytes),
+            (header, 0, CHUNK_BYTES)
+        );
+        assert_eq!(at.map_bytes, align_up(header + (3 << 20), 4096).unwrap());
+        let at = geometry(100, 1 << 20).unwrap();
+        assert_eq!((at.offset_bytes, at.lead_bytes), (1 << 20, 0));
+    }
+
+    #[test]
+    fn from_a_chunk_up_the_block_is_one_chunk_past_the_header_on_its_boundary() {
+        for align in [CHUNK_BYTES, 4 << 20, 64 << 20, MAX_ALIGN_SERVED_BYTES] {
+            let at = geometry(100, align).unwrap();
+            assert_eq!(at.offset_bytes, CHUNK_BYTES);
+            assert_eq!(at.lead_bytes, align - CHUNK_BYTES);
+            assert_eq!(at.map_align_bytes, align);
+            // The run starts on `align`; the header `lead` later; the block a chunk after it.
+            assert_eq!((at.lead_bytes + at.offset_bytes) % align, 0);
+            assert_eq!(at.map_bytes, CHUNK_BYTES + 4096);
+        }
+    }
+
+    #[test]
+    fn alignments_past_the_limit_are_refused() {
+        assert_eq!(geometry(100, MAX_ALIGN_SERVED_BYTES * 2), None);
+        assert_eq!(geometry(100, 1 << 62), None);
+    }
+}
