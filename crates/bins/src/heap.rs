@@ -138,6 +138,9 @@ pub struct Bins<P: PageSource> {
 // SAFETY: a `Bins` owns its heap exclusively (no other value points into it), so moving it to
 // another thread moves the whole heap; the page source moves with it and must be `Send`.
 unsafe impl<P: PageSource + Send> Send for Bins<P> {}
+// A `Bins` is single-threaded (its per-thread cache included): share it as `LockedBins`.
+static_assertions::assert_impl_all!(Bins<heapkit_pages::MmapPages>: Send);
+static_assertions::assert_not_impl_any!(Bins<heapkit_pages::MmapPages>: Sync);
 
 impl<P: PageSource> Bins<P> {
     /// A heap over `pages` with glibc's default tunables. Nothing is mapped until the first

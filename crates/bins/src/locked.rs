@@ -28,6 +28,9 @@ pub struct LockedBins<P: PageSource> {
     inner: Locked<Bins<P>>,
 }
 
+static_assertions::assert_impl_all!(LockedBins<heapkit_pages::MmapPages>: Send, Sync);
+static_assertions::assert_impl_all!(LockedBins<heapkit_pages::StaticPages>: Send, Sync);
+
 impl<P: PageSource> LockedBins<P> {
     /// A shared heap over `pages` with glibc's default tunables (`const`: a `static` can hold
     /// it).

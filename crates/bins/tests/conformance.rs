@@ -88,3 +88,13 @@ fn threads_behind_a_thread_cache() {
 fn locked_bins_conformance() {
     suite("locked-bins").run(|| LockedBins::new(test_pages(POOL_BYTES)));
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // mmap: a 1 GiB alignment needs the address space
+fn large_alignments() {
+    use heapkit_pages::MmapPages;
+    Suite::new("bins-mmap").run_large_alignments(|| Bins::new(MmapPages::new()));
+    Suite::new("tcache-over-locked-bins-mmap").run_large_alignments(|| {
+        Counting::new(ThreadCache::new(LockedBins::new(MmapPages::new())))
+    });
+}

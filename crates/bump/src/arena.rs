@@ -71,6 +71,9 @@ pub struct Arena<S: ChunkSource = DefaultChunks> {
 // moving it to another thread (which needs no outstanding borrow) moves sole ownership of the
 // memory; the source goes along, which is why it must be `Send`. `Cell` makes it `!Sync`.
 unsafe impl<S: ChunkSource + Send> Send for Arena<S> {}
+// An arena moves between threads but is never shared: its bump pointer is a plain `Cell`.
+static_assertions::assert_impl_all!(Arena: Send);
+static_assertions::assert_not_impl_any!(Arena: Sync);
 
 /// A saved allocation state: [`Arena::rewind`] frees everything allocated after it.
 ///

@@ -363,7 +363,7 @@ fn zero_size_requests_touch_nothing() {
     assert_eq!(arena.allocated_bytes(), 0);
 }
 
-#[cfg(feature = "allocator-api2")]
+#[cfg(feature = "allocator-api2-02")]
 #[test]
 fn collections_live_in_the_arena() {
     let arena = arena();

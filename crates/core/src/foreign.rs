@@ -1,13 +1,19 @@
-//! Bridges to the allocator traits of other crates: `allocator_api2::alloc::Allocator` and
-//! nightly's `core::alloc::Allocator`.
+//! Bridges to the allocator traits of other crates: `allocator_api2::alloc::Allocator` of
+//! allocator-api2 0.2 and of 0.4, and nightly's `core::alloc::Allocator`.
 //!
 //! The orphan rule forbids one blanket `impl<A: heapkit_core::Allocator> allocator_api2::...
 //! for A`, so each crate invokes [`impl_foreign_allocators!`] for its own types. The macro's
-//! output is guarded by `#[cfg(feature = "allocator-api2")]` and `#[cfg(feature = "nightly")]`,
-//! which are evaluated in the *invoking* crate: each crate declares those two features and
-//! forwards them to heapkit-core's.
+//! output is guarded by `#[cfg(feature = "allocator-api2-02")]`,
+//! `#[cfg(feature = "allocator-api2-04")]` and `#[cfg(feature = "nightly")]`, which are evaluated
+//! in the *invoking* crate: each crate declares those features and forwards them to
+//! heapkit-core's (`allocator-api2` is the older name of `allocator-api2-02`).
+//!
+//! The two allocator-api2 versions have the same `Allocator` trait (0.4 adds an impl for
+//! `&mut A` and drops the `nightly` re-export of `core`'s); they are different traits to the
+//! compiler, so a type implements each one that is enabled.
 
-/// Implements `allocator_api2::alloc::Allocator` (feature `allocator-api2`) and
+/// Implements `allocator_api2::alloc::Allocator` of allocator-api2 0.2 (feature
+/// `allocator-api2-02`, also named `allocator-api2`) and of 0.4 (feature `allocator-api2-04`) and
 /// `core::alloc::Allocator` (feature `nightly`) for a type that implements
 /// [`heapkit_core::Allocator`](crate::Allocator), by forwarding every method.
 ///
@@ -18,10 +24,15 @@
 #[macro_export]
 macro_rules! impl_foreign_allocators {
     (impl[$($g:tt)*] for $t:ty) => {
-        #[cfg(feature = "allocator-api2")]
+        #[cfg(feature = "allocator-api2-02")]
         $crate::__impl_one_foreign_allocator!(
-            [$($g)*] $t, $crate::__private::allocator_api2::alloc::Allocator,
-            $crate::__private::allocator_api2::alloc::AllocError
+            [$($g)*] $t, $crate::__private::allocator_api2_02::alloc::Allocator,
+            $crate::__private::allocator_api2_02::alloc::AllocError
+        );
+        #[cfg(feature = "allocator-api2-04")]
+        $crate::__impl_one_foreign_allocator!(
+            [$($g)*] $t, $crate::__private::allocator_api2_04::alloc::Allocator,
+            $crate::__private::allocator_api2_04::alloc::AllocError
         );
         #[cfg(feature = "nightly")]
         $crate::__impl_one_foreign_allocator!(

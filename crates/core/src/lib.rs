@@ -66,8 +66,24 @@ pub use report::{abort_with, fatal, report, write_stderr, StackMessage};
 pub use stats::{Counting, Introspect, Stats};
 pub use threads::process_is_single_threaded;
 
+/// The allocator-api2 whose `Allocator` heapkit's allocators implement: 0.2 with feature
+/// `allocator-api2-02` (or `allocator-api2`), else 0.4 with feature `allocator-api2-04`. Name
+/// collections through it (`heapkit_core::allocator_api2::vec::Vec::new_in(&a)`) and a second
+/// copy of the crate in a dependency tree cannot be the one a program picks by mistake.
+#[cfg(feature = "allocator-api2-02")]
+pub use allocator_api2;
+/// The allocator-api2 whose `Allocator` heapkit's allocators implement (0.4: feature
+/// `allocator-api2-04`, without `allocator-api2-02`).
+#[cfg(all(feature = "allocator-api2-04", not(feature = "allocator-api2-02")))]
+pub use allocator_api2_04 as allocator_api2;
+/// allocator-api2 0.4 (talc's), whichever version [`allocator_api2`] names.
+#[cfg(feature = "allocator-api2-04")]
+pub use allocator_api2_04;
+
 #[doc(hidden)]
 pub mod __private {
-    #[cfg(feature = "allocator-api2")]
-    pub use allocator_api2;
+    #[cfg(feature = "allocator-api2-02")]
+    pub use allocator_api2 as allocator_api2_02;
+    #[cfg(feature = "allocator-api2-04")]
+    pub use allocator_api2_04;
 }

@@ -312,6 +312,13 @@ unsafe impl<A: Send> Sync for Locked<A> {}
 // SAFETY: moving the wrapper moves the allocator, which is `Send`.
 unsafe impl<A: Send> Send for Locked<A> {}
 
+// What the crates promise about the lock and the adapter: a lock is one 32-bit word (the futex
+// word), and a `Locked` of any `Send` allocator may be shared between threads.
+#[cfg(not(loom))]
+static_assertions::assert_eq_size!(SpinLock, u32);
+static_assertions::assert_impl_all!(SpinLock: Send, Sync);
+static_assertions::assert_impl_all!(Locked<core::cell::Cell<usize>>: Send, Sync);
+
 impl<A> Locked<A> {
     /// Wraps `inner`.
     #[cfg(not(loom))]

@@ -163,6 +163,7 @@ pub struct Region<P: PageSource> {
 unsafe impl<P: PageSource + Send> Send for Region<P> {}
 // SAFETY: see above; every `&self` method synchronises through atomics.
 unsafe impl<P: PageSource + Sync> Sync for Region<P> {}
+static_assertions::assert_impl_all!(Region<heapkit_pages::MmapPages>: Send, Sync);
 
 impl<P: PageSource> Region<P> {
     /// Reserves the region for `layout` from `pages` and pre-faults it as asked.

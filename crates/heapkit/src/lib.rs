@@ -58,6 +58,12 @@ pub use heapkit_bins as bins;
 pub use heapkit_bump as bump;
 #[cfg(feature = "fixed")]
 pub use heapkit_fixed as fixed;
+#[doc(hidden)]
+pub mod c_library;
+/// The allocator-api2 heapkit's allocators implement (0.2 with feature `allocator-api2-02` or
+/// `allocator-api2`, else 0.4 with `allocator-api2-04`): `heapkit::allocator_api2::vec::Vec`.
+#[cfg(any(feature = "allocator-api2-02", feature = "allocator-api2-04"))]
+pub use heapkit_core::allocator_api2;
 
 mod program_stats;
 mod resident;
@@ -89,11 +95,17 @@ pub type Backend = Slab<Retained<MmapPages>>;
 /// assert_eq!(v.iter().sum::<u64>(), 499_500);
 /// ```
 ///
-/// It is also a heapkit [`Allocator`] (and, with the `allocator-api2` feature, an
-/// `allocator_api2` one), usable as a local instance: dropping it returns all its memory.
+/// It is also a heapkit [`Allocator`] (and, with feature `allocator-api2-02` or
+/// `allocator-api2-04`, an `allocator_api2` one of that version, re-exported as
+/// `heapkit::allocator_api2`), usable as a local instance: dropping it returns all its
+/// memory. Alignments up to 1 GiB are served (a `Box` of a `#[repr(align(4194304))]` type
+/// included).
 pub struct HeapKit {
     cache: ThreadCache<Backend>,
 }
+
+// The facade's promise: one `HeapKit` serves every thread, as a `static` global allocator.
+static_assertions::assert_impl_all!(HeapKit: Send, Sync, GlobalAlloc, Default);
 
 impl HeapKit {
     /// A HeapKit with no memory mapped yet.
@@ -156,85 +168,6 @@ impl HeapKit {
     /// [`ThreadCache::reclaim_idle`]).
     pub fn reclaim_idle(&self) -> usize {
         self.cache.reclaim_idle()
-    }
-
-    /// Takes every lock of the heap, so that a `fork` copies a heap no thread is in the middle
-    /// of changing: the `pthread_atfork` prepare handler. The thread caches need no lock (each
-    /// thread's magazine is its own, and slots are claimed with atomics), so these are the
-    /// slab's locks, then the retaining layer's (the slab maps under its chunk lock: that
-    /// order).
-    pub fn lock_for_fork(&self) {
-        self.cache.backend().lock_all();
-        self.cache.backend().pages().raw_lock().lock();
-    }
-
-    /// Releases what [`lock_for_fork`](Self::lock_for_fork) took: the `pthread_atfork` parent
-    /// and child handlers.
-    ///
-    /// # Safety
-    /// The calling thread took the locks with `lock_for_fork` — or, in the child of a `fork`,
-    /// the thread that called `fork` did, and this is that thread.
-    pub unsafe fn unlock_after_fork(&self) {
-        // SAFETY: forwarded from the caller: this thread holds every lock; each is released
-        // once, in reverse order.
-        unsafe {
-            self.cache.backend().pages().raw_lock().unlock();
-            self.cache.backend().unlock_all();
-        }
-    }
-}
-
-impl HeapKit {
-    /// The thread cache's hit path alone: a block for `layout` from this thread's cache, or
-    /// null when only the full path (an allocating method) can serve it. See
-    /// [`ThreadCache::allocate_cached`].
-    #[inline(always)]
-    pub fn allocate_cached(&self, layout: Layout) -> *mut u8 {
-        self.cache.allocate_cached(layout)
-    }
-
-    /// Makes this heap's thread cache the process's primary one (see
-    /// [`ThreadCache::claim_primary`]) if none is yet, and points the calling thread's primary
-    /// word at its magazine: for the C library's `malloc` of a size the direct table does not
-    /// cover.
-    #[cold]
-    pub fn sync_primary(&'static self) {
-        self.cache.sync_primary()
-    }
-
-    /// The miss path of C's `malloc` for the sizes the direct table covers, in one call into
-    /// the thread cache: claims the primary word, attaches the thread's magazine, points the
-    /// word at it and refills the bin the direct table names (see
-    /// [`ThreadCache::allocate_small_primary_slow`]). Null when out of memory.
-    ///
-    /// Inlined: call it from an out-of-line, `#[cold]` function of your own.
-    #[inline(always)]
-    pub fn allocate_small_primary_slow(&'static self, size_bytes: usize) -> *mut u8 {
-        self.cache.allocate_small_primary_slow(size_bytes)
-    }
-
-    /// The hit path of C's `malloc`: a block of `size_bytes` (`1..=1024`) aligned to 16 from
-    /// this thread's cache, through the primary word and the direct table (no class lookup),
-    /// or null when only the full path can serve it.
-    ///
-    /// # Safety
-    /// No other cache in the process has claimed the primary word (see
-    /// [`ThreadCache::allocate_cached_small_primary`]).
-    #[inline(always)]
-    pub unsafe fn allocate_cached_small_primary(&'static self, size_bytes: usize) -> *mut u8 {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.cache.allocate_cached_small_primary(size_bytes) }
-    }
-
-    /// `deallocate_unsized` through the primary word.
-    ///
-    /// # Safety
-    /// As for `deallocate_unsized`, and no other cache in the process has claimed the primary
-    /// word.
-    #[inline(always)]
-    pub unsafe fn deallocate_unsized_primary(&'static self, ptr: NonNull<u8>) {
-        // SAFETY: forwarded from the caller.
-        unsafe { self.cache.deallocate_unsized_primary(ptr) }
     }
 }
 

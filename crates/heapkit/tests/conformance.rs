@@ -52,3 +52,11 @@ fn threads_over_a_buffer() {
         )))
     });
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // mmap: a 1 GiB alignment needs the address space
+fn large_alignments() {
+    Suite::new("heapkit").run_large_alignments(|| Counting::new(HeapKit::new()));
+    Suite::new("heapkit-global-alloc")
+        .run_large_alignments(|| Counting::new(FromGlobal(HeapKit::new())));
+}

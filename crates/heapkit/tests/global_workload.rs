@@ -99,3 +99,19 @@ fn threads_allocate_and_free_across_each_other() {
         .sum();
     assert_eq!(total, expected);
 }
+
+/// A type aligned to 4 MiB, as a huge page or a DMA buffer asks: `Box` of it used to abort.
+#[repr(C, align(4194304))]
+struct FourMiBAligned([u8; 64]);
+
+#[test]
+#[cfg_attr(miri, ignore)] // mmap: the block is a mapping of its own
+fn a_box_of_a_4_mib_aligned_type() {
+    let boxes: Vec<Box<FourMiBAligned>> = (0..3u8)
+        .map(|i| Box::new(FourMiBAligned([i; 64])))
+        .collect();
+    for (i, b) in boxes.iter().enumerate() {
+        assert_eq!((&**b as *const FourMiBAligned as usize) % (4 << 20), 0);
+        assert_eq!(b.0, [i as u8; 64]);
+    }
+}

@@ -4,6 +4,7 @@
 use core::alloc::GlobalAlloc;
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
+use heapkit::c_library::CLibraryEntry as _;
 use heapkit::HeapKit;
 use heapkit_core::{UnsizedAllocator, MAX_ALIGN_BYTES};
 

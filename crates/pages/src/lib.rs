@@ -16,6 +16,7 @@
 //!   MmapPages    anywhere in the address space; any run can be unmapped or purged
 //!   BrkPages     one contiguous heap at the program break; shrinks only from the top
 //!   BufferPages  page runs carved from a caller's buffer; no OS at all (no_std, Miri)
+//!   StaticPages  BufferPages over a `static` buffer, `const`: a global allocator with no OS
 //!   FailingPages any of the above, failing on purpose (out-of-memory tests)
 //!   Retained     any of the above, keeping unmapped runs for reuse: best fit, decay
 //! ```
@@ -32,6 +33,7 @@ mod failing;
 mod mmap;
 mod retained;
 mod run_table;
+mod static_pages;
 
 pub use brk::BrkPages;
 pub use buffer::{BufferPages, DEFAULT_PAGE_BYTES, MIN_PAGE_BYTES};
@@ -41,5 +43,6 @@ pub use mmap::{os_page_size, MmapPages, PurgeMode};
 pub use retained::{
     Retained, RetainedBytes, GATHER_PIECES, IN_USE_SHARE_SHIFT, RELEASE_DELAY_FACTOR, RETAINED_RUNS,
 };
+pub use static_pages::{StaticBuffer, StaticPages};
 
 pub use heapkit_core::PageSource;

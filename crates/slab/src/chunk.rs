@@ -196,6 +196,15 @@ pub(crate) fn header_of(ptr: NonNull<u8>) -> *mut ChunkHead {
     ptr.as_ptr().map_addr(|a| a & !CHUNK_MASK).cast()
 }
 
+/// The header of the block starting at `ptr`: the chunk-aligned address below `ptr - 1`. No
+/// block starts on a chunk boundary (slot 0 is a chunk's header; a huge block sits past its
+/// header) except an over-aligned huge one (alignment of a chunk or more), whose header is the
+/// chunk below it: so one mask finds every block's header, with no test of the alignment.
+#[inline(always)]
+pub(crate) fn block_header(ptr: NonNull<u8>) -> *mut ChunkHead {
+    ptr.as_ptr().map_addr(|a| (a - 1) & !CHUNK_MASK).cast()
+}
+
 /// The slot index of `ptr` inside its chunk.
 #[inline(always)]
 pub(crate) fn slot_of(ptr: NonNull<u8>) -> usize {

@@ -21,10 +21,12 @@ pub const SLOT_SHIFT: u32 = SLOT_BYTES.trailing_zeros();
 /// The largest object served by a span of slots inside a chunk; larger ones get their own
 /// mapping. Half a chunk, so that one large object never forces a chunk of its own.
 pub const LARGE_MAX_BYTES: usize = CHUNK_BYTES / 2;
-/// The largest alignment served at all (huge objects sit at most this far into their mapping,
-/// which keeps their header at the chunk-aligned address below them). Larger alignments are
-/// refused with `AllocError`.
-pub const MAX_ALIGN_SERVED_BYTES: usize = CHUNK_BYTES / 2;
+/// The largest alignment served (1 GiB, as glibc and heapkit-bins); larger ones are refused
+/// with `AllocError`. Alignments below a chunk put a huge block at most that far into its
+/// chunk-aligned mapping; from a chunk up, the block starts one chunk into its mapping, on a
+/// boundary of its alignment, with the header in the chunk below it (`huge.rs`), so it costs
+/// the alignment in address space once (the lead is unmapped at once) and nothing resident.
+pub const MAX_ALIGN_SERVED_BYTES: usize = 1 << 30;
 /// Empty chunks kept mapped (purged) for reuse; further empty chunks are unmapped at once.
 pub const RETAINED_EMPTY_CHUNKS: usize = 1;
 pub use heapkit_pages::clock::{DEFAULT_PURGE_DELAY_MS, DEFAULT_PURGE_THRESHOLD_BYTES};
@@ -46,7 +48,8 @@ const _: () = assert!(
 );
 const _: () = assert!(LARGE_MAX_BYTES <= (SLOTS_PER_CHUNK - 1) * SLOT_BYTES);
 const _: () = assert!(LARGE_MAX_BYTES % SLOT_BYTES == 0);
-const _: () = assert!(MAX_ALIGN_SERVED_BYTES < CHUNK_BYTES);
+const _: () =
+    assert!(MAX_ALIGN_SERVED_BYTES.is_power_of_two() && MAX_ALIGN_SERVED_BYTES >= CHUNK_BYTES);
 const _: () = assert!(
     PEAK_GRANULE_BYTES >= crate::classes::SMALL_MAX_BYTES
         && PEAK_GRANULE_BYTES <= isize::MAX as usize,

@@ -3,8 +3,8 @@
 
 use crate::bad_input::report;
 use crate::chunk::{
-    header_of, ident, kind, slot_of, slot_start, small_tag, Chunk, Chunks, PurgePolicy,
-    CHUNK_MAGIC, HUGE_MAGIC, NO_SMALL_TAG,
+    block_header, header_of, ident, kind, slot_of, slot_start, small_tag, Chunk, Chunks,
+    PurgePolicy, CHUNK_MAGIC, HUGE_MAGIC, NO_SMALL_TAG,
 };
 use crate::classes::{class_of_layout, is_block_offset, CLASS_BYTES, CLASS_COUNT};
 use crate::geometry::{
@@ -48,6 +48,7 @@ unsafe impl<P: PageSource + Sync> Sync for Slab<P> {}
 // SAFETY: the slab owns its chunks (raw pointers into memory from `P`); moving it to another
 // thread moves that ownership along with `P`.
 unsafe impl<P: PageSource + Send> Send for Slab<P> {}
+static_assertions::assert_impl_all!(Slab<heapkit_pages::MmapPages>: Send, Sync);
 
 /// The blocks of one size class: the slabs with room, and the class's counters.
 ///
@@ -257,10 +258,10 @@ impl<P: PageSource> Slab<P> {
     /// As for [`locate`](Self::locate).
     #[inline(always)]
     pub(crate) unsafe fn small_bin_of(&self, ptr: NonNull<u8>) -> Option<usize> {
-        if !crate::chunk_map::contains(ptr.as_ptr() as usize) {
+        if !crate::chunk_map::contains(ptr.as_ptr() as usize - 1) {
             return None;
         }
-        let head = header_of(ptr);
+        let head = block_header(ptr);
         // SAFETY: the caller promises the header is readable; the tag is written before any
         // block of the chunk is handed out and cleared only when the chunk dies.
         let tag = unsafe { addr_of!((*head).small_tag).read() };
@@ -333,16 +334,17 @@ impl<P: PageSource> Slab<P> {
     /// header of another `Slab`, a free slot, the middle of a large span.
     ///
     /// # Safety
-    /// The chunk-aligned address below `ptr` is readable (true for every block of this slab).
+    /// The header [`block_header`] names for `ptr` is readable (true for every block of this
+    /// slab).
     #[inline(always)]
     pub(crate) unsafe fn locate(&self, ptr: NonNull<u8>) -> Result<Block, &'static str> {
-        if !crate::chunk_map::contains(ptr.as_ptr() as usize) {
+        if !crate::chunk_map::contains(ptr.as_ptr() as usize - 1) {
             return Err(
                 "free of a pointer that no chunk of any Slab holds (foreign pointer, or a huge \
                  block freed twice)",
             );
         }
-        let head = header_of(ptr);
+        let head = block_header(ptr);
         // SAFETY: the caller promises the header is readable; magic and owner are written once
         // before any block of the chunk is handed out.
         let (magic, owner) = unsafe {

@@ -1,5 +1,5 @@
 //! Huge blocks: one mapping each, chunk-aligned, with a small header at the front so that the
-//! same pointer masking that finds a chunk header finds it.
+//! same pointer masking that finds a chunk header finds it (`chunk::block_header`).
 //!
 //! ```text
 //!   mapping (chunk-aligned)
@@ -7,6 +7,13 @@
 //!   │ Huge hdr │ block (offset = header rounded up to the │
 //!   │ magic,.. │ block's alignment, < CHUNK_BYTES)         │
 //!   └──────────┴─────────── … ───────────────────────────┘
+//!
+//!   over-aligned (alignment ≥ CHUNK_BYTES, up to MAX_ALIGN_SERVED_BYTES):
+//!   map(lead + CHUNK + size, align)    lead = align - CHUNK, unmapped at once
+//!   ┌ ─ lead ─ ┬──────────┬─ … ─┬──────────── … ────────┐
+//!              │ Huge hdr │     │ block (offset = CHUNK, │
+//!   └ ─ ─ ─ ─ ─┴──────────┴─ … ─┴ aligned to align) ─────┘
+//!              ▲ chunk-aligned   ▲ = block_header(block) + CHUNK
 //! ```
 //!
 //! The header's `next`/`prev` links (guarded by the chunk lock) chain all huge blocks for
@@ -15,6 +22,7 @@
 
 use crate::chunk::{ChunkHead, HUGE_MAGIC};
 use crate::geometry::CHUNK_BYTES;
+use crate::geometry::MAX_ALIGN_SERVED_BYTES;
 use crate::heap::Slab;
 use core::alloc::Layout;
 use core::ptr::{self, addr_of, addr_of_mut, NonNull};
@@ -114,12 +122,38 @@ impl HugeList {
     }
 }
 
-/// The block's offset in its mapping and the mapping's length for `layout`.
-fn huge_geometry(layout: Layout, page_bytes: usize) -> Option<(usize, usize)> {
+/// Where a huge block goes in its mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HugeGeometry {
+    /// From the header (the kept mapping's start) to the block.
+    offset_bytes: usize,
+    /// The kept mapping, header included.
+    map_bytes: usize,
+    /// Mapped in front of the header to reach the alignment, and unmapped at once.
+    lead_bytes: usize,
+    /// The alignment of the whole run asked of the source (header at `lead_bytes` into it).
+    map_align_bytes: usize,
+}
+
+/// The geometry of a huge block for `layout`: the header at the chunk-aligned start and the
+/// block at the header rounded up to its alignment; or, from a chunk's alignment up, the block
+/// one chunk past its header on a boundary of its alignment (the lead before the header is
+/// what reaching that boundary costs). `None` past [`MAX_ALIGN_SERVED_BYTES`] or on overflow.
+fn huge_geometry(layout: Layout, page_bytes: usize) -> Option<HugeGeometry> {
     let align = layout.align().max(MAX_ALIGN_BYTES);
-    let offset = align_up(core::mem::size_of::<Huge>(), align)?;
-    let map_bytes = align_up(offset.checked_add(layout.size())?, page_bytes)?;
-    (offset < CHUNK_BYTES).then_some((offset, map_bytes))
+    if align > MAX_ALIGN_SERVED_BYTES {
+        return None;
+    }
+    let offset_bytes = align_up(core::mem::size_of::<Huge>(), align)?.min(CHUNK_BYTES);
+    let map_bytes = align_up(offset_bytes.checked_add(layout.size())?, page_bytes)?;
+    let lead_bytes = align.saturating_sub(CHUNK_BYTES);
+    lead_bytes.checked_add(map_bytes)?;
+    Some(HugeGeometry {
+        offset_bytes,
+        map_bytes,
+        lead_bytes,
+        map_align_bytes: align.max(CHUNK_BYTES),
+    })
 }
 
 impl<P: PageSource> Slab<P> {
@@ -129,18 +163,29 @@ impl<P: PageSource> Slab<P> {
         layout: Layout,
     ) -> Result<(NonNull<u8>, usize, bool), AllocError> {
         let owner_id = self.owner_id();
-        let Some((offset, map_bytes)) = huge_geometry(layout, self.pages.page_size()) else {
+        let Some(at) = huge_geometry(layout, self.pages.page_size()) else {
             self.chunks.lock().failures += 1;
             return Err(AllocError);
         };
+        let (offset, map_bytes) = (at.offset_bytes, at.map_bytes);
         // Mapped without the chunk lock: a slow mmap must not stall other threads' refills.
-        let (raw, zeroed) = match self.pages.map_reporting_zero(map_bytes, CHUNK_BYTES) {
+        let (raw, zeroed) = match self
+            .pages
+            .map_reporting_zero(at.lead_bytes + map_bytes, at.map_align_bytes)
+        {
             Ok(mapped) => mapped,
             Err(e) => {
                 self.chunks.lock().failures += 1;
                 return Err(e);
             }
         };
+        if at.lead_bytes > 0 {
+            // SAFETY: the head of the run just mapped, page-aligned (a multiple of a chunk);
+            // nothing uses it.
+            unsafe { self.pages.unmap(raw, at.lead_bytes) };
+        }
+        // SAFETY: `lead_bytes` is inside the run just mapped.
+        let raw = unsafe { NonNull::new_unchecked(raw.as_ptr().add(at.lead_bytes)) };
         let huge = raw.as_ptr().cast::<Huge>();
         // SAFETY: a fresh, chunk-aligned mapping of `map_bytes` ≥ the header's size.
         unsafe {
@@ -233,5 +278,46 @@ impl<P: PageSource> Slab<P> {
         // SAFETY: the header is live; only the block's owner (the caller) resizes it.
         unsafe { addr_of_mut!((*huge).map_bytes).write(new_map) };
         Some(new_map - offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geometry(size: usize, align: usize) -> Option<HugeGeometry> {
+        huge_geometry(Layout::from_size_align(size, align).unwrap(), 4096)
+    }
+
+    #[test]
+    fn below_a_chunk_the_block_sits_past_the_header_in_a_chunk_aligned_run() {
+        let header = align_up(core::mem::size_of::<Huge>(), 16).unwrap();
+        let at = geometry(3 << 20, 16).unwrap();
+        assert_eq!(
+            (at.offset_bytes, at.lead_bytes, at.map_align_bytes),
+            (header, 0, CHUNK_BYTES)
+        );
+        assert_eq!(at.map_bytes, align_up(header + (3 << 20), 4096).unwrap());
+        let at = geometry(100, 1 << 20).unwrap();
+        assert_eq!((at.offset_bytes, at.lead_bytes), (1 << 20, 0));
+    }
+
+    #[test]
+    fn from_a_chunk_up_the_block_is_one_chunk_past_the_header_on_its_boundary() {
+        for align in [CHUNK_BYTES, 4 << 20, 64 << 20, MAX_ALIGN_SERVED_BYTES] {
+            let at = geometry(100, align).unwrap();
+            assert_eq!(at.offset_bytes, CHUNK_BYTES);
+            assert_eq!(at.lead_bytes, align - CHUNK_BYTES);
+            assert_eq!(at.map_align_bytes, align);
+            // The run starts on `align`; the header `lead` later; the block a chunk after it.
+            assert_eq!((at.lead_bytes + at.offset_bytes) % align, 0);
+            assert_eq!(at.map_bytes, CHUNK_BYTES + 4096);
+        }
+    }
+
+    #[test]
+    fn alignments_past_the_limit_are_refused() {
+        assert_eq!(geometry(100, MAX_ALIGN_SERVED_BYTES * 2), None);
+        assert_eq!(geometry(100, 1 << 62), None);
     }
 }

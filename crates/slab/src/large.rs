@@ -10,9 +10,7 @@ use crate::chunk::{
     ident, kind, run_mask, set_ident, slot_start, state_of, unguard_run, Chunk, SlotIdent, SlotUse,
     ALL_SLOTS_MASK,
 };
-use crate::geometry::{
-    LARGE_MAX_BYTES, MAX_ALIGN_SERVED_BYTES, RETAINED_EMPTY_CHUNKS, SLOTS_PER_CHUNK, SLOT_BYTES,
-};
+use crate::geometry::{LARGE_MAX_BYTES, RETAINED_EMPTY_CHUNKS, SLOTS_PER_CHUNK, SLOT_BYTES};
 use crate::heap::Slab;
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -31,10 +29,6 @@ impl<P: PageSource> Slab<P> {
         &self,
         layout: Layout,
     ) -> Result<(NonNull<u8>, usize, bool), AllocError> {
-        if layout.align() > MAX_ALIGN_SERVED_BYTES {
-            self.chunks.lock().failures += 1;
-            return Err(AllocError);
-        }
         if layout.size() <= LARGE_MAX_BYTES && layout.align() <= SLOT_BYTES {
             self.alloc_span(span_slots(layout.size()))
         } else {

@@ -60,3 +60,11 @@ fn out_of_memory_over_retained_runs() {
         |failing| Slab::new(Retained::new(failing)),
     );
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // mmap: a 1 GiB alignment needs the address space
+fn large_alignments() {
+    Suite::new("slab-mmap").run_large_alignments(|| Slab::new(heapkit_pages::MmapPages::new()));
+    Suite::new("slab-retained")
+        .run_large_alignments(|| Slab::new(Retained::new(heapkit_pages::MmapPages::new())));
+}

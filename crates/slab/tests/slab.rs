@@ -6,7 +6,7 @@ use heapkit_core::{Allocator, BatchAllocator, Introspect, PageSource, UnsizedAll
 use heapkit_pages::BufferPages;
 use heapkit_slab::{
     class_of_size, Slab, SlotKind, CHUNK_BYTES, CLASS_BYTES, CLASS_COUNT, LARGE_MAX_BYTES,
-    SLOT_BYTES, SMALL_MAX_BYTES,
+    MAX_ALIGN_SERVED_BYTES, SLOT_BYTES, SMALL_MAX_BYTES,
 };
 use heapkit_testkit::test_pages;
 
@@ -240,6 +240,9 @@ fn alignments_pick_the_right_path() {
         (100, 65536),
         (10, 1 << 19),
         (200_000, 1 << 20),
+        (8, 2 << 20),
+        (100, 4 << 20),
+        (3 << 20, 4 << 20),
     ] {
         let l = layout(size, align);
         let b = s.allocate(l).unwrap();
@@ -253,8 +256,8 @@ fn alignments_pick_the_right_path() {
         unsafe { s.deallocate(b.cast(), l) };
     }
     assert!(
-        s.allocate(layout(8, 2 << 20)).is_err(),
-        "alignment above 1 MiB is refused"
+        s.allocate(layout(8, MAX_ALIGN_SERVED_BYTES * 2)).is_err(),
+        "alignment above 1 GiB is refused"
     );
     assert!(s.allocate(layout(isize::MAX as usize - 4096, 16)).is_err());
     s.check().unwrap();

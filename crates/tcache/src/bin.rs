@@ -52,7 +52,8 @@ const _: () = assert!(
     "limit and refill are u16"
 );
 const _: () = assert!(BATCH_BLOCKS_MAX >= 1 && FIRST_REFILL_BLOCKS >= 1);
-const _: () = assert!(core::mem::size_of::<Bin>() == 16);
+// A bin is two words on every 64-bit target: a magazine of them fills whole cache lines.
+static_assertions::const_assert_eq!(core::mem::size_of::<Bin>(), 16);
 
 /// A bin's limit when its thread starts using it; refills double it up to the class's cap.
 pub const START_LIMIT_BLOCKS: u32 = 64;

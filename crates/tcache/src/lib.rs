@@ -91,6 +91,7 @@ pub use cache::ThreadCache;
 #[cfg(not(loom))]
 pub use magazine::{CLASS_COUNT_MAX, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
 #[cfg(not(loom))]
+#[doc(hidden)]
 pub use slot::reset_slots_after_fork;
 pub use slot::SLOT_COUNT;
 

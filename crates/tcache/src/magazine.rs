@@ -31,7 +31,8 @@ pub const CLASS_COUNT_MAX: usize = 128;
 /// A magazine is aligned to a cache line so that two threads' magazines never share one.
 const MAGAZINE_ALIGN_BYTES: usize = 64;
 
-const _: () = assert!(core::mem::size_of::<Header>() == core::mem::size_of::<Bin>());
+// The header takes one bin's place, so that bins stay at their offsets.
+static_assertions::assert_eq_size!(Header, Bin);
 const _: () = assert!(MAGAZINE_ALIGN_BYTES % core::mem::align_of::<Bin>() == 0);
 
 /// Bins in a magazine for `class_count` classes: one per class, and the *uncached bin* after

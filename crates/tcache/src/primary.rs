@@ -1,5 +1,10 @@
 //! The primary cache: the C library's entry points, which read each thread's magazine from a
 //! thread-local word of their own instead of the slot and the table.
+//!
+//! They are heapkit-malloc's interface, not `ThreadCache`'s documented API (`#[doc(hidden)]`):
+//! sound, but only of use to the one `'static` cache of a C library; a Rust program reaches the
+//! same blocks through `GlobalAlloc` and heapkit's `Allocator`. The facade passes them on
+//! through `heapkit::c_library`, equally hidden.
 
 use crate::bin;
 use crate::cache::ThreadCache;
@@ -29,6 +34,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         PRIMARY_CACHE.load(Ordering::Relaxed) == self as *const Self as usize
     }
 
+    #[doc(hidden)]
     /// Makes this cache the primary one if no cache is yet; returns whether it is (now or
     /// already). Only a `'static` cache may be primary: the word must never outlive it.
     pub fn claim_primary(&'static self) -> bool {
@@ -42,6 +48,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
     }
 
+    #[doc(hidden)]
     /// Claims the primary word if it is free, and points this thread's word at its magazine
     /// here: for the paths of callers of the `_primary` methods that go through the general
     /// methods (the C `malloc` of a size the direct table does not cover), so that a thread's
@@ -54,6 +61,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
     }
 
+    #[doc(hidden)]
     /// [`allocate_cached`](Self::allocate_cached) for C's `malloc`: a block of `size_bytes`
     /// (`1..=DIRECT_MAX_BYTES`) aligned to [`DIRECT_STEP_BYTES`], from the magazine the
     /// primary word names, through its direct table (no class lookup); or null when only an
@@ -75,6 +83,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
     }
 
+    #[doc(hidden)]
     /// The miss path of [`allocate_cached_small_primary`](Self::allocate_cached_small_primary),
     /// in one call: claims the primary word if it is free, attaches this thread's magazine
     /// (taking a slot and making the magazine on first use), points the word at it (its one
@@ -128,6 +137,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         unsafe { self.allocate_attached(bins, class, layout) }
     }
 
+    #[doc(hidden)]
     /// [`deallocate_unsized`](heapkit_core::UnsizedAllocator::deallocate_unsized) through the
     /// primary word.
     ///

@@ -19,3 +19,12 @@ fn conformance() {
 fn threads() {
     Suite::new("tcache-over-pow2").run_threads(|| Counting::new(ThreadCache::new(Pow2::new())));
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // mmap: a 1 GiB alignment needs the address space
+fn large_alignments() {
+    use heapkit_pages::MmapPages;
+    use heapkit_slab::Slab;
+    Suite::new("tcache-over-slab-mmap")
+        .run_large_alignments(|| Counting::new(ThreadCache::new(Slab::new(MmapPages::new()))));
+}

@@ -25,16 +25,19 @@
 
 pub mod child;
 mod faults;
+mod large_align;
 mod laws;
 mod model;
 mod oom;
 pub mod pattern;
 mod reference;
 mod rng;
+pub mod static_global;
 mod suite;
 mod threads;
 
 pub use faults::minor_faults;
+pub use large_align::LARGE_ALIGNMENTS_BYTES;
 pub use reference::PageRunAllocator;
 pub use rng::{Rng, Xorshift64};
 pub use suite::Suite;

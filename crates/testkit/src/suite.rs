@@ -121,6 +121,19 @@ impl Suite {
         crate::oom::run(self, &pages, &make);
     }
 
+    /// Large alignments: blocks of 64 B and of a little over 3 MiB aligned to each of
+    /// [`LARGE_ALIGNMENTS_BYTES`](crate::LARGE_ALIGNMENTS_BYTES) (4 MiB, 64 MiB, 1 GiB) must be
+    /// served, keep their contents through `grow` and `shrink`, read as zero from
+    /// `allocate_zeroed`, and leave `check()` passing and nothing live. The allocator needs the
+    /// address space (an `mmap` source): a 1 GiB alignment maps up to 2 GiB for a moment.
+    pub fn run_large_alignments<A, F>(&self, make: F)
+    where
+        A: Allocator + Introspect,
+        F: Fn() -> A,
+    {
+        crate::large_align::run(self, &make());
+    }
+
     pub(crate) fn must_succeed(&self, size: usize, align: usize) -> bool {
         !self.fixed_capacity && size <= SMALL_REQUEST_BYTES && align <= SMALL_ALIGN_BYTES
     }

@@ -103,6 +103,32 @@ int main(void) {
         free(p);
     }
     CHECK(ok, "posix_memalign serves 8 B .. 1 MiB alignments");
+    // A huge page's alignment and more: 4 MiB, 64 MiB, 1 GiB (a C++ new of an over-aligned
+    // type, a DMA buffer), small and huge, written, sized, freed.
+    int big_ok = 1;
+    size_t big_aligns[] = {4u << 20, 64u << 20, 1u << 30};
+    for (size_t i = 0; i < sizeof big_aligns / sizeof big_aligns[0]; i++) {
+        size_t sizes[] = {100, 5u << 20};
+        for (size_t j = 0; j < 2; j++) {
+            void *p = NULL;
+            int rc = posix_memalign(&p, big_aligns[i], sizes[j]);
+            big_ok &= rc == 0 && p != NULL && aligned(p, big_aligns[i]);
+            if (rc == 0) {
+                memset(p, 7, sizes[j]);
+                big_ok &= malloc_usable_size(p) >= sizes[j];
+                free(p);
+            }
+        }
+    }
+    CHECK(big_ok, "posix_memalign serves 4 MiB, 64 MiB and 1 GiB alignments");
+    void *a4 = aligned_alloc(4u << 20, 4u << 20);
+    CHECK(a4 != NULL && aligned(a4, 4u << 20), "aligned_alloc(4 MiB, 4 MiB)");
+    free(a4);
+    void *m4 = memalign(4u << 20, 64);
+    CHECK(m4 != NULL && aligned(m4, 4u << 20), "memalign(4 MiB, 64)");
+    m4 = realloc(m4, 8u << 20);
+    CHECK(m4 != NULL, "realloc of a 4 MiB-aligned block");
+    free(m4);
     void *aa = aligned_alloc(64, 256);
     CHECK(aa != NULL && aligned(aa, 64), "aligned_alloc(64, 256)");
     free(aa);
