@@ -19,7 +19,7 @@ use core::ffi::CStr;
 use core::fmt::Write;
 use heapkit::c_library::CLibraryEntry as _;
 use heapkit::pages::clock::{DEFAULT_PURGE_DELAY_MS, DEFAULT_PURGE_THRESHOLD_BYTES};
-use heapkit_core::{Introspect, StackMessage};
+use heapkit_core::StackMessage;
 
 /// The value of the environment variable `name`, if it is set (read without allocating).
 fn env_value(name: &CStr) -> Option<&'static [u8]> {
