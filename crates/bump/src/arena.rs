@@ -10,6 +10,9 @@
 // The chunk walk for pictures and tests, in its own file; a child module so it reads the list.
 #[path = "heap_map.rs"]
 mod heap_map;
+// `with_capacity`, in its own file; a child module so it installs the first chunk directly.
+#[path = "capacity.rs"]
+mod capacity;
 pub use heap_map::{ChunkInfo, ChunkRole};
 
 use crate::cache::DefaultChunks;

@@ -8,7 +8,7 @@
 //!   free_head = 4 ──► 1 ──► 3 ──► E   for_each_free_slot: 4, 1, 3 (the next acquire takes 4)
 //! ```
 
-use super::{Pool, ACQUIRED, END};
+use super::{Pool, ACQUIRED, END, RETIRED};
 
 /// Whether a pool slot holds a value.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub enum SlotState {
     Acquired,
     /// On the free list.
     Free,
+    /// Out of use for good: its generation ran out (see [`SlotId`](crate::SlotId)).
+    Retired,
 }
 
 impl<T> Pool<'_, T> {
@@ -27,6 +29,7 @@ impl<T> Pool<'_, T> {
         }
         Some(match self.link(index as u32) {
             ACQUIRED => SlotState::Acquired,
+            RETIRED => SlotState::Retired,
             _ => SlotState::Free,
         })
     }
@@ -79,5 +82,54 @@ mod tests {
         use SlotState::{Acquired as A, Free as F};
         assert_eq!(states, [A, F, A, F, A]);
         assert_eq!(pool.slot_state(5), None);
+    }
+}
+
+#[cfg(test)]
+mod retire_tests {
+    use super::super::GENERATION_LAST;
+    use super::*;
+    use crate::{Prefault, Region, RegionLayout, ReleaseError};
+    use heapkit_pages::BufferPages;
+
+    #[test]
+    fn a_slot_whose_generation_runs_out_is_retired_not_wrapped() {
+        let mut layout = RegionLayout::new();
+        let id = layout.pool::<u64>("p", 3);
+        let region = Region::new(
+            layout,
+            BufferPages::owned(64 * 1024, 4096).unwrap(),
+            Prefault::Lazy,
+        )
+        .unwrap();
+        let mut pool = region.pool(id).unwrap();
+        let ptr = pool.try_acquire_ptr(7).unwrap();
+        // 2^32 - 2 releases of slot 0, without the wait.
+        pool.set_generation(0, GENERATION_LAST);
+        let last = pool.id_of(ptr).unwrap();
+        assert_eq!(last.generation(), GENERATION_LAST);
+        assert_eq!(pool.release(last), Ok(7));
+        pool.check().unwrap();
+        assert_eq!(pool.slot_state(0), Some(SlotState::Retired));
+        assert_eq!((pool.retired(), pool.available()), (1, 2));
+        assert_eq!(
+            pool.release(last),
+            Err(ReleaseError::NotAcquired { index: 0 })
+        );
+        let a = pool.try_acquire(1).unwrap();
+        let b = pool.try_acquire(2).unwrap();
+        assert!(
+            pool.try_acquire(3).is_err(),
+            "the retired slot is never handed out"
+        );
+        assert_eq!((a.index(), b.index()), (1, 2));
+        drop(pool);
+
+        // The generations outlive the pool: a new borrow keeps the slot retired.
+        let pool = region.pool(id).unwrap();
+        pool.check().unwrap();
+        assert_eq!(pool.slot_state(0), Some(SlotState::Retired));
+        assert_eq!(pool.available(), 2);
+        assert_eq!(pool.try_get(a), Err(ReleaseError::NotAcquired { index: 1 }));
     }
 }
