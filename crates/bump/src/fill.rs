@@ -64,7 +64,7 @@ impl<S: ChunkSource> Arena<S> {
     ///
     /// ```
     /// let arena = heapkit_bump::Arena::new();
-    /// let squares = arena.alloc_slice_fill_iter((1..=4).map(|i| i * i));
+    /// let squares = arena.alloc_slice_fill_iter((1..5).map(|i| i * i));
     /// assert_eq!(squares, [1, 4, 9, 16]);
     /// ```
     #[inline]
