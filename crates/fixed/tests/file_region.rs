@@ -16,6 +16,7 @@ fn layout() -> (
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map a file")]
 fn a_byte_partition_in_a_file_outlives_the_region() {
     let path = std::env::temp_dir().join(format!("heapkit-fixed-{}.region", std::process::id()));
     let _ = std::fs::remove_file(&path);

@@ -36,6 +36,7 @@ fn holds(run: core::ptr::NonNull<u8>, len_bytes: usize, seed: u8) -> bool {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map a file")]
 fn writes_survive_unmap_and_remap() {
     let file = TempFile::new("remap");
     let page = os_page_size();
@@ -77,6 +78,7 @@ fn writes_survive_unmap_and_remap() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map a file")]
 fn two_mappings_of_one_file_share_their_bytes() {
     let file = TempFile::new("shared");
     let page = os_page_size();
@@ -94,6 +96,7 @@ fn two_mappings_of_one_file_share_their_bytes() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri cannot map a file")]
 fn bad_lengths_and_files_are_refused_and_change_nothing() {
     let file = TempFile::new("bad");
     let page = os_page_size();
