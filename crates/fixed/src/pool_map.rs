@@ -50,21 +50,23 @@ impl<T> Pool<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::GENERATION_LAST;
     use super::*;
-    use crate::{Prefault, Region, RegionLayout};
+    use crate::{PoolId, Prefault, Region, RegionLayout, ReleaseError};
     use heapkit_pages::BufferPages;
     use std::vec::Vec;
 
+    /// A region over a buffer holding one pool "p" of `capacity` slots of `u64`.
+    fn region_with_pool(capacity: usize) -> (Region<BufferPages<'static>>, PoolId<u64>) {
+        let mut layout = RegionLayout::new();
+        let id = layout.pool::<u64>("p", capacity);
+        let pages = BufferPages::owned(64 * 1024, 4096).unwrap();
+        (Region::new(layout, pages, Prefault::Lazy).unwrap(), id)
+    }
+
     #[test]
     fn states_and_free_order_follow_acquire_and_release() {
-        let mut layout = RegionLayout::new();
-        let id = layout.pool::<u64>("p", 5);
-        let region = Region::new(
-            layout,
-            BufferPages::owned(64 * 1024, 4096).unwrap(),
-            Prefault::Lazy,
-        )
-        .unwrap();
+        let (region, id) = region_with_pool(5);
         let mut pool = region.pool(id).unwrap();
         let free = |pool: &Pool<'_, u64>| {
             let mut order = Vec::new();
@@ -83,25 +85,10 @@ mod tests {
         assert_eq!(states, [A, F, A, F, A]);
         assert_eq!(pool.slot_state(5), None);
     }
-}
-
-#[cfg(test)]
-mod retire_tests {
-    use super::super::GENERATION_LAST;
-    use super::*;
-    use crate::{Prefault, Region, RegionLayout, ReleaseError};
-    use heapkit_pages::BufferPages;
 
     #[test]
     fn a_slot_whose_generation_runs_out_is_retired_not_wrapped() {
-        let mut layout = RegionLayout::new();
-        let id = layout.pool::<u64>("p", 3);
-        let region = Region::new(
-            layout,
-            BufferPages::owned(64 * 1024, 4096).unwrap(),
-            Prefault::Lazy,
-        )
-        .unwrap();
+        let (region, id) = region_with_pool(3);
         let mut pool = region.pool(id).unwrap();
         let ptr = pool.try_acquire_ptr(7).unwrap();
         // 2^32 - 2 releases of slot 0, without the wait.
