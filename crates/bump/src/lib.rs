@@ -30,6 +30,10 @@
 //! - **spare chunks**: chunks a reset or a rewind emptied, kept largest first to serve the next
 //!   chunk requests without going back to the source, so a loop of rounds (or of scopes) maps
 //!   nothing and page-faults nothing once warm. [`Arena::set_retain_limit`] bounds them.
+//! - **arena string** ([`ArenaString`], [`format_in!`]): a growable `str` whose bytes live in
+//!   the arena and grow in place while it is the newest block; `fmt::Write`, so `write!` and
+//!   `format_in!(&arena, ..)` build text with no global allocation.
+//! - **capacity** ([`Arena::with_capacity`]): an arena that takes its first chunk up front.
 //! - **zero frontier** (`zero_from`): where the current chunk's never-used, known-zero bytes
 //!   start; zeroed allocations above it skip the memset.
 //!
@@ -59,9 +63,11 @@ mod arena;
 mod boxed;
 mod cache;
 mod chunk;
+mod fill;
 mod global;
 mod scope;
 mod source;
+mod string;
 mod typed;
 
 pub use arena::{Arena, Checkpoint, ChunkInfo, ChunkRole};
@@ -70,6 +76,7 @@ pub use cache::{DefaultChunks, CHUNK_CACHE, SMALL_CHUNK_MAX_BYTES};
 pub use global::{GlobalChunks, GlobalHeap, GLOBAL_CHUNKS};
 pub use scope::Scope;
 pub use source::{ChunkSource, FromAllocator};
+pub use string::ArenaString;
 
 pub use heapkit_core::{AllocError, Stats};
 

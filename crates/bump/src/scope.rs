@@ -117,6 +117,12 @@ impl<'s, S: ChunkSource> Scope<'s, S> {
         self.arena.alloc_slice_clone(src)
     }
 
+    /// As [`Arena::try_alloc_slice_clone`].
+    #[inline]
+    pub fn try_alloc_slice_clone<T: Clone>(&self, src: &[T]) -> Result<&'s mut [T], AllocError> {
+        self.arena.try_alloc_slice_clone(src)
+    }
+
     /// As [`Arena::alloc_slice_fill_with`].
     #[inline]
     pub fn alloc_slice_fill_with<T>(&self, len: usize, f: impl FnMut(usize) -> T) -> &'s mut [T] {
@@ -139,6 +145,16 @@ impl<'s, S: ChunkSource> Scope<'s, S> {
         self.arena.alloc_slice_fill_copy(len, value)
     }
 
+    /// As [`Arena::try_alloc_slice_fill_copy`].
+    #[inline]
+    pub fn try_alloc_slice_fill_copy<T: Copy>(
+        &self,
+        len: usize,
+        value: T,
+    ) -> Result<&'s mut [T], AllocError> {
+        self.arena.try_alloc_slice_fill_copy(len, value)
+    }
+
     /// As [`Arena::alloc_str`].
     #[inline]
     pub fn alloc_str(&self, src: &str) -> &'s mut str {
@@ -149,6 +165,12 @@ impl<'s, S: ChunkSource> Scope<'s, S> {
     #[inline]
     pub fn try_alloc_str(&self, src: &str) -> Result<&'s mut str, AllocError> {
         self.arena.try_alloc_str(src)
+    }
+
+    /// As [`Arena::alloc_layout`].
+    #[inline(always)]
+    pub fn alloc_layout(&self, layout: Layout) -> NonNull<u8> {
+        self.arena.alloc_layout(layout)
     }
 
     /// As [`Arena::try_alloc_layout`].

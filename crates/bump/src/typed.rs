@@ -19,7 +19,7 @@ fn array_layout<T>(len: usize) -> Result<Layout, AllocError> {
 /// a size that overflows has no layout, so it is reported as the largest request possible.
 #[cold]
 #[inline(never)]
-fn fail<T>(len: usize) -> ! {
+pub(crate) fn fail<T>(len: usize) -> ! {
     let layout = Layout::array::<T>(len).unwrap_or_else(|_| {
         let align_bytes = core::mem::align_of::<T>();
         // SAFETY: `isize::MAX + 1 - align` is a multiple of `align` (a power of two) that does
@@ -145,6 +145,24 @@ impl<S: ChunkSource> Arena<S> {
     #[inline]
     pub fn alloc_slice_fill_copy<T: Copy>(&self, len: usize, value: T) -> &mut [T] {
         self.alloc_slice_fill_with(len, |_| value)
+    }
+
+    /// Like [`alloc_slice_fill_copy`](Self::alloc_slice_fill_copy), but `AllocError` on
+    /// failure (including a `len` whose size overflows).
+    ///
+    /// ```
+    /// let arena = heapkit_bump::Arena::new();
+    /// let zeros = arena.try_alloc_slice_fill_copy(1000, 0u32).unwrap();
+    /// assert!(zeros.iter().all(|&z| z == 0));
+    /// assert!(arena.try_alloc_slice_fill_copy(usize::MAX, 0u32).is_err());
+    /// ```
+    #[inline]
+    pub fn try_alloc_slice_fill_copy<T: Copy>(
+        &self,
+        len: usize,
+        value: T,
+    ) -> Result<&mut [T], AllocError> {
+        self.try_alloc_slice_fill_with(len, |_| value)
     }
 
     /// Copies a string into the arena.

@@ -34,6 +34,13 @@ const _: () = assert!(REGION_BYTES_MAX <= isize::MAX as usize);
 
 /// Bytes of free-list link per pool slot (a `u32` index).
 pub(crate) const LINK_BYTES: usize = size_of::<u32>();
+/// Bytes of generation per pool slot (a `u32` counted up on each release, so that a stale
+/// `SlotId` is refused).
+pub(crate) const GENERATION_BYTES: usize = size_of::<u32>();
+/// Everything a pool keeps per slot besides the slot itself: its link and its generation.
+pub(crate) const SIDE_BYTES_PER_SLOT: usize = LINK_BYTES + GENERATION_BYTES;
+// The generation array follows the link array with no padding.
+const _: () = assert!(GENERATION_BYTES % LINK_BYTES == 0);
 
 /// What a partition holds.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -97,6 +104,13 @@ impl Partition {
         debug_assert!(self.kind == PartitionKind::Pool);
         // Cannot overflow: `size_bytes` was computed from the same product with checks.
         (self.capacity * self.elem_size_bytes).next_multiple_of(LINK_BYTES)
+    }
+
+    /// Where a pool's generation array starts (right after the links), from the partition's
+    /// start.
+    pub(crate) fn generations_offset_bytes(&self) -> usize {
+        // Cannot overflow: inside `size_bytes`, as above.
+        self.links_offset_bytes() + self.capacity * LINK_BYTES
     }
 }
 
@@ -348,8 +362,8 @@ impl RegionLayout {
     ) -> Option<(usize, usize)> {
         let data_bytes = capacity.checked_mul(elem_size_bytes)?;
         let size_bytes = if kind == PartitionKind::Pool {
-            let links_bytes = capacity.checked_mul(LINK_BYTES)?;
-            align_up(data_bytes, LINK_BYTES)?.checked_add(links_bytes)?
+            let side_bytes = capacity.checked_mul(SIDE_BYTES_PER_SLOT)?;
+            align_up(data_bytes, LINK_BYTES)?.checked_add(side_bytes)?
         } else {
             data_bytes
         };
@@ -491,9 +505,10 @@ mod tests {
         assert_eq!(layout.error(), None);
         let p = layout.partitions();
         assert_eq!(p.len(), 4);
-        // Pool: 3 * 24 slot bytes, then 3 * 4 link bytes.
-        assert_eq!((p[0].offset_bytes, p[0].size_bytes), (0, 72 + 12));
+        // Pool: 3 * 24 slot bytes, then 3 * 4 link bytes and 3 * 4 generation bytes.
+        assert_eq!((p[0].offset_bytes, p[0].size_bytes), (0, 72 + 12 + 12));
         assert_eq!(p[0].links_offset_bytes(), 72);
+        assert_eq!(p[0].generations_offset_bytes(), 84);
         assert_eq!((p[1].offset_bytes, p[1].size_bytes), (128, 40));
         assert_eq!((p[2].offset_bytes, p[2].align_bytes), (4096, 4096));
         assert_eq!(p[3].offset_bytes, 4096 + 128);

@@ -17,9 +17,11 @@
 //!   - **bytes**: a raw `&mut [u8]`;
 //!   - **bump**: a small arena for init-time allocations; the region's own
 //!     [`Allocator`](heapkit_core::Allocator) implementation serves from it.
-//! - **slot** ([`SlotId`]): a pool index handed out by `try_acquire`; releasing it twice, or to
-//!   the wrong pool, is detected. (A *slot* of heapkit-slab or heapkit-tcache is something else:
-//!   ARCHITECTURE.md's glossary.)
+//! - **slot** ([`SlotId`]): a pool index and its **generation**, handed out by `try_acquire`;
+//!   releasing it twice, to the wrong pool, or using it after its slot was acquired again
+//!   (a **stale** id) is detected. A slot whose generation runs out is **retired**.
+//!   (A *slot* of heapkit-slab or heapkit-tcache is something else: ARCHITECTURE.md's
+//!   glossary.)
 //! - **system heap** (`SystemHeap`, with `std`): the platform allocator as a heapkit
 //!   allocator, the usual thing to seal.
 //! - **static allocator** ([`StaticAllocator`]): TigerBeetle's state machine around any

@@ -17,14 +17,29 @@ pub use pool_map::SlotState;
 const ACQUIRED: u32 = u32::MAX;
 /// The link of the last free slot (and `free_head` of a full pool).
 const END: u32 = u32::MAX - 1;
+/// The link of a retired slot: its generation ran out, so it is never handed out again.
+const RETIRED: u32 = u32::MAX - 2;
 
-const _: () = assert!(crate::SLOTS_MAX as u64 <= END as u64);
+const _: () = assert!(crate::SLOTS_MAX as u64 <= RETIRED as u64);
 
-/// A slot of a pool, handed out by [`Pool::try_acquire`]. It is a plain index (`Copy`, 8
-/// bytes); the pool checks it on every use, so a stale or foreign id is an error, not UB.
+/// The generation of a retired slot. A slot released with generation `GENERATION_LAST` is
+/// retired instead of wrapping to 0, so no two ids handed out by one region's pool ever name
+/// the same slot with the same generation (a wrap would let an id 2^32 releases old pass).
+const GENERATION_RETIRED: u32 = u32::MAX;
+/// The last generation a slot is handed out with.
+const GENERATION_LAST: u32 = GENERATION_RETIRED - 1;
+
+/// A slot of a pool, handed out by [`Pool::try_acquire`]: the slot's index and its
+/// generation (`Copy`, 12 bytes). The pool checks it on every use, so a stale or foreign id is
+/// an error, not UB:
+/// - an id of another pool is [`ReleaseError::Foreign`];
+/// - an id whose slot was released is [`ReleaseError::NotAcquired`] while the slot is free,
+///   and [`ReleaseError::Stale`] once the slot was acquired again (the slot's generation
+///   counts releases; the id still carries the old one).
 pub struct SlotId<T> {
     pool_tag: u32,
     index: u32,
+    generation: u32,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -32,6 +47,12 @@ impl<T> SlotId<T> {
     /// The slot's index in its pool (`0..capacity`).
     pub fn index(self) -> u32 {
         self.index
+    }
+
+    /// The slot's generation when this id was handed out: how many times the slot had been
+    /// released before (over every pool borrowed from the same region partition).
+    pub fn generation(self) -> u32 {
+        self.generation
     }
 }
 
@@ -43,23 +64,39 @@ impl<T> Clone for SlotId<T> {
 impl<T> Copy for SlotId<T> {}
 impl<T> PartialEq for SlotId<T> {
     fn eq(&self, other: &Self) -> bool {
-        (self.pool_tag, self.index) == (other.pool_tag, other.index)
+        (self.pool_tag, self.index, self.generation)
+            == (other.pool_tag, other.index, other.generation)
     }
 }
 impl<T> Eq for SlotId<T> {}
 impl<T> fmt::Debug for SlotId<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SlotId({}#{})", self.pool_tag, self.index)
+        write!(
+            f,
+            "SlotId({}#{}@{})",
+            self.pool_tag, self.index, self.generation
+        )
     }
 }
 
-/// Why a release was refused. The pool is unchanged.
+/// Why an id (or pointer) was refused by a release or [`Pool::try_get`]. The pool is
+/// unchanged.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ReleaseError {
     /// The slot is free: it was released already (or never acquired).
     NotAcquired {
         /// The slot's index.
         index: u32,
+    },
+    /// The slot was released and acquired again since the id was handed out: the id names an
+    /// older object, not the value the slot holds now.
+    Stale {
+        /// The slot's index.
+        index: u32,
+        /// The generation the id carries.
+        id_generation: u32,
+        /// The slot's generation now.
+        slot_generation: u32,
     },
     /// The id or pointer does not name a slot of this pool.
     Foreign,
@@ -71,6 +108,14 @@ impl fmt::Display for ReleaseError {
             ReleaseError::NotAcquired { index } => {
                 write!(f, "slot {index} is not acquired (released twice?)")
             }
+            ReleaseError::Stale {
+                index,
+                id_generation,
+                slot_generation,
+            } => write!(
+                f,
+                "stale id: slot {index} was released and acquired again since (id generation {id_generation}, slot generation {slot_generation})"
+            ),
             ReleaseError::Foreign => f.write_str("not a slot of this pool"),
         }
     }
@@ -86,12 +131,18 @@ impl std::error::Error for ReleaseError {}
 /// - a slot has no header: `capacity * size_of::<T>()` bytes hold exactly `capacity` values;
 /// - every slot has a state that release can check in O(1): a slot whose link is not
 ///   "acquired" is free, so releasing it again is detected, always, for one load;
-/// - a stale `SlotId` or a pointer from elsewhere is refused by a range check, never
-///   dereferenced.
+/// - a `SlotId` or a pointer from elsewhere is refused by a range check, never
+///   dereferenced;
+/// - a stale `SlotId` (its slot was released and acquired again) is refused by its
+///   generation: a second `u32` array beside the links counts each slot's releases. A slot
+///   whose generation reaches `u32::MAX - 1` is *retired* on its next release (never handed out
+///   again, [`SlotState::Retired`]) rather than wrapping, so an id is never mistaken for a newer
+///   one; that takes 2^32 releases of one slot. The pool's side memory is 8 bytes per slot.
 ///
 /// ```text
 ///   slots  [ T ][ T ][ T ][ T ][ T ]        (capacity * size_of::<T>() bytes, no header)
 ///   links  [ A ][ 3 ][ A ][ E ][ 1 ]        A = acquired, E = end of the free list
+///   gens   [ 0 ][ 2 ][ 1 ][ 0 ][ 5 ]        releases so far; an id carries its slot's
 ///   free_head = 4 ──► 1 ──► 3 ──► E
 /// ```
 ///
@@ -101,9 +152,11 @@ pub struct Pool<'r, T> {
     name: &'static str,
     slots: NonNull<MaybeUninit<T>>,
     links: NonNull<u32>,
+    generations: NonNull<u32>,
     capacity: u32,
     free_head: u32,
     acquired_count: u32,
+    retired_count: u32,
     pool_tag: u32,
     /// The region's mask of taken partitions; the pool clears its bit when dropped.
     taken_mask: &'r AtomicU64,
@@ -119,36 +172,48 @@ unsafe impl<T: Send> Send for Pool<'_, T> {}
 unsafe impl<T: Sync> Sync for Pool<'_, T> {}
 
 impl<'r, T> Pool<'r, T> {
-    /// Builds a pool over raw slot and link memory and threads every slot on the free list.
+    /// Builds a pool over raw slot, link and generation memory and threads every slot that is
+    /// not retired on the free list, in index order. The generations are kept: they were
+    /// zeroed when the region was built and count releases across every pool borrowed from
+    /// the partition, so an id from an earlier borrow is stale too.
     ///
     /// # Safety
-    /// `slots` and `links` are valid, aligned, disjoint arrays of `capacity` elements, used by
-    /// nothing else for `'r`; `capacity <= SLOTS_MAX`.
+    /// `slots`, `links` and `generations` are valid, aligned, disjoint arrays of `capacity`
+    /// elements, used by nothing else for `'r`, and `generations` is initialised;
+    /// `capacity <= SLOTS_MAX`.
     pub(crate) unsafe fn new(
         name: &'static str,
         slots: NonNull<MaybeUninit<T>>,
-        links: NonNull<u32>,
+        (links, generations): (NonNull<u32>, NonNull<u32>),
         capacity: u32,
         pool_tag: u32,
         taken: (&'r AtomicU64, u64),
     ) -> Self {
         debug_assert!(capacity as usize <= crate::SLOTS_MAX);
-        for index in 0..capacity {
-            let next = if index + 1 == capacity {
-                END
+        let mut free_head = END;
+        let mut retired_count = 0;
+        // Threaded back to front, each slot pushed on the head, so the list runs 0, 1, 2, ...
+        for index in (0..capacity).rev() {
+            // SAFETY: `index < capacity`, within the arrays the caller vouches for.
+            let retired = unsafe { generations.add(index as usize).read() } == GENERATION_RETIRED;
+            let link = if retired {
+                retired_count += 1;
+                RETIRED
             } else {
-                index + 1
+                core::mem::replace(&mut free_head, index)
             };
-            // SAFETY: `index < capacity`, within the links array the caller vouches for.
-            unsafe { links.add(index as usize).write(next) };
+            // SAFETY: as above.
+            unsafe { links.add(index as usize).write(link) };
         }
         Pool {
             name,
             slots,
             links,
+            generations,
             capacity,
-            free_head: if capacity == 0 { END } else { 0 },
+            free_head,
             acquired_count: 0,
+            retired_count,
             pool_tag,
             taken_mask: taken.0,
             taken_bit: taken.1,
@@ -176,9 +241,15 @@ impl<'r, T> Pool<'r, T> {
         self.acquired_count == 0
     }
 
-    /// How many slots are free.
+    /// How many slots are free (retired slots are not: they are never handed out again).
     pub fn available(&self) -> usize {
-        (self.capacity - self.acquired_count) as usize
+        (self.capacity - self.acquired_count - self.retired_count) as usize
+    }
+
+    /// How many slots are retired: each was released 2^32 - 1 times, and handing it out
+    /// again would let its oldest ids pass for new ones.
+    pub fn retired(&self) -> usize {
+        self.retired_count as usize
     }
 
     #[inline(always)]
@@ -193,6 +264,21 @@ impl<'r, T> Pool<'r, T> {
         debug_assert!(index < self.capacity);
         // SAFETY: as in `link`; `&mut self` means no reader is racing.
         unsafe { self.links.add(index as usize).write(link) }
+    }
+
+    #[inline(always)]
+    fn generation(&self, index: u32) -> u32 {
+        debug_assert!(index < self.capacity);
+        // SAFETY: callers pass `index < capacity`; the generations array has `capacity`
+        // elements, initialised.
+        unsafe { self.generations.add(index as usize).read() }
+    }
+
+    #[inline(always)]
+    fn set_generation(&mut self, index: u32, generation: u32) {
+        debug_assert!(index < self.capacity);
+        // SAFETY: as in `generation`; `&mut self` means no reader is racing.
+        unsafe { self.generations.add(index as usize).write(generation) }
     }
 
     #[inline(always)]
@@ -216,11 +302,18 @@ impl<'r, T> Pool<'r, T> {
         self.acquired_count += 1;
         // SAFETY: the slot was free, so it holds no value; it is valid for writes.
         unsafe { self.slot(index).cast::<T>().write(value) };
-        Ok(SlotId {
+        Ok(self.id_at(index))
+    }
+
+    /// The id of slot `index` with its generation now.
+    #[inline(always)]
+    fn id_at(&self, index: u32) -> SlotId<T> {
+        SlotId {
             pool_tag: self.pool_tag,
             index,
+            generation: self.generation(index),
             _type: PhantomData,
-        })
+        }
     }
 
     /// The index of an acquired slot named by `id`, or why it is not one.
@@ -232,19 +325,36 @@ impl<'r, T> Pool<'r, T> {
         if self.link(id.index) != ACQUIRED {
             return Err(ReleaseError::NotAcquired { index: id.index });
         }
+        let slot_generation = self.generation(id.index);
+        if id.generation != slot_generation {
+            return Err(ReleaseError::Stale {
+                index: id.index,
+                id_generation: id.generation,
+                slot_generation,
+            });
+        }
         Ok(id.index)
     }
 
-    /// The value in an acquired slot, or `None` for a free slot or a foreign id.
+    /// The value in an acquired slot, or why `id` names none: a foreign id, a free slot, or a
+    /// stale id (see [`SlotId`]).
     #[inline]
-    pub fn get(&self, id: SlotId<T>) -> Option<&T> {
-        let index = self.acquired_index(id).ok()?;
+    pub fn try_get(&self, id: SlotId<T>) -> Result<&T, ReleaseError> {
+        let index = self.acquired_index(id)?;
         // SAFETY: the slot is acquired, so it holds an initialised value; `&self` keeps it
         // from being released while the reference lives.
-        Some(unsafe { self.slot(index).cast::<T>().as_ref() })
+        Ok(unsafe { self.slot(index).cast::<T>().as_ref() })
     }
 
-    /// The value in an acquired slot, mutably, or `None` for a free slot or a foreign id.
+    /// The value in an acquired slot, or `None` for a free slot, a stale or a foreign id
+    /// ([`try_get`](Self::try_get) says which).
+    #[inline]
+    pub fn get(&self, id: SlotId<T>) -> Option<&T> {
+        self.try_get(id).ok()
+    }
+
+    /// The value in an acquired slot, mutably, or `None` for a free slot, a stale or a
+    /// foreign id.
     #[inline]
     pub fn get_mut(&mut self, id: SlotId<T>) -> Option<&mut T> {
         let index = self.acquired_index(id).ok()?;
@@ -254,9 +364,12 @@ impl<'r, T> Pool<'r, T> {
 
     /// Releases a slot and returns its value.
     ///
-    /// A slot that is already free (a double release) or an id of another pool is refused with
-    /// [`ReleaseError`], and the pool is unchanged; with the `checked` feature the process
-    /// aborts with a message naming the pool instead.
+    /// A slot that is already free (a double release), a stale id or an id of another pool is
+    /// refused with [`ReleaseError`], and the pool is unchanged; with the `checked` feature the
+    /// process aborts with a message naming the pool instead.
+    ///
+    /// The slot's generation counts up, so this id (and its copies) is stale from now on. A
+    /// slot released with the last generation is retired rather than freed.
     #[inline]
     pub fn release(&mut self, id: SlotId<T>) -> Result<T, ReleaseError> {
         let index = match self.acquired_index(id) {
@@ -266,9 +379,14 @@ impl<'r, T> Pool<'r, T> {
         // SAFETY: the slot is acquired, so it holds an initialised value, moved out here and
         // never read again before the slot is re-acquired (its link no longer says ACQUIRED).
         let value = unsafe { self.slot(index).cast::<T>().read() };
-        self.set_link(index, self.free_head);
-        self.free_head = index;
         self.acquired_count -= 1;
+        if self.advance_generation(index) {
+            self.set_link(index, self.free_head);
+            self.free_head = index;
+        } else {
+            self.set_link(index, RETIRED);
+            self.retired_count += 1;
+        }
         Ok(value)
     }
 
@@ -280,8 +398,8 @@ impl<'r, T> Pool<'r, T> {
         Ok(self.slot(id.index).cast())
     }
 
-    /// The id of the slot at `ptr`, if `ptr` is the start of a slot of this pool (acquired or
-    /// not). Never dereferences `ptr`.
+    /// The id of the slot at `ptr`, with the slot's generation now, if `ptr` is the start of a
+    /// slot of this pool (acquired or not). Never dereferences `ptr`.
     pub fn id_of(&self, ptr: NonNull<T>) -> Option<SlotId<T>> {
         let offset_bytes = (ptr.as_ptr() as usize).checked_sub(self.slots.as_ptr() as usize)?;
         let size_bytes = core::mem::size_of::<T>();
@@ -289,11 +407,7 @@ impl<'r, T> Pool<'r, T> {
             return None;
         }
         let index = u32::try_from(offset_bytes / size_bytes).ok()?;
-        (index < self.capacity).then_some(SlotId {
-            pool_tag: self.pool_tag,
-            index,
-            _type: PhantomData,
-        })
+        (index < self.capacity).then(|| self.id_at(index))
     }
 
     /// Releases the slot at `ptr` (from [`try_acquire_ptr`](Self::try_acquire_ptr)) and
@@ -308,6 +422,24 @@ impl<'r, T> Pool<'r, T> {
         }
     }
 
+    /// Counts a release of slot `index` in its generation, so that its ids go stale; `false`
+    /// when the generation ran out and the slot is now retired (the caller keeps it off the
+    /// free list).
+    #[inline(always)]
+    fn advance_generation(&mut self, index: u32) -> bool {
+        let generation = self.generation(index);
+        debug_assert!(
+            generation != GENERATION_RETIRED,
+            "a retired slot was acquired"
+        );
+        if generation == GENERATION_LAST {
+            self.set_generation(index, GENERATION_RETIRED);
+            return false;
+        }
+        self.set_generation(index, generation + 1);
+        true
+    }
+
     #[cold]
     fn on_bad_release(&self, error: ReleaseError) -> ReleaseError {
         if cfg!(feature = "checked") {
@@ -319,8 +451,9 @@ impl<'r, T> Pool<'r, T> {
         error
     }
 
-    /// Walks the free list and the links: every slot is either acquired or on the free list
-    /// exactly once, and the counts agree. O(capacity).
+    /// Walks the free list, the links and the generations: every slot is acquired, retired or
+    /// on the free list exactly once, a slot is retired exactly when its generation says so,
+    /// and the counts agree. O(capacity).
     pub fn check(&self) -> Result<(), InvariantError> {
         let addr = self.slots.as_ptr() as usize;
         let mut free_count: u32 = 0;
@@ -347,7 +480,21 @@ impl<'r, T> Pool<'r, T> {
         if acquired != self.acquired_count as usize {
             return Err(InvariantError::new("pool: acquired count is wrong", addr));
         }
-        if free_count + self.acquired_count != self.capacity {
+        let retired = (0..self.capacity)
+            .filter(|&i| self.link(i) == RETIRED)
+            .count();
+        if retired != self.retired_count as usize {
+            return Err(InvariantError::new("pool: retired count is wrong", addr));
+        }
+        if (0..self.capacity)
+            .any(|i| (self.link(i) == RETIRED) != (self.generation(i) == GENERATION_RETIRED))
+        {
+            return Err(InvariantError::new(
+                "pool: a slot's link and generation disagree on retirement",
+                addr,
+            ));
+        }
+        if free_count + self.acquired_count + self.retired_count != self.capacity {
             return Err(InvariantError::new(
                 "pool: a free slot is off the free list",
                 addr,
@@ -359,12 +506,21 @@ impl<'r, T> Pool<'r, T> {
 
 impl<T> Drop for Pool<'_, T> {
     fn drop(&mut self) {
-        if core::mem::needs_drop::<T>() {
-            for index in 0..self.capacity {
-                if self.link(index) == ACQUIRED {
+        // Every value still in the pool is released: dropped, and its slot's generation
+        // advanced, so that its ids are stale in the partition's next pool too.
+        let walked = if self.acquired_count == 0 {
+            0
+        } else {
+            self.capacity
+        };
+        for index in 0..walked {
+            if self.link(index) == ACQUIRED {
+                if core::mem::needs_drop::<T>() {
                     // SAFETY: an acquired slot holds an initialised value, dropped once here.
                     unsafe { self.slot(index).cast::<T>().drop_in_place() };
                 }
+                // The next pool reads the retirement from the generation; links are rebuilt.
+                self.advance_generation(index);
             }
         }
         self.taken_mask
@@ -378,6 +534,7 @@ impl<T> fmt::Debug for Pool<'_, T> {
             .field("name", &self.name)
             .field("capacity", &self.capacity)
             .field("acquired", &self.acquired_count)
+            .field("retired", &self.retired_count)
             .finish()
     }
 }

@@ -8,7 +8,7 @@
 //!   free_head = 4 ──► 1 ──► 3 ──► E   for_each_free_slot: 4, 1, 3 (the next acquire takes 4)
 //! ```
 
-use super::{Pool, ACQUIRED, END};
+use super::{Pool, ACQUIRED, END, RETIRED};
 
 /// Whether a pool slot holds a value.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub enum SlotState {
     Acquired,
     /// On the free list.
     Free,
+    /// Out of use for good: its generation ran out (see [`SlotId`](crate::SlotId)).
+    Retired,
 }
 
 impl<T> Pool<'_, T> {
@@ -27,6 +29,7 @@ impl<T> Pool<'_, T> {
         }
         Some(match self.link(index as u32) {
             ACQUIRED => SlotState::Acquired,
+            RETIRED => SlotState::Retired,
             _ => SlotState::Free,
         })
     }
@@ -47,21 +50,23 @@ impl<T> Pool<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::GENERATION_LAST;
     use super::*;
-    use crate::{Prefault, Region, RegionLayout};
+    use crate::{PoolId, Prefault, Region, RegionLayout, ReleaseError};
     use heapkit_pages::BufferPages;
     use std::vec::Vec;
 
+    /// A region over a buffer holding one pool "p" of `capacity` slots of `u64`.
+    fn region_with_pool(capacity: usize) -> (Region<BufferPages<'static>>, PoolId<u64>) {
+        let mut layout = RegionLayout::new();
+        let id = layout.pool::<u64>("p", capacity);
+        let pages = BufferPages::owned(64 * 1024, 4096).unwrap();
+        (Region::new(layout, pages, Prefault::Lazy).unwrap(), id)
+    }
+
     #[test]
     fn states_and_free_order_follow_acquire_and_release() {
-        let mut layout = RegionLayout::new();
-        let id = layout.pool::<u64>("p", 5);
-        let region = Region::new(
-            layout,
-            BufferPages::owned(64 * 1024, 4096).unwrap(),
-            Prefault::Lazy,
-        )
-        .unwrap();
+        let (region, id) = region_with_pool(5);
         let mut pool = region.pool(id).unwrap();
         let free = |pool: &Pool<'_, u64>| {
             let mut order = Vec::new();
@@ -79,5 +84,42 @@ mod tests {
         use SlotState::{Acquired as A, Free as F};
         assert_eq!(states, [A, F, A, F, A]);
         assert_eq!(pool.slot_state(5), None);
+    }
+
+    #[test]
+    fn a_slot_whose_generation_runs_out_is_retired_not_wrapped() {
+        let (region, id) = region_with_pool(3);
+        let mut pool = region.pool(id).unwrap();
+        let ptr = pool.try_acquire_ptr(7).unwrap();
+        // 2^32 - 2 releases of slot 0, without the wait.
+        pool.set_generation(0, GENERATION_LAST);
+        let last = pool.id_of(ptr).unwrap();
+        assert_eq!(last.generation(), GENERATION_LAST);
+        assert_eq!(pool.release(last), Ok(7));
+        pool.check().unwrap();
+        assert_eq!(pool.slot_state(0), Some(SlotState::Retired));
+        assert_eq!((pool.retired(), pool.available()), (1, 2));
+        if cfg!(not(feature = "checked")) {
+            // With `checked`, a bad release aborts.
+            assert_eq!(
+                pool.release(last),
+                Err(ReleaseError::NotAcquired { index: 0 })
+            );
+        }
+        let a = pool.try_acquire(1).unwrap();
+        let b = pool.try_acquire(2).unwrap();
+        assert!(
+            pool.try_acquire(3).is_err(),
+            "the retired slot is never handed out"
+        );
+        assert_eq!((a.index(), b.index()), (1, 2));
+        drop(pool);
+
+        // The generations outlive the pool: a new borrow keeps the slot retired.
+        let pool = region.pool(id).unwrap();
+        pool.check().unwrap();
+        assert_eq!(pool.slot_state(0), Some(SlotState::Retired));
+        assert_eq!(pool.available(), 2);
+        assert_eq!(pool.try_get(a), Err(ReleaseError::NotAcquired { index: 1 }));
     }
 }

@@ -204,6 +204,7 @@ impl<P: PageSource> Region<P> {
             return Err(error);
         }
         let layout = error.layout;
+        zero_pool_generations(base, &layout);
         let bump = layout.bump_index().map(|index| {
             let partition = &layout.partitions()[index];
             // SAFETY: the partition lies inside the mapping (the layout placed it below
@@ -281,14 +282,17 @@ impl<P: PageSource> Region<P> {
         // SAFETY: the link array starts inside the partition, `u32`-aligned (the layout
         // placed it so).
         let links = unsafe { start.add(partition.links_offset_bytes()) }.cast::<u32>();
+        // SAFETY: the generation array follows the links inside the partition, `u32`-aligned.
+        let generations = unsafe { start.add(partition.generations_offset_bytes()) }.cast::<u32>();
         let pool_tag = self.layout.tag().wrapping_shl(POOL_TAG_INDEX_BITS) | u32::from(id.index);
-        // SAFETY: the partition holds `capacity` slots of `T` then `capacity` links, aligned
-        // for each; the taken bit gives this pool sole use of it for the region's lifetime.
+        // SAFETY: the partition holds `capacity` slots of `T`, then `capacity` links and
+        // `capacity` generations (zeroed by `Region::new`), aligned for each; the taken bit gives
+        // this pool sole use of it while the pool lives.
         Ok(unsafe {
             Pool::new(
                 partition.name,
                 start.cast(),
-                links,
+                (links, generations),
                 partition.capacity as u32,
                 pool_tag,
                 (&self.taken_mask, bit),
@@ -332,6 +336,22 @@ impl<P: PageSource> Region<P> {
         self.bump
             .as_ref()
             .map_or((0, 0), |b| (b.capacity_bytes(), b.used_bytes()))
+    }
+}
+
+/// Starts every pool slot at generation 0 (the page source need not zero its pages). The
+/// generations then live as long as the region, across every pool borrowed from it.
+fn zero_pool_generations(base: NonNull<u8>, layout: &RegionLayout) {
+    for partition in layout.partitions() {
+        if partition.kind == PartitionKind::Pool {
+            // SAFETY: the generation array lies inside the partition, inside the mapping, and
+            // nothing else uses the mapping yet; `u32` zero bytes are generation 0.
+            unsafe {
+                base.add(partition.offset_bytes + partition.generations_offset_bytes())
+                    .cast::<u32>()
+                    .write_bytes(0, partition.capacity)
+            };
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use heapkit_fixed::{Pool, Prefault, Region, RegionLayout, ReleaseError, SlotId};
 use heapkit_pages::BufferPages;
 use proptest::prelude::*;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 const CAPACITY: usize = 16;
 
@@ -42,45 +42,76 @@ fn pool_op() -> impl Strategy<Value = PoolOp> {
     ]
 }
 
+/// What the model knows of one slot: how many times it was released, and its value if any.
+#[derive(Clone, Copy, Default)]
+struct ModelSlot {
+    generation: u32,
+    value: Option<u64>,
+}
+
+/// What a release or `try_get` of `id` must answer, from the model alone.
+fn expected(model: &[ModelSlot], id: SlotId<u64>) -> Result<u64, ReleaseError> {
+    let slot = model[id.index() as usize];
+    match slot.value {
+        None => Err(ReleaseError::NotAcquired { index: id.index() }),
+        Some(_) if slot.generation != id.generation() => Err(ReleaseError::Stale {
+            index: id.index(),
+            id_generation: id.generation(),
+            slot_generation: slot.generation,
+        }),
+        Some(value) => Ok(value),
+    }
+}
+
 fn apply(
     pool: &mut Pool<'_, u64>,
     op: PoolOp,
     issued: &mut Vec<(SlotId<u64>, core::ptr::NonNull<u64>)>,
-    live: &mut HashMap<u32, u64>,
+    model: &mut [ModelSlot],
 ) {
+    let live = model.iter().filter(|s| s.value.is_some()).count();
     match op {
         PoolOp::Acquire(value) => match pool.try_acquire(value) {
             Ok(id) => {
-                assert!(
-                    live.insert(id.index(), value).is_none(),
-                    "slot handed out twice"
-                );
+                let slot = &mut model[id.index() as usize];
+                assert!(slot.value.is_none(), "slot handed out twice");
+                assert_eq!(id.generation(), slot.generation, "generation not kept");
+                slot.value = Some(value);
                 let ptr = core::ptr::NonNull::from(pool.get(id).unwrap());
                 assert_eq!(pool.id_of(ptr), Some(id));
                 issued.push((id, ptr));
             }
             Err(back) => {
                 assert_eq!(back, value);
-                assert_eq!(live.len(), CAPACITY, "refused while slots were free");
+                assert_eq!(live, CAPACITY, "refused while slots were free");
             }
         },
         PoolOp::Release(n) | PoolOp::ReleasePtr(n) if !issued.is_empty() => {
             let (id, ptr) = issued[n % issued.len()];
-            if cfg!(feature = "checked") && !live.contains_key(&id.index()) {
-                return; // with `checked`, a double release aborts the process
+            let want = match op {
+                // A pointer names the slot as it is now: never stale.
+                PoolOp::ReleasePtr(_) => expected(model, pool.id_of(ptr).unwrap()),
+                _ => expected(model, id),
+            };
+            if cfg!(feature = "checked") && want.is_err() {
+                return; // with `checked`, a bad release aborts the process
             }
-            let result = match op {
+            let got = match op {
                 PoolOp::ReleasePtr(_) => pool.release_ptr(ptr),
                 _ => pool.release(id),
             };
-            match live.remove(&id.index()) {
-                Some(value) => assert_eq!(result, Ok(value)),
-                None => assert_eq!(result, Err(ReleaseError::NotAcquired { index: id.index() })),
+            assert_eq!(got, want);
+            if got.is_ok() {
+                let slot = &mut model[id.index() as usize];
+                slot.value = None;
+                slot.generation += 1;
             }
         }
         PoolOp::Get(n) if !issued.is_empty() => {
             let (id, _) = issued[n % issued.len()];
-            assert_eq!(pool.get(id), live.get(&id.index()));
+            let want = expected(model, id);
+            assert_eq!(pool.try_get(id).copied(), want);
+            assert_eq!(pool.get(id).copied(), want.ok());
         }
         _ => {}
     }
@@ -101,12 +132,13 @@ proptest! {
         let region = region_with(layout);
         let mut pool = region.pool(id).unwrap();
         let mut issued = Vec::new();
-        let mut live = HashMap::new();
+        let mut model = [ModelSlot::default(); CAPACITY];
         for op in ops {
-            apply(&mut pool, op, &mut issued, &mut live);
+            apply(&mut pool, op, &mut issued, &mut model);
             pool.check().unwrap();
-            prop_assert_eq!(pool.len(), live.len());
-            prop_assert_eq!(pool.available(), CAPACITY - live.len());
+            let live = model.iter().filter(|s| s.value.is_some()).count();
+            prop_assert_eq!(pool.len(), live);
+            prop_assert_eq!(pool.available(), CAPACITY - live);
         }
     }
 
@@ -180,6 +212,40 @@ fn pool_of_large_values_has_no_header() {
     let mut layout = RegionLayout::new();
     layout.pool::<[u8; 100]>("big", 10);
     let row = layout.partitions()[0];
-    // 10 slots of 100 bytes, then 10 links of 4 bytes: nothing per object besides the link.
-    assert_eq!(row.size_bytes, 10 * 100 + 10 * 4);
+    // 10 slots of 100 bytes, then 10 links and 10 generations of 4 bytes each: nothing per
+    // object besides them.
+    assert_eq!(row.size_bytes, 10 * 100 + 10 * (4 + 4));
+}
+
+#[test]
+#[cfg(not(feature = "checked"))] // with `checked`, a stale release aborts
+fn an_id_of_a_released_and_reacquired_slot_is_stale() {
+    let mut layout = RegionLayout::new();
+    let id = layout.pool::<u64>("p", 2);
+    let region = region_with(layout);
+    let mut pool = region.pool(id).unwrap();
+    let old = pool.try_acquire(1).unwrap();
+    assert_eq!(pool.release(old), Ok(1));
+    let new = pool.try_acquire(2).unwrap();
+    assert_eq!(new.index(), old.index(), "the free list reuses the slot");
+    assert_ne!(new, old);
+    let stale = ReleaseError::Stale {
+        index: old.index(),
+        id_generation: 0,
+        slot_generation: 1,
+    };
+    assert_eq!(pool.try_get(old), Err(stale));
+    assert_eq!(pool.get(old), None);
+    assert_eq!(pool.get_mut(old), None);
+    assert_eq!(pool.release(old), Err(stale));
+    assert_eq!(pool.get(new), Some(&2), "the new object is untouched");
+    pool.check().unwrap();
+    drop(pool);
+
+    // Dropping the pool released `new` (value 2): its id is stale in the next borrow.
+    let mut pool = region.pool(id).unwrap();
+    let again = pool.try_acquire(3).unwrap();
+    assert_eq!((again.index(), again.generation()), (new.index(), 2));
+    assert!(matches!(pool.release(new), Err(ReleaseError::Stale { .. })));
+    assert_eq!(pool.release(again), Ok(3));
 }

@@ -17,6 +17,7 @@
 //!   BrkPages     one contiguous heap at the program break; shrinks only from the top
 //!   BufferPages  page runs carved from a caller's buffer; no OS at all (no_std, Miri)
 //!   StaticPages  BufferPages over a `static` buffer, `const`: a global allocator with no OS
+//!   FilePages    page runs carved from a memory-mapped file (`file` feature): kept, shared
 //!   FailingPages any of the above, failing on purpose (out-of-memory tests)
 //!   Retained     any of the above, keeping unmapped runs for reuse: best fit, decay
 //! ```
@@ -30,6 +31,8 @@ mod buffer;
 pub mod clock;
 #[cfg(feature = "std")]
 mod failing;
+#[cfg(feature = "file")]
+mod file;
 mod mmap;
 mod retained;
 mod run_table;
@@ -39,6 +42,8 @@ pub use brk::BrkPages;
 pub use buffer::{BufferPages, DEFAULT_PAGE_BYTES, MIN_PAGE_BYTES};
 #[cfg(feature = "std")]
 pub use failing::{FailingPages, FaultPlan};
+#[cfg(feature = "file")]
+pub use file::FilePages;
 pub use mmap::{os_page_size, MmapPages, PurgeMode};
 pub use retained::{
     Retained, RetainedBytes, GATHER_PIECES, IN_USE_SHARE_SHIFT, RELEASE_DELAY_FACTOR, RETAINED_RUNS,

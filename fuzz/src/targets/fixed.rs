@@ -414,16 +414,13 @@ impl PoolModel<'_> {
             return;
         }
         let id = self.released[usize::from(index) % self.released.len()];
-        // Ids carry no generation: a slot acquired again is released through an old id too.
+        // Ids carry a generation: a slot acquired again refuses the old id as stale.
         let reacquired = self
             .live
             .iter()
             .position(|(live, _)| live.index() == id.index());
         match (self.pool.release(id), reacquired) {
-            (Ok(got), Some(at)) => {
-                let (_, value) = self.live.swap_remove(at);
-                assert_eq!(got.value(), value);
-            }
+            (Err(ReleaseError::Stale { index, .. }), Some(_)) => assert_eq!(index, id.index()),
             (Err(ReleaseError::NotAcquired { index }), None) => assert_eq!(index, id.index()),
             (result, reacquired) => {
                 panic!(

@@ -212,7 +212,7 @@ fn draw_partitions(svg: &mut Svg, y: f64, layout: &RegionLayout) -> usize {
                 px(links_bytes),
                 22.0,
                 colour::META,
-                &format!("{links_bytes} B of free-list links"),
+                &format!("{links_bytes} B of free-list links and generations"),
             );
         }
         // Labels below the bar, staggered: small partitions are narrower than their label.
