@@ -15,6 +15,9 @@
 //!   intrusive list, never-used ones behind a bump index.
 //! - **span**: a run of slots serving one *large* block (16 KiB … 1 MiB).
 //! - **huge** block: above 1 MiB, its own chunk-aligned mapping with a header in front.
+//! - **handed-out record** (`secure`, `handed.rs`): one bit per 16 bytes of a chunk, in its
+//!   header, set while the small block starting there belongs to the program (a thread cache
+//!   marks and clears it through `BatchAllocator::mark_handed_out` / `take_handed_out`).
 //! - **purge**: giving a free slot's physical pages back (`PageSource::purge`) while keeping the
 //!   addresses; **trim**: purging everything and unmapping empty chunks.
 //!
@@ -46,6 +49,8 @@ mod classes;
 mod fork;
 mod geometry;
 mod guard;
+#[cfg(feature = "secure")]
+mod handed;
 mod heap;
 mod huge;
 mod introspect;

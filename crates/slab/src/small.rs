@@ -75,6 +75,8 @@ impl<P: PageSource> Slab<P> {
         unsafe {
             let slab = meta_ptr(chunk, slot);
             SlabMeta::init(slab, slot_start(chunk, slot), class, zeroed);
+            #[cfg(feature = "secure")]
+            crate::handed::clear_slot(chunk, slot);
             if let Some(guard_bytes) = guard_bytes {
                 (*slab).exclude_guard(guard_bytes);
             }

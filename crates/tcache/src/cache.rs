@@ -120,7 +120,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         };
         let bins = self.current_magazine();
         // SAFETY: as in `allocate_in_class`.
-        unsafe { bin::pop(bin::at(bins, class)) }
+        self.hand_out(unsafe { bin::pop(bin::at(bins, class)) })
     }
 
     /// Allocates a block of a layout with a class (the address only; `allocate_nonzero` adds
@@ -133,7 +133,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // the bin is ours alone (or the empty magazine's, which a pop never writes).
         let block = unsafe { bin::pop(bin::at(bins, class)) };
         if !block.is_null() {
-            return block;
+            return self.hand_out(block);
         }
         self.allocate_slow(class, layout)
     }
@@ -167,8 +167,14 @@ impl<B: BatchAllocator> ThreadCache<B> {
             self.check_free(bins, ptr, class)
         };
         let secrets = bin::secrets();
+        if bin::SECURE && B::RECORDS_HANDED_OUT {
+            // With `secure`, a block the program does not own stops here, before any bin
+            // sees it (live.rs).
+            // SAFETY: forwarded from the caller: a block start of a class.
+            unsafe { self.take_back(ptr) };
         // SAFETY: the caller promises a live block of a cached class: two words long.
-        if unsafe { bin::is_marked_free(ptr, secrets) } {
+        } else if unsafe { bin::is_marked_free(ptr, secrets) } {
+            // A backend without the record: the free mark makes a double free likely.
             // SAFETY: forwarded from the caller.
             return unsafe { self.deallocate_marked(bins, ptr, class) };
         }
@@ -188,7 +194,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     fn allocate_slow(&self, class: usize, layout: Layout) -> *mut u8 {
         let bins = self.attach_magazine();
         // SAFETY: `attach_magazine` returns this thread's magazine or null.
-        unsafe { self.allocate_attached(bins, class, layout) }
+        self.hand_out(unsafe { self.allocate_attached(bins, class, layout) })
     }
 
     /// The empty-bin path once the thread's magazine is attached: pop the class's bin (the
@@ -305,10 +311,11 @@ impl<B: BatchAllocator> ThreadCache<B> {
         block
     }
 
-    /// With `secure`: a freed block carries the free mark, so it is probably free already.
-    /// If it is in this thread's bin, that is a double free: stop. Otherwise hand it to the
-    /// backend, whose exact check (the slab's live bitmap) decides — it stops on a double free
-    /// and takes the block back if the mark was only the program's data.
+    /// With `secure` over a backend that keeps no record of handed-out blocks: a freed block
+    /// carries the free mark, so it is probably free already. If it is in this thread's bin,
+    /// that is a double free: stop. Otherwise hand it to the backend, whose own check decides
+    /// (heapkit-slab's live bitmap: it stops on a double free and takes the block back if the
+    /// mark was only the program's data).
     ///
     /// # Safety
     /// As for `deallocate_in_class`.

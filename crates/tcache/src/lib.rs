@@ -64,6 +64,8 @@
 //! - `slot.rs`: the thread-local words (slot, primary word) and the slot bitmap.
 //! - `handover.rs`, `sync.rs`: the magazine hand-over between threads, on loom's atomics under
 //!   `cfg(loom)`.
+//! - `live.rs`: `secure`'s exact test on free: the backend's record of the blocks the program
+//!   owns, marked on hand-out and cleared on free before a bin takes the block.
 //! - `introspect.rs`: `check`, the `checked` feature's free-time tests, `bin_state`, the
 //!   shelves' walk.
 //! - `traits.rs`: `Allocator`, `UnsizedAllocator`, `GlobalAlloc` (and in-place resize).
@@ -75,6 +77,8 @@ mod depot;
 mod handover;
 #[cfg(not(loom))]
 mod introspect;
+#[cfg(not(loom))]
+mod live;
 #[cfg(not(loom))]
 mod magazine;
 #[cfg(not(loom))]
