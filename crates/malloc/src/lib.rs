@@ -22,6 +22,7 @@
 //!                    ▼
 //!               init.rs: options, fork handlers, statistics at exit
 //!               purger.rs: the opt-in background purger thread (HEAPKIT_BACKGROUND_PURGE)
+//!               zero_size.rs: `hardened` only: zero-size blocks in an inaccessible region
 //! ```
 
 mod api;
@@ -29,3 +30,5 @@ mod cxx;
 mod heap;
 mod init;
 mod purger;
+#[cfg(feature = "hardened")]
+mod zero_size;

@@ -24,6 +24,8 @@ use crate::chunk::{ident, meta_ptr, slot_of, Chunk};
 use crate::classes::{is_block_offset, CLASS_COUNT};
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOT_BYTES};
 use crate::heap::Slab;
+#[cfg(feature = "hardened")]
+use crate::scrub;
 use crate::slab_meta::SlabMeta;
 use core::ptr::{addr_of_mut, NonNull};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -69,7 +71,13 @@ pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
     let (word, bit) = unsafe { position(ptr) };
     // Relaxed: the block itself travels between threads through the program's (or the
     // cache's) own synchronisation, which orders these read-modify-writes of one word.
-    word.fetch_or(bit, Ordering::Relaxed) & bit == 0
+    let was_clear = word.fetch_or(bit, Ordering::Relaxed) & bit == 0;
+    #[cfg(feature = "hardened")]
+    // SAFETY: forwarded from the caller: a small block, now the program's.
+    unsafe {
+        scrub::check_still_zero(ptr)
+    };
+    was_clear
 }
 
 /// Clears `ptr`'s mark; returns whether it was set.
@@ -80,7 +88,13 @@ pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
 pub(crate) unsafe fn take(ptr: NonNull<u8>) -> bool {
     // SAFETY: forwarded from the caller.
     let (word, bit) = unsafe { position(ptr) };
-    word.fetch_and(!bit, Ordering::Relaxed) & bit != 0
+    let was_set = word.fetch_and(!bit, Ordering::Relaxed) & bit != 0;
+    #[cfg(feature = "hardened")]
+    if was_set {
+        // SAFETY: forwarded from the caller: the program's block until now, given up.
+        unsafe { scrub::zero(ptr) };
+    }
+    was_set
 }
 
 /// For `check()`: the first block of `meta`'s slab that is marked as the program's but not

@@ -56,6 +56,8 @@ mod huge;
 mod introspect;
 mod large;
 mod peak;
+#[cfg(feature = "hardened")]
+mod scrub;
 mod slab_meta;
 mod small;
 mod traits;

@@ -77,6 +77,8 @@ impl<P: PageSource> Slab<P> {
             SlabMeta::init(slab, slot_start(chunk, slot), class, zeroed);
             #[cfg(feature = "secure")]
             crate::handed::clear_slot(chunk, slot);
+            #[cfg(feature = "hardened")]
+            crate::scrub::zero_fresh_blocks(&mut *slab);
             if let Some(guard_bytes) = guard_bytes {
                 (*slab).exclude_guard(guard_bytes);
             }

@@ -176,15 +176,10 @@ impl<B: BatchAllocator> ThreadCache<B> {
             // free can cache it, so shrinking into the classes relocates (below).
             // SAFETY: a live block of the backend (cached classes are the backend's blocks),
             // forwarded with the caller's promise.
-            (Some(_), None) if grow => unsafe {
-                // With `secure` the block leaves the program's hands here (the backend frees
-                // it once it has moved), and comes back to them if it cannot move.
-                self.take_back(ptr.as_ptr());
-                let grown = self.backend.grow_nonzero(ptr, old_layout, new_layout);
-                if grown.is_err() {
-                    self.hand_out(ptr.as_ptr());
-                }
-                grown
+            // (Not with `secure`'s record: the backend would free the block without clearing
+            // its mark. It moves through the cache below, which does.)
+            (Some(_), None) if grow && !(bin::SECURE && B::RECORDS_HANDED_OUT) => unsafe {
+                self.backend.grow_nonzero(ptr, old_layout, new_layout)
             },
             // SAFETY: forwarded from the caller.
             _ => unsafe { heapkit_core::relocate(self, ptr, old_layout, new_layout) },
