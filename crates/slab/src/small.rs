@@ -77,11 +77,12 @@ impl<P: PageSource> Slab<P> {
             SlabMeta::init(slab, slot_start(chunk, slot), class, zeroed);
             #[cfg(feature = "secure")]
             crate::handed::clear_slot(chunk, slot);
-            #[cfg(feature = "hardened")]
-            crate::scrub::zero_fresh_blocks(&mut *slab);
             if let Some(guard_bytes) = guard_bytes {
                 (*slab).exclude_guard(guard_bytes);
             }
+            // After the guard is excluded: the guard page is not the slab's to write.
+            #[cfg(feature = "hardened")]
+            crate::scrub::zero_fresh_blocks(&mut *slab);
             list.slabs += 1;
             list.link_front(slab);
             Ok(slab)
