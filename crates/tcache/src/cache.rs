@@ -53,6 +53,9 @@ pub struct ThreadCache<B: BatchAllocator> {
     /// Per class, the shelf of whole batches that a thread's flush leaves for another
     /// thread's refill (see `depot.rs`).
     pub(crate) depots: [Depot; CLASS_COUNT_MAX],
+    /// With `hardened`: freed blocks held back before a bin takes them (quarantine.rs).
+    #[cfg(feature = "hardened")]
+    pub(crate) quarantine: crate::quarantine::Quarantine,
 }
 
 /// The most blocks one depot batch carries: a consumer's bin at its floor flushes one batch.
@@ -76,6 +79,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
             backend,
             magazines: [const { AtomicPtr::new(empty_magazine()) }; TABLE_LEN],
             depots: [const { Depot::new() }; CLASS_COUNT_MAX],
+            #[cfg(feature = "hardened")]
+            quarantine: crate::quarantine::Quarantine::new(),
         }
     }
 
@@ -178,6 +183,23 @@ impl<B: BatchAllocator> ThreadCache<B> {
             // SAFETY: forwarded from the caller.
             return unsafe { self.deallocate_marked(bins, ptr, class) };
         }
+        // With `hardened` the block waits in the quarantine, and the one it displaces (freed
+        // earlier, of the same class) goes on in its place. Only over a backend that keeps the
+        // record: a quarantined block carries no free mark, so without the record a second
+        // free of it would not be noticed.
+        #[cfg(feature = "hardened")]
+        let ptr = if !B::RECORDS_HANDED_OUT {
+            ptr
+        } else {
+            let class_bytes = self.backend.class_size(class);
+            let displaced = self.quarantine.exchange(class, class_bytes, ptr);
+            if displaced.is_null() {
+                return;
+            }
+            // SAFETY: a block of a cached class (two words at least) that is ours now.
+            unsafe { crate::quarantine::check_link_words_zero(displaced) };
+            displaced
+        };
         // SAFETY: as in `allocate_in_class` (a push to the empty magazine finds limit 0 and
         // writes nothing); the caller gives up a live block of the class.
         if unsafe { bin::push_with(bin::at(bins, class), ptr, secrets) } {
@@ -613,6 +635,11 @@ impl<B: BatchAllocator> Drop for ThreadCache<B> {
     /// Returns every magazine's blocks to the backend and frees the magazines. `&mut self`
     /// proves that no thread is inside a call on this cache, so every magazine is ours.
     fn drop(&mut self) {
+        #[cfg(feature = "hardened")]
+        self.quarantine.drain(|class, block| {
+            // SAFETY: a block freed by the program and held back: ours, of `class`.
+            unsafe { self.backend.deallocate_batch(class, &[block]) }
+        });
         self.drain_depots();
         for entry in &self.magazines[..SLOT_COUNT] {
             let bins = entry.swap(empty_magazine(), Ordering::Relaxed);

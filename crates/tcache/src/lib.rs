@@ -66,6 +66,8 @@
 //!   `cfg(loom)`.
 //! - `live.rs`: `secure`'s exact test on free: the backend's record of the blocks the program
 //!   owns, marked on hand-out and cleared on free before a bin takes the block.
+//! - `quarantine.rs`: `hardened` only: freed blocks wait in a random entry of their class's
+//!   array before a bin takes them.
 //! - `introspect.rs`: `check`, the `checked` feature's free-time tests, `bin_state`, the
 //!   shelves' walk.
 //! - `traits.rs`: `Allocator`, `UnsizedAllocator`, `GlobalAlloc` (and in-place resize).
@@ -83,6 +85,8 @@ mod live;
 mod magazine;
 #[cfg(not(loom))]
 mod primary;
+#[cfg(all(feature = "hardened", not(loom)))]
+mod quarantine;
 mod slot;
 mod sync;
 #[cfg(not(loom))]

@@ -1,10 +1,10 @@
 /* Write after free, for a block of argv[1] bytes: the block is freed, one byte in its middle
- * is written through the dangling pointer, then blocks of the same size are allocated until
- * the freed one comes back. An allocator that checks a block is still as it left it (zeroed on
+ * is written through the dangling pointer, then blocks of the same size are allocated (and the
+ * others freed again, to churn a quarantine) until the freed one comes back. An allocator that checks a block is still as it left it (zeroed on
  * free, checked at allocation) stops there; the others hand the tampered block to a new owner. */
 #include "probe.h"
 
-#define TRIES 64
+#define TRIES 1000
 
 int main(int argc, char **argv) {
     probe_start();
@@ -15,12 +15,12 @@ int main(int argc, char **argv) {
     say("malloc(%zu) = %p; free it, then write p[%zu]", size, (void *)p, at);
     free(p);
     ((volatile char *)opaque(p))[at] = 'X';
-    static char *blocks[TRIES];
     for (int i = 0; i < TRIES; i++) {
-        blocks[i] = malloc(size);
-        if (blocks[i] == p)
+        char *q = malloc(size);
+        if (q == p)
             undetected("the tampered block came back from malloc (new owner sees '%c' at p[%zu])",
-                       blocks[i][at] ? blocks[i][at] : '0', at);
+                       q[at] ? q[at] : '0', at);
+        free(q);
     }
     undetected("the freed block was not handed out again in %d tries", TRIES);
 }
