@@ -18,6 +18,8 @@
 //! - **handed-out record** (`secure`, `handed.rs`): one bit per 16 bytes of a chunk, in its
 //!   header, set while the small block starting there belongs to the program (a thread cache
 //!   marks and clears it through `BatchAllocator::mark_handed_out` / `take_handed_out`).
+//! - **scrub** (`hardened`, `scrub.rs`): a small block is zeroed when the program frees it
+//!   and checked to be still zero when it is handed out again.
 //! - **purge**: giving a free slot's physical pages back (`PageSource::purge`) while keeping the
 //!   addresses; **trim**: purging everything and unmapping empty chunks.
 //!
