@@ -10,8 +10,9 @@
 //!                                           displaced block (was there) ─► bin ─► malloc
 //! ```
 //!
-//! A class keeps at most `QUARANTINE_CLASS_BYTES` of blocks (and at most
-//! `QUARANTINE_ENTRIES` of them), so the quarantine holds a bounded number of bytes per cache.
+//! A class keeps at most `QUARANTINE_ENTRIES` blocks and under twice
+//! `QUARANTINE_CLASS_BYTES` of them (16 entries up to 4 KiB blocks, fewer above: about 1.1 MiB
+//! over heapkit-slab's 36 classes), so the quarantine holds a bounded number of bytes per cache.
 //! Entries are swapped atomically: any thread frees into them, and the swap's acquire and
 //! release order the zeroing of a block before its next owner's use. A quarantined block is
 //! free to the program (its `secure` record is clear: a second free stops the process) and
@@ -23,10 +24,12 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// Entries per class at most.
 const QUARANTINE_ENTRIES: usize = 16;
-/// Bytes of blocks one class may hold at most (one entry at least).
+/// Bytes of blocks one class may hold, counted in sizes rounded down to a power of two (so
+/// under twice this in real bytes; one entry at least).
 const QUARANTINE_CLASS_BYTES: usize = 64 << 10;
 
 const _: () = assert!(QUARANTINE_ENTRIES.is_power_of_two());
+const _: () = assert!(QUARANTINE_CLASS_BYTES.is_power_of_two());
 
 /// The quarantine of one cache: per class, `QUARANTINE_ENTRIES` entries (null when empty).
 pub(crate) struct Quarantine {
@@ -50,13 +53,16 @@ impl Quarantine {
     /// caller frees on as it would have freed `block`.
     #[inline]
     pub(crate) fn exchange(&self, class: usize, class_bytes: usize, block: *mut u8) -> *mut u8 {
-        let entries = (QUARANTINE_CLASS_BYTES / class_bytes.max(1)).clamp(1, QUARANTINE_ENTRIES);
+        // Sized by the class size rounded down to a power of two: a shift, not a division, and
+        // a power of two of entries, so the random choice is a mask. A class then holds less
+        // than twice QUARANTINE_CLASS_BYTES.
+        let size_shift = usize::BITS - 1 - class_bytes.max(1).leading_zeros();
+        let entries = (QUARANTINE_CLASS_BYTES >> size_shift).clamp(1, QUARANTINE_ENTRIES);
+        debug_assert!(entries.is_power_of_two());
         let draw = heapkit_core::secure::mix(
             self.draws.fetch_add(1, Ordering::Relaxed) ^ heapkit_core::secure::key(),
         );
-        // `entries` is a power of two or not; the modulo keeps the choice in range (a division
-        // per free, on the hardened build only).
-        let index = draw % entries;
+        let index = draw & (entries - 1);
         let Some(class_entries) = self.entries.get(class) else {
             return block; // no class of ours: no quarantine (never happens for a cached class)
         };
