@@ -87,4 +87,36 @@ pub unsafe trait BatchAllocator: UnsizedAllocator + Sync {
     /// Every pointer is a live (non-null) block of this allocator whose class is `class`, and
     /// none appears twice.
     unsafe fn deallocate_batch(&self, class: usize, blocks: &[*mut u8]);
+
+    /// Whether [`mark_handed_out`](Self::mark_handed_out) and
+    /// [`take_handed_out`](Self::take_handed_out) keep a real record (a hardened cache then
+    /// relies on it instead of its own, likelier tests).
+    const RECORDS_HANDED_OUT: bool = false;
+
+    /// For a hardened cache in front of this allocator: records that a block of a class now
+    /// belongs to the program (the cache hands it out), so that
+    /// [`take_handed_out`](Self::take_handed_out) can tell a live block from one that sits in
+    /// a cache or was never handed out. Returns false when the record was there already (the
+    /// block is being handed out twice: corrupt state). The default keeps no record.
+    ///
+    /// # Safety
+    /// `ptr` is a block of a class that this allocator gave out (singly or in a batch).
+    #[inline(always)]
+    unsafe fn mark_handed_out(&self, ptr: NonNull<u8>) -> bool {
+        let _ = ptr;
+        true
+    }
+
+    /// The other half of [`mark_handed_out`](Self::mark_handed_out): clears the record and
+    /// returns whether it was there — false for a block the program does not own (never
+    /// handed out, or freed already). The default keeps no record: always true.
+    ///
+    /// # Safety
+    /// `ptr` is the start of a block of a class of this allocator, as
+    /// [`bin_of_block`](Self::bin_of_block) found it.
+    #[inline(always)]
+    unsafe fn take_handed_out(&self, ptr: NonNull<u8>) -> bool {
+        let _ = ptr;
+        true
+    }
 }

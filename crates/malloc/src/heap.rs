@@ -93,9 +93,18 @@ pub fn allocate_cold(size: usize, align: usize, zeroed: bool) -> *mut u8 {
 /// Allocates a block for C, or NULL with `errno = ENOMEM`.
 #[inline(always)]
 pub fn allocate(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    #[cfg(feature = "hardened")]
+    if size == 0 {
+        let block = crate::zero_size::allocate(align);
+        if !block.is_null() {
+            return block;
+        }
+    }
     let Some(layout) = c_layout(size, align) else {
         return out_of_memory();
     };
+    // The hardened build hands out every small block zeroed (it checks so): no second memset.
+    let zeroed = zeroed && !(cfg!(feature = "hardened") && is_small(layout));
     // The `GlobalAlloc` face: a raw pointer, null on failure, and no zero-size test (the C
     // layout is never empty), so the cached path compiles to a few loads with no stack frame.
     // SAFETY: `c_layout` never returns a zero-size layout.
@@ -112,12 +121,22 @@ pub fn allocate(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     block
 }
 
+/// Whether blocks of `layout` come from a small class (the thread cache's blocks).
+#[inline(always)]
+pub fn is_small(layout: Layout) -> bool {
+    heapkit::slab::class_of_layout(layout.size(), layout.align()).is_some()
+}
+
 /// Frees a block for C; NULL is ignored.
 ///
 /// # Safety
 /// `ptr` is NULL or a live block from this heap.
 #[inline(always)]
 pub unsafe fn free(ptr: *mut u8) {
+    #[cfg(feature = "hardened")]
+    if crate::zero_size::contains(ptr) {
+        return;
+    }
     if let Some(block) = NonNull::new(ptr) {
         // SAFETY: the caller promises a live block of this heap; `HEAP` is the only cache in
         // this library that claims the primary word.
@@ -130,6 +149,10 @@ pub unsafe fn free(ptr: *mut u8) {
 /// # Safety
 /// `ptr` is NULL or a live block from this heap.
 pub unsafe fn usable_size(ptr: *mut u8) -> usize {
+    #[cfg(feature = "hardened")]
+    if crate::zero_size::contains(ptr) {
+        return 0;
+    }
     match NonNull::new(ptr) {
         // SAFETY: the caller promises a live block of this heap.
         Some(block) => unsafe { HEAP.usable_size(block) },
@@ -147,6 +170,11 @@ pub unsafe fn usable_size(ptr: *mut u8) -> usize {
 /// # Safety
 /// `ptr` is a live block from this heap; `new_size > 0`.
 pub unsafe fn reallocate(ptr: NonNull<u8>, new_size: usize) -> *mut u8 {
+    #[cfg(feature = "hardened")]
+    if crate::zero_size::contains(ptr.as_ptr()) {
+        // Nothing to copy; the zero-size block needs no freeing.
+        return allocate(new_size, MAX_ALIGN_BYTES, false);
+    }
     // SAFETY: forwarded from the caller.
     let usable = unsafe { HEAP.usable_size(ptr) };
     if new_size <= usable && new_size > usable / 4 {

@@ -25,6 +25,7 @@
 //!               glibc.rs: mallinfo2, mallinfo, malloc_trim, malloc_stats, malloc_info, mallopt
 //!               ext.rs: heapkit.h's own calls (heapkit_stats, heapkit_purge, the options)
 //!               report.rs + sink.rs: the statistics and the XML, formatted on the stack
+//!               zero_size.rs: `hardened` only: zero-size blocks in an inaccessible region
 //! ```
 
 mod api;
@@ -36,3 +37,5 @@ mod init;
 mod purger;
 mod report;
 mod sink;
+#[cfg(feature = "hardened")]
+mod zero_size;

@@ -123,6 +123,10 @@ pub(crate) struct Chunk {
     /// Guarded by the chunk lock.
     pub state: ChunkState,
     pub metas: [SlabMeta; SLOTS_PER_CHUNK],
+    /// With `secure`: one bit per 16 bytes of the chunk, set while the small block starting
+    /// there is handed out to the program (see `handed.rs`). Only accessed atomically.
+    #[cfg(feature = "secure")]
+    pub handed: [u64; crate::handed::HANDED_WORDS],
 }
 
 /// The part of a chunk header the chunk lock guards.

@@ -246,7 +246,12 @@ impl<P: PageSource> Slab<P> {
     #[inline(always)]
     pub(crate) unsafe fn small_class_of(&self, ptr: NonNull<u8>) -> Option<usize> {
         // SAFETY: forwarded from the caller.
-        unsafe { self.small_bin_of(ptr) }.filter(|&class| class < CLASS_COUNT)
+        let class = unsafe { self.small_bin_of(ptr) }.filter(|&class| class < CLASS_COUNT)?;
+        // `secure` refuses a pointer into the middle of a small block here (one multiply by the
+        // class's divisibility constant). `small_bin_of` leaves that to the exact live test of
+        // `take_handed_out`, whose bits mark block starts only.
+        let offset = ptr.as_ptr() as usize & (SLOT_BYTES - 1);
+        (!SECURE || is_block_offset(class, offset)).then_some(class)
     }
 
     /// The class of a small block, from the pointer alone: the unsized free's fast path. `None`
@@ -272,17 +277,11 @@ impl<P: PageSource> Slab<P> {
         let id = unsafe { ident(head.cast::<Chunk>(), slot_of(ptr)) };
         let class = id.class as usize;
         debug_assert_eq!(class < CLASS_COUNT, id.kind == kind::SMALL);
-        // `secure` refuses a pointer into the middle of a small block here (one multiply by the
-        // class's divisibility constant): the slow path then names the fault. Blocks start at
-        // the slot's first byte and every class is a multiple of 16 bytes, so a block start is
-        // 16-aligned and the alignment test is then needed only for the other slots.
-        let addr = ptr.as_ptr() as usize;
-        let well_placed = if SECURE && class < CLASS_COUNT {
-            is_block_offset(class, addr & (SLOT_BYTES - 1))
-        } else {
-            addr % 16 == 0
-        };
-        well_placed.then_some(class)
+        // Blocks start at the slot's first byte and every class is a multiple of 16 bytes, so
+        // a block start is 16-aligned. Whether it is a block start at all is left to the
+        // caller: with `secure` the cache's exact live test (`take_handed_out`, one bit per
+        // 16 bytes, set at block starts only) refuses a pointer into the middle of a block.
+        (ptr.as_ptr() as usize % 16 == 0).then_some(class)
     }
 
     /// Purges the dirty slots that are due now — past the threshold, or older than the purge

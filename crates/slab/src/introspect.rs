@@ -597,6 +597,13 @@ fn check_slab(meta: &SlabMeta, class: usize, slot_addr: usize) -> Result<(), Inv
             slot_addr,
         )?;
     }
+    #[cfg(feature = "secure")]
+    if let Some(addr) = crate::handed::first_handed_not_live(meta) {
+        return broken(
+            "a block marked as the program's is not live in its slab",
+            addr,
+        );
+    }
     Ok(())
 }
 

@@ -15,6 +15,11 @@
 //!   intrusive list, never-used ones behind a bump index.
 //! - **span**: a run of slots serving one *large* block (16 KiB … 1 MiB).
 //! - **huge** block: above 1 MiB, its own chunk-aligned mapping with a header in front.
+//! - **handed-out record** (`secure`, `handed.rs`): one bit per 16 bytes of a chunk, in its
+//!   header, set while the small block starting there belongs to the program (a thread cache
+//!   marks and clears it through `BatchAllocator::mark_handed_out` / `take_handed_out`).
+//! - **scrub** (`hardened`, `scrub.rs`): a small block is zeroed when the program frees it
+//!   and checked to be still zero when it is handed out again.
 //! - **purge**: giving a free slot's physical pages back (`PageSource::purge`) while keeping the
 //!   addresses; **trim**: purging everything and unmapping empty chunks.
 //!
@@ -70,11 +75,15 @@ mod classes;
 mod fork;
 mod geometry;
 mod guard;
+#[cfg(feature = "secure")]
+mod handed;
 mod heap;
 mod huge;
 mod introspect;
 mod large;
 mod peak;
+#[cfg(feature = "hardened")]
+mod scrub;
 mod slab_meta;
 mod small;
 mod traits;

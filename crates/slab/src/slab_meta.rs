@@ -351,7 +351,7 @@ impl SlabMeta {
         if !secrets.is_marked_free(words) || !in_slab {
             heapkit_core::fatal(
                 "heapkit-slab",
-                "free list corrupted: a freed block was overwritten",
+                "free list corrupted: a freed block was overwritten (a write after free)",
                 node as usize,
             );
         }

@@ -75,9 +75,14 @@ impl<P: PageSource> Slab<P> {
         unsafe {
             let slab = meta_ptr(chunk, slot);
             SlabMeta::init(slab, slot_start(chunk, slot), class, zeroed);
+            #[cfg(feature = "secure")]
+            crate::handed::clear_slot(chunk, slot);
             if let Some(guard_bytes) = guard_bytes {
                 (*slab).exclude_guard(guard_bytes);
             }
+            // After the guard is excluded: the guard page is not the slab's to write.
+            #[cfg(feature = "hardened")]
+            crate::scrub::zero_fresh_blocks(&mut *slab);
             list.slabs += 1;
             list.link_front(slab);
             Ok(slab)

@@ -200,6 +200,28 @@ unsafe impl<P: PageSource + Sync> BatchAllocator for Slab<P> {
         // SAFETY: forwarded from the caller.
         unsafe { self.free_batch(class, blocks) }
     }
+
+    const RECORDS_HANDED_OUT: bool = cfg!(feature = "secure");
+
+    #[cfg(feature = "secure")]
+    #[inline(always)]
+    unsafe fn mark_handed_out(&self, ptr: NonNull<u8>) -> bool {
+        // SAFETY: the caller promises a small block of this slab: its chunk is live.
+        unsafe { crate::handed::mark(ptr) }
+    }
+
+    #[cfg(feature = "secure")]
+    #[inline(always)]
+    unsafe fn take_handed_out(&self, ptr: NonNull<u8>) -> bool {
+        // SAFETY: the caller promises a pointer that `bin_of_block` placed in a class: the
+        // chunk map, the header tag and the slot's class byte said it is in a live slab chunk
+        // of this slab.
+        if unsafe { crate::handed::take(ptr) } {
+            return true;
+        }
+        // SAFETY: as above.
+        unsafe { self.not_live(ptr) }
+    }
 }
 
 heapkit_core::impl_foreign_allocators!(impl[P: PageSource] for Slab<P>);

@@ -245,7 +245,7 @@ unsafe fn next_with(block: *mut u8, secrets: Option<Secrets>) -> *mut u8 {
     if !secrets.is_marked_free(words) {
         heapkit_core::fatal(
             "heapkit-tcache",
-            "thread cache list corrupted: a cached block was overwritten",
+            "thread cache list corrupted: a cached block was overwritten (a write after free)",
             block as usize,
         );
     }

@@ -53,6 +53,9 @@ pub struct ThreadCache<B: BatchAllocator> {
     /// Per class, the shelf of whole batches that a thread's flush leaves for another
     /// thread's refill (see `depot.rs`).
     pub(crate) depots: [Depot; CLASS_COUNT_MAX],
+    /// With `hardened`: freed blocks held back before a bin takes them (quarantine.rs).
+    #[cfg(feature = "hardened")]
+    pub(crate) quarantine: crate::quarantine::Quarantine,
 }
 
 /// The most blocks one depot batch carries: a consumer's bin at its floor flushes one batch.
@@ -76,6 +79,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
             backend,
             magazines: [const { AtomicPtr::new(empty_magazine()) }; TABLE_LEN],
             depots: [const { Depot::new() }; CLASS_COUNT_MAX],
+            #[cfg(feature = "hardened")]
+            quarantine: crate::quarantine::Quarantine::new(),
         }
     }
 
@@ -120,7 +125,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         };
         let bins = self.current_magazine();
         // SAFETY: as in `allocate_in_class`.
-        unsafe { bin::pop(bin::at(bins, class)) }
+        self.hand_out(unsafe { bin::pop(bin::at(bins, class)) })
     }
 
     /// Allocates a block of a layout with a class (the address only; `allocate_nonzero` adds
@@ -133,7 +138,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // the bin is ours alone (or the empty magazine's, which a pop never writes).
         let block = unsafe { bin::pop(bin::at(bins, class)) };
         if !block.is_null() {
-            return block;
+            return self.hand_out(block);
         }
         self.allocate_slow(class, layout)
     }
@@ -167,11 +172,34 @@ impl<B: BatchAllocator> ThreadCache<B> {
             self.check_free(bins, ptr, class)
         };
         let secrets = bin::secrets();
+        if bin::SECURE && B::RECORDS_HANDED_OUT {
+            // With `secure`, a block the program does not own stops here, before any bin
+            // sees it (live.rs).
+            // SAFETY: forwarded from the caller: a block start of a class.
+            unsafe { self.take_back(ptr) };
         // SAFETY: the caller promises a live block of a cached class: two words long.
-        if unsafe { bin::is_marked_free(ptr, secrets) } {
+        } else if unsafe { bin::is_marked_free(ptr, secrets) } {
+            // A backend without the record: the free mark makes a double free likely.
             // SAFETY: forwarded from the caller.
             return unsafe { self.deallocate_marked(bins, ptr, class) };
         }
+        // With `hardened` the block waits in the quarantine, and the one it displaces (freed
+        // earlier, of the same class) goes on in its place. Only over a backend that keeps the
+        // record: a quarantined block carries no free mark, so without the record a second
+        // free of it would not be noticed.
+        #[cfg(feature = "hardened")]
+        let ptr = if !B::RECORDS_HANDED_OUT {
+            ptr
+        } else {
+            let class_bytes = self.backend.class_size(class);
+            let displaced = self.quarantine.exchange(class, class_bytes, ptr);
+            if displaced.is_null() {
+                return;
+            }
+            // SAFETY: a block of a cached class (two words at least) that is ours now.
+            unsafe { crate::quarantine::check_link_words_zero(displaced) };
+            displaced
+        };
         // SAFETY: as in `allocate_in_class` (a push to the empty magazine finds limit 0 and
         // writes nothing); the caller gives up a live block of the class.
         if unsafe { bin::push_with(bin::at(bins, class), ptr, secrets) } {
@@ -188,7 +216,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     fn allocate_slow(&self, class: usize, layout: Layout) -> *mut u8 {
         let bins = self.attach_magazine();
         // SAFETY: `attach_magazine` returns this thread's magazine or null.
-        unsafe { self.allocate_attached(bins, class, layout) }
+        self.hand_out(unsafe { self.allocate_attached(bins, class, layout) })
     }
 
     /// The empty-bin path once the thread's magazine is attached: pop the class's bin (the
@@ -305,10 +333,11 @@ impl<B: BatchAllocator> ThreadCache<B> {
         block
     }
 
-    /// With `secure`: a freed block carries the free mark, so it is probably free already.
-    /// If it is in this thread's bin, that is a double free: stop. Otherwise hand it to the
-    /// backend, whose exact check (the slab's live bitmap) decides — it stops on a double free
-    /// and takes the block back if the mark was only the program's data.
+    /// With `secure` over a backend that keeps no record of handed-out blocks: a freed block
+    /// carries the free mark, so it is probably free already. If it is in this thread's bin,
+    /// that is a double free: stop. Otherwise hand it to the backend, whose own check decides
+    /// (heapkit-slab's live bitmap: it stops on a double free and takes the block back if the
+    /// mark was only the program's data).
     ///
     /// # Safety
     /// As for `deallocate_in_class`.
@@ -606,6 +635,11 @@ impl<B: BatchAllocator> Drop for ThreadCache<B> {
     /// Returns every magazine's blocks to the backend and frees the magazines. `&mut self`
     /// proves that no thread is inside a call on this cache, so every magazine is ours.
     fn drop(&mut self) {
+        #[cfg(feature = "hardened")]
+        self.quarantine.drain(|class, block| {
+            // SAFETY: a block freed by the program and held back: ours, of `class`.
+            unsafe { self.backend.deallocate_batch(class, &[block]) }
+        });
         self.drain_depots();
         for entry in &self.magazines[..SLOT_COUNT] {
             let bins = entry.swap(empty_magazine(), Ordering::Relaxed);

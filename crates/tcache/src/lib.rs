@@ -65,6 +65,10 @@
 //! - `slot.rs`: the thread-local words (slot, primary word) and the slot bitmap.
 //! - `handover.rs`, `sync.rs`: the magazine hand-over between threads, on loom's atomics under
 //!   `cfg(loom)`.
+//! - `live.rs`: `secure`'s exact test on free: the backend's record of the blocks the program
+//!   owns, marked on hand-out and cleared on free before a bin takes the block.
+//! - `quarantine.rs`: `hardened` only: freed blocks wait in a random entry of their class's
+//!   array before a bin takes them.
 //! - `introspect.rs`: `check`, the `checked` feature's free-time tests, `bin_state`, the
 //!   shelves' walk.
 //! - `traits.rs`: `Allocator`, `UnsizedAllocator`, `GlobalAlloc` (and in-place resize).
@@ -77,9 +81,13 @@ mod handover;
 #[cfg(not(loom))]
 mod introspect;
 #[cfg(not(loom))]
+mod live;
+#[cfg(not(loom))]
 mod magazine;
 #[cfg(not(loom))]
 mod primary;
+#[cfg(all(feature = "hardened", not(loom)))]
+mod quarantine;
 mod slot;
 mod sync;
 #[cfg(not(loom))]

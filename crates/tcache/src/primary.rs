@@ -79,7 +79,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // is this thread's (or an empty one, which a pop never writes): see `allocate_in_class`.
         unsafe {
             let entry = direct_table(bins).add((size_bytes - 1) / DIRECT_STEP_BYTES);
-            bin::pop(entry.read())
+            self.hand_out(bin::pop(entry.read()))
         }
     }
 
@@ -117,7 +117,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
         let bins = self.attach_table_magazine();
         if bins.is_null() {
-            return self.allocate_uncached(layout);
+            // A layout of a class (the direct table's sizes all have one).
+            return self.hand_out(self.allocate_uncached(layout));
         }
         slot::set_primary_magazine(bins);
         // SAFETY: a magazine of this cache; the size is in range (tested above).
@@ -134,7 +135,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: `bins` is this thread's magazine (attached above); `class` serves `layout`:
         // the direct table names the bin of the class that serves every size of the step at
         // DIRECT_STEP_BYTES alignment (or the backend said so).
-        unsafe { self.allocate_attached(bins, class, layout) }
+        self.hand_out(unsafe { self.allocate_attached(bins, class, layout) })
     }
 
     #[doc(hidden)]

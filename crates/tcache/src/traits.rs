@@ -1,6 +1,7 @@
 //! The heapkit-core contracts (`Allocator` with in-place grow/shrink, `UnsizedAllocator`) and
 //! `GlobalAlloc`, over the flow in `cache.rs`.
 
+use crate::bin;
 use crate::cache::ThreadCache;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
@@ -33,6 +34,11 @@ unsafe impl<B: BatchAllocator> Allocator for ThreadCache<B> {
                     ptr.as_ptr() as usize % layout.align() == 0,
                     "misaligned free"
                 );
+                if bin::SECURE && B::RECORDS_HANDED_OUT {
+                    // The live test needs a block start the backend placed in a class; the
+                    // layout's class must be that class.
+                    self.check_sized_free(ptr, class);
+                }
                 self.deallocate_in_class(ptr.as_ptr(), class)
             },
             // SAFETY: forwarded from the caller: a large block of the backend.
@@ -170,11 +176,35 @@ impl<B: BatchAllocator> ThreadCache<B> {
             // free can cache it, so shrinking into the classes relocates (below).
             // SAFETY: a live block of the backend (cached classes are the backend's blocks),
             // forwarded with the caller's promise.
-            (Some(_), None) if grow => unsafe {
+            // (Not with `secure`'s record: the backend would free the block without clearing
+            // its mark. It moves through the cache below, which does.)
+            (Some(_), None) if grow && !(bin::SECURE && B::RECORDS_HANDED_OUT) => unsafe {
                 self.backend.grow_nonzero(ptr, old_layout, new_layout)
             },
             // SAFETY: forwarded from the caller.
             _ => unsafe { heapkit_core::relocate(self, ptr, old_layout, new_layout) },
+        }
+    }
+}
+
+impl<B: BatchAllocator> ThreadCache<B> {
+    /// With `secure`: stops a sized free whose pointer is not a block start of the class its
+    /// layout names (a wrong layout, a wrong pointer), before the live test reads the backend's
+    /// record for it.
+    ///
+    /// # Safety
+    /// The chunk-aligned address below `ptr` is readable, as for
+    /// [`BatchAllocator::bin_of_block`].
+    #[inline(always)]
+    unsafe fn check_sized_free(&self, ptr: NonNull<u8>, class: usize) {
+        // SAFETY: forwarded from the caller.
+        if unsafe { self.backend.bin_of_block(ptr) } != Some(class) {
+            heapkit_core::fatal(
+                "heapkit-tcache",
+                "invalid free: the layout's size class is not the block's (a wrong layout or \
+                 a pointer that is no block start)",
+                ptr.as_ptr() as usize,
+            );
         }
     }
 }

@@ -169,8 +169,8 @@ pub fn heapkit_artifact(features: &[&str], artifact: Artifact) -> PathBuf {
     let extension = artifact.extension();
     let name = if key.is_empty() {
         format!("libheapkit_malloc.{extension}")
-    } else if key == "secure" {
-        format!("libheapkit_malloc_secure.{extension}")
+    } else if key == "secure" || key == "hardened" {
+        format!("libheapkit_malloc_{key}.{extension}")
     } else {
         format!(
             "libheapkit_malloc-{}.{extension}",

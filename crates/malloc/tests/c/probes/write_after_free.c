@@ -1,0 +1,26 @@
+/* Write after free, for a block of argv[1] bytes: the block is freed, one byte in its middle
+ * is written through the dangling pointer, then blocks of the same size are allocated (and the
+ * others freed again, to churn a quarantine) until the freed one comes back. An allocator that checks a block is still as it left it (zeroed on
+ * free, checked at allocation) stops there; the others hand the tampered block to a new owner. */
+#include "probe.h"
+
+#define TRIES 1000
+
+int main(int argc, char **argv) {
+    probe_start();
+    size_t size = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
+    size_t at = size / 2;
+    char *p = malloc(size);
+    memset(p, 'A', size);
+    say("malloc(%zu) = %p; free it, then write p[%zu]", size, (void *)p, at);
+    free(p);
+    ((volatile char *)opaque(p))[at] = 'X';
+    for (int i = 0; i < TRIES; i++) {
+        char *q = malloc(size);
+        if (q == p)
+            undetected("the tampered block came back from malloc (new owner sees '%c' at p[%zu])",
+                       q[at] ? q[at] : '0', at);
+        free(q);
+    }
+    undetected("the freed block was not handed out again in %d tries", TRIES);
+}
