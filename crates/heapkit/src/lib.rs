@@ -8,6 +8,8 @@
 //!   `ThreadCache<Slab<Retained<MmapPages>>>`: per-thread caches ([`tcache`]) in front of a
 //!   size-class slab allocator ([`slab`]) that maps its memory with `mmap` through a layer that
 //!   keeps freed chunks and huge blocks for reuse, with decay ([`pages`]).
+//! - [`prof`] (feature `prof`): the sampled heap profiler hooked into `HeapKit` (sampled
+//!   blocks are large blocks, whose frees the cache's free hook reports).
 //! - The other crates are re-exported whole: [`core`] (traits and adapters), [`pages`],
 //!   [`slab`], [`tcache`], and behind default features `bins`, `bump`, `fixed`.
 //!
@@ -38,6 +40,9 @@ pub use heapkit_bins as bins;
 pub use heapkit_bump as bump;
 #[cfg(feature = "fixed")]
 pub use heapkit_fixed as fixed;
+
+#[cfg(feature = "prof")]
+pub mod prof;
 
 use ::core::alloc::{GlobalAlloc, Layout};
 use ::core::ptr::NonNull;
@@ -137,6 +142,9 @@ impl HeapKit {
     /// slab's locks, then the retaining layer's (the slab maps under its chunk lock: that
     /// order).
     pub fn lock_for_fork(&self) {
+        // The profiler's lock first: a reader of the profile allocates while holding it.
+        #[cfg(feature = "prof")]
+        prof::lock_for_fork();
         self.cache.backend().lock_all();
         self.cache.backend().pages().raw_lock().lock();
     }
@@ -153,6 +161,8 @@ impl HeapKit {
         unsafe {
             self.cache.backend().pages().raw_lock().unlock();
             self.cache.backend().unlock_all();
+            #[cfg(feature = "prof")]
+            prof::unlock_after_fork();
         }
     }
 }
@@ -227,24 +237,46 @@ impl ::core::fmt::Debug for HeapKit {
 unsafe impl GlobalAlloc for HeapKit {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        #[cfg(feature = "prof")]
+        if prof::is_active() {
+            return self.alloc_profiled(layout, false);
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.alloc(layout) }
     }
 
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: `GlobalAlloc` callers pass a live, non-null block of this heap.
+            return unsafe { self.dealloc_profiled(NonNull::new_unchecked(ptr)) };
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.dealloc(ptr, layout) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        #[cfg(feature = "prof")]
+        if prof::is_active() {
+            return self.alloc_profiled(layout, true);
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.alloc_zeroed(layout) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: `GlobalAlloc::realloc` callers pass a live non-null block, its layout, and
+            // a non-zero `new_size` that rounded up to the alignment fits `isize`.
+            return unsafe {
+                let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+                self.realloc_profiled(NonNull::new_unchecked(ptr), layout, new_layout)
+            };
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.realloc(ptr, layout, new_size) }
     }
@@ -254,16 +286,29 @@ unsafe impl GlobalAlloc for HeapKit {
 unsafe impl Allocator for HeapKit {
     #[inline(always)]
     fn allocate_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        #[cfg(feature = "prof")]
+        if prof::is_active() {
+            return block_of(self.alloc_profiled(layout, false), layout);
+        }
         self.cache.allocate_nonzero(layout)
     }
 
     #[inline(always)]
     unsafe fn deallocate_nonzero(&self, ptr: NonNull<u8>, layout: Layout) {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: forwarded from the caller: a live block of this heap.
+            return unsafe { self.dealloc_profiled(ptr) };
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.deallocate_nonzero(ptr, layout) }
     }
 
     fn allocate_zeroed_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        #[cfg(feature = "prof")]
+        if prof::is_active() {
+            return block_of(self.alloc_profiled(layout, true), layout);
+        }
         self.cache.allocate_zeroed_nonzero(layout)
     }
 
@@ -273,6 +318,14 @@ unsafe impl Allocator for HeapKit {
         old_layout: Layout,
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: forwarded from the caller: a live block of `old_layout`; non-zero sizes.
+            return block_of(
+                unsafe { self.realloc_profiled(ptr, old_layout, new_layout) },
+                new_layout,
+            );
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.grow_nonzero(ptr, old_layout, new_layout) }
     }
@@ -283,6 +336,14 @@ unsafe impl Allocator for HeapKit {
         old_layout: Layout,
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: forwarded from the caller: a live block of `old_layout`; non-zero sizes.
+            return block_of(
+                unsafe { self.realloc_profiled(ptr, old_layout, new_layout) },
+                new_layout,
+            );
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.shrink_nonzero(ptr, old_layout, new_layout) }
     }
@@ -311,6 +372,15 @@ impl Introspect for HeapKit {
     fn stats(&self) -> Option<Stats> {
         self.cache.stats()
     }
+}
+
+/// A raw block as the `Allocator` contract returns it: exactly `layout.size()` bytes (a sampled
+/// block has more, which the caller need not know), or `AllocError` for null.
+#[cfg(feature = "prof")]
+fn block_of(block: *mut u8, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+    NonNull::new(block)
+        .map(|ptr| NonNull::slice_from_raw_parts(ptr, layout.size()))
+        .ok_or(AllocError)
 }
 
 heapkit_core::impl_foreign_allocators!(impl[] for HeapKit);

@@ -48,6 +48,12 @@ const _: () = assert!(heapkit::tcache::DIRECT_STEP_BYTES == MAX_ALIGN_BYTES);
 /// across a call and no register needs saving on the hit.
 #[inline(always)]
 pub fn allocate_default_aligned(size: usize) -> *mut u8 {
+    // While profiling is active every request takes the cold path, where `HeapKit::alloc`
+    // counts it down: one flag test here, none in `free`.
+    #[cfg(feature = "prof")]
+    if heapkit::prof::is_active() {
+        return allocate_cold(size, MAX_ALIGN_BYTES, false);
+    }
     // One unsigned test of `size - 1` passes 1..=1024 and sends 0 (which wraps) and large sizes
     // to the cold path, which makes `malloc(0)` one byte. The direct table is then indexed with
     // the same `size - 1`.

@@ -8,6 +8,8 @@
 //! - `HEAPKIT_PURGE_THRESHOLD_BYTES=N`: how many bytes of freed slots (and at least of freed
 //!   chunks and huge blocks) may stay resident before the oldest are purged at once.
 //! - `HEAPKIT_BACKGROUND_PURGE=1`: start the background purger thread (`purger.rs`).
+//! - `HEAPKIT_PROF=1`, `HEAPKIT_PROF_SAMPLE_BYTES=N`, `HEAPKIT_PROF_DUMP=path`: heap profiling
+//!   (`prof.rs`).
 //!
 //! Nothing here is needed before the first `malloc`: the heap is a `const`-built static. The
 //! constructor only adds behaviour on top, so a `malloc` the loader makes before it runs is
@@ -19,7 +21,7 @@ use core::fmt::Write;
 use heapkit_core::{Introspect, StackMessage};
 
 /// The value of the environment variable `name`, if it is set (read without allocating).
-fn env_value(name: &CStr) -> Option<&'static [u8]> {
+pub(crate) fn env_value(name: &CStr) -> Option<&'static [u8]> {
     // SAFETY: `getenv` reads the environment without allocating; the name is NUL-terminated.
     let value = unsafe { libc::getenv(name.as_ptr()) };
     if value.is_null() {
@@ -48,7 +50,7 @@ fn parse_switch(value: &[u8]) -> Result<bool, ()> {
 
 /// Whether the switch `name` is on; a value that is neither on nor off is ignored (off) with a
 /// line on stderr.
-fn switch_option(name: &CStr) -> bool {
+pub(crate) fn switch_option(name: &CStr) -> bool {
     match env_value(name).map(parse_switch) {
         None => false,
         Some(Ok(on)) => on,
@@ -60,7 +62,7 @@ fn switch_option(name: &CStr) -> bool {
 }
 
 /// Says on stderr that the option `name` was ignored, and `why`.
-fn report_ignored(name: &CStr, why: &str) {
+pub(crate) fn report_ignored(name: &CStr, why: &str) {
     let mut text = StackMessage::new();
     let _ = writeln!(
         text,
@@ -93,7 +95,7 @@ fn parse_decimal(digits: &[u8]) -> Result<u64, ()> {
 }
 
 /// Applies the numeric option `name` with `apply`, or says on stderr why it was ignored.
-fn apply_number_option(name: &CStr, apply: impl FnOnce(u64)) {
+pub(crate) fn apply_number_option(name: &CStr, apply: impl FnOnce(u64)) {
     match env_number(name) {
         None => {}
         Some(Ok(value)) => apply(value),
@@ -152,6 +154,8 @@ extern "C" fn on_load() {
     if switch_option(c"HEAPKIT_BACKGROUND_PURGE") {
         crate::purger::start();
     }
+    #[cfg(feature = "prof")]
+    crate::prof::configure();
     if env_flag(c"HEAPKIT_SHOW_STATS") {
         // SAFETY: registering a plain function; it runs once at exit.
         unsafe { libc::atexit(print_stats_at_exit) };

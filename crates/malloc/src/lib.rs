@@ -22,10 +22,13 @@
 //!                    ▼
 //!               init.rs: options, fork handlers, statistics at exit
 //!               purger.rs: the opt-in background purger thread (HEAPKIT_BACKGROUND_PURGE)
+//!               prof.rs: heap profiling (HEAPKIT_PROF, heapkit_prof_dump; include/heapkit.h)
 //! ```
 
 mod api;
 mod cxx;
 mod heap;
 mod init;
+#[cfg(feature = "prof")]
+mod prof;
 mod purger;

@@ -22,7 +22,7 @@ static MEAN_BYTES: AtomicU64 = AtomicU64::new(DEFAULT_SAMPLE_MEAN_BYTES);
 /// Bumped by every change of the mean, so each thread redraws its countdown.
 static GENERATION: AtomicU32 = AtomicU32::new(1);
 /// Seeds handed to threads, one apart (mixed by the generator's first steps).
-static NEXT_SEED: AtomicU64 = AtomicU64::new(0x5EED_0F_4EA9);
+static NEXT_SEED: AtomicU64 = AtomicU64::new(0x005E_ED0F_4EA9);
 
 thread_local! {
     /// Bytes left before this thread's next sample.
