@@ -71,11 +71,23 @@ pub fn write_flamegraph(kind: Kind, out: &mut dyn Write) -> io::Result<()> {
         Kind::Allocated => "heapkit: bytes allocated".into(),
     };
     options.count_name = "bytes".into();
-    let svg = stack_profile(kind)
+    let profile = stack_profile(kind);
+    if profile.stacks.is_empty() {
+        // inferno refuses an empty graph; an empty profile is still a valid answer.
+        return out.write_all(EMPTY_SVG.as_bytes());
+    }
+    let svg = profile
         .to_flamegraph(&mut options)
         .map_err(io::Error::other)?;
     out.write_all(&svg)
 }
+
+/// The flame graph of a profile with no samples.
+const EMPTY_SVG: &str = concat!(
+    r#"<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40">"#,
+    r#"<text x="10" y="25">heapkit: no samples</text></svg>"#,
+    "\n"
+);
 
 /// Writes the in-use profile to `path` as pprof and its flame graph to `path` with `.svg`
 /// appended.
