@@ -34,6 +34,8 @@ pub(crate) fn configure() {
         }
     }
     heapkit::prof::activate();
+    // Every `malloc` now takes the cold path, through `HeapKit::alloc`'s sampler.
+    crate::heap::INLINE_LIMIT_BYTES.store(0, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// `path` with every `%p` replaced by the process id.
