@@ -46,13 +46,14 @@ fn parse_config() -> Vec<Box<[u8]>> {
         .collect()
 }
 
-/// The first frame of `site` that names one of this program's functions.
+/// The first frame of `site` that names one of this program's functions (or a closure of one).
 fn site_name(site: &prof::Site) -> String {
     for &frame in &site.frames {
         for name in prof::symbol_names(frame) {
             if let Some(short) = ["leak_sessions", "churn_requests", "parse_config"]
                 .iter()
-                .find(|known| name.ends_with(*known))
+                // `contains`: closures and inlined frames are named `parse_config::{{closure}}`.
+                .find(|known| name.contains(*known))
             {
                 return (*short).to_string();
             }
