@@ -64,6 +64,18 @@ impl HeapKit {
         }
     }
 
+    /// A block for `layout` recorded as a sample now, without asking the countdown: for an
+    /// allocator in front of this one that counted the request down itself (heapkit-malloc's
+    /// `malloc`). Unsampled (a plain allocation) inside the profiler. Null when out of memory.
+    #[cold]
+    #[inline(never)]
+    pub fn alloc_sample_now(&self, layout: Layout) -> *mut u8 {
+        match heapkit_prof::Guard::enter() {
+            Some(_guard) => self.alloc_sampled(layout, false),
+            None => self.alloc_plain(layout, false),
+        }
+    }
+
     /// A sampled block: the stack first (so the unwinder's own requests, if any, are made
     /// before the block exists), then a large block, then the record.
     #[inline(never)]

@@ -106,8 +106,38 @@ pub fn allocate_small_cold(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 pub fn allocate_cold(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    #[cfg(feature = "prof")]
+    if size.wrapping_sub(1) < INLINE_SIZE_MAX_BYTES && align == MAX_ALIGN_BYTES && !zeroed {
+        // Only while profiling does `malloc` send a size the direct table covers here.
+        return allocate_small_profiled(size);
+    }
     HEAP.sync_primary();
     allocate(size, align, zeroed)
+}
+
+/// `malloc` of `1..=1024` bytes while profiling is active: the countdown, then the inline
+/// path's hit or miss as usual; a sampled request goes to `HeapKit::alloc_sample_now`. The
+/// countdown is the only work added, so profiling stays cheap (the general path through
+/// `HeapKit::alloc` would add a class lookup and a second test of the flag).
+#[cfg(feature = "prof")]
+#[inline(always)]
+fn allocate_small_profiled(size: usize) -> *mut u8 {
+    if heapkit::prof::should_sample(size) {
+        let Ok(layout) = Layout::from_size_align(size, MAX_ALIGN_BYTES) else {
+            return out_of_memory();
+        };
+        let block = HEAP.alloc_sample_now(layout);
+        if block.is_null() {
+            return out_of_memory();
+        }
+        return block;
+    }
+    // SAFETY: `HEAP` is the only cache in this library that claims the primary word.
+    let block = unsafe { HEAP.allocate_cached_small_primary(size) };
+    if !block.is_null() {
+        return block;
+    }
+    allocate_small_cold(size)
 }
 
 /// Allocates a block for C, or NULL with `errno = ENOMEM`.

@@ -24,14 +24,27 @@ static GENERATION: AtomicU32 = AtomicU32::new(1);
 /// Seeds handed to threads, one apart (mixed by the generator's first steps).
 static NEXT_SEED: AtomicU64 = AtomicU64::new(0x005E_ED0F_4EA9);
 
-thread_local! {
+/// One thread's sampler state, in one thread-local so that a countdown costs one thread-local
+/// address look-up (`__tls_get_addr` in a shared library), not one per field.
+struct ThreadSampler {
     /// Bytes left before this thread's next sample.
-    static COUNTDOWN: Cell<i64> = const { Cell::new(0) };
+    countdown: Cell<i64>,
     /// The generation of the mean the countdown was drawn with (0: never drawn).
-    static DRAWN_GENERATION: Cell<u32> = const { Cell::new(0) };
-    static RNG_STATE: Cell<u64> = const { Cell::new(0) };
+    drawn_generation: Cell<u32>,
+    rng_state: Cell<u64>,
     /// Set while this thread is inside the profiler.
-    static GUARD: Cell<bool> = const { Cell::new(false) };
+    guard: Cell<bool>,
+}
+
+thread_local! {
+    static THREAD: ThreadSampler = const {
+        ThreadSampler {
+            countdown: Cell::new(0),
+            drawn_generation: Cell::new(0),
+            rng_state: Cell::new(0),
+            guard: Cell::new(false),
+        }
+    };
 }
 
 /// Whether profiling is active.
@@ -88,59 +101,62 @@ impl std::error::Error for ZeroMean {}
 
 /// Counts `size_bytes` off this thread's countdown; true when this allocation is to be sampled.
 /// Always false inside the profiler (the guard) and in a thread whose thread-local storage is
-/// gone. Never allocates, never panics.
+/// gone. A new mean takes effect at each thread's next sample (a countdown never drawn is drawn
+/// at once). Never allocates, never panics.
 #[inline]
 pub fn should_sample(size_bytes: usize) -> bool {
     let size = i64::try_from(size_bytes).unwrap_or(i64::MAX);
-    COUNTDOWN
-        .try_with(|countdown| {
-            let left = countdown.get().saturating_sub(size);
-            if left > 0 && DRAWN_GENERATION.get() == GENERATION.load(Ordering::Relaxed) {
-                countdown.set(left);
+    THREAD
+        .try_with(|thread| {
+            let left = thread.countdown.get().saturating_sub(size);
+            if left > 0 {
+                thread.countdown.set(left);
                 return false;
             }
-            countdown_expired(countdown, size)
+            thread.countdown_expired(size)
         })
         .unwrap_or(false)
 }
 
-/// The countdown ran out, or was drawn with an older mean (or never).
-#[cold]
-#[inline(never)]
-fn countdown_expired(countdown: &Cell<i64>, size: i64) -> bool {
-    if GUARD.get() {
-        return false;
-    }
-    let generation = GENERATION.load(Ordering::Relaxed);
-    if DRAWN_GENERATION.get() != generation {
-        // A fresh draw, as if the thread started now: this request counts against it.
-        DRAWN_GENERATION.set(generation);
-        let left = draw_gap().saturating_sub(size);
-        if left > 0 {
-            countdown.set(left);
+impl ThreadSampler {
+    /// The countdown ran out (or was never drawn).
+    #[cold]
+    #[inline(never)]
+    fn countdown_expired(&self, size: i64) -> bool {
+        if self.guard.get() {
             return false;
         }
+        let generation = GENERATION.load(Ordering::Relaxed);
+        if self.drawn_generation.get() != generation {
+            // The first draw under this mean, as if the thread started now: this request
+            // counts against it.
+            self.drawn_generation.set(generation);
+            let left = self.draw_gap().saturating_sub(size);
+            if left > 0 {
+                self.countdown.set(left);
+                return false;
+            }
+        }
+        self.countdown.set(self.draw_gap());
+        true
     }
-    countdown.set(draw_gap());
-    true
-}
 
-/// An exponential gap from this thread's generator (seeded on first use).
-fn draw_gap() -> i64 {
-    let mut state = RNG_STATE.get();
-    if state == 0 {
-        state = NEXT_SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    /// An exponential gap from this thread's generator (seeded on first use).
+    fn draw_gap(&self) -> i64 {
+        let mut state = self.rng_state.get();
+        if state == 0 {
+            state = NEXT_SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        }
+        let mut rng = SampleRng::new(state);
+        let gap = rng.next_gap_bytes(sample_mean_bytes());
+        self.rng_state.set(rng.next_u64() | 1);
+        i64::try_from(gap).unwrap_or(i64::MAX)
     }
-    let mut rng = SampleRng::new(state);
-    // A few steps, so neighbouring seeds part ways.
-    let gap = rng.next_gap_bytes(sample_mean_bytes());
-    RNG_STATE.set(rng.next_u64() | 1);
-    i64::try_from(gap).unwrap_or(i64::MAX)
 }
 
 /// Whether this thread is inside the profiler.
 pub fn in_profiler() -> bool {
-    GUARD.try_with(Cell::get).unwrap_or(true)
+    THREAD.try_with(|thread| thread.guard.get()).unwrap_or(true)
 }
 
 /// This thread's re-entry guard while it lives: allocations made meanwhile are not sampled.
@@ -153,9 +169,9 @@ impl Guard {
     /// Enters the profiler; `None` if this thread is in it already (or has no thread-local
     /// storage left).
     pub fn enter() -> Option<Guard> {
-        GUARD
-            .try_with(|guard| {
-                if guard.replace(true) {
+        THREAD
+            .try_with(|thread| {
+                if thread.guard.replace(true) {
                     None
                 } else {
                     Some(Guard { _private: () })
@@ -168,7 +184,7 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = GUARD.try_with(|guard| guard.set(false));
+        let _ = THREAD.try_with(|thread| thread.guard.set(false));
     }
 }
 
