@@ -8,7 +8,7 @@
 //!   `ThreadCache<Slab<Retained<MmapPages>>>`: per-thread caches ([`tcache`]) in front of a
 //!   size-class slab allocator ([`slab`]) that maps its memory with `mmap` through a layer that
 //!   keeps freed chunks and huge blocks for reuse, with decay ([`pages`]).
-//! - [`prof`] (feature `prof`): the sampled heap profiler hooked into `HeapKit` (sampled
+//! - `prof` (feature `prof`): the sampled heap profiler hooked into `HeapKit` (sampled
 //!   blocks are large blocks, whose frees the cache's free hook reports).
 //! - The other crates are re-exported whole: [`core`] (traits and adapters), [`pages`],
 //!   [`slab`], [`tcache`], and behind default features `bins`, `bump`, `fixed`.
