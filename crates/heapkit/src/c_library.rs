@@ -95,6 +95,9 @@ impl CLibraryEntry for HeapKit {
     }
 
     fn lock_for_fork(&self) {
+        // The profiler's lock first: a reader of the profile allocates while holding it.
+        #[cfg(feature = "prof")]
+        crate::prof::lock_for_fork();
         self.cache.backend().lock_all();
         self.cache.backend().pages().raw_lock().lock();
     }
@@ -105,6 +108,8 @@ impl CLibraryEntry for HeapKit {
         unsafe {
             self.cache.backend().pages().raw_lock().unlock();
             self.cache.backend().unlock_all();
+            #[cfg(feature = "prof")]
+            crate::prof::unlock_after_fork();
         }
     }
 }

@@ -28,6 +28,8 @@
 //! assert_eq!(heap.inner().program_stats().held_bytes, 0);
 //! ```
 //!
+//! - `prof` (feature `prof`): the sampled heap profiler hooked into `HeapKit` (sampled
+//!   blocks are large blocks, whose frees the cache's free hook reports).
 //! - The other crates are re-exported whole: [`core`] (traits and adapters), [`pages`],
 //!   [`slab`], [`tcache`], and behind default features `bins`, `bump`, `fixed`.
 //!
@@ -71,6 +73,9 @@ mod trim;
 
 pub use program_stats::{ClassFigures, ProgramStats};
 pub use trim::Trimmed;
+
+#[cfg(feature = "prof")]
+pub mod prof;
 
 use ::core::alloc::{GlobalAlloc, Layout};
 use ::core::ptr::NonNull;
@@ -187,24 +192,46 @@ impl ::core::fmt::Debug for HeapKit {
 unsafe impl GlobalAlloc for HeapKit {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        #[cfg(feature = "prof")]
+        if prof::is_active() {
+            return self.alloc_profiled(layout, false);
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.alloc(layout) }
     }
 
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: `GlobalAlloc` callers pass a live, non-null block of this heap.
+            return unsafe { self.dealloc_profiled(NonNull::new_unchecked(ptr)) };
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.dealloc(ptr, layout) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        #[cfg(feature = "prof")]
+        if prof::is_active() {
+            return self.alloc_profiled(layout, true);
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.alloc_zeroed(layout) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: `GlobalAlloc::realloc` callers pass a live non-null block, its layout, and
+            // a non-zero `new_size` that rounded up to the alignment fits `isize`.
+            return unsafe {
+                let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
+                self.realloc_profiled(NonNull::new_unchecked(ptr), layout, new_layout)
+            };
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.realloc(ptr, layout, new_size) }
     }
@@ -214,16 +241,29 @@ unsafe impl GlobalAlloc for HeapKit {
 unsafe impl Allocator for HeapKit {
     #[inline(always)]
     fn allocate_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        #[cfg(feature = "prof")]
+        if prof::is_active() {
+            return block_of(self.alloc_profiled(layout, false), layout);
+        }
         self.cache.allocate_nonzero(layout)
     }
 
     #[inline(always)]
     unsafe fn deallocate_nonzero(&self, ptr: NonNull<u8>, layout: Layout) {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: forwarded from the caller: a live block of this heap.
+            return unsafe { self.dealloc_profiled(ptr) };
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.deallocate_nonzero(ptr, layout) }
     }
 
     fn allocate_zeroed_nonzero(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        #[cfg(feature = "prof")]
+        if prof::is_active() {
+            return block_of(self.alloc_profiled(layout, true), layout);
+        }
         self.cache.allocate_zeroed_nonzero(layout)
     }
 
@@ -233,6 +273,14 @@ unsafe impl Allocator for HeapKit {
         old_layout: Layout,
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: forwarded from the caller: a live block of `old_layout`; non-zero sizes.
+            return block_of(
+                unsafe { self.realloc_profiled(ptr, old_layout, new_layout) },
+                new_layout,
+            );
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.grow_nonzero(ptr, old_layout, new_layout) }
     }
@@ -243,6 +291,14 @@ unsafe impl Allocator for HeapKit {
         old_layout: Layout,
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: forwarded from the caller: a live block of `old_layout`; non-zero sizes.
+            return block_of(
+                unsafe { self.realloc_profiled(ptr, old_layout, new_layout) },
+                new_layout,
+            );
+        }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.shrink_nonzero(ptr, old_layout, new_layout) }
     }
@@ -271,6 +327,15 @@ impl Introspect for HeapKit {
     fn stats(&self) -> Option<Stats> {
         self.cache.stats()
     }
+}
+
+/// A raw block as the `Allocator` contract returns it: exactly `layout.size()` bytes (a sampled
+/// block has more, which the caller need not know), or `AllocError` for null.
+#[cfg(feature = "prof")]
+fn block_of(block: *mut u8, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+    NonNull::new(block)
+        .map(|ptr| NonNull::slice_from_raw_parts(ptr, layout.size()))
+        .ok_or(AllocError)
 }
 
 heapkit_core::impl_foreign_allocators!(impl[] for HeapKit);

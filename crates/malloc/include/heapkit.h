@@ -70,6 +70,15 @@ void heapkit_set_purge_threshold_bytes(size_t threshold_bytes);
  * purge threshold. */
 #define M_HEAPKIT_PURGE_DELAY_MS (-100)
 
+/* ---- Heap profiling ----------------------------------------------------------------------
+ * Start the program with HEAPKIT_PROF=1 (HEAPKIT_PROF_SAMPLE_BYTES=N sets the mean gap between
+ * samples, default 524288; HEAPKIT_PROF_DUMP=path dumps at exit, %p in it becoming the pid).
+ *
+ * heapkit_prof_dump: writes the in-use heap profile to `path` as gzipped pprof protobuf
+ * (`go tool pprof` reads it) and its flame graph to `path` with ".svg" appended.
+ * Returns 0 on success, -1 (errno set) on failure or when `path` is NULL. */
+int heapkit_prof_dump(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

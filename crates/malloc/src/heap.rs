@@ -15,6 +15,26 @@ use heapkit_core::{UnsizedAllocator, MAX_ALIGN_BYTES};
 /// every `malloc` and `free`.
 pub(crate) static HEAP: HeapKit = HeapKit::new();
 
+/// The largest request `malloc`'s inline path serves: [`INLINE_SIZE_MAX_BYTES`], or 0 while
+/// profiling is active, so that every request takes the cold path, where `HeapKit::alloc`
+/// samples (`HEAPKIT_PROF`, `prof.rs`). A variable the size test compares with, instead of a
+/// flag tested apart: profiling compiled in costs `malloc` no instruction, only an immediate
+/// turned into a memory operand. Crate-private for the reason `HEAP` is: a public static is
+/// reached through the GOT.
+#[cfg(feature = "prof")]
+pub(crate) static INLINE_LIMIT_BYTES: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(INLINE_SIZE_MAX_BYTES);
+
+/// The limit of the inline path (see [`INLINE_LIMIT_BYTES`]); never above
+/// [`INLINE_SIZE_MAX_BYTES`], which the direct table's index relies on.
+#[inline(always)]
+fn inline_limit_bytes() -> usize {
+    #[cfg(feature = "prof")]
+    return INLINE_LIMIT_BYTES.load(core::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(feature = "prof"))]
+    INLINE_SIZE_MAX_BYTES
+}
+
 /// Sets `errno` to `ENOMEM` (C's report for an allocation failure) and returns NULL.
 #[cold]
 pub fn out_of_memory() -> *mut u8 {
@@ -52,7 +72,8 @@ pub fn allocate_default_aligned(size: usize) -> *mut u8 {
     // One unsigned test of `size - 1` passes 1..=1024 and sends 0 (which wraps) and large sizes
     // to the cold path, which makes `malloc(0)` one byte. The direct table is then indexed with
     // the same `size - 1`.
-    if size.wrapping_sub(1) < INLINE_SIZE_MAX_BYTES {
+    // With profiling active the limit is 0 and every size goes to `allocate_cold`.
+    if size.wrapping_sub(1) < inline_limit_bytes() {
         // SAFETY: `HEAP` is the only cache in this library that claims the primary word.
         let block = unsafe { HEAP.allocate_cached_small_primary(size) };
         if !block.is_null() {
@@ -86,8 +107,38 @@ pub fn allocate_small_cold(size: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 pub fn allocate_cold(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    #[cfg(feature = "prof")]
+    if size.wrapping_sub(1) < INLINE_SIZE_MAX_BYTES && align == MAX_ALIGN_BYTES && !zeroed {
+        // Only while profiling does `malloc` send a size the direct table covers here.
+        return allocate_small_profiled(size);
+    }
     HEAP.sync_primary();
     allocate(size, align, zeroed)
+}
+
+/// `malloc` of `1..=1024` bytes while profiling is active: the countdown, then the inline
+/// path's hit or miss as usual; a sampled request goes to `HeapKit::alloc_sample_now`. The
+/// countdown is the only work added, so profiling stays cheap (the general path through
+/// `HeapKit::alloc` would add a class lookup and a second test of the flag).
+#[cfg(feature = "prof")]
+#[inline(always)]
+fn allocate_small_profiled(size: usize) -> *mut u8 {
+    if heapkit::prof::should_sample(size) {
+        let Ok(layout) = Layout::from_size_align(size, MAX_ALIGN_BYTES) else {
+            return out_of_memory();
+        };
+        let block = HEAP.alloc_sample_now(layout);
+        if block.is_null() {
+            return out_of_memory();
+        }
+        return block;
+    }
+    // SAFETY: `HEAP` is the only cache in this library that claims the primary word.
+    let block = unsafe { HEAP.allocate_cached_small_primary(size) };
+    if !block.is_null() {
+        return block;
+    }
+    allocate_small_cold(size)
 }
 
 /// Allocates a block for C, or NULL with `errno = ENOMEM`.

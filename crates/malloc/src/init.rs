@@ -9,6 +9,8 @@
 //! - `HEAPKIT_PURGE_THRESHOLD_BYTES=N`: how many bytes of freed slots (and at least of freed
 //!   chunks and huge blocks) may stay resident before the oldest are purged at once.
 //! - `HEAPKIT_BACKGROUND_PURGE=1`: start the background purger thread (`purger.rs`).
+//! - `HEAPKIT_PROF=1`, `HEAPKIT_PROF_SAMPLE_BYTES=N`, `HEAPKIT_PROF_DUMP=path`: heap profiling
+//!   (`prof.rs`).
 //!
 //! Nothing here is needed before the first `malloc`: the heap is a `const`-built static. The
 //! constructor only adds behaviour on top, so a `malloc` the loader makes before it runs is
@@ -22,7 +24,7 @@ use heapkit::pages::clock::{DEFAULT_PURGE_DELAY_MS, DEFAULT_PURGE_THRESHOLD_BYTE
 use heapkit_core::StackMessage;
 
 /// The value of the environment variable `name`, if it is set (read without allocating).
-fn env_value(name: &CStr) -> Option<&'static [u8]> {
+pub(crate) fn env_value(name: &CStr) -> Option<&'static [u8]> {
     // SAFETY: `getenv` reads the environment without allocating; the name is NUL-terminated.
     let value = unsafe { libc::getenv(name.as_ptr()) };
     if value.is_null() {
@@ -45,7 +47,7 @@ fn parse_switch(value: &[u8]) -> Result<bool, ()> {
 
 /// Whether the switch `name` is on; a value that is neither on nor off is ignored (off, the
 /// default) with a line on stderr that echoes it.
-fn switch_option(name: &CStr) -> bool {
+pub(crate) fn switch_option(name: &CStr) -> bool {
     match env_value(name) {
         None => false,
         Some(value) => parse_switch(value).unwrap_or_else(|()| {
@@ -57,7 +59,7 @@ fn switch_option(name: &CStr) -> bool {
 
 /// Says on stderr that the option `name` was set to `value`, which `why`, and that `default`
 /// is used instead.
-fn report_ignored(name: &CStr, value: &[u8], why: &str, default: impl core::fmt::Display) {
+pub(crate) fn report_ignored(name: &CStr, value: &[u8], why: &str, default: impl core::fmt::Display) {
     let mut text = StackMessage::new();
     let _ = writeln!(
         text,
@@ -102,7 +104,7 @@ fn parse_decimal(digits: &[u8]) -> Result<u64, NumberError> {
 
 /// Applies the numeric option `name` with `apply`, or says on stderr why its value was
 /// ignored and that `default` stays.
-fn apply_number_option(name: &CStr, default: impl core::fmt::Display, apply: impl FnOnce(u64)) {
+pub(crate) fn apply_number_option(name: &CStr, default: impl core::fmt::Display, apply: impl FnOnce(u64)) {
     let Some(value) = env_value(name) else {
         return;
     };
@@ -162,6 +164,8 @@ extern "C" fn on_load() {
     if switch_option(c"HEAPKIT_BACKGROUND_PURGE") {
         crate::purger::start();
     }
+    #[cfg(feature = "prof")]
+    crate::prof::configure();
     if switch_option(c"HEAPKIT_SHOW_STATS") {
         // SAFETY: registering a plain function; it runs once at exit.
         unsafe { libc::atexit(print_stats_at_exit) };

@@ -26,6 +26,7 @@
 //!               ext.rs: heapkit.h's own calls (heapkit_stats, heapkit_purge, the options)
 //!               report.rs + sink.rs: the statistics and the XML, formatted on the stack
 //!               zero_size.rs: `hardened` only: zero-size blocks in an inaccessible region
+//!               prof.rs: heap profiling (HEAPKIT_PROF, heapkit_prof_dump; include/heapkit.h)
 //! ```
 
 mod api;
@@ -34,6 +35,8 @@ mod ext;
 mod glibc;
 mod heap;
 mod init;
+#[cfg(feature = "prof")]
+mod prof;
 mod purger;
 mod report;
 mod sink;

@@ -383,3 +383,66 @@ fn git_init_add_commit_log() {
     }
     assert_eq!(outputs[0], outputs[1], "git's output differs under heapkit");
 }
+
+/// A command for `binary` with heap profiling on (`HEAPKIT_PROF`), sampling every
+/// `mean_bytes` bytes on average; glibc's run ignores the variables.
+fn profiled(binary: &Path, mean_bytes: &str) -> Command {
+    let mut c = Command::new(binary);
+    c.env("HEAPKIT_PROF", "1")
+        .env("HEAPKIT_PROF_SAMPLE_BYTES", mean_bytes);
+    c
+}
+
+#[test]
+fn fork_and_threads_with_profiling_on() {
+    // A 4 KiB mean: thousands of samples, taken, moved and freed across threads and forks
+    // (the fork handlers take the profiler's lock too).
+    let binary = compile("fork.c", &[]);
+    let output = same_as_glibc("fork.c profiled", || profiled(&binary, "4096"));
+    assert!(output.contains("200 of 200"), "{output}");
+    let binary = compile("threads.c", &[]);
+    same_as_glibc("threads.c profiled", || profiled(&binary, "4096"));
+}
+
+#[test]
+fn profiling_dumps_pprof_and_a_flame_graph_at_exit() {
+    let binary = compile("threads.c", &[]);
+    let dir = work_dir().join("prof-dump");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the dump folder");
+    let mut command = profiled(&binary, "65536");
+    command.env("HEAPKIT_PROF_DUMP", dir.join("heap.%p.pb.gz"));
+    let output = run(command, true);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the dump folder")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let pprof = names
+        .iter()
+        .find(|name| name.ends_with(".pb.gz"))
+        .unwrap_or_else(|| panic!("no pprof dump among {names:?}"));
+    assert!(!pprof.contains("%p"), "%p expanded: {pprof}");
+    let bytes = std::fs::read(dir.join(pprof)).expect("read the dump");
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzip");
+    let svg = std::fs::read_to_string(dir.join(format!("{pprof}.svg"))).expect("the svg");
+    assert!(svg.contains("<svg"), "{svg}");
+}
+
+#[test]
+fn a_bad_profiling_option_is_reported_and_ignored() {
+    let binary = compile("threads.c", &[]);
+    let output = run(profiled(&binary, "0"), true);
+    assert!(output.status.success());
+    assert!(
+        text(&output.stderr).contains("heapkit: ignoring HEAPKIT_PROF_SAMPLE_BYTES"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -292,6 +292,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     #[cold]
     #[inline(never)]
     unsafe fn deallocate_uncached_unsized(ptr: NonNull<u8>, cache: &Self) {
+        crate::free_hook::run(ptr);
         // SAFETY: forwarded from the caller.
         unsafe { cache.backend.deallocate_unsized(ptr) }
     }

@@ -72,11 +72,14 @@
 //! - `introspect.rs`: `check`, the `checked` feature's free-time tests, `bin_state`, the
 //!   shelves' walk.
 //! - `traits.rs`: `Allocator`, `UnsizedAllocator`, `GlobalAlloc` (and in-place resize).
+//! - `free_hook.rs`: the uncached free hook (a profiler hears of frees of classless blocks).
 
 mod bin;
 #[cfg(not(loom))]
 mod cache;
 mod depot;
+#[cfg(not(loom))]
+mod free_hook;
 mod handover;
 #[cfg(not(loom))]
 mod introspect;
@@ -96,6 +99,8 @@ mod traits;
 pub use bin::{BinState, BIN_BLOCKS_MAX, BIN_BLOCKS_MIN, BIN_TARGET_BYTES};
 #[cfg(not(loom))]
 pub use cache::ThreadCache;
+#[cfg(not(loom))]
+pub use free_hook::set_uncached_free_hook;
 #[cfg(not(loom))]
 pub use magazine::{CLASS_COUNT_MAX, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
 #[cfg(not(loom))]
