@@ -22,6 +22,8 @@
 //!                    ▼
 //!               init.rs: options, fork handlers, statistics at exit
 //!               purger.rs: the opt-in background purger thread (HEAPKIT_BACKGROUND_PURGE)
+//!               trace.rs, trace_ids.rs, trace_clock.rs: the allocation trace recorder (HEAPKIT_TRACE, feature
+//!               `trace`), called through trace_hooks.rs
 //! ```
 
 mod api;
@@ -29,3 +31,10 @@ mod cxx;
 mod heap;
 mod init;
 mod purger;
+#[cfg(feature = "trace")]
+mod trace;
+#[cfg(feature = "trace")]
+mod trace_clock;
+mod trace_hooks;
+#[cfg(feature = "trace")]
+mod trace_ids;

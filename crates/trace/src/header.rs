@@ -8,13 +8,17 @@ pub const VERSION: u16 = 1;
 pub const HEADER_BYTES: usize = 40;
 /// `clock`: timestamps are `CLOCK_MONOTONIC` readings.
 pub const CLOCK_MONOTONIC: u8 = 1;
+/// `clock`: timestamps are readings of the x86-64 time-stamp counter (invariant, synchronised
+/// across cores), `tick_num_ns / tick_den` as measured by the recorder.
+pub const CLOCK_TSC: u8 = 2;
 /// `clock`: no clock, every timestamp is 0.
 pub const CLOCK_NONE: u8 = 0;
 
 /// A trace's header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
-    /// Which clock the timestamps come from ([`CLOCK_MONOTONIC`] or [`CLOCK_NONE`]).
+    /// Which clock the timestamps come from ([`CLOCK_MONOTONIC`], [`CLOCK_TSC`] or
+    /// [`CLOCK_NONE`]).
     pub clock: u8,
     /// One tick is `tick_num_ns / tick_den` nanoseconds.
     pub tick_num_ns: u32,

@@ -1,7 +1,8 @@
 //! The format end to end: the spec's example, round trips, and every refusal naming its event.
 
 use heapkit_trace::{
-    ErrorKind, Event, Header, Kind, LifetimeCheck, Reader, Record, TraceError, TraceWriter,
+    in_time_order, ErrorKind, Event, Header, Kind, LifetimeCheck, Reader, Record, TraceError,
+    TraceWriter,
 };
 use proptest::prelude::*;
 
@@ -142,6 +143,33 @@ fn a_fork_childs_trace_inherits_unknown_ids() {
     writer.push(0, &Event::new(Kind::Free, 3, 0, 0));
     let (_, summary) = check(&writer.finish()).unwrap();
     assert_eq!(summary.inherited, 1);
+}
+
+#[test]
+fn threads_are_merged_in_time_order_frees_after_their_creation() {
+    let mut writer = TraceWriter::new(&header(), 4096);
+    // Thread 1's chunk (a free of thread 0's object, at the same tick as the malloc) is
+    // flushed first, as a thread that exits first does.
+    writer.push(1, &Event::new(Kind::Free, 5, 0, 100));
+    writer.push(1, &Event::new(Kind::Malloc, 6, 32, 150));
+    writer.flush(1);
+    writer.push(0, &Event::new(Kind::Malloc, 4, 16, 50));
+    writer.push(0, &Event::new(Kind::Malloc, 5, 64, 100));
+    writer.push(0, &Event::new(Kind::Free, 6, 0, 160));
+    let (_, records) = Reader::read_all(&writer.finish()).unwrap();
+    let mut check = LifetimeCheck::new(false);
+    assert!(
+        records.iter().any(|r| check.accept(r, 0).is_err()),
+        "file order is not time order"
+    );
+    let ordered = in_time_order(records);
+    let ids: Vec<(u64, u64)> = ordered.iter().map(|r| (r.thread, r.event.id)).collect();
+    assert_eq!(ids, [(0, 4), (0, 5), (1, 5), (1, 6), (0, 6)]);
+    let mut check = LifetimeCheck::new(false);
+    for record in &ordered {
+        check.accept(record, 0).unwrap();
+    }
+    assert_eq!(check.summary().peak_live_bytes, 80);
 }
 
 #[test]
