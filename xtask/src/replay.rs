@@ -378,6 +378,72 @@ pub fn write_report(dir: &Path, results: &Value) -> Result<String, String> {
     Ok(summary)
 }
 
+/// The shipped traces `cargo xtask bench` replays (`--quick`: the smallest only, to stay fast).
+fn shipped_traces(workspace: &crate::Workspace, quick: bool) -> Vec<PathBuf> {
+    let names: &[&str] = if quick {
+        &["sqlite"]
+    } else {
+        &["python", "sqlite", "git"]
+    };
+    names
+        .iter()
+        .map(|n| {
+            workspace
+                .root
+                .join("benches/traces")
+                .join(format!("{n}.trace.gz"))
+        })
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// `cargo xtask bench`'s replay step (heapkit-replay already built): the shipped traces
+/// through every allocator into `heapkit-report/replay/`; returns the terminal summary and the
+/// section for the bench's report.md ([`append_section`]).
+pub fn for_bench(
+    workspace: &crate::Workspace,
+    bench: &crate::bench::Options,
+    bar: &ProgressBar,
+) -> Result<(String, String), String> {
+    let options = Options {
+        traces: shipped_traces(workspace, bench.quick),
+        allocators: ALLOCATORS.iter().map(|a| a.to_string()).collect(),
+        threads: "original".into(),
+        ..Options::default()
+    };
+    if options.traces.is_empty() {
+        return Ok((String::new(), String::new()));
+    }
+    let dir = workspace.target.join("heapkit-report").join("replay");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let binary = workspace.target.join("release").join("heapkit-replay");
+    let results = measure(&binary, &options, &dir, bar)?;
+    crate::bench::write_json(&dir.join("results.json"), &results)?;
+    let summary = write_report(&dir, &results)?;
+    let mut section = String::from(
+        "\n## Replays of recorded programs\n\nThe shipped traces (`benches/traces/`) through every \
+         allocator; the seed's advice measured on each and the RSS plots are in \
+         [replay/report.md](replay/report.md).\n\n",
+    );
+    for trace in results["traces"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            section,
+            "### {}\n\n{}",
+            trace["trace"].as_str().unwrap_or(""),
+            table(trace)
+        );
+    }
+    Ok((summary, section))
+}
+
+/// Appends the replay section to the bench's report.md (after the report is written).
+pub fn append_section(workspace: &crate::Workspace, section: &str) -> Result<(), String> {
+    let report = workspace.target.join("heapkit-report").join("report.md");
+    let mut text = std::fs::read_to_string(&report).unwrap_or_default();
+    text.push_str(section);
+    std::fs::write(&report, text).map_err(|e| format!("{}: {e}", report.display()))
+}
+
 /// `cargo xtask replay`.
 pub fn run(args: &[String]) -> Result<(), String> {
     let options = Options::parse(args)?;
