@@ -29,7 +29,10 @@ pub fn run(data: &[u8]) {
         let Ok(record) = record else { break };
         let _ = check.accept(&record, 0);
         let _ = lenient.accept(&record, 0);
-        per_thread.entry(record.thread).or_default().push(record.event);
+        per_thread
+            .entry(record.thread)
+            .or_default()
+            .push(record.event);
     }
     let _ = (check.summary(), lenient.summary());
     // Re-encode what was read (ticks made monotonic per thread, as a recorder's are).
@@ -46,7 +49,10 @@ pub fn run(data: &[u8]) {
     let (_, records) = Reader::read_all(&again).expect("re-encoded trace reads back");
     let mut again_per_thread: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
     for record in records {
-        again_per_thread.entry(record.thread).or_default().push(record.event);
+        again_per_thread
+            .entry(record.thread)
+            .or_default()
+            .push(record.event);
     }
     assert_eq!(again_per_thread, per_thread, "re-encoded events differ");
 }
