@@ -99,11 +99,27 @@ pub enum Threads {
     One,
 }
 
-/// Reads, orders and checks a trace: the records in time order and the check's summary. A
-/// strict check stops at the first bad event with a message naming it; a lenient one skips
-/// bad events (and the returned records leave them out).
+/// Reads, orders and checks a trace: the records in time order. A strict check stops at the
+/// first bad event with a message naming it; a lenient one skips bad events (the returned
+/// records leave them out) and, when the file is cut short or garbled, keeps the records read
+/// before the damage (saying so on stderr): a trace of a killed process still replays.
 pub fn load(bytes: &[u8], lenient: bool) -> Result<(heapkit_trace::Header, Vec<Record>), String> {
-    let (header, records) = Reader::read_all(bytes).map_err(|e| e.to_string())?;
+    let reader = Reader::new(bytes).map_err(|e| e.to_string())?;
+    let header = *reader.header();
+    let mut records = Vec::new();
+    for record in reader {
+        match record {
+            Ok(record) => records.push(record),
+            Err(error) if lenient => {
+                eprintln!(
+                    "heapkit-replay: {error}; replaying the {} events before it",
+                    records.len()
+                );
+                break;
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
     let records = in_time_order(records);
     let inherits = header.parent_pid != 0;
     let mut check = if lenient {

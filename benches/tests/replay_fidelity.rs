@@ -148,3 +148,32 @@ fn the_shipped_sqlite_trace_replays_exactly() {
     assert!(output.status.success(), "gzip -dc {path}");
     check_fidelity(&output.stdout);
 }
+
+#[test]
+fn a_cut_trace_is_refused_strictly_and_its_whole_part_replayed_leniently() {
+    let mut writer = TraceWriter::new(&Header::monotonic_ns(1, 0), 256);
+    for id in 1..=200u64 {
+        writer.push(0, &Event::new(Kind::Malloc, id, 64, id));
+    }
+    let bytes = writer.finish();
+    let cut = &bytes[..bytes.len() - 5];
+    let error = replay::load(cut, false).unwrap_err();
+    assert!(
+        error.contains("truncated") && error.starts_with("event "),
+        "{error}"
+    );
+    let (_, records) = replay::load(cut, true).expect("lenient");
+    assert!(
+        !records.is_empty() && records.len() < 200,
+        "{}",
+        records.len()
+    );
+    let mut writer = TraceWriter::new(&Header::monotonic_ns(1, 0), 256);
+    writer.push(0, &Event::new(Kind::Malloc, 1, 8, 0));
+    writer.push(0, &Event::new(Kind::Free, 2, 0, 1));
+    let bytes = writer.finish();
+    let error = replay::load(&bytes, false).unwrap_err();
+    assert_eq!(error, "event 1: free or realloc of unknown id 2");
+    let (_, records) = replay::load(&bytes, true).expect("lenient");
+    assert_eq!(records.len(), 1);
+}

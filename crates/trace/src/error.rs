@@ -79,7 +79,13 @@ impl fmt::Display for ErrorKind {
 
 impl fmt::Display for TraceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let about_objects = matches!(
+            self.kind,
+            ErrorKind::UnknownId(_) | ErrorKind::FreedId(_) | ErrorKind::LiveId(_)
+        );
         match self.event_index {
+            // A lifetime error is about the event, wherever its bytes were.
+            Some(index) if about_objects => write!(f, "event {index}: {}", self.kind),
             Some(index) => write!(f, "event {index} (byte {}): {}", self.offset, self.kind),
             None => write!(f, "byte {}: {}", self.offset, self.kind),
         }
