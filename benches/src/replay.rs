@@ -28,16 +28,13 @@ pub static HEAPKIT_TCACHE_BINS: heapkit_tcache::ThreadCache<heapkit_bins::Locked
 /// The replay-only allocator's name.
 pub const TCACHE_BINS_NAME: &str = "heapkit-tcache-bins";
 
-/// Every allocator a replay runs, in report order.
-pub const ALLOCATORS: [&str; 7] = [
-    "system",
-    "mimalloc",
-    "jemalloc",
-    "heapkit",
-    "heapkit-slab",
-    "heapkit-bins",
-    TCACHE_BINS_NAME,
-];
+/// Every allocator a replay runs, in report order: the benchmarks' general-purpose ones and
+/// [`TCACHE_BINS_NAME`].
+pub fn allocator_names() -> impl Iterator<Item = &'static str> {
+    crate::allocators::NAMES
+        .into_iter()
+        .chain([TCACHE_BINS_NAME])
+}
 
 /// Points of the live-bytes and RSS curves.
 const CURVE_POINTS: u64 = 400;

@@ -6,29 +6,17 @@
 
 use crate::bench::{run_checked, step};
 use indicatif::{ProgressBar, ProgressStyle};
-use plotters::prelude::*;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Every allocator a replay runs by default (heapkit-replay's list).
-const ALLOCATORS: [&str; 7] = [
-    "system",
-    "mimalloc",
-    "jemalloc",
-    "heapkit",
-    "heapkit-slab",
-    "heapkit-bins",
-    "heapkit-tcache-bins",
-];
 
 /// The command line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// The traces.
     pub traces: Vec<PathBuf>,
-    /// The allocators, in order.
+    /// The allocators, in order (empty: every one `heapkit-replay list` names).
     pub allocators: Vec<String>,
     /// `original` or `1`.
     pub threads: String,
@@ -42,7 +30,6 @@ impl Options {
     /// Parses the arguments after `replay`.
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut options = Options {
-            allocators: ALLOCATORS.iter().map(|a| a.to_string()).collect(),
             threads: "original".into(),
             ..Options::default()
         };
@@ -54,16 +41,6 @@ impl Options {
                         .next()
                         .ok_or("--allocators needs a comma-separated list")?;
                     options.allocators = list.split(',').map(str::to_string).collect();
-                    if let Some(bad) = options
-                        .allocators
-                        .iter()
-                        .find(|a| !ALLOCATORS.contains(&a.as_str()))
-                    {
-                        return Err(format!(
-                            "unknown allocator {bad:?} (known: {})",
-                            ALLOCATORS.join(", ")
-                        ));
-                    }
                 }
                 "--threads" => {
                     let value = args.next().ok_or("--threads needs `original` or `1`")?;
@@ -160,6 +137,28 @@ fn json_of(binary: &Path, args: &[String]) -> Result<Value, String> {
     serde_json::from_slice(&output.stdout).map_err(|e| format!("heapkit-replay's output: {e}"))
 }
 
+/// The allocators to run: those asked for, each checked against `heapkit-replay list`, or all.
+fn resolve_allocators(binary: &Path, asked: &[String]) -> Result<Vec<String>, String> {
+    let output = Command::new(binary)
+        .arg("list")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let known: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    if asked.is_empty() {
+        return Ok(known);
+    }
+    match asked.iter().find(|a| !known.contains(a)) {
+        Some(bad) => Err(format!(
+            "unknown allocator {bad:?} (known: {})",
+            known.join(", ")
+        )),
+        None => Ok(asked.to_vec()),
+    }
+}
+
 /// Replays every trace through every allocator; returns results.json's value.
 pub fn measure(
     binary: &Path,
@@ -167,6 +166,8 @@ pub fn measure(
     dir: &Path,
     bar: &ProgressBar,
 ) -> Result<Value, String> {
+    let allocators = resolve_allocators(binary, &options.allocators)?;
+    bar.inc_length((options.traces.len() * allocators.len()) as u64);
     let mut traces = Vec::new();
     for path in &options.traces {
         let name = trace_name(path);
@@ -177,7 +178,7 @@ pub fn measure(
         args.extend(options.flags());
         let stats = json_of(binary, &args)?;
         let mut results = Vec::new();
-        for allocator in &options.allocators {
+        for allocator in &allocators {
             step(bar, format!("replay {name}: {allocator}"));
             let mut args = vec!["run".to_string(), allocator.clone(), file_arg.clone()];
             args.extend(options.flags());
@@ -284,9 +285,8 @@ fn advice(trace: &Value) -> String {
     out
 }
 
-/// RSS (per allocator) and live bytes against the operation index.
+/// RSS (per allocator) and live bytes, in MiB, against the operation index.
 fn plot(path: &Path, trace: &Value) -> Result<(), String> {
-    let fail = |e: String| format!("cannot draw {}: {e}", path.display());
     let curve = |v: &Value| -> Vec<(f64, f64)> {
         v.as_array()
             .into_iter()
@@ -302,54 +302,11 @@ fn plot(path: &Path, trace: &Value) -> Result<(), String> {
         let name = format!("RSS {}", r["allocator"].as_str().unwrap_or("?"));
         series.push((name, curve(&r["rss_curve"])));
     }
-    let x_max = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|p| p.0))
-        .fold(1.0, f64::max);
-    let y_max = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|p| p.1))
-        .fold(0.1, f64::max);
-    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "{}: RSS and live bytes",
-                trace["trace"].as_str().unwrap_or("")
-            ),
-            ("sans-serif", 20),
-        )
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max * 1.1)
-        .map_err(|e| fail(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("operation index")
-        .y_desc("MiB")
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    for (index, (name, points)) in series.iter().enumerate() {
-        let colour = Palette99::pick(index).to_rgba();
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                colour.stroke_width(2),
-            ))
-            .map_err(|e| fail(e.to_string()))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], colour));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))
+    let title = format!(
+        "{}: RSS and live bytes",
+        trace["trace"].as_str().unwrap_or("")
+    );
+    crate::plots::lines(path, &title, ("operation index", "MiB"), &series)
 }
 
 /// Writes report.md and the SVGs into `dir`; returns the terminal summary.
@@ -407,7 +364,6 @@ pub fn for_bench(
 ) -> Result<(String, String), String> {
     let options = Options {
         traces: shipped_traces(workspace, bench.quick),
-        allocators: ALLOCATORS.iter().map(|a| a.to_string()).collect(),
         threads: "original".into(),
         ..Options::default()
     };
@@ -451,7 +407,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let dir = workspace.target.join("heapkit-report").join("replay");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let binary = build(&workspace)?;
-    let bar = ProgressBar::new((options.traces.len() * options.allocators.len()) as u64);
+    let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -491,7 +447,6 @@ mod tests {
         assert_eq!(options.threads, "1");
         assert!(parse(&[]).is_err());
         assert!(parse(&["a.trace", "--threads", "2"]).is_err());
-        assert!(parse(&["a.trace", "--allocators", "tcmalloc"]).is_err());
         assert!(parse(&["a.trace", "--fast"]).is_err());
         assert_eq!(
             trace_name(Path::new("x/python-json.trace.gz")),

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     }
     let result = match positional.as_slice() {
         ["list"] => {
-            for name in replay::ALLOCATORS {
+            for name in replay::allocator_names() {
                 println!("{name}");
             }
             return ExitCode::SUCCESS;
