@@ -1,7 +1,7 @@
 //! `cargo run -p heapkit-trace --example trace-summary -- TRACE...`: per file, the events by
 //! kind, the threads, bytes per event, and the lifetime check's verdict.
 
-use heapkit_trace::{Kind, LifetimeCheck, Reader};
+use heapkit_trace::{in_time_order, Kind, LifetimeCheck, Reader};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
@@ -25,13 +25,12 @@ fn main() -> ExitCode {
 }
 
 fn summarise(path: &str, bytes: &[u8]) -> Result<(), heapkit_trace::TraceError> {
-    let reader = Reader::new(bytes)?;
-    let header = *reader.header();
+    let (header, records) = Reader::read_all(bytes)?;
     let mut check = LifetimeCheck::new(header.parent_pid != 0);
     let mut by_kind = [0u64; Kind::ALL.len()];
     let mut threads = BTreeSet::new();
-    for record in reader {
-        let record = record?;
+    // Threads' chunks are in flush order in the file: merge them in time order first.
+    for record in in_time_order(records) {
         check.accept(&record, 0)?;
         by_kind[record.event.kind as usize - 1] += 1;
         threads.insert(record.thread);
