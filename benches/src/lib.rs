@@ -15,6 +15,9 @@
 //!   one JSON line: per-operation [`latency`] histograms, or [`rss`] after a mixed workload.
 //! - **clock** ([`clock`]): what a latency sample is read from (the invariant TSC, else
 //!   `CLOCK_MONOTONIC`), with its measured resolution (smallest step) and overhead.
+//! - **replay** ([`replay`], `src/bin/heapkit-replay.rs`): a recorded allocation trace run
+//!   through one allocator per process, with the trace's own figures ([`trace_advice`]: the
+//!   seed article's advice, measured); `cargo xtask replay` runs them all.
 //! - **benchmark id**: `workload/allocator/parameter`, criterion's group / function / value;
 //!   the xtask's report lines up rows with the same workload and parameter.
 //!
@@ -31,9 +34,11 @@ pub mod allocators;
 pub mod arena;
 pub mod clock;
 pub mod latency;
+pub mod replay;
 pub mod rng;
 pub mod rss;
 pub mod threads;
+pub mod trace_advice;
 pub mod workloads;
 
 /// Criterion settings shared by the suites: short enough that the default `cargo xtask

@@ -162,6 +162,8 @@ fn build(workspace: &crate::Workspace, suites: &[(String, String)]) -> Result<()
                 BENCH_PACKAGE,
                 "--bin",
                 "heapkit-probe",
+                "--bin",
+                "heapkit-replay",
             ])
             .current_dir(&workspace.root),
     )
@@ -281,6 +283,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     );
     write_json(&report_dir.join("os_level.json"), &os_level)?;
     time("OS-facing", &mut timings);
+    let replays = crate::replay::for_bench(&workspace, &options, &bar);
+    time("replays", &mut timings);
     bar.finish_and_clear();
     // What `cargo xtask report` needs to describe this run when it rewrites the report.
     write_json(
@@ -290,7 +294,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(name) = &options.save_baseline {
         save_baseline(&report_dir, name)?;
     }
-    let summary = crate::report::write_from_target(&options)?;
+    let (replay_summary, replay_section) = replays?;
+    let summary = crate::report::write_from_target(&options)? + &replay_summary;
+    crate::replay::append_section(&workspace, &replay_section)?;
     crate::print_summary(&summary);
     eprintln!(
         "xtask bench: done in {:.0} s ({}; criterion log: {})",

@@ -5,6 +5,9 @@
 //!   `--all-crates` also every crate's own), the latency and RSS probes, the C-level
 //!   `LD_PRELOAD` benchmark and the OS-facing workloads (`benches/c/stress.c`), then writes `target/heapkit-report/report.md`, `results.json`
 //!   and SVG plots and prints the summary tables.
+//! - `cargo xtask replay TRACE... [--allocators LIST] [--threads original|1] [--lenient]
+//!   [--no-touch]` replays recorded allocation traces (`HEAPKIT_TRACE`) through every allocator
+//!   into `target/heapkit-report/replay/`.
 //! - `cargo xtask miri [-p CRATE]...` runs the Miri-capable crates' tests under Miri on the
 //!   nightly toolchain, installing the `miri` and `rust-src` components when they are missing.
 //! - `cargo xtask asan [-p CRATE]... [-- TEST-ARGS]` runs the allocator crates' tests under
@@ -28,6 +31,7 @@ mod fuzz;
 mod miri;
 mod plots;
 mod probes;
+mod replay;
 mod report;
 mod stress;
 
@@ -35,6 +39,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME] [--all-crates]
+  cargo xtask replay TRACE... [--allocators LIST] [--threads original|1] [--lenient] [--no-touch]
   cargo xtask miri [-p CRATE]...
   cargo xtask asan [-p CRATE]... [-- TEST-ARGS]   (tests under AddressSanitizer, nightly)
   cargo xtask fuzz [--seconds N] [--sanitizer NAME] [TARGET]...   (cargo-fuzz targets in fuzz/, nightly)
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
+        Some("replay") => replay::run(&args[1..]),
         Some("miri") => miri::run(&args[1..]),
         Some("asan") => asan::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),

@@ -2,7 +2,8 @@
 //!
 //! - grouped bars: one group per category (a workload's parameter, or an allocator), one
 //!   bar per series, so allocators stand side by side;
-//! - CDFs: latency distributions on a logarithmic time axis, one line per allocator.
+//! - CDFs: latency distributions on a logarithmic time axis, one line per allocator;
+//! - lines: curves on linear axes (a replay's RSS and live bytes against the operation index).
 
 use plotters::prelude::*;
 use std::path::Path;
@@ -148,6 +149,52 @@ pub fn cdf(path: &Path, title: &str, series: &[(String, Vec<(f64, f64)>)]) -> Re
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| fail(e.to_string()))?;
+    root.present().map_err(|e| fail(e.to_string()))
+}
+
+/// Lines on linear axes from 0: one per series of `(x, y)` points.
+pub fn lines(
+    path: &Path,
+    title: &str,
+    (x_desc, y_desc): (&str, &str),
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), String> {
+    let fail = fail(path);
+    let points = || series.iter().flat_map(|(_, p)| p.iter());
+    let x_max = points().map(|p| p.0).fold(1.0, f64::max);
+    let y_max = points().map(|p| p.1).fold(0.1, f64::max);
+    let root = SVGBackend::new(path, SIZE_PX).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max * 1.1)
+        .map_err(|e| fail(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()
+        .map_err(|e| fail(e.to_string()))?;
+    for (index, (name, points)) in series.iter().enumerate() {
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                colour(index).stroke_width(2),
+            ))
+            .map_err(|e| fail(e.to_string()))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], colour(index)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|e| fail(e.to_string()))?;
     root.present().map_err(|e| fail(e.to_string()))

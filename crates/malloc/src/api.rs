@@ -1,6 +1,7 @@
 //! The C library's allocation functions, with glibc's documented behaviour.
 
 use crate::heap::{self, out_of_memory, set_errno};
+use crate::trace_hooks::{self as trace, Kind};
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 use heapkit_core::{align_up, MAX_ALIGN_BYTES, WORD_BYTES};
@@ -14,6 +15,10 @@ fn page_bytes() -> usize {
 /// pointer. NULL with `errno = ENOMEM` on failure.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    // The trace's test comes first and leaves the fast path as it was (see trace_hooks.rs).
+    if trace::on() {
+        return trace::malloc_traced(size).cast();
+    }
     heap::allocate_default_aligned(size).cast()
 }
 
@@ -21,7 +26,11 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
     match count.checked_mul(size) {
-        Some(total) => heap::allocate(total, MAX_ALIGN_BYTES, true).cast(),
+        Some(total) => {
+            let block = heap::allocate(total, MAX_ALIGN_BYTES, true);
+            trace::created(Kind::Calloc, block, total, MAX_ALIGN_BYTES);
+            block.cast()
+        }
         None => out_of_memory().cast(),
     }
 }
@@ -32,6 +41,10 @@ pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
 /// `ptr` is NULL or a live block from this allocator.
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    if trace::on() {
+        // SAFETY: forwarded from the caller.
+        return unsafe { trace::free_traced(ptr.cast()) };
+    }
     // SAFETY: forwarded from the caller.
     unsafe { heap::free(ptr.cast()) }
 }
@@ -42,6 +55,7 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 /// As for [`free`].
 #[no_mangle]
 pub unsafe extern "C" fn cfree(ptr: *mut c_void) {
+    trace::freed(Kind::Free, ptr.cast());
     // SAFETY: forwarded from the caller.
     unsafe { heap::free(ptr.cast()) }
 }
@@ -58,12 +72,16 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         return malloc(size);
     };
     if size == 0 {
+        trace::freed(Kind::Free, block.as_ptr());
         // SAFETY: a live block, freed once.
         unsafe { heap::free(block.as_ptr()) };
         return ptr::null_mut();
     }
+    let token = trace::realloc_begin(block.as_ptr());
     // SAFETY: a live block and a non-zero size.
-    unsafe { heap::reallocate(block, size).cast() }
+    let new = unsafe { heap::reallocate(block, size) };
+    trace::realloc_end(token, block.as_ptr(), new, size);
+    new.cast()
 }
 
 /// `reallocarray(ptr, count, size)`: `realloc` with an overflow check on `count * size`.
@@ -91,6 +109,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     }
     let saved_errno = errno();
     let block = heap::allocate(size, align, false);
+    trace::created(Kind::Aligned, block, size, align);
     set_errno(saved_errno);
     if block.is_null() {
         return libc::ENOMEM;
@@ -105,6 +124,13 @@ fn errno() -> i32 {
     unsafe { *libc::__errno_location() }
 }
 
+/// The memalign family's allocation, recorded as one `aligned` event.
+fn aligned(size: usize, align: usize) -> *mut u8 {
+    let block = heap::allocate(size, align, false);
+    trace::created(Kind::Aligned, block, size, align);
+    block
+}
+
 /// The alignment glibc's `memalign` family uses for a requested `align`: a non-power-of-two is
 /// rounded up to the next power of two (NULL with `EINVAL` when that overflows).
 fn memalign_alignment(align: usize) -> Option<usize> {
@@ -115,7 +141,7 @@ fn memalign_alignment(align: usize) -> Option<usize> {
 #[no_mangle]
 pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
     match memalign_alignment(align) {
-        Some(align) => heap::allocate(size, align, false).cast(),
+        Some(align) => aligned(size, align).cast(),
         None => {
             set_errno(libc::EINVAL);
             ptr::null_mut()
@@ -132,14 +158,14 @@ pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
 /// `valloc(size)`: page-aligned.
 #[no_mangle]
 pub extern "C" fn valloc(size: usize) -> *mut c_void {
-    heap::allocate(size, page_bytes(), false).cast()
+    aligned(size, page_bytes()).cast()
 }
 
 /// `pvalloc(size)`: page-aligned, the size rounded up to whole pages.
 #[no_mangle]
 pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     match align_up(size.max(1), page_bytes()) {
-        Some(rounded) => heap::allocate(rounded, page_bytes(), false).cast(),
+        Some(rounded) => aligned(rounded, page_bytes()).cast(),
         None => out_of_memory().cast(),
     }
 }

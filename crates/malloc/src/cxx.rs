@@ -7,11 +7,12 @@
 //! (`std::terminate` on an uncaught `bad_alloc`). The `nothrow` forms return NULL.
 
 use crate::heap;
+use crate::trace_hooks::{self as trace, Kind};
 use core::ffi::c_void;
 use heapkit_core::MAX_ALIGN_BYTES;
 
-fn new_or_abort(size: usize, align: usize) -> *mut c_void {
-    let block = heap::allocate(size, align, false);
+fn new_or_abort(kind: Kind, size: usize, align: usize) -> *mut c_void {
+    let block = new_or_null(kind, size, align);
     if block.is_null() {
         heapkit_core::fatal(
             "heapkit-malloc",
@@ -22,13 +23,16 @@ fn new_or_abort(size: usize, align: usize) -> *mut c_void {
     block.cast()
 }
 
-fn new_or_null(size: usize, align: usize) -> *mut c_void {
-    heap::allocate(size, align, false).cast()
+fn new_or_null(kind: Kind, size: usize, align: usize) -> *mut c_void {
+    let block = heap::allocate(size, align, false);
+    trace::created(kind, block, size, align);
+    block.cast()
 }
 
 /// # Safety
 /// `ptr` is NULL or a live block from this allocator.
-unsafe fn delete(ptr: *mut c_void) {
+unsafe fn delete(kind: Kind, ptr: *mut c_void) {
+    trace::freed(kind, ptr.cast());
     // SAFETY: forwarded from the caller.
     unsafe { heap::free(ptr.cast()) }
 }
@@ -38,7 +42,7 @@ unsafe fn delete(ptr: *mut c_void) {
 ///
 /// # Safety
 /// `ptr` is NULL or a live block from this allocator.
-unsafe fn delete_sized(ptr: *mut c_void, size: usize, align: usize) {
+unsafe fn delete_sized(kind: Kind, ptr: *mut c_void, size: usize, align: usize) {
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller.
     if !ptr.is_null() && !unsafe { size_fits_block(ptr.cast(), size, align) } {
@@ -50,7 +54,7 @@ unsafe fn delete_sized(ptr: *mut c_void, size: usize, align: usize) {
     }
     let _ = (size, align);
     // SAFETY: forwarded from the caller.
-    unsafe { delete(ptr) }
+    unsafe { delete(kind, ptr) }
 }
 
 /// Whether `size` (at `align`) could be the size `new` was given for the live block at `ptr`:
@@ -91,7 +95,7 @@ macro_rules! operators_new {
 }
 
 macro_rules! operators_delete {
-    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {$(
+    ($($name:ident($($arg:ident: $ty:ty),*) => $kind:ident;)*) => {$(
         #[doc = concat!("C++ `", stringify!($name), "`.")]
         ///
         /// # Safety
@@ -99,25 +103,25 @@ macro_rules! operators_delete {
         #[no_mangle]
         pub unsafe extern "C" fn $name(ptr: *mut c_void, $(_: $ty),*) {
             // SAFETY: forwarded from the caller.
-            unsafe { delete(ptr) }
+            unsafe { delete(Kind::$kind, ptr) }
         }
     )*};
 }
 
 operators_new! {
-    _Znwm(size: usize) => new_or_abort(size, MAX_ALIGN_BYTES);
-    _Znam(size: usize) => new_or_abort(size, MAX_ALIGN_BYTES);
-    _ZnwmRKSt9nothrow_t(size: usize, _nothrow: *const c_void) => new_or_null(size, MAX_ALIGN_BYTES);
-    _ZnamRKSt9nothrow_t(size: usize, _nothrow: *const c_void) => new_or_null(size, MAX_ALIGN_BYTES);
-    _ZnwmSt11align_val_t(size: usize, align: usize) => new_or_abort(size, align);
-    _ZnamSt11align_val_t(size: usize, align: usize) => new_or_abort(size, align);
-    _ZnwmSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _nothrow: *const c_void) => new_or_null(size, align);
-    _ZnamSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _nothrow: *const c_void) => new_or_null(size, align);
+    _Znwm(size: usize) => new_or_abort(Kind::New, size, MAX_ALIGN_BYTES);
+    _Znam(size: usize) => new_or_abort(Kind::NewArray, size, MAX_ALIGN_BYTES);
+    _ZnwmRKSt9nothrow_t(size: usize, _nothrow: *const c_void) => new_or_null(Kind::New, size, MAX_ALIGN_BYTES);
+    _ZnamRKSt9nothrow_t(size: usize, _nothrow: *const c_void) => new_or_null(Kind::NewArray, size, MAX_ALIGN_BYTES);
+    _ZnwmSt11align_val_t(size: usize, align: usize) => new_or_abort(Kind::New, size, align);
+    _ZnamSt11align_val_t(size: usize, align: usize) => new_or_abort(Kind::NewArray, size, align);
+    _ZnwmSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _nothrow: *const c_void) => new_or_null(Kind::New, size, align);
+    _ZnamSt11align_val_tRKSt9nothrow_t(size: usize, align: usize, _nothrow: *const c_void) => new_or_null(Kind::NewArray, size, align);
 }
 
 /// C++ sized `delete` (`_ZdlPvm`, `_ZdaPvm`) and sized aligned `delete`.
 macro_rules! operators_delete_sized {
-    ($($name:ident($size:ident: usize $(, $align:ident: usize)?) => $align_value:expr;)*) => {$(
+    ($($name:ident($size:ident: usize $(, $align:ident: usize)?) => $kind:ident, $align_value:expr;)*) => {$(
         #[doc = concat!("C++ `", stringify!($name), "`.")]
         ///
         /// # Safety
@@ -125,7 +129,7 @@ macro_rules! operators_delete_sized {
         #[no_mangle]
         pub unsafe extern "C" fn $name(ptr: *mut c_void, $size: usize $(, $align: usize)?) {
             // SAFETY: forwarded from the caller.
-            unsafe { delete_sized(ptr, $size, $align_value) }
+            unsafe { delete_sized(Kind::$kind, ptr, $size, $align_value) }
         }
     )*};
 }
@@ -135,19 +139,19 @@ macro_rules! operators_delete_sized {
 // new/delete pair into heap corruption instead of a correct free. The hardened build checks
 // the size against the block (and stops on a mismatch) before it frees.
 operators_delete_sized! {
-    _ZdlPvm(size: usize) => MAX_ALIGN_BYTES;
-    _ZdaPvm(size: usize) => MAX_ALIGN_BYTES;
-    _ZdlPvmSt11align_val_t(size: usize, align: usize) => align;
-    _ZdaPvmSt11align_val_t(size: usize, align: usize) => align;
+    _ZdlPvm(size: usize) => Delete, MAX_ALIGN_BYTES;
+    _ZdaPvm(size: usize) => DeleteArray, MAX_ALIGN_BYTES;
+    _ZdlPvmSt11align_val_t(size: usize, align: usize) => Delete, align;
+    _ZdaPvmSt11align_val_t(size: usize, align: usize) => DeleteArray, align;
 }
 
 operators_delete! {
-    _ZdlPv();
-    _ZdaPv();
-    _ZdlPvRKSt9nothrow_t(nothrow: *const c_void);
-    _ZdaPvRKSt9nothrow_t(nothrow: *const c_void);
-    _ZdlPvSt11align_val_t(align: usize);
-    _ZdaPvSt11align_val_t(align: usize);
-    _ZdlPvSt11align_val_tRKSt9nothrow_t(align: usize, nothrow: *const c_void);
-    _ZdaPvSt11align_val_tRKSt9nothrow_t(align: usize, nothrow: *const c_void);
+    _ZdlPv() => Delete;
+    _ZdaPv() => DeleteArray;
+    _ZdlPvRKSt9nothrow_t(nothrow: *const c_void) => Delete;
+    _ZdaPvRKSt9nothrow_t(nothrow: *const c_void) => DeleteArray;
+    _ZdlPvSt11align_val_t(align: usize) => Delete;
+    _ZdaPvSt11align_val_t(align: usize) => DeleteArray;
+    _ZdlPvSt11align_val_tRKSt9nothrow_t(align: usize, nothrow: *const c_void) => Delete;
+    _ZdaPvSt11align_val_tRKSt9nothrow_t(align: usize, nothrow: *const c_void) => DeleteArray;
 }

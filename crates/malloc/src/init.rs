@@ -11,6 +11,8 @@
 //! - `HEAPKIT_BACKGROUND_PURGE=1`: start the background purger thread (`purger.rs`).
 //! - `HEAPKIT_PROF=1`, `HEAPKIT_PROF_SAMPLE_BYTES=N`, `HEAPKIT_PROF_DUMP=path`: heap profiling
 //!   (`prof.rs`).
+//! - `HEAPKIT_TRACE=path` (feature `trace`): record every allocation call into `path` (`%p` is
+//!   the pid), see `trace.rs`.
 //!
 //! Nothing here is needed before the first `malloc`: the heap is a `const`-built static. The
 //! constructor only adds behaviour on top, so a `malloc` the loader makes before it runs is
@@ -119,6 +121,8 @@ extern "C" fn print_stats_at_exit() {
 }
 
 extern "C" fn before_fork() {
+    #[cfg(feature = "trace")]
+    crate::trace::before_fork();
     HEAP.lock_for_fork();
 }
 
@@ -137,6 +141,8 @@ extern "C" fn after_fork_in_child() {
     // SAFETY: the child of `fork`, on its only thread, inside no allocator call, before it can
     // start a thread: the contract of `reset_slots_after_fork`.
     unsafe { heapkit::tcache::reset_slots_after_fork() };
+    #[cfg(feature = "trace")]
+    crate::trace::after_fork_in_child();
 }
 
 extern "C" fn on_load() {
@@ -160,6 +166,10 @@ extern "C" fn on_load() {
         format_args!("{DEFAULT_PURGE_THRESHOLD_BYTES} bytes"),
         |bytes| HEAP.set_purge_threshold_bytes(usize::try_from(bytes).unwrap_or(usize::MAX)),
     );
+    #[cfg(feature = "trace")]
+    if let Some(template) = env_value(c"HEAPKIT_TRACE") {
+        crate::trace::start(template);
+    }
     // Last, with the delay set and no heapkit lock held: `pthread_create` may call `malloc`.
     if switch_option(c"HEAPKIT_BACKGROUND_PURGE") {
         crate::purger::start();

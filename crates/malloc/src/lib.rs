@@ -27,6 +27,8 @@
 //!               report.rs + sink.rs: the statistics and the XML, formatted on the stack
 //!               zero_size.rs: `hardened` only: zero-size blocks in an inaccessible region
 //!               prof.rs: heap profiling (HEAPKIT_PROF, heapkit_prof_dump; include/heapkit.h)
+//!               trace.rs, trace_ids.rs, trace_clock.rs: the allocation trace recorder (HEAPKIT_TRACE, feature
+//!               `trace`), called through trace_hooks.rs
 //! ```
 
 mod api;
@@ -42,3 +44,10 @@ mod report;
 mod sink;
 #[cfg(feature = "hardened")]
 mod zero_size;
+#[cfg(feature = "trace")]
+mod trace;
+#[cfg(feature = "trace")]
+mod trace_clock;
+mod trace_hooks;
+#[cfg(feature = "trace")]
+mod trace_ids;

@@ -5,6 +5,7 @@ pub mod bump;
 pub mod fixed;
 pub mod slab;
 pub mod tcache;
+pub mod trace;
 
 /// A target's entry point: runs one input.
 pub type Run = fn(&[u8]);
@@ -16,4 +17,5 @@ pub const ALL: &[(&str, Run)] = &[
     ("tcache", tcache::run),
     ("bump", bump::run),
     ("fixed", fixed::run),
+    ("trace", trace::run),
 ];

@@ -1,0 +1,141 @@
+//! The chunk encoder: one thread's events into a caller's buffer, never allocating, never
+//! panicking, so that a malloc can call it on its own allocation paths.
+//!
+//! The buffer starts with [`CHUNK_HEADER_MAX_BYTES`] of room for the chunk header, which is only
+//! known when the chunk ends (its event count and length): [`ChunkEncoder::finish`] writes the
+//! header right before the payload, so that the whole chunk is one contiguous slice — one
+//! `write` on an `O_APPEND` file, which chunks of other threads cannot split.
+
+use crate::event::{Event, ALIGN_FLAG};
+use crate::varint::{encode_uleb, zigzag, ULEB_MAX_BYTES};
+use crate::CHUNK_MARKER;
+
+/// The largest chunk header: the marker and five ulebs.
+pub const CHUNK_HEADER_MAX_BYTES: usize = 1 + 5 * ULEB_MAX_BYTES;
+/// The largest event: tag, `dt`, size, alignment byte, id delta.
+pub const EVENT_MAX_BYTES: usize = 1 + ULEB_MAX_BYTES + ULEB_MAX_BYTES + 1 + ULEB_MAX_BYTES;
+
+/// The buffer cannot take another event: [`ChunkEncoder::finish`] it and start again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Full;
+
+/// The state of one chunk being encoded into a buffer the caller owns. It lives beside the
+/// buffer (heapkit-malloc keeps both in one mapping per thread).
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkEncoder {
+    thread: u64,
+    base_ticks: u64,
+    base_id: u64,
+    last_ticks: u64,
+    last_new: u64,
+    events: u64,
+    /// End of the payload in the buffer (the payload starts at `CHUNK_HEADER_MAX_BYTES`).
+    end: usize,
+}
+
+impl ChunkEncoder {
+    /// An encoder for thread number `thread`, with no events yet.
+    pub const fn new(thread: u64) -> ChunkEncoder {
+        ChunkEncoder {
+            thread,
+            base_ticks: 0,
+            base_id: 0,
+            last_ticks: 0,
+            last_new: 0,
+            events: 0,
+            end: CHUNK_HEADER_MAX_BYTES,
+        }
+    }
+
+    /// Events in the current chunk.
+    pub const fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Whether the current chunk has no events.
+    pub const fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// Appends `event` to the chunk in `buf`; `Full` when `buf` might not hold it (nothing is
+    /// written then). Ticks that go backwards are recorded as no time passing.
+    pub fn push(&mut self, buf: &mut [u8], event: &Event) -> Result<(), Full> {
+        let Some(room) = buf.get_mut(self.end..) else {
+            return Err(Full);
+        };
+        if room.len() < EVENT_MAX_BYTES {
+            return Err(Full);
+        }
+        if self.events == 0 {
+            self.base_ticks = event.ticks;
+            self.last_ticks = event.ticks;
+            self.base_id = self.last_new;
+        }
+        let dt = event.ticks.saturating_sub(self.last_ticks);
+        let mut at = 0;
+        let align_flag = if event.carries_align() { ALIGN_FLAG } else { 0 };
+        room[0] = event.kind as u8 | align_flag;
+        at += 1;
+        at += put(&mut room[at..], dt);
+        if event.kind.creates() {
+            at += put(&mut room[at..], event.size);
+            if align_flag != 0 {
+                room[at] = event.align_log2.min(63);
+                at += 1;
+            }
+            at += put(
+                &mut room[at..],
+                zigzag(event.id.wrapping_sub(self.last_new) as i64),
+            );
+            self.last_new = event.id;
+        } else {
+            at += put(
+                &mut room[at..],
+                zigzag(event.id.wrapping_sub(self.last_new) as i64),
+            );
+            if event.kind.has_size() {
+                at += put(&mut room[at..], event.size);
+            }
+        }
+        self.last_ticks = self.last_ticks.max(event.ticks);
+        self.end += at;
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Ends the chunk: writes its header right before the payload and returns the whole chunk
+    /// (empty when there were no events); the encoder starts a new chunk. `None` only when `buf`
+    /// is not the buffer the events went into (shorter than they need).
+    pub fn finish<'b>(&mut self, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+        if self.events == 0 {
+            return Some(&[]);
+        }
+        let payload_bytes = (self.end - CHUNK_HEADER_MAX_BYTES) as u64;
+        let mut header = [0u8; CHUNK_HEADER_MAX_BYTES];
+        header[0] = CHUNK_MARKER;
+        let mut len = 1;
+        for value in [
+            self.thread,
+            self.base_ticks,
+            self.base_id,
+            self.events,
+            payload_bytes,
+        ] {
+            len += put(&mut header[len..], value);
+        }
+        let start = CHUNK_HEADER_MAX_BYTES - len;
+        let end = self.end;
+        let chunk = buf.get_mut(start..end)?;
+        chunk[..len].copy_from_slice(&header[..len]);
+        self.events = 0;
+        self.end = CHUNK_HEADER_MAX_BYTES;
+        Some(chunk)
+    }
+}
+
+/// Writes a uleb where the caller checked there is room ([`EVENT_MAX_BYTES`] or
+/// [`CHUNK_HEADER_MAX_BYTES`]); a short slice writes nothing rather than panicking.
+#[inline]
+fn put(out: &mut [u8], value: u64) -> usize {
+    encode_uleb(value, out).unwrap_or(0)
+}
