@@ -155,6 +155,10 @@ fn build(workspace: &crate::Workspace, suites: &[(String, String)]) -> Result<()
     for package in packages {
         cmd.args(["-p", package]);
     }
+    // Only the suites this run measures: the crate suites (LTO builds) wait for --all-crates.
+    for (_, bench) in suites {
+        cmd.args(["--bench", bench]);
+    }
     run_checked(&mut cmd)?;
     run_checked(
         Command::new(cargo())
