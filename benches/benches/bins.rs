@@ -20,7 +20,7 @@
 //!
 //! Run: `cargo bench -p heapkit-benches --bench bins`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use heapkit_bins::{Bins, Config, LockedBins};
 use heapkit_core::{GlobalAdapter, Locked};
 use heapkit_pages::MmapPages;
@@ -251,16 +251,7 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(1))
 }
 
-/// The criterion group, in a module of its own: `criterion_group!` defines a `pub fn` it
-/// cannot document, and outside the crate root that function is not public.
-mod suite {
-    use super::*;
-
-    criterion_group! {
-        name = benches;
-        config = config();
-        targets = bench_random, bench_lifo, bench_realloc, fragmentation_report
-    }
+heapkit_benches::criterion_suite! {
+    config = config();
+    targets = bench_random, bench_lifo, bench_realloc, fragmentation_report
 }
-
-criterion_main!(suite::benches);

@@ -6,7 +6,7 @@
 //! `reset`, as a per-request arena does in steady state.
 
 use allocator_api2::vec::Vec as ApiVec;
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use heapkit_bump::Arena;
 
 const ALLOCS: usize = 1_000_000;
@@ -185,20 +185,8 @@ fn alloc_zeroed(c: &mut Criterion) {
     group.finish();
 }
 
-/// The criterion group, in a module of its own: `criterion_group!` defines a `pub fn` it
-/// cannot document, and outside the crate root that function is not public.
-mod suite {
-    use super::*;
-
-    criterion_group!(
-        benches,
-        alloc_16,
-        alloc_16_hot,
-        alloc_64,
-        slices_and_strings,
-        vec_push_growth,
+heapkit_benches::criterion_suite! {
+    config = Criterion::default();
+    targets = alloc_16, alloc_16_hot, alloc_64, slices_and_strings, vec_push_growth,
         alloc_zeroed
-    );
 }
-
-criterion_main!(suite::benches);

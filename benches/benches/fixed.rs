@@ -12,7 +12,7 @@
 use core::alloc::Layout;
 use criterion::measurement::WallTime;
 use criterion::Criterion;
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId};
+use criterion::{black_box, BenchmarkGroup, BenchmarkId};
 use heapkit_bump::Arena;
 use heapkit_core::Allocator;
 use heapkit_fixed::{OnViolation, Prefault, Region, RegionLayout, StaticAllocator};
@@ -155,18 +155,9 @@ fn pairs(c: &mut Criterion) {
     group.finish();
 }
 
-/// The criterion group, in a module of its own: `criterion_group!` defines a `pub fn` it
-/// cannot document, and outside the crate root that function is not public.
-mod suite {
-    use super::*;
-
-    criterion_group! {
-        name = benches;
-        config = Criterion::default()
-            .warm_up_time(std::time::Duration::from_millis(500))
-            .measurement_time(std::time::Duration::from_secs(2));
-        targets = pairs
-    }
+heapkit_benches::criterion_suite! {
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = pairs
 }
-
-criterion_main!(suite::benches);

@@ -11,7 +11,7 @@
 //! - `purge/<threshold>`: the slab alone; 96 × 16 KiB blocks written and freed per iteration,
 //!   with purging eager (0), at 1 MiB, the default, or never — the page-fault trade-off.
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{black_box, BenchmarkId, Criterion};
 use heapkit_core::GlobalAdapter;
 use heapkit_pages::MmapPages;
 use heapkit_slab::{Slab, DEFAULT_PURGE_THRESHOLD_BYTES};
@@ -186,16 +186,7 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_millis(800))
 }
 
-/// The criterion group, in a module of its own: `criterion_group!` defines a `pub fn` it
-/// cannot document, and outside the crate root that function is not public.
-mod suite {
-    use super::*;
-
-    criterion_group! {
-        name = benches;
-        config = config();
-        targets = pairs, batches, batch_api, purge_tradeoff
-    }
+heapkit_benches::criterion_suite! {
+    config = config();
+    targets = pairs, batches, batch_api, purge_tradeoff
 }
-
-criterion_main!(suite::benches);

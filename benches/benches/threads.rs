@@ -1,6 +1,6 @@
 //! Two threads: producer/consumer (every free remote) and a larson-like server.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use heapkit_benches::allocators::{for_each, Visit};
 use heapkit_benches::threads::{
     Larson, ProducerConsumer, HANDOFF_BLOCKS, LARSON_STEPS, LARSON_THREADS,
@@ -34,16 +34,7 @@ fn threads(c: &mut Criterion) {
     for_each(&mut Suite(c));
 }
 
-/// The criterion group, in a module of its own: `criterion_group!` defines a `pub fn` it
-/// cannot document, and outside the crate root that function is not public.
-mod suite {
-    use super::*;
-
-    criterion_group! {
-        name = benches;
-        config = heapkit_benches::settings::criterion();
-        targets = threads
-    }
+heapkit_benches::criterion_suite! {
+    config = heapkit_benches::settings::criterion();
+    targets = threads
 }
-
-criterion_main!(suite::benches);

@@ -13,6 +13,8 @@
 //!   one JSON line: per-operation [`latency`] histograms, or [`rss`] after a mixed workload.
 //! - **clock** ([`clock`]): what a latency sample is read from (the invariant TSC, else
 //!   `CLOCK_MONOTONIC`), with its measured resolution (smallest step) and overhead.
+//! - **suite**: one bench target (`benches/*.rs`), its criterion group and `main` written by
+//!   [`criterion_suite!`].
 //! - **benchmark id**: `workload/allocator/parameter`, criterion's group / function / value;
 //!   the xtask's report lines up rows with the same workload and parameter.
 //!
@@ -31,6 +33,7 @@ pub mod clock;
 pub mod latency;
 pub mod rng;
 pub mod rss;
+mod suite;
 pub mod threads;
 pub mod workloads;
 

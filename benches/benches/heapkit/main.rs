@@ -12,7 +12,7 @@
 //! `cargo bench -p heapkit-benches --bench heapkit` (quick settings: sample size 20, 1 s each);
 //! `cargo xtask bench --all-crates` runs it too. Moved here from the facade crate.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::time::Duration;
@@ -93,19 +93,10 @@ fn benches(c: &mut Criterion) {
     let _ = BenchmarkId::new("", 0);
 }
 
-/// The criterion group, in a module of its own: `criterion_group!` defines a `pub fn` it
-/// cannot document, and outside the crate root that function is not public.
-mod suite {
-    use super::*;
-
-    criterion_group! {
-        name = group;
-        config = Criterion::default()
-            .sample_size(20)
-            .warm_up_time(Duration::from_millis(300))
-            .measurement_time(Duration::from_secs(1));
-        targets = benches
-    }
+heapkit_benches::criterion_suite! {
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    targets = benches
 }
-
-criterion_main!(suite::group);
