@@ -2,7 +2,7 @@
 //! freeing block by block), an arena made and dropped per request (`per_request`), and pool
 //! acquire/release (heapkit-fixed beside the same).
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use heapkit_benches::allocators::{for_each, Visit};
 use heapkit_benches::arena::{self, ARENA_OBJECTS, POOL_OBJECTS};
 use heapkit_pages::MmapPages;
@@ -96,9 +96,7 @@ fn per_request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
+heapkit_benches::criterion_suite! {
     config = heapkit_benches::settings::criterion();
     targets = arenas
 }
-criterion_main!(benches);

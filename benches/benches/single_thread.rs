@@ -1,7 +1,7 @@
 //! One thread: hot pairs per size, batches freed LIFO / FIFO / random, a random-size live set,
 //! realloc growth. Ids: `workload/allocator/parameter`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use heapkit_benches::allocators::{for_each, Visit};
 use heapkit_benches::workloads::{
     self, Batch, FreeOrder, Growth, LiveSet, BATCH_BLOCKS, HOT_PAIR_SIZES_BYTES, LIVE_SET_STEPS,
@@ -57,9 +57,7 @@ fn single_thread(c: &mut Criterion) {
     for_each(&mut Suite(c));
 }
 
-criterion_group! {
-    name = benches;
+heapkit_benches::criterion_suite! {
     config = heapkit_benches::settings::criterion();
     targets = single_thread
 }
-criterion_main!(benches);

@@ -1,6 +1,6 @@
 //! Two threads: producer/consumer (every free remote) and a larson-like server.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use heapkit_benches::allocators::{for_each, Visit};
 use heapkit_benches::threads::{
     Larson, ProducerConsumer, HANDOFF_BLOCKS, LARSON_STEPS, LARSON_THREADS,
@@ -34,9 +34,7 @@ fn threads(c: &mut Criterion) {
     for_each(&mut Suite(c));
 }
 
-criterion_group! {
-    name = benches;
+heapkit_benches::criterion_suite! {
     config = heapkit_benches::settings::criterion();
     targets = threads
 }
-criterion_main!(benches);

@@ -1,6 +1,4 @@
 #![doc = include_str!("../README.md")]
-#![deny(missing_docs)]
-#![deny(unsafe_op_in_unsafe_fn)]
 
 //! # Vocabulary
 //!
@@ -18,6 +16,8 @@
 //! - **replay** ([`replay`], `src/bin/heapkit-replay.rs`): a recorded allocation trace run
 //!   through one allocator per process, with the trace's own figures ([`trace_advice`]: the
 //!   seed article's advice, measured); `cargo xtask replay` runs them all.
+//! - **suite**: one bench target (`benches/*.rs`), its criterion group and `main` written by
+//!   [`criterion_suite!`].
 //! - **benchmark id**: `workload/allocator/parameter`, criterion's group / function / value;
 //!   the xtask's report lines up rows with the same workload and parameter.
 //!
@@ -37,6 +37,7 @@ pub mod latency;
 pub mod replay;
 pub mod rng;
 pub mod rss;
+mod suite;
 pub mod threads;
 pub mod trace_advice;
 pub mod workloads;

@@ -1,6 +1,4 @@
 #![doc = include_str!("../README.md")]
-#![deny(missing_docs)]
-#![deny(unsafe_op_in_unsafe_fn)]
 
 //! # Vocabulary
 //!

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   1 build      cargo bench --no-run -p heapkit-benches; cargo build --release --bin heapkit-probe
-//!   2 criterion  every suite in benches/ (and crates/*/benches with --all-crates)
+//!   2 criterion  every suite in benches/ (the crate suites only with --all-crates)
 //!   3 probes     heapkit-probe latency|rss NAME, one process each      -> probes.json
 //!   4 C level    benches/c/pairs.c under LD_PRELOAD, timed + callgrind -> c_level.json
 //!   5 OS-facing  benches/c/stress.c under LD_PRELOAD, time + getrusage -> os_level.json
@@ -18,6 +18,10 @@ use std::process::{Command, Stdio};
 /// The package holding the cross-crate suite and the probes.
 pub const BENCH_PACKAGE: &str = "heapkit-benches";
 
+/// The bench package's per-crate suites (one algorithm crate, or the facade, beside its peers),
+/// which the default run skips to keep within its time budget; `--all-crates` adds them.
+pub const CRATE_SUITES: [&str; 5] = ["bins", "bump", "fixed", "heapkit", "slab"];
+
 /// What the user asked `cargo xtask bench` for.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
@@ -29,8 +33,8 @@ pub struct Options {
     pub save_baseline: Option<String>,
     /// Compare this run with a named baseline.
     pub baseline: Option<String>,
-    /// Also run the crate-level suites (crates/*/benches), which the default run skips to
-    /// keep within its time budget.
+    /// Also run the crate suites ([`CRATE_SUITES`]), which the default run skips to keep
+    /// within its time budget.
     pub all_crates: bool,
 }
 
@@ -151,6 +155,10 @@ fn build(workspace: &crate::Workspace, suites: &[(String, String)]) -> Result<()
     for package in packages {
         cmd.args(["-p", package]);
     }
+    // Only the suites this run measures: the crate suites (LTO builds) wait for --all-crates.
+    for (_, bench) in suites {
+        cmd.args(["--bench", bench]);
+    }
     run_checked(&mut cmd)?;
     run_checked(
         Command::new(cargo())
@@ -221,8 +229,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let suites: Vec<(String, String)> = workspace
         .benches
         .iter()
-        .filter(|(package, _)| options.all_crates || package == BENCH_PACKAGE)
+        .filter(|(package, _)| package == BENCH_PACKAGE)
         .flat_map(|(package, benches)| benches.iter().map(move |b| (package.clone(), b.clone())))
+        .filter(|(_, bench)| options.all_crates || !CRATE_SUITES.contains(&bench.as_str()))
         .collect();
     if suites.is_empty() {
         return Err(format!(

@@ -116,12 +116,15 @@ fn programs_cargo(root: &Path, target: &Path) -> Command {
 /// compares them with the committed ones, so they cannot rot.
 pub fn check_programs(root: &Path, target: &Path) -> Result<(), String> {
     let output = programs_cargo(root, target)
-        .args(["test", "--quiet"])
+        // --locked: a lock file that no longer matches the crates' dependencies fails here,
+        // rather than being rewritten on every reader's first build.
+        .args(["test", "--quiet", "--locked"])
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !output.status.success() {
         return Err(format!(
-            "`cargo test` in docs/programs failed:\n{}{}",
+            "`cargo test --locked` in docs/programs failed (a stale lock file: refresh it with \
+             `cargo update --manifest-path docs/programs/Cargo.toml --workspace`):\n{}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         ));

@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME]
 //!   [--all-crates]` builds and runs the cross-crate criterion suite (`benches/`; with
-//!   `--all-crates` also every crate's own), the latency and RSS probes, the C-level
+//!   `--all-crates` also the per-crate suites kept there), the latency and RSS probes, the C-level
 //!   `LD_PRELOAD` benchmark and the OS-facing workloads (`benches/c/stress.c`), then writes `target/heapkit-report/report.md`, `results.json`
 //!   and SVG plots and prints the summary tables.
 //! - `cargo xtask replay TRACE... [--allocators LIST] [--threads original|1] [--lenient]
@@ -19,8 +19,6 @@
 //!   worked example), builds and tests `docs/programs`, checks the pictures are current, and
 //!   builds the HTML book with mdBook when it is installed (it installs nothing).
 //! - `cargo xtask heapmap [DIR]` re-draws the book's SVG pictures (default `docs/images`).
-
-#![deny(missing_docs)]
 
 mod asan;
 mod bench;

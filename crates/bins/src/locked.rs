@@ -28,7 +28,10 @@ pub struct LockedBins<P: PageSource> {
     inner: Locked<Bins<P>>,
 }
 
+// Checked in test builds: naming a page source here keeps heapkit-pages a dev-dependency.
+#[cfg(test)]
 static_assertions::assert_impl_all!(LockedBins<heapkit_pages::MmapPages>: Send, Sync);
+#[cfg(test)]
 static_assertions::assert_impl_all!(LockedBins<heapkit_pages::StaticPages>: Send, Sync);
 
 impl<P: PageSource> LockedBins<P> {

@@ -1,9 +1,7 @@
 //! heapkit's conformance suite, run against `Bins` (with and without fast bins).
 
 use heapkit_bins::{Bins, Config, LockedBins};
-use heapkit_core::{Counting, Locked};
-use heapkit_pages::BufferPages;
-use heapkit_tcache::ThreadCache;
+use heapkit_core::Locked;
 use heapkit_testkit::{test_pages, Suite};
 
 /// Miri interprets every byte the suite touches and every `check()` walk; its suite asks for
@@ -66,22 +64,6 @@ fn out_of_memory_with_fast_bins() {
         || test_pages(POOL_BYTES),
         |pages| Bins::with_config(pages, oom_config(Config::FAST_BINS)),
     );
-}
-
-/// The thread cache in front of the arena. `Counting` keeps the live figures: blocks the
-/// cache holds are live to the arena.
-fn cached_heap() -> Counting<ThreadCache<LockedBins<BufferPages<'static>>>> {
-    Counting::new(ThreadCache::new(LockedBins::new(test_pages(POOL_BYTES))))
-}
-
-#[test]
-fn conformance_behind_a_thread_cache() {
-    suite("tcache-over-bins").run(cached_heap);
-}
-
-#[test]
-fn threads_behind_a_thread_cache() {
-    suite("tcache-over-bins").run_threads(cached_heap);
 }
 
 #[test]

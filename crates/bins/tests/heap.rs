@@ -533,7 +533,7 @@ fn run_model_over<P: PageSource>(
 ) -> Result<(), TestCaseError> {
     let heap = Bins::with_config(source, config);
     let mut live: Vec<(NonNull<u8>, Layout, u8)> = Vec::new();
-    // SAFETY (both closures): called only on live blocks of at least `n` bytes.
+    // SAFETY: (both closures) called only on live blocks of at least `n` bytes.
     let fill = |p: NonNull<u8>, n: usize, v: u8| unsafe { p.as_ptr().write_bytes(v, n) };
     // SAFETY: as above.
     let verify = |p: NonNull<u8>, n: usize, v: u8| unsafe {

@@ -1,7 +1,5 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
-#![deny(missing_docs)]
-#![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(feature = "nightly", feature(allocator_api))]
 
 //! # Vocabulary

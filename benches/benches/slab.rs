@@ -1,7 +1,7 @@
 //! Slab<MmapPages> (through GlobalAdapter, with its class lock) against glibc (System),
 //! mimalloc and jemalloc, all called through `GlobalAlloc`, side by side in one run.
 //!
-//! `cargo bench -p heapkit-slab --bench slab`
+//! `cargo bench -p heapkit-benches --bench slab`
 //!
 //! Groups:
 //! - `pair/<size>`: one alloc + free pair (the hot path).
@@ -11,7 +11,7 @@
 //! - `purge/<threshold>`: the slab alone; 96 × 16 KiB blocks written and freed per iteration,
 //!   with purging eager (0), at 1 MiB, the default, or never — the page-fault trade-off.
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{black_box, BenchmarkId, Criterion};
 use heapkit_core::GlobalAdapter;
 use heapkit_pages::MmapPages;
 use heapkit_slab::{Slab, DEFAULT_PURGE_THRESHOLD_BYTES};
@@ -186,9 +186,7 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_millis(800))
 }
 
-criterion_group! {
-    name = benches;
+heapkit_benches::criterion_suite! {
     config = config();
     targets = pairs, batches, batch_api, purge_tradeoff
 }
-criterion_main!(benches);

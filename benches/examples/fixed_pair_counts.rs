@@ -4,7 +4,7 @@
 //! ```text
 //! for w in pool malloc arena bump static-bump; do for n in 0 1000000; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     target/release/examples/pair_counts $w $n 2>&1 | grep 'Collected'
+//!     target/release/examples/fixed_pair_counts $w $n 2>&1 | grep 'Collected'
 //! done; done
 //! ```
 //! (instructions per pair = (Ir at 1e6 - Ir at 0) / 1e6)
@@ -69,7 +69,7 @@ fn allocator_pairs<A: Allocator>(a: &A, pairs: usize) {
 }
 
 /// heapkit-bump's `Arena::alloc`, reset every `ARENA_RESET_EVERY` allocations as in
-/// benches/fixed.rs: an arena's "pair" is one allocation and its share of the reset.
+/// benches/benches/fixed.rs: an arena's "pair" is one allocation and its share of the reset.
 fn arena_allocs(allocs: usize) {
     const ARENA_RESET_EVERY: usize = 1024;
     let mut arena = heapkit_bump::Arena::new();

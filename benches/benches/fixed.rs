@@ -1,7 +1,7 @@
 //! Pool acquire+release vs System malloc+free vs heapkit-bump's arena vs the region's bump
 //! partition, side by side in one criterion group, for 16- and 64-byte objects.
 //!
-//! `cargo bench -p heapkit-fixed --bench fixed`
+//! `cargo bench -p heapkit-benches --bench fixed`
 //!
 //! Every function in the group does one object's worth of work per iteration: a pair
 //! (acquire + release, malloc + free, allocate + deallocate) or, for the arena, which has no
@@ -12,7 +12,7 @@
 use core::alloc::Layout;
 use criterion::measurement::WallTime;
 use criterion::Criterion;
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId};
+use criterion::{black_box, BenchmarkGroup, BenchmarkId};
 use heapkit_bump::Arena;
 use heapkit_core::Allocator;
 use heapkit_fixed::{OnViolation, Prefault, Region, RegionLayout, StaticAllocator};
@@ -155,11 +155,9 @@ fn pairs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group! {
-    name = benches;
+heapkit_benches::criterion_suite! {
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
     targets = pairs
 }
-criterion_main!(benches);

@@ -3,7 +3,7 @@
 //! `/proc/self/stat` (field 10, `minflt`) around each round, so they count the kernel's work
 //! (a first touch of a page costs ~1-10 us on a VM), which the time alone hides in noise.
 //!
-//! `cargo run --release -p heapkit-bump --example reset_faults [rounds] [allocs]`
+//! `cargo run --release -p heapkit-benches --example bump_reset_faults [rounds] [allocs]`
 //!
 //! The interesting line is the last rounds: a steady-state loop should fault ~0 times.
 //!

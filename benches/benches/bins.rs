@@ -18,9 +18,9 @@
 //! After the benches, a fragmentation report puts `Bins::fragmentation()` beside glibc's
 //! `mallinfo2()` for the same random workload.
 //!
-//! Run: `cargo bench -p heapkit-bins --bench bins`.
+//! Run: `cargo bench -p heapkit-benches --bench bins`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use heapkit_bins::{Bins, Config, LockedBins};
 use heapkit_core::{GlobalAdapter, Locked};
 use heapkit_pages::MmapPages;
@@ -251,9 +251,7 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(1))
 }
 
-criterion_group! {
-    name = benches;
+heapkit_benches::criterion_suite! {
     config = config();
     targets = bench_random, bench_lifo, bench_realloc, fragmentation_report
 }
-criterion_main!(benches);

@@ -1,12 +1,12 @@
 //! heapkit-bump against bumpalo, the same workload side by side in one run.
 //!
-//! `cargo bench -p heapkit-bump --bench bump` (criterion reports time per iteration; each
+//! `cargo bench -p heapkit-benches --bench bump` (criterion reports time per iteration; each
 //! group's throughput is set to the element count, so criterion also prints elements/s).
 //! Both arenas are warmed up once, so every measured round runs in one kept chunk after
 //! `reset`, as a per-request arena does in steady state.
 
 use allocator_api2::vec::Vec as ApiVec;
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{black_box, BenchmarkId, Criterion, Throughput};
 use heapkit_bump::Arena;
 
 const ALLOCS: usize = 1_000_000;
@@ -185,13 +185,8 @@ fn alloc_zeroed(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    alloc_16,
-    alloc_16_hot,
-    alloc_64,
-    slices_and_strings,
-    vec_push_growth,
-    alloc_zeroed
-);
-criterion_main!(benches);
+heapkit_benches::criterion_suite! {
+    config = Criterion::default();
+    targets = alloc_16, alloc_16_hot, alloc_64, slices_and_strings, vec_push_growth,
+        alloc_zeroed
+}

@@ -5,7 +5,7 @@
 //! chunk from `CHUNK_CACHE`; every chunk from `GLOBAL_CHUNKS`), plain `mmap` (the default
 //! before), and bumpalo.
 //!
-//! `cargo run --release -p heapkit-bump --example request_faults [requests] [row filter]`
+//! `cargo run --release -p heapkit-benches --example bump_request_faults [requests] [row filter]`
 //!
 //! Then paired timing: batches of heapkit and bumpalo requests alternate, and the median of
 //! the per-pair time ratios is printed (robust to a shared machine's load drifting).

@@ -3,7 +3,7 @@
 //! the process has threads a full bin shelves whole batches that another thread's refills take.
 //! The book's chapter 5 quotes this output.
 //!
-//! `cargo run -p heapkit-tcache --example walkthrough`
+//! `cargo run -p heapkit --example tcache_walkthrough`
 
 use core::alloc::Layout;
 use core::ptr::NonNull;

@@ -9,14 +9,14 @@
 //! - `larson`: two threads each replace random blocks of an array of 1000 (8..1024 B); between
 //!   rounds the threads swap arrays, so half the frees are of blocks another thread allocated.
 //!
-//! `cargo bench -p heapkit --bench heapkit` (quick settings: sample size 20, 1 s each).
+//! `cargo bench -p heapkit-benches --bench heapkit` (quick settings: sample size 20, 1 s each);
+//! `cargo xtask bench --all-crates` runs it too. Moved here from the facade crate.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::time::Duration;
 
-#[path = "support/workloads.rs"]
 mod workloads;
 use workloads::*;
 
@@ -93,12 +93,10 @@ fn benches(c: &mut Criterion) {
     let _ = BenchmarkId::new("", 0);
 }
 
-criterion_group! {
-    name = group;
+heapkit_benches::criterion_suite! {
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
     targets = benches
 }
-criterion_main!(group);

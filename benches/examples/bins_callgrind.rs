@@ -1,9 +1,9 @@
 //! A driver for noise-free instruction counts under callgrind: one workload, one allocator.
 //!
 //! ```text
-//! cargo build --release -p heapkit-bins --example callgrind
+//! cargo build --release -p heapkit-benches --example bins_callgrind
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     target/release/examples/callgrind <lifo|random|realloc> <who> [rounds]
+//!     target/release/examples/bins_callgrind <lifo|random|realloc> <who> [rounds]
 //! ```
 //! `who`: `bins` (`Locked<Bins>`, default config), `bins-bare` (no lock), `bins-nocache`
 //! (`Locked<Bins>` without tcache), `bins-fast` (fast bins, no tcache), `tcache-bins`
