@@ -76,7 +76,4 @@ fn locked_bins_conformance() {
 fn large_alignments() {
     use heapkit_pages::MmapPages;
     Suite::new("bins-mmap").run_large_alignments(|| Bins::new(MmapPages::new()));
-    Suite::new("tcache-over-locked-bins-mmap").run_large_alignments(|| {
-        Counting::new(ThreadCache::new(LockedBins::new(MmapPages::new())))
-    });
 }

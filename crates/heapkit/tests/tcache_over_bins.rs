@@ -27,3 +27,12 @@ fn conformance_behind_a_thread_cache() {
 fn threads_behind_a_thread_cache() {
     Suite::new("tcache-over-bins").run_threads(cached_heap);
 }
+
+#[test]
+#[cfg_attr(miri, ignore)] // mmap: a 1 GiB alignment needs the address space
+fn large_alignments_behind_a_thread_cache() {
+    use heapkit::pages::MmapPages;
+    Suite::new("tcache-over-locked-bins-mmap").run_large_alignments(|| {
+        Counting::new(ThreadCache::new(LockedBins::new(MmapPages::new())))
+    });
+}

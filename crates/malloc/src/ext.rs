@@ -164,15 +164,11 @@ mod tests {
     #[test]
     fn null_and_tiny_structs_are_refused() {
         // SAFETY: NULL is allowed.
-        assert_eq!(
-            unsafe { heapkit_stats(core::ptr::null_mut()) },
-            libc::EINVAL
-        );
+        let null_result = unsafe { heapkit_stats(core::ptr::null_mut()) };
+        assert_eq!(null_result, libc::EINVAL);
         let mut words = [4usize; 2];
         // SAFETY: two writable words.
-        assert_eq!(
-            unsafe { heapkit_stats(words.as_mut_ptr().cast()) },
-            libc::EINVAL
-        );
+        let tiny_result = unsafe { heapkit_stats(words.as_mut_ptr().cast()) };
+        assert_eq!(tiny_result, libc::EINVAL);
     }
 }

@@ -61,7 +61,12 @@ pub(crate) fn switch_option(name: &CStr) -> bool {
 
 /// Says on stderr that the option `name` was set to `value`, which `why`, and that `default`
 /// is used instead.
-pub(crate) fn report_ignored(name: &CStr, value: &[u8], why: &str, default: impl core::fmt::Display) {
+pub(crate) fn report_ignored(
+    name: &CStr,
+    value: &[u8],
+    why: &str,
+    default: impl core::fmt::Display,
+) {
     let mut text = StackMessage::new();
     let _ = writeln!(
         text,
@@ -106,7 +111,11 @@ fn parse_decimal(digits: &[u8]) -> Result<u64, NumberError> {
 
 /// Applies the numeric option `name` with `apply`, or says on stderr why its value was
 /// ignored and that `default` stays.
-pub(crate) fn apply_number_option(name: &CStr, default: impl core::fmt::Display, apply: impl FnOnce(u64)) {
+pub(crate) fn apply_number_option(
+    name: &CStr,
+    default: impl core::fmt::Display,
+    apply: impl FnOnce(u64),
+) {
     let Some(value) = env_value(name) else {
         return;
     };

@@ -40,8 +40,6 @@ mod prof;
 mod purger;
 mod report;
 mod sink;
-#[cfg(feature = "hardened")]
-mod zero_size;
 #[cfg(feature = "trace")]
 mod trace;
 #[cfg(feature = "trace")]
@@ -49,3 +47,5 @@ mod trace_clock;
 mod trace_hooks;
 #[cfg(feature = "trace")]
 mod trace_ids;
+#[cfg(feature = "hardened")]
+mod zero_size;

@@ -20,7 +20,12 @@ pub(crate) fn configure() {
     let default_mean = heapkit::prof::DEFAULT_SAMPLE_MEAN_BYTES;
     apply_number_option(c"HEAPKIT_PROF_SAMPLE_BYTES", default_mean, |mean_bytes| {
         if heapkit::prof::set_sample_mean_bytes(mean_bytes).is_err() {
-            report_ignored(c"HEAPKIT_PROF_SAMPLE_BYTES", b"0", "must be at least 1", default_mean);
+            report_ignored(
+                c"HEAPKIT_PROF_SAMPLE_BYTES",
+                b"0",
+                "must be at least 1",
+                default_mean,
+            );
         }
     });
     if !switch_option(c"HEAPKIT_PROF") {
@@ -28,7 +33,12 @@ pub(crate) fn configure() {
     }
     if let Some(path) = env_value(c"HEAPKIT_PROF_DUMP") {
         if path.is_empty() {
-            report_ignored(c"HEAPKIT_PROF_DUMP", path, "is an empty path", "no dump at exit");
+            report_ignored(
+                c"HEAPKIT_PROF_DUMP",
+                path,
+                "is an empty path",
+                "no dump at exit",
+            );
         } else if DUMP_PATH.set(path).is_ok() {
             // SAFETY: registering a plain function; it runs once at exit.
             unsafe { libc::atexit(dump_at_exit) };

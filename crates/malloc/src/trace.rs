@@ -252,14 +252,24 @@ fn open_file(parent_pid: u32) -> bool {
 /// The library constructor's part: starts recording when `HEAPKIT_TRACE` names a file.
 pub fn start(template: &[u8]) {
     if template.is_empty() || template.len() >= PATH_MAX_BYTES {
-        crate::init::report_ignored(c"HEAPKIT_TRACE", template, "is empty or longer than 1023 bytes", "no trace");
+        crate::init::report_ignored(
+            c"HEAPKIT_TRACE",
+            template,
+            "is empty or longer than 1023 bytes",
+            "no trace",
+        );
         return;
     }
     // SAFETY: the constructor runs before the program can start threads: no reader yet.
     unsafe { (&mut *PATH.0.get())[..template.len()].copy_from_slice(template) };
     clock::calibrate();
     if !trace_ids::map() || !open_file(0) {
-        crate::init::report_ignored(c"HEAPKIT_TRACE", template, "cannot open the file or map the table", "no trace");
+        crate::init::report_ignored(
+            c"HEAPKIT_TRACE",
+            template,
+            "cannot open the file or map the table",
+            "no trace",
+        );
         return;
     }
     let mut key: libc::pthread_key_t = 0;
