@@ -67,3 +67,24 @@ pub fn reclaim<T>(
     owners.release(slot);
     result
 }
+
+/// If slot `slot` is free and its entry holds a magazine, takes the slot, passes the magazine
+/// (left in place) to `look`, and frees the slot again. Returns `look`'s result, or 0 when the
+/// slot was held or had no magazine. For figures about exited threads' magazines: `look`
+/// reads the magazine while nobody else can use it.
+pub fn inspect_idle<T>(
+    owners: &Owners,
+    slot: usize,
+    entry: &AtomicPtr<T>,
+    empty: *mut T,
+    look: impl FnOnce(*mut T) -> usize,
+) -> usize {
+    debug_assert!(slot < SLOT_COUNT);
+    if entry.load(Ordering::Relaxed) == empty || !owners.try_acquire_exact(slot) {
+        return 0;
+    }
+    let magazine = entry.load(Ordering::Relaxed);
+    let result = if magazine == empty { 0 } else { look(magazine) };
+    owners.release(slot);
+    result
+}

@@ -17,7 +17,9 @@
 //!        │  DETACHED            setting up, or thread exiting ─┘ that is always null
 //!        ▼
 //!   OWNERS: Owners, [AtomicU64; SLOT_COUNT / 64]   (1 bit per slot: held or free)
-//!   EXIT_GUARD (TLS with Drop): gives the slot back at thread exit
+//!   EXIT_GUARD (TLS with Drop): gives the slot back at thread exit, then counts the exit
+//!   EXITS: AtomicUsize          exits so far; a cache that sees it move reclaims on its next
+//!                               refill (`ThreadCache::reclaim_exited`)
 //!
 //!   primary magazine word (TLS, no destructor, initial-exec like the slot word)
 //!        the primary cache's magazine for this thread, or the shared empty magazine:
@@ -146,6 +148,19 @@ static OWNERS: Owners = Owners::new();
 #[cfg(not(loom))]
 pub fn owners() -> &'static Owners {
     &OWNERS
+}
+
+/// How many threads have given a slot back at their exit (wrapping): a cache that sees the
+/// count move has idle magazines to reclaim. Written once per exit, read once per refill.
+#[cfg(not(loom))]
+static EXITS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// The number of thread exits so far that gave a slot back (wrapping). `Acquire`: a caller
+/// that sees an exit counted also sees that thread's slot free and its magazine's contents.
+#[cfg(not(loom))]
+#[inline]
+pub fn exits() -> usize {
+    EXITS.load(Ordering::Acquire)
 }
 
 #[cfg(not(loom))]
@@ -358,6 +373,8 @@ impl Drop for ExitGuard {
         thread_slot::set_primary_magazine(crate::magazine::empty_magazine());
         if slot < SLOT_COUNT {
             release(slot);
+            // After the release, so that a cache that sees this count finds the slot free.
+            EXITS.fetch_add(1, Ordering::Release);
         }
     }
 }
