@@ -282,10 +282,11 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// `bin` is an empty bin of class `class` in a magazine the caller has exclusive use of,
     /// and `want < limit`.
     unsafe fn refill_bin(&self, bin: *mut Bin, class: usize, want: usize) -> *mut u8 {
-        let mut batch = [ptr::null_mut::<u8>(); BATCH_BLOCKS_MAX];
-        let first = self
-            .backend
-            .allocate_batch(class, &mut batch[..want.min(BATCH_BLOCKS_MAX)]);
+        // Uninitialised: each call below nulls only the entries it passes (a first refill of
+        // 8 blocks writes 64 bytes, not the buffer's 1 KiB).
+        let mut buffer = [MaybeUninit::<*mut u8>::uninit(); BATCH_BLOCKS_MAX];
+        let batch = nulled(&mut buffer, want);
+        let first = self.backend.allocate_batch(class, batch);
         if first == 0 {
             return ptr::null_mut();
         }
@@ -299,9 +300,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let block = batch[0];
         let mut got = first;
         while got < want {
-            let n = self
-                .backend
-                .allocate_batch(class, &mut batch[..(want - got).min(BATCH_BLOCKS_MAX)]);
+            let batch = nulled(&mut buffer, want - got);
+            let n = self.backend.allocate_batch(class, batch);
             if n == 0 {
                 break;
             }
@@ -628,6 +628,20 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: forwarded from the caller; the bin is the block's class, or the uncached bin
         // (see `deallocate_in_class`).
         unsafe { self.deallocate_in_class_in::<PRIMARY>(ptr.as_ptr(), bin) }
+    }
+}
+
+/// The first `blocks` entries of `buffer` (at most all of it), each set to null: the slice a
+/// batch refill passes to `allocate_batch`.
+#[inline(always)]
+fn nulled(buffer: &mut [MaybeUninit<*mut u8>; BATCH_BLOCKS_MAX], blocks: usize) -> &mut [*mut u8] {
+    let entries = &mut buffer[..blocks.min(BATCH_BLOCKS_MAX)];
+    for entry in entries.iter_mut() {
+        entry.write(ptr::null_mut());
+    }
+    // SAFETY: every entry of `entries` was just initialised; `MaybeUninit<T>` has `T`'s layout.
+    unsafe {
+        core::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<*mut u8>(), entries.len())
     }
 }
 
