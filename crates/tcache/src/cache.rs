@@ -282,8 +282,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// `bin` is an empty bin of class `class` in a magazine the caller has exclusive use of,
     /// and `want < limit`.
     unsafe fn refill_bin(&self, bin: *mut Bin, class: usize, want: usize) -> *mut u8 {
-        // Uninitialised: each call below nulls only the entries it passes (a first refill of
-        // 8 blocks writes 64 bytes, not the buffer's 1 KiB).
+        // Uninitialised: only the entries the calls below pass are nulled, once (a first
+        // refill of 8 blocks writes 64 bytes, not the buffer's 1 KiB).
         let mut buffer = [MaybeUninit::<*mut u8>::uninit(); BATCH_BLOCKS_MAX];
         let batch = nulled(&mut buffer, want);
         let first = self.backend.allocate_batch(class, batch);
@@ -300,8 +300,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let block = batch[0];
         let mut got = first;
         while got < want {
-            let batch = nulled(&mut buffer, want - got);
-            let n = self.backend.allocate_batch(class, batch);
+            let wanted = (want - got).min(batch.len());
+            let n = self.backend.allocate_batch(class, &mut batch[..wanted]);
             if n == 0 {
                 break;
             }
