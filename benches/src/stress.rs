@@ -24,7 +24,7 @@ use std::time::Instant;
 /// jemalloc crates, and heapkit.
 pub const STRESS_ALLOCATORS: [&str; 4] = ["system", "mimalloc", "jemalloc", "heapkit"];
 
-/// Blocks the producer hands over per call of [`prodcons`].
+/// Blocks the producer hands over per call of [`ProdCons::run`].
 pub const PRODCONS_BLOCKS: usize = 20_000;
 /// The producer's block size (stress.c's `PRODCONS_BLOCK_BYTES`).
 pub const PRODCONS_BLOCK_BYTES: usize = 64;
