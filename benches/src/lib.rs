@@ -8,7 +8,8 @@
 //!   fixed pool (heapkit-fixed), which have their own workloads.
 //! - **workload**: one pattern of requests, generic over the allocator so each runs the very
 //!   same code: [`workloads`] (one thread), [`threads`] (remote frees), [`arena`] (bulk
-//!   allocation + reset, pool acquire/release).
+//!   allocation + reset, pool acquire/release), [`stress`] (stress.c's OS-facing modes, with
+//!   the `getrusage` figures beside).
 //! - **probe** (`src/bin/heapkit-probe.rs`): a process that runs one allocator and prints
 //!   one JSON line: per-operation [`latency`] histograms, or [`rss`] after a mixed workload.
 //! - **clock** ([`clock`]): what a latency sample is read from (the invariant TSC, else
@@ -38,6 +39,7 @@ pub mod replay;
 pub mod rng;
 pub mod rss;
 mod suite;
+pub mod stress;
 pub mod threads;
 pub mod trace_advice;
 pub mod workloads;

@@ -24,14 +24,14 @@ pub const LARSON_STEPS: usize = 5000;
 
 /// A bounded single-producer single-consumer queue of block pointers that never allocates
 /// (a channel would allocate from the global allocator and blur the measurement).
-struct Handoff {
+pub(crate) struct Handoff {
     slots: [AtomicPtr<u8>; QUEUE_SLOTS],
     head: AtomicUsize,
     tail: AtomicUsize,
 }
 
 impl Handoff {
-    fn new() -> Box<Handoff> {
+    pub(crate) fn new() -> Box<Handoff> {
         Box::new(Handoff {
             slots: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
             head: AtomicUsize::new(0),
@@ -40,21 +40,29 @@ impl Handoff {
     }
 
     /// Empties the queue; only between runs, when no thread uses it.
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         *self.head.get_mut() = 0;
         *self.tail.get_mut() = 0;
     }
 
-    fn push(&self, block: *mut u8) {
-        let tail = self.tail.load(Ordering::Relaxed);
-        while tail - self.head.load(Ordering::Acquire) == QUEUE_SLOTS {
+    pub(crate) fn push(&self, block: *mut u8) {
+        while !self.try_push(block) {
             std::hint::spin_loop();
+        }
+    }
+
+    /// Pushes `block` unless the queue is full; only the producer calls it.
+    pub(crate) fn try_push(&self, block: *mut u8) -> bool {
+        let tail = self.tail.load(Ordering::Relaxed);
+        if tail - self.head.load(Ordering::Acquire) == QUEUE_SLOTS {
+            return false;
         }
         self.slots[tail % QUEUE_SLOTS].store(block, Ordering::Relaxed);
         self.tail.store(tail + 1, Ordering::Release);
+        true
     }
 
-    fn pop(&self) -> *mut u8 {
+    pub(crate) fn pop(&self) -> *mut u8 {
         let head = self.head.load(Ordering::Relaxed);
         while self.tail.load(Ordering::Acquire) == head {
             // Yield rather than spin: with two cores shared by both threads (and by anything

@@ -272,7 +272,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let probes = merge(
         &report_dir.join("probes.json"),
         probes,
-        &[("latency", "allocator"), ("rss", "allocator")],
+        &[
+            ("latency", "allocator"),
+            ("rss", "allocator"),
+            ("stress", "allocator"),
+        ],
     );
     write_json(&report_dir.join("probes.json"), &probes)?;
     time("probes", &mut timings);

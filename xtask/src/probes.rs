@@ -1,5 +1,6 @@
-//! Step 3 of `cargo xtask bench`: the latency and RSS probes, one process per allocator and
-//! mode, so each allocator's resident memory is its own.
+//! Step 3 of `cargo xtask bench`: the latency, RSS and stress probes, one process per
+//! allocator and mode, so each allocator's resident memory, page faults and context switches
+//! are its own.
 
 use crate::bench::Options;
 use indicatif::ProgressBar;
@@ -8,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The probe modes, in report order.
-pub const MODES: [&str; 2] = ["latency", "rss"];
+pub const MODES: [&str; 3] = ["latency", "rss", "stress"];
+/// The allocators the `stress` probe compares (heapkit-benches' `STRESS_ALLOCATORS`: stress.c's
+/// OS-facing workloads in-process, beside the LD_PRELOAD runs of step 5).
+pub const STRESS_ALLOCATORS: [&str; 4] = ["system", "mimalloc", "jemalloc", "heapkit"];
 /// Allocators without an RSS probe, and why (shown in the report).
 pub const NO_RSS: [(&str, &str); 1] = [(
     "heapkit-fixed",
@@ -39,7 +43,8 @@ pub fn jobs(probe: &Path, options: &Options) -> Result<Vec<Job>, String> {
     let mut jobs = Vec::new();
     for mode in MODES {
         for name in names.lines().filter(|n| !n.is_empty()) {
-            let skipped = mode == "rss" && NO_RSS.iter().any(|(n, _)| *n == name);
+            let skipped = (mode == "rss" && NO_RSS.iter().any(|(n, _)| *n == name))
+                || (mode == "stress" && !STRESS_ALLOCATORS.contains(&name));
             if !skipped && options.wants(&format!("{mode}/{name}")) {
                 jobs.push(Job {
                     probe: probe.to_path_buf(),
@@ -56,6 +61,7 @@ pub fn jobs(probe: &Path, options: &Options) -> Result<Vec<Job>, String> {
 pub fn run(jobs: &[Job], options: &Options, bar: &ProgressBar) -> Value {
     let mut latency = Vec::new();
     let mut rss = Vec::new();
+    let mut stress = Vec::new();
     let mut notes = Vec::new();
     for job in jobs {
         crate::bench::step(bar, format!("probe {} {}", job.mode, job.allocator));
@@ -67,6 +73,7 @@ pub fn run(jobs: &[Job], options: &Options, bar: &ProgressBar) -> Value {
         match cmd.output() {
             Ok(out) if out.status.success() => match serde_json::from_slice::<Value>(&out.stdout) {
                 Ok(value) if job.mode == "latency" => latency.push(value),
+                Ok(value) if job.mode == "stress" => stress.push(value),
                 Ok(value) => rss.push(value),
                 Err(e) => notes.push(format!(
                     "{} {}: unreadable output: {e}",
@@ -87,5 +94,5 @@ pub fn run(jobs: &[Job], options: &Options, bar: &ProgressBar) -> Value {
     for (name, why) in NO_RSS {
         notes.push(format!("rss {name}: not measured: {why}"));
     }
-    json!({ "latency": latency, "rss": rss, "notes": notes })
+    json!({ "latency": latency, "rss": rss, "stress": stress, "notes": notes })
 }

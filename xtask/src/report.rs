@@ -293,7 +293,7 @@ pub fn pivot(rows: &[Row]) -> String {
 /// The probes' and the C level's results, read from the report folder (empty when absent).
 #[derive(Clone, Debug, Default)]
 pub struct Extras {
-    /// `probes.json`: `{latency: [...], rss: [...], notes: [...]}`.
+    /// `probes.json`: `{latency: [...], rss: [...], stress: [...], notes: [...]}`.
     pub probes: Value,
     /// `c_level.json`: `{results: [...], notes: [...]}`.
     pub c_level: Value,
@@ -610,6 +610,12 @@ fn c_level_table(extras: &Extras) -> String {
 }
 
 /// What the OS-facing table shows, said above it in the report.
+const RUST_STRESS_LEGEND: &str = "`heapkit-probe stress NAME`, each allocator in its own process \
+    (benches/src/stress.rs; the same workloads' times are criterion's `stress_*` rows): stress.c's \
+    modes at a smaller scale, through `GlobalAlloc`. Time for the whole run; minor faults and \
+    context switches counted by `getrusage` over it. In brackets: heapkit's figure ÷ that \
+    allocator's.";
+
 const OS_LEVEL_LEGEND: &str = "`benches/c/stress.c` (benches/README.md, \"OS-facing workloads\"), \
     one process per library and run, the libraries taking turns; the median run by wall time \
     is shown with its own getrusage figures (after every thread is joined; faults, switches and \
@@ -648,6 +654,7 @@ pub fn json(rows: &[Row], extras: &Extras, options: &Options) -> Value {
         "results": results,
         "latency": list(&extras.probes, "latency"),
         "rss": list(&extras.probes, "rss"),
+        "stress": list(&extras.probes, "stress"),
         "c_level": list(&extras.c_level, "results"),
         "os_level": crate::stress::with_ratios(Extras::list(&extras.os_level, "results")),
         "notes": extras.notes(),
@@ -820,6 +827,13 @@ pub fn write(
         let _ = write!(
             report,
             "## OS-facing workloads (LD_PRELOAD)\n\n{OS_LEVEL_LEGEND}\n\n{os_level}\n"
+        );
+    }
+    let rust_stress = crate::stress::probe_table(Extras::list(&extras.probes, "stress"));
+    if !rust_stress.is_empty() {
+        let _ = write!(
+            report,
+            "## OS-facing workloads, Rust allocators in-process\n\n{RUST_STRESS_LEGEND}\n\n{rust_stress}\n"
         );
     }
     if !svgs.is_empty() {

@@ -432,12 +432,106 @@ pub fn table(results: &[Value]) -> String {
     out
 }
 
+/// The measures of a `heapkit-probe stress` line, in table order: (key, label).
+const PROBE_MEASURES: [(&str, &str); 4] = [
+    ("wall_ns", "time"),
+    ("minor_faults", "minor faults"),
+    ("voluntary_switches", "voluntary ctx switches"),
+    ("involuntary_switches", "involuntary ctx switches"),
+];
+
+/// The Markdown table of the `stress` probe lines (`{allocator, workloads: [{workload, ...}]}`):
+/// one line per (workload, measure), one column per allocator in the probe's order; in brackets
+/// heapkit's figure ÷ that allocator's.
+pub fn probe_table(lines: &[Value]) -> String {
+    let allocators: Vec<&str> = crate::probes::STRESS_ALLOCATORS
+        .iter()
+        .copied()
+        .filter(|name| lines.iter().any(|l| l["allocator"] == *name))
+        .collect();
+    if allocators.is_empty() {
+        return String::new();
+    }
+    let entry = |allocator: &str, workload: &Value| -> Option<Value> {
+        let line = lines.iter().find(|l| l["allocator"] == allocator)?;
+        line["workloads"]
+            .as_array()?
+            .iter()
+            .find(|w| w["workload"] == *workload)
+            .cloned()
+    };
+    let mut workloads: Vec<Value> = Vec::new();
+    for line in lines {
+        for w in line["workloads"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            if !workloads.contains(&w["workload"]) {
+                workloads.push(w["workload"].clone());
+            }
+        }
+    }
+    let mut out = String::from("| workload | measure |");
+    for allocator in &allocators {
+        let _ = write!(out, " {allocator} |");
+    }
+    let _ = writeln!(out, "\n|---|---|{}", "---:|".repeat(allocators.len()));
+    for workload in &workloads {
+        let heapkit = entry("heapkit", workload);
+        for (key, label) in PROBE_MEASURES {
+            let _ = write!(out, "| {} | {label} |", workload.as_str().unwrap_or("?"));
+            for allocator in &allocators {
+                let cell = match entry(allocator, workload) {
+                    Some(result) => {
+                        let shown = figure(&result, key);
+                        match heapkit.as_ref().and_then(|h| ratio(h, &result, key)) {
+                            Some(r) if *allocator != "heapkit" => format!("{shown} ({r:.2}×)"),
+                            _ => shown,
+                        }
+                    }
+                    None => "–".into(),
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const LINE: &str = "wall_ns=2000000000 ops=4000000 peak_rss_bytes=1048576 minor_faults=1234 \
                         voluntary_switches=5 involuntary_switches=10 user_ns=100 system_ns=300";
+
+    #[test]
+    fn the_probe_table_puts_allocators_side_by_side_with_heapkit_ratios() {
+        let line = |allocator: &str, wall_ns: u64, faults: u64| {
+            json!({"allocator": allocator, "mode": "stress", "workloads": [
+                {"workload": "transfer/16", "ops": 10, "wall_ns": wall_ns, "minor_faults": faults,
+                 "voluntary_switches": 1, "involuntary_switches": 2}]})
+        };
+        let table = probe_table(&[
+            line("heapkit", 4_000_000, 300),
+            line("mimalloc", 2_000_000, 100),
+        ]);
+        assert!(
+            table.starts_with("| workload | measure | mimalloc | heapkit |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| transfer/16 | time | 2.00 ms (2.00×) | 4.00 ms |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| transfer/16 | minor faults | 100 (3.00×) | 300 |"),
+            "{table}"
+        );
+        assert_eq!(probe_table(&[]), "");
+    }
 
     #[test]
     fn stress_output_is_read_whole_or_not_at_all() {

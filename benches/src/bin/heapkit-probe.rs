@@ -5,11 +5,14 @@
 //!   the invariant TSC one operation per sample, else with `CLOCK_MONOTONIC` in batches;
 //!   `--monotonic` forces the latter and `--batch=N` sets the operations per sample.
 //! - `rss`: peak and final resident memory after the mixed workload.
+//! - `stress`: stress.c's OS-facing workloads (producer → 2 and 8 consumers, large-block
+//!   replacement, ownership transfer): wall time, minor faults and context switches of each
+//!   (`getrusage`), for the general-purpose allocators.
 //! - `list`: the allocator names each mode accepts, one per line.
 
 use heapkit_benches::allocators::{self, Visit};
 use heapkit_benches::clock::Clock;
-use heapkit_benches::{latency, rss};
+use heapkit_benches::{latency, rss, stress};
 use serde_json::Value;
 use std::alloc::GlobalAlloc;
 use std::process::ExitCode;
@@ -66,6 +69,7 @@ impl Visit for Probe {
             "latency" => self.latency(name, "live-set", |clock, batch| {
                 latency::global(alloc, self.latency_steps(), clock, batch)
             }),
+            "stress" => stress::to_json(name, &stress::measure_all(alloc, self.quick)),
             _ => rss::mixed(&mut rss::Global(alloc), self.rss_peak_bytes()).to_json(name),
         });
     }
@@ -107,7 +111,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        [mode, name] if ["latency", "rss"].contains(&mode.as_str()) => {
+        [mode, name] if ["latency", "rss", "stress"].contains(&mode.as_str()) => {
             // The clock is measured only for latency: calibration takes ~20 ms.
             let clock = match (mode.as_str(), monotonic) {
                 ("latency", false) => Clock::finest(),
@@ -146,7 +150,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: heapkit-probe latency|rss ALLOCATOR [--quick] [--monotonic] [--batch=N] \
+                "usage: heapkit-probe latency|rss|stress ALLOCATOR [--quick] [--monotonic] [--batch=N] \
                  | heapkit-probe list"
             );
             ExitCode::from(2)

@@ -87,6 +87,9 @@ unsafe impl ChunkSource for DefaultChunks {
         if is_small(len_bytes) {
             GLOBAL_CHUNKS.alloc_chunk_reporting_zero(len_bytes, align_bytes)
         } else {
+            // Before the cache's lock is first taken, so that a `fork` never copies it held.
+            #[cfg(unix)]
+            crate::fork::register_chunk_cache_fork_handlers();
             CHUNK_CACHE.alloc_chunk_reporting_zero(len_bytes, align_bytes)
         }
     }

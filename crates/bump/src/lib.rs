@@ -62,6 +62,8 @@ mod boxed;
 mod cache;
 mod chunk;
 mod fill;
+#[cfg(unix)]
+mod fork;
 mod global;
 mod scope;
 mod source;
@@ -71,6 +73,8 @@ mod typed;
 pub use arena::{Arena, Checkpoint, ChunkInfo, ChunkRole};
 pub use boxed::ArenaBox;
 pub use cache::{DefaultChunks, CHUNK_CACHE, SMALL_CHUNK_MAX_BYTES};
+#[cfg(unix)]
+pub use fork::register_chunk_cache_fork_handlers;
 pub use global::{GlobalChunks, GlobalHeap, GLOBAL_CHUNKS};
 pub use scope::Scope;
 pub use source::{ChunkSource, FromAllocator};

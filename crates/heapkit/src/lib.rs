@@ -158,8 +158,11 @@ impl HeapKit {
     /// (`Retained::decay_now`). For a background purger (heapkit-malloc's
     /// `HEAPKIT_BACKGROUND_PURGE`), so that a process that went idle gives memory back. Takes
     /// the slab's chunk lock, then (after releasing it) the retaining layer's; never allocates.
-    /// Thread caches are untouched: their blocks belong to their threads.
+    /// Live threads' caches are untouched (their blocks belong to their threads); exited
+    /// threads' caches go back first (`ThreadCache::reclaim_exited`), so that their blocks
+    /// can be purged in the same round.
     pub fn purge_due(&self) {
+        self.cache.reclaim_exited();
         self.cache.backend().purge_due();
         self.cache.backend().pages().decay_now();
     }

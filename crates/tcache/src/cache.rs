@@ -20,6 +20,7 @@ use crate::sync::{AtomicPtr, Ordering};
 use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
+use core::sync::atomic::AtomicUsize;
 use heapkit_core::{AllocError, BatchAllocator};
 
 /// Every this many refills, a thread returns the blocks of magazines whose threads have exited
@@ -43,8 +44,10 @@ const _: () = assert!(RECLAIM_EVERY_REFILLS.is_power_of_two());
 ///
 /// The magazines belong to the cache value, not to the threads: moving or dropping a
 /// `ThreadCache` is always sound, and dropping it returns every cached block. A thread that
-/// exits leaves its magazine for the next thread that takes its slot (see
-/// [`reclaim_idle`](Self::reclaim_idle) for giving it back sooner).
+/// exits frees its slot and counts its exit; the next refill of any thread in this cache sees
+/// the count move and gives the exited threads' magazines back (see
+/// [`reclaim_exited`](Self::reclaim_exited)), so after threads exit the cache holds at most
+/// the live threads' magazines and the shelves.
 pub struct ThreadCache<B: BatchAllocator> {
     pub(crate) backend: B,
     /// Magazine (pointer to its first bin) per thread slot, or the shared empty magazine; the
@@ -56,6 +59,9 @@ pub struct ThreadCache<B: BatchAllocator> {
     /// With `hardened`: freed blocks held back before a bin takes them (quarantine.rs).
     #[cfg(feature = "hardened")]
     pub(crate) quarantine: crate::quarantine::Quarantine,
+    /// The process's thread-exit count (`slot::exits`) when this cache last reclaimed idle
+    /// magazines: a refill that finds it behind reclaims.
+    exits_seen: AtomicUsize,
 }
 
 /// The most blocks one depot batch carries: a consumer's bin at its floor flushes one batch.
@@ -81,6 +87,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
             depots: [const { Depot::new() }; CLASS_COUNT_MAX],
             #[cfg(feature = "hardened")]
             quarantine: crate::quarantine::Quarantine::new(),
+            exits_seen: AtomicUsize::new(0),
         }
     }
 
@@ -304,10 +311,11 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// `bin` is an empty bin of class `class` in a magazine the caller has exclusive use of,
     /// and `want < limit`.
     unsafe fn refill_bin(&self, bin: *mut Bin, class: usize, want: usize) -> *mut u8 {
-        let mut batch = [ptr::null_mut::<u8>(); BATCH_BLOCKS_MAX];
-        let first = self
-            .backend
-            .allocate_batch(class, &mut batch[..want.min(BATCH_BLOCKS_MAX)]);
+        // Uninitialised: only the entries the calls below pass are nulled, once (a first
+        // refill of 8 blocks writes 64 bytes, not the buffer's 1 KiB).
+        let mut buffer = [MaybeUninit::<*mut u8>::uninit(); BATCH_BLOCKS_MAX];
+        let batch = nulled(&mut buffer, want);
+        let first = self.backend.allocate_batch(class, batch);
         if first == 0 {
             return ptr::null_mut();
         }
@@ -321,9 +329,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let block = batch[0];
         let mut got = first;
         while got < want {
-            let n = self
-                .backend
-                .allocate_batch(class, &mut batch[..(want - got).min(BATCH_BLOCKS_MAX)]);
+            let wanted = (want - got).min(batch.len());
+            let n = self.backend.allocate_batch(class, &mut batch[..wanted]);
             if n == 0 {
                 break;
             }
@@ -553,7 +560,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
         })
     }
 
-    /// Counts a refill and every `RECLAIM_EVERY_REFILLS` gives idle magazines back.
+    /// Counts a refill; gives idle magazines back when a thread has exited since the last time
+    /// (and, as a backstop, every `RECLAIM_EVERY_REFILLS` refills).
     ///
     /// # Safety
     /// `bins` is this thread's magazine.
@@ -566,7 +574,28 @@ impl<B: BatchAllocator> ThreadCache<B> {
         };
         if refills & (RECLAIM_EVERY_REFILLS - 1) == 0 {
             self.reclaim_idle();
+        } else {
+            self.reclaim_exited();
         }
+    }
+
+    /// Gives back the magazines of threads that have exited since this cache last looked
+    /// (see [`reclaim_idle`](Self::reclaim_idle)); returns how many blocks went to the backend,
+    /// 0 at once (two loads) when no thread has exited.
+    ///
+    /// Every refill calls it, so a thread's cached blocks return to the backend within one
+    /// refill of any other thread after it exits. heapkit's `purge_due` (the background purger)
+    /// calls it too, for a process whose remaining threads do not allocate.
+    pub fn reclaim_exited(&self) -> usize {
+        let exits = slot::exits();
+        if self.exits_seen.load(Ordering::Relaxed) == exits {
+            return 0;
+        }
+        // Recorded before the scan: an exit counted during it moves the count again, and the
+        // next refill scans again (two threads scanning at once is harmless: a slot is
+        // reclaimed by whoever takes it).
+        self.exits_seen.store(exits, Ordering::Relaxed);
+        self.reclaim_idle()
     }
 
     /// Returns this thread's cached blocks (in this cache) to the backend; returns how many.
@@ -586,9 +615,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// backend and frees their magazines; returns how many blocks.
     ///
     /// A thread's exit cannot do this itself (thread-local storage is not generic, so the exit
-    /// hook does not know which caches the thread used); it only frees its slot. The next
-    /// thread that takes the slot inherits the magazine, and every thread runs this every
-    /// `RECLAIM_EVERY_REFILLS` refills, so idle memory stays bounded by the live threads'.
+    /// hook does not know which caches the thread used); it frees its slot and counts the
+    /// exit, and the next refill in this cache runs this ([`reclaim_exited`](Self::reclaim_exited)).
+    /// Scans every slot's entry: 256 loads when nothing is idle.
     pub fn reclaim_idle(&self) -> usize {
         let owners = slot::owners();
         let mut blocks = 0;
@@ -629,6 +658,20 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: forwarded from the caller; the bin is the block's class, or the uncached bin
         // (see `deallocate_in_class`).
         unsafe { self.deallocate_in_class_in::<PRIMARY>(ptr.as_ptr(), bin) }
+    }
+}
+
+/// The first `blocks` entries of `buffer` (at most all of it), each set to null: the slice a
+/// batch refill passes to `allocate_batch`.
+#[inline(always)]
+fn nulled(buffer: &mut [MaybeUninit<*mut u8>; BATCH_BLOCKS_MAX], blocks: usize) -> &mut [*mut u8] {
+    let entries = &mut buffer[..blocks.min(BATCH_BLOCKS_MAX)];
+    for entry in entries.iter_mut() {
+        entry.write(ptr::null_mut());
+    }
+    // SAFETY: every entry of `entries` was just initialised; `MaybeUninit<T>` has `T`'s layout.
+    unsafe {
+        core::slice::from_raw_parts_mut(entries.as_mut_ptr().cast::<*mut u8>(), entries.len())
     }
 }
 

@@ -52,18 +52,54 @@ pub fn reclaim<T>(
     empty: *mut T,
     give_back: impl FnOnce(*mut T) -> usize,
 ) -> usize {
+    holding_idle(owners, slot, entry, empty, || {
+        // Holding the slot makes its magazine ours; re-read it under that ownership.
+        let magazine = entry.swap(empty, Ordering::Relaxed);
+        if magazine == empty {
+            0
+        } else {
+            give_back(magazine)
+        }
+    })
+}
+
+/// If slot `slot` is free and its entry holds a magazine, takes the slot, passes the magazine
+/// (left in place) to `look`, and frees the slot again. Returns `look`'s result, or 0 when the
+/// slot was held or had no magazine. For figures about exited threads' magazines: `look`
+/// reads the magazine while nobody else can use it.
+pub fn inspect_idle<T>(
+    owners: &Owners,
+    slot: usize,
+    entry: &AtomicPtr<T>,
+    empty: *mut T,
+    look: impl FnOnce(*mut T) -> usize,
+) -> usize {
+    holding_idle(owners, slot, entry, empty, || {
+        let magazine = entry.load(Ordering::Relaxed);
+        if magazine == empty {
+            0
+        } else {
+            look(magazine)
+        }
+    })
+}
+
+/// The part [`reclaim`] and [`inspect_idle`] share: if slot `slot` is free and its entry holds
+/// a magazine, takes the slot, runs `held` (which re-reads the entry under that ownership),
+/// frees the slot and returns `held`'s result; 0 when the slot was held or had no magazine.
+fn holding_idle<T>(
+    owners: &Owners,
+    slot: usize,
+    entry: &AtomicPtr<T>,
+    empty: *mut T,
+    held: impl FnOnce() -> usize,
+) -> usize {
     debug_assert!(slot < SLOT_COUNT);
     // A cheap look first: most slots of most caches have no magazine.
     if entry.load(Ordering::Relaxed) == empty || !owners.try_acquire_exact(slot) {
         return 0;
     }
-    // Holding the slot makes its magazine ours; re-read it under that ownership.
-    let magazine = entry.swap(empty, Ordering::Relaxed);
-    let result = if magazine == empty {
-        0
-    } else {
-        give_back(magazine)
-    };
+    let result = held();
     owners.release(slot);
     result
 }

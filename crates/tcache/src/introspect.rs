@@ -3,6 +3,7 @@
 
 use crate::bin::{self, Bin, BinState};
 use crate::cache::ThreadCache;
+use crate::handover;
 use crate::magazine::{direct_table, empty_magazine, header};
 use crate::slot;
 use core::ptr::NonNull;
@@ -161,6 +162,60 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 .map_or(layout.size(), |class| self.backend.class_size(class))
         });
         (count, count * bytes)
+    }
+
+    /// Bytes of blocks on the shelves (a snapshot, like [`shelved_blocks`](Self::shelved_blocks)),
+    /// each counted at its class's size.
+    pub fn shelved_bytes(&self) -> usize {
+        let mut bytes = 0;
+        let class_count = self.backend.class_count();
+        for (class, depot) in self.depots.iter().enumerate().take(class_count) {
+            let class_bytes = self.backend.class_size(class);
+            depot.for_each(|_, batch_blocks| bytes += batch_blocks * class_bytes);
+        }
+        bytes
+    }
+
+    /// Bytes of blocks cached in the calling thread's magazine, each counted at its class's
+    /// size (0 when it has none).
+    pub fn thread_cached_bytes(&self) -> usize {
+        let bins = self.current_magazine();
+        if bins == empty_magazine() {
+            return 0;
+        }
+        // SAFETY: this thread's magazine: only this thread writes it.
+        unsafe { self.magazine_bytes(bins) }
+    }
+
+    /// Bytes of blocks cached in the magazines of threads that have exited and that no refill
+    /// has given back yet ([`reclaim_exited`](Self::reclaim_exited)), each counted at its
+    /// class's size. Live threads' magazines are not read: they change under us. Takes each
+    /// idle slot for a moment (a thread attaching meanwhile takes another).
+    pub fn idle_cached_bytes(&self) -> usize {
+        let owners = slot::owners();
+        self.magazines[..slot::SLOT_COUNT]
+            .iter()
+            .enumerate()
+            .map(|(slot, entry)| {
+                handover::inspect_idle(owners, slot, entry, empty_magazine(), |bins| {
+                    // SAFETY: `inspect_idle` holds the slot: nobody else uses the magazine.
+                    unsafe { self.magazine_bytes(bins) }
+                })
+            })
+            .sum()
+    }
+
+    /// The bytes of a magazine's cached blocks.
+    ///
+    /// # Safety
+    /// `bins` is a magazine of this cache that nobody changes during the call.
+    unsafe fn magazine_bytes(&self, bins: *mut Bin) -> usize {
+        // SAFETY: forwarded from the caller; the header precedes the bins.
+        let class_count = unsafe { (*header(bins)).class_count } as usize;
+        (0..class_count)
+            // SAFETY: `class < class_count`; forwarded from the caller.
+            .map(|class| unsafe { (*bins.add(class)).count } as usize * self.backend.class_size(class))
+            .sum()
     }
 
     /// Walks every batch on the shelves: each is a chain of exactly its length, of blocks the

@@ -117,5 +117,5 @@ heapkit_core::impl_foreign_allocators!(impl[B: heapkit_core::BatchAllocator] for
 pub mod model {
     pub use crate::depot::{Depot, DEPOT_ENTRIES};
     pub use crate::handover::{magazine_or_install, reclaim};
-    pub use crate::slot::Owners;
+    pub use crate::slot::{ExitCount, Owners};
 }

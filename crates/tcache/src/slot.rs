@@ -17,14 +17,16 @@
 //!        │  DETACHED            setting up, or thread exiting ─┘ that is always null
 //!        ▼
 //!   OWNERS: Owners, [AtomicU64; SLOT_COUNT / 64]   (1 bit per slot: held or free)
-//!   EXIT_GUARD (TLS with Drop): gives the slot back at thread exit
+//!   EXIT_GUARD (TLS with Drop): gives the slot back at thread exit, then counts the exit
+//!   EXITS: AtomicUsize          exits so far; a cache that sees it move reclaims on its next
+//!                               refill (`ThreadCache::reclaim_exited`)
 //!
 //!   primary magazine word (TLS, no destructor, initial-exec like the slot word)
 //!        the primary cache's magazine for this thread, or the shared empty magazine:
 //!        one cache in the process (the C library's heap) may claim it and skip the table
 //! ```
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
 /// How many threads can hold a slot at once. A thread that finds none free is served straight
 /// by the backend (correct, slower). A limit on everything: it also bounds the memory that idle
@@ -138,6 +140,57 @@ impl Owners {
     }
 }
 
+/// How many threads have given a slot back at their exit (wrapping): a cache that sees the
+/// count move has idle magazines to reclaim (`ThreadCache::reclaim_exited`). Written once per
+/// exit, read once per refill. The process has one (see [`exits`]); the loom models make their
+/// own.
+pub struct ExitCount {
+    exits: AtomicUsize,
+}
+
+impl ExitCount {
+    /// No exit yet.
+    #[cfg(not(loom))]
+    pub const fn new() -> ExitCount {
+        ExitCount {
+            exits: AtomicUsize::new(0),
+        }
+    }
+
+    /// No exit yet (loom's atomics have no `const` constructor).
+    #[cfg(loom)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> ExitCount {
+        ExitCount {
+            exits: AtomicUsize::new(0),
+        }
+    }
+
+    /// Gives the exiting thread's `slot` back to `owners`, then counts the exit: `Release`,
+    /// after the slot's release, so that whoever sees the count (an `Acquire` load) finds the
+    /// slot free and everything the thread wrote into its magazines.
+    pub fn release_at_exit(&self, owners: &Owners, slot: usize) {
+        owners.release(slot);
+        self.exits.fetch_add(1, Ordering::Release);
+    }
+
+    /// The count (`Acquire`: see [`release_at_exit`](Self::release_at_exit)).
+    pub fn load(&self) -> usize {
+        self.exits.load(Ordering::Acquire)
+    }
+}
+
+/// The sabotaged count, for the loom models' check that they catch a broken one.
+#[cfg(loom)]
+impl ExitCount {
+    /// [`release_at_exit`](Self::release_at_exit) counting the exit *before* the slot's
+    /// release: wrong on purpose (a refill can see the count and find the slot still held).
+    pub fn release_at_exit_reordered(&self, owners: &Owners, slot: usize) {
+        self.exits.fetch_add(1, Ordering::Release);
+        owners.release(slot);
+    }
+}
+
 /// The process's slots.
 #[cfg(not(loom))]
 static OWNERS: Owners = Owners::new();
@@ -146,6 +199,18 @@ static OWNERS: Owners = Owners::new();
 #[cfg(not(loom))]
 pub fn owners() -> &'static Owners {
     &OWNERS
+}
+
+/// The process's thread exits.
+#[cfg(not(loom))]
+static EXITS: ExitCount = ExitCount::new();
+
+/// The number of thread exits so far that gave a slot back (wrapping). A caller that sees an
+/// exit counted also sees that thread's slot free and its magazine's contents.
+#[cfg(not(loom))]
+#[inline]
+pub fn exits() -> usize {
+    EXITS.load()
 }
 
 #[cfg(not(loom))]
@@ -357,7 +422,7 @@ impl Drop for ExitGuard {
         // another thread's.
         thread_slot::set_primary_magazine(crate::magazine::empty_magazine());
         if slot < SLOT_COUNT {
-            release(slot);
+            EXITS.release_at_exit(&OWNERS, slot);
         }
     }
 }

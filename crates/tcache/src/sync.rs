@@ -4,7 +4,7 @@
 //! and memory-order outcome explored.
 
 #[cfg(loom)]
-pub use loom::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+pub use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
-pub use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+pub use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};

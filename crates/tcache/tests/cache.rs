@@ -302,8 +302,14 @@ fn another_threads_frees_refill_this_thread_through_the_shelf() {
                 // SAFETY: (test) a live block of this allocator, freed with its layout.
                 unsafe { cache_ref.deallocate(block.0, layout(64)) };
             }
-        });
+        })
+        // An explicit join waits for the thread's exit (its slot freed, its exit counted).
+        .join()
+        .unwrap();
     });
+    // The consumer's magazine goes back to the backend now rather than at this thread's next
+    // refill (see `reclaim_exited`), so that the refills below count no backend call of its.
+    cache.reclaim_idle();
     let shelved = cache.shelved_blocks();
     assert!(
         shelved >= 64,

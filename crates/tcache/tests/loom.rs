@@ -14,7 +14,7 @@
 //! sees.
 #![cfg(loom)]
 
-use heapkit_tcache::model::{magazine_or_install, reclaim, Owners};
+use heapkit_tcache::model::{magazine_or_install, reclaim, ExitCount, Owners};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -281,4 +281,55 @@ fn fork_reset_keeps_only_the_callers_slot() {
         owners.keep_only(heapkit_tcache::SLOT_COUNT); // a sentinel: keep none
         assert!((0..70).all(|s| !owners.is_held(s)));
     });
+}
+
+/// A thread exits (gives its slot back and counts the exit) while another refills: a refill
+/// that sees the count moved reclaims the exited thread's magazine, with every block it held
+/// (`ThreadCache::reclaim_exited`); one that does not see it may leave it for later.
+fn exit_then_refill(reorder: bool) {
+    model(move || {
+        let world = World::new();
+        let exits = Arc::new(ExitCount::new());
+        let exiting = {
+            let (world, exits) = (Arc::clone(&world), Arc::clone(&exits));
+            thread::spawn(move || {
+                let (slot, magazine) = world.attach(0);
+                world.use_magazine(magazine, 5);
+                if reorder {
+                    exits.release_at_exit_reordered(&world.owners, slot);
+                } else {
+                    exits.release_at_exit(&world.owners, slot);
+                }
+            })
+        };
+        let refilling = {
+            let (world, exits) = (Arc::clone(&world), Arc::clone(&exits));
+            thread::spawn(move || {
+                if exits.load() == 1 {
+                    assert_eq!(
+                        world.reclaim(0),
+                        6,
+                        "a refill that saw the exit did not get the magazine back whole"
+                    );
+                }
+            })
+        };
+        exiting.join().unwrap();
+        refilling.join().unwrap();
+    });
+}
+
+#[test]
+fn a_refill_that_sees_an_exit_reclaims_its_magazine() {
+    exit_then_refill(false);
+}
+
+/// Counting the exit before giving the slot back breaks it. (A `Relaxed` count would not show
+/// here: the slot's own `Release`/`Acquire` read-modify-writes order the magazine, and loom's
+/// read-modify-writes read the latest value; the count's `Release`/`Acquire` is what the
+/// memory model needs for the refill to find the slot free, which loom cannot tell apart.)
+#[test]
+#[should_panic(expected = "did not get the magazine back whole")]
+fn sabotage_counting_before_the_release_lets_a_refill_miss_the_magazine() {
+    exit_then_refill(true);
 }
