@@ -3,7 +3,7 @@
 //! re-created each round. Time only: `heapkit-probe stress NAME` gives the minor faults and
 //! context switches of the same workloads, one process per allocator.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use heapkit_benches::allocators::{for_each, Visit};
 use heapkit_benches::stress::{
     LargeBlocks, ProdCons, Transfer, LARGE_REPLACEMENTS, PRODCONS_BLOCKS, PRODCONS_CONSUMERS,
@@ -55,9 +55,7 @@ fn stress(c: &mut Criterion) {
     for_each(&mut Suite(c));
 }
 
-criterion_group! {
-    name = benches;
+heapkit_benches::criterion_suite! {
     config = heapkit_benches::settings::criterion();
     targets = stress
 }
-criterion_main!(benches);
