@@ -130,6 +130,6 @@ fn secure_stops_a_free_list_link_moved_by_one_block() {
     child::assert_aborts_with(
         "secure_stops_a_free_list_link_moved_by_one_block",
         CHILD_ENV,
-        "heapkit-slab: free list corrupted: a freed block was overwritten at 0x",
+        "heapkit-slab: free list corrupted: a freed block was overwritten (a write after free) at 0x",
     );
 }
