@@ -481,11 +481,18 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
     }
 
-    /// Empties every class's shelf into the backend; returns how many blocks went. For a
-    /// program that wants its memory back now (heapkit-malloc's `malloc_trim`, tests), and for
-    /// `Drop`. Batches shelved meanwhile by other threads stay.
+    /// Empties every class's shelf (and, with `hardened`, the quarantine) into the backend;
+    /// returns how many blocks went. For a program that wants its memory back now
+    /// (heapkit-malloc's `malloc_trim`, tests), and for `Drop`. Batches shelved meanwhile by
+    /// other threads stay.
     pub fn drain_depots(&self) -> usize {
         let mut blocks = 0;
+        #[cfg(feature = "hardened")]
+        self.quarantine.drain(|class, block| {
+            blocks += 1;
+            // SAFETY: a block freed by the program and held back: ours, of `class`.
+            unsafe { self.backend.deallocate_batch(class, &[block]) }
+        });
         for (class, depot) in self.depots.iter().enumerate() {
             while let Some((first, batch_blocks)) = depot.take() {
                 // SAFETY: taken off the shelf, so ours: a chain of `batch_blocks` free
@@ -679,11 +686,6 @@ impl<B: BatchAllocator> Drop for ThreadCache<B> {
     /// Returns every magazine's blocks to the backend and frees the magazines. `&mut self`
     /// proves that no thread is inside a call on this cache, so every magazine is ours.
     fn drop(&mut self) {
-        #[cfg(feature = "hardened")]
-        self.quarantine.drain(|class, block| {
-            // SAFETY: a block freed by the program and held back: ours, of `class`.
-            unsafe { self.backend.deallocate_batch(class, &[block]) }
-        });
         self.drain_depots();
         for entry in &self.magazines[..SLOT_COUNT] {
             let bins = entry.swap(empty_magazine(), Ordering::Relaxed);

@@ -113,7 +113,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
     }
 
     /// Calls `visit(class, blocks)` for the blocks every thread's bin of each class holds in
-    /// this cache (threads alive and exited), then for each batch on the shelves. A snapshot
+    /// this cache (threads alive and exited), then for each batch on the shelves (and, with
+    /// `hardened`, for the quarantine's blocks). A snapshot
     /// for statistics: the blocks are free for the program and live for the backend. Allocates
     /// nothing, changes nothing a thread sees.
     ///
@@ -146,6 +147,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
         for (class, depot) in self.depots.iter().enumerate() {
             depot.for_each(|_, blocks| visit(class, blocks));
         }
+        // Quarantined blocks are free to the program and live to the backend, as cached ones.
+        #[cfg(feature = "hardened")]
+        self.quarantine.for_each(&mut visit);
     }
 
     /// Magazines in this cache and the bytes they take from the backend (they are live

@@ -69,6 +69,20 @@ impl Quarantine {
         class_entries[index].swap(block, Ordering::AcqRel)
     }
 
+    /// Calls `visit(class, blocks)` for each class with blocks in quarantine: a snapshot for
+    /// statistics (entries may change meanwhile), changing nothing.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(usize, usize)) {
+        for (class, class_entries) in self.entries.iter().enumerate() {
+            let blocks = class_entries
+                .iter()
+                .filter(|entry| !entry.load(Ordering::Relaxed).is_null())
+                .count();
+            if blocks > 0 {
+                visit(class, blocks);
+            }
+        }
+    }
+
     /// Empties the quarantine, calling `release(class, block)` for every block in it.
     pub(crate) fn drain(&self, mut release: impl FnMut(usize, *mut u8)) {
         for (class, class_entries) in self.entries.iter().enumerate() {
