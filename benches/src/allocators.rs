@@ -15,8 +15,10 @@ use std::alloc::{GlobalAlloc, System};
 /// glibc's malloc (ptmalloc2): the reference every ratio is taken against.
 pub static SYSTEM: System = System;
 /// The `mimalloc` crate (mimalloc compiled in, not preloaded).
+#[cfg(feature = "peers")]
 pub static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The `tikv-jemallocator` crate (jemalloc compiled in, with its `_rjem_` prefix).
+#[cfg(feature = "peers")]
 pub static JEMALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// heapkit's composed allocator: thread caches over the slab over mmap.
 pub static HEAPKIT: HeapKit = HeapKit::new();
@@ -43,11 +45,15 @@ pub trait Visit {
     fn visit<G: GlobalAlloc + Sync + 'static>(&mut self, name: &'static str, alloc: &'static G);
 }
 
-/// Calls `visitor` with every general-purpose allocator, in [`NAMES`] order.
+/// Calls `visitor` with every general-purpose allocator, in [`NAMES`] order (the peers only
+/// with the `peers` feature, the default).
 pub fn for_each(visitor: &mut impl Visit) {
     visitor.visit(NAMES[0], &SYSTEM);
-    visitor.visit(NAMES[1], &MIMALLOC);
-    visitor.visit(NAMES[2], &JEMALLOC);
+    #[cfg(feature = "peers")]
+    {
+        visitor.visit(NAMES[1], &MIMALLOC);
+        visitor.visit(NAMES[2], &JEMALLOC);
+    }
     visitor.visit(NAMES[3], &HEAPKIT);
     visitor.visit(NAMES[4], &HEAPKIT_SLAB);
     visitor.visit(NAMES[5], &HEAPKIT_BINS);
