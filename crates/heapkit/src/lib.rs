@@ -287,10 +287,8 @@ unsafe impl Allocator for HeapKit {
         #[cfg(feature = "prof")]
         if prof::samples_may_exist() {
             // SAFETY: forwarded from the caller: a live block of `old_layout`; non-zero sizes.
-            return block_of(
-                unsafe { self.realloc_profiled(ptr, old_layout, new_layout) },
-                new_layout,
-            );
+            let moved = unsafe { self.realloc_profiled(ptr, old_layout, new_layout) };
+            return block_of(moved, new_layout);
         }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.grow_nonzero(ptr, old_layout, new_layout) }
@@ -305,10 +303,8 @@ unsafe impl Allocator for HeapKit {
         #[cfg(feature = "prof")]
         if prof::samples_may_exist() {
             // SAFETY: forwarded from the caller: a live block of `old_layout`; non-zero sizes.
-            return block_of(
-                unsafe { self.realloc_profiled(ptr, old_layout, new_layout) },
-                new_layout,
-            );
+            let moved = unsafe { self.realloc_profiled(ptr, old_layout, new_layout) };
+            return block_of(moved, new_layout);
         }
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.shrink_nonzero(ptr, old_layout, new_layout) }

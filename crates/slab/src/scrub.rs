@@ -46,9 +46,10 @@ pub(crate) unsafe fn zero(ptr: NonNull<u8>) {
 /// `ptr` is the start of a small block of a live chunk that the caller owns.
 #[inline(always)]
 pub(crate) unsafe fn check_still_zero(ptr: NonNull<u8>) {
+    // SAFETY: forwarded from the caller: the start of a small block of a live chunk.
+    let word_count = unsafe { block_bytes(ptr) } / 8;
     // SAFETY: forwarded from the caller: blocks are multiples of 16 bytes, 16-aligned.
-    let words =
-        unsafe { core::slice::from_raw_parts(ptr.as_ptr().cast::<u64>(), block_bytes(ptr) / 8) };
+    let words = unsafe { core::slice::from_raw_parts(ptr.as_ptr().cast::<u64>(), word_count) };
     // One pass that ORs everything (the compiler vectorises it), no early exit: the common
     // case is a clean block, read in full anyway.
     if words.iter().fold(0, |acc, &word| acc | word) != 0 {

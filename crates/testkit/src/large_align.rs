@@ -77,11 +77,8 @@ fn round_trip<A: Allocator + Introspect>(a: &A, size: usize, align: usize) -> Re
         .map_err(|_| String::from("allocate refused"))?;
     let ptr = accept(block, layout, "allocate")?;
     // SAFETY: a fresh block of at least `size` bytes.
-    fill_slice(
-        unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), size) },
-        7,
-        0,
-    );
+    let bytes = unsafe { core::slice::from_raw_parts_mut(ptr.as_ptr(), size) };
+    fill_slice(bytes, 7, 0);
     checked(a, "allocate")?;
     let bigger = Layout::from_size_align(2 * size, align).map_err(|e| format!("{e}"))?;
     // SAFETY: `ptr` is live with `layout`; `bigger` is larger with the same alignment.
@@ -92,8 +89,8 @@ fn round_trip<A: Allocator + Introspect>(a: &A, size: usize, align: usize) -> Re
     checked(a, "grow")?;
     let smaller = Layout::from_size_align(size / 2, align).map_err(|e| format!("{e}"))?;
     // SAFETY: `ptr` is live with `bigger`; `smaller` is smaller with the same alignment.
-    let shrunk =
-        unsafe { a.shrink(ptr, bigger, smaller) }.map_err(|_| String::from("shrink refused"))?;
+    let shrunk = unsafe { a.shrink(ptr, bigger, smaller) };
+    let shrunk = shrunk.map_err(|_| String::from("shrink refused"))?;
     let ptr = accept(shrunk, smaller, "shrink")?;
     // SAFETY: the shrunk block keeps the first `size / 2` bytes.
     unsafe { verify(ptr, size / 2, 7, "shrink")? };
