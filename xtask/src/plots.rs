@@ -92,14 +92,7 @@ pub fn bars(
             .label(name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], style));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))
+    finish(chart, SeriesLabelPosition::UpperLeft, &fail)
 }
 
 /// Cumulative distributions: x = nanoseconds (log scale), y = fraction of operations.
@@ -144,14 +137,7 @@ pub fn cdf(path: &Path, title: &str, series: &[(String, Vec<(f64, f64)>)]) -> Re
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], colour(index)));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))
+    finish(chart, SeriesLabelPosition::LowerRight, &fail)
 }
 
 /// Lines on linear axes from 0: one per series of `(x, y)` points.
@@ -190,14 +176,26 @@ pub fn lines(
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 12, y)], colour(index)));
     }
+    finish(chart, SeriesLabelPosition::UpperLeft, &fail)
+}
+
+/// Draws the legend at `position` and writes the picture out: the last step of every plot.
+fn finish<'a, CT: CoordTranslate>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+    fail: &impl Fn(String) -> String,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .draw()
         .map_err(|e| fail(e.to_string()))?;
-    root.present().map_err(|e| fail(e.to_string()))
+    chart
+        .plotting_area()
+        .present()
+        .map_err(|e| fail(e.to_string()))
 }
 
 #[cfg(test)]
