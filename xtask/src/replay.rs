@@ -340,7 +340,7 @@ fn shipped_traces(workspace: &crate::Workspace, quick: bool) -> Vec<PathBuf> {
     let names: &[&str] = if quick {
         &["sqlite"]
     } else {
-        &["python", "sqlite", "git"]
+        &["python", "sqlite", "git", "gcc"]
     };
     names
         .iter()
