@@ -16,7 +16,9 @@
 //!   `CLOCK_MONOTONIC`), with its measured resolution (smallest step) and overhead.
 //! - **replay** ([`replay`], `src/bin/heapkit-replay.rs`): a recorded allocation trace run
 //!   through one allocator per process, with the trace's own figures ([`trace_advice`]: the
-//!   seed article's advice, measured); `cargo xtask replay` runs them all.
+//!   seed article's advice, measured); `cargo xtask replay` runs them all, and counts each
+//!   replay's instructions under callgrind ([`callgrind`]: client requests and the marker
+//!   functions' names).
 //! - **suite**: one bench target (`benches/*.rs`), its criterion group and `main` written by
 //!   [`criterion_suite!`].
 //! - **benchmark id**: `workload/allocator/parameter`, criterion's group / function / value;
@@ -33,6 +35,7 @@
 
 pub mod allocators;
 pub mod arena;
+pub mod callgrind;
 pub mod clock;
 pub mod latency;
 pub mod replay;

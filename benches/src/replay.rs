@@ -11,7 +11,7 @@
 //!   replay(plan, allocator): one OS thread per plan thread ─┘─► time, RSS peak/final/curve
 //! ```
 
-use crate::rss;
+use crate::{callgrind, rss};
 use heapkit_pages::MmapPages;
 use heapkit_trace::{in_time_order, Event, Kind, LifetimeCheck, Reader, Record};
 use serde_json::{json, Value};
@@ -246,7 +246,19 @@ fn touch(block: *mut u8, size: u64) {
 
 /// Waits until the object has seen `version` operations (its previous one, maybe on another
 /// thread, is done).
+#[inline]
 fn wait_for(slot: &Slot, version: u32) {
+    if slot.done.load(Ordering::Acquire) != version {
+        replay_uncounted_wait(slot, version);
+    }
+}
+
+/// [`wait_for`]'s spin: how long it spins depends on scheduling, so callgrind leaves it out of
+/// the count (its name holds [`callgrind::UNCOUNTED_MARKER`]; never inlined, so that the name
+/// is there to match).
+#[inline(never)]
+#[cold]
+fn replay_uncounted_wait(slot: &Slot, version: u32) {
     let mut spins = 0u32;
     while slot.done.load(Ordering::Acquire) != version {
         spins += 1;
@@ -314,6 +326,27 @@ fn run_op<G: GlobalAlloc>(alloc: &G, slots: &[Slot], op: &Op, touching: bool) ->
     ok
 }
 
+/// One replay thread's operations: the instructions callgrind counts (the function's name
+/// holds [`callgrind::COUNTED_MARKER`]; never inlined, so that the name is there to match).
+#[inline(never)]
+fn replay_counted<G: GlobalAlloc>(
+    alloc: &G,
+    slots: &[Slot],
+    ops: &[Op],
+    touching: bool,
+    progress: &AtomicU64,
+    failures: &AtomicU64,
+) {
+    for (index, op) in ops.iter().enumerate() {
+        if !run_op(alloc, slots, op, touching) {
+            failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if index % 1024 == 1023 {
+            progress.fetch_add(1024, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Replays `plan` through `alloc`, touching each new block's first and last byte when
 /// `touching`. Blocks live at the end are left allocated (the final RSS counts them).
 pub fn replay<G: GlobalAlloc + Sync>(plan: &Plan, alloc: &G, touching: bool) -> Outcome {
@@ -329,6 +362,9 @@ pub fn replay<G: GlobalAlloc + Sync>(plan: &Plan, alloc: &G, touching: bool) -> 
     let progress = AtomicU64::new(0);
     let failures = AtomicU64::new(0);
     let finished = AtomicBool::new(false);
+    // Under `valgrind --tool=callgrind --instr-atstart=no` (cargo xtask replay), the trace was
+    // read uninstrumented; from here on the replay threads are counted.
+    callgrind::start_instrumentation();
     let started = Instant::now();
     let mut curve = Vec::new();
     std::thread::scope(|scope| {
@@ -338,14 +374,7 @@ pub fn replay<G: GlobalAlloc + Sync>(plan: &Plan, alloc: &G, touching: bool) -> 
             .map(|ops| {
                 let (slots, progress, failures) = (&slots, &progress, &failures);
                 scope.spawn(move || {
-                    for (index, op) in ops.iter().enumerate() {
-                        if !run_op(alloc, slots, op, touching) {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if index % 1024 == 1023 {
-                            progress.fetch_add(1024, Ordering::Relaxed);
-                        }
-                    }
+                    replay_counted(alloc, slots, ops, touching, progress, failures);
                 })
             })
             .collect();
@@ -396,5 +425,23 @@ impl Outcome {
             "failures": self.failures,
             "rss_curve": self.rss_curve,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// callgrind finds the counted and uncounted parts by these functions' names.
+    #[test]
+    fn the_marker_functions_carry_the_markers() {
+        let counted = std::any::type_name_of_val(&replay_counted::<std::alloc::System>);
+        let uncounted = std::any::type_name_of_val(&replay_uncounted_wait);
+        assert!(counted.contains(callgrind::COUNTED_MARKER), "{counted}");
+        assert!(
+            uncounted.contains(callgrind::UNCOUNTED_MARKER),
+            "{uncounted}"
+        );
+        assert!(!counted.contains(callgrind::UNCOUNTED_MARKER));
     }
 }

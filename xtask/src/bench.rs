@@ -7,7 +7,8 @@
 //!   3 probes     heapkit-probe latency|rss NAME, one process each      -> probes.json
 //!   4 C level    benches/c/pairs.c under LD_PRELOAD, timed + callgrind -> c_level.json
 //!   5 OS-facing  benches/c/stress.c under LD_PRELOAD, time + getrusage -> os_level.json
-//!   6 report     report.md, results.json, *.svg in target/heapkit-report/
+//!   6 replays    heapkit-replay per trace and allocator, timed + callgrind -> replay/results.json
+//!   7 report     report.md, results.json, *.svg in target/heapkit-report/ (and replay/)
 //! ```
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -307,9 +308,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(name) = &options.save_baseline {
         save_baseline(&report_dir, name)?;
     }
-    let (replay_summary, replay_section) = replays?;
-    let summary = crate::report::write_from_target(&options)? + &replay_summary;
-    crate::replay::append_section(&workspace, &replay_section)?;
+    replays?;
+    let summary = crate::report::write_from_target(&options)?;
     crate::print_summary(&summary);
     eprintln!(
         "xtask bench: done in {:.0} s ({}; criterion log: {})",

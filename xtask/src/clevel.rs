@@ -222,7 +222,7 @@ pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
     let wanted = |name: &str| options.wants(&format!("c/{name}"));
     plan.libraries = libraries(workspace, wanted, &mut plan.notes);
     plan.binary = compile(workspace, "pairs", &mut plan.notes);
-    plan.callgrind = succeeds(Command::new("valgrind").arg("--version"));
+    plan.callgrind = callgrind_installed();
     if !plan.callgrind {
         plan.notes
             .push("valgrind is not installed: no instruction counts".into());
@@ -269,6 +269,11 @@ fn instructions(
     }
     let out = cmd.output().ok()?;
     parse_collected(&String::from_utf8_lossy(&out.stderr))
+}
+
+/// Whether valgrind (and so callgrind) can be run.
+pub fn callgrind_installed() -> bool {
+    succeeds(Command::new("valgrind").arg("--version"))
 }
 
 /// Reads "==123== Collected : 4567" from callgrind's output.

@@ -6,8 +6,9 @@
 //!   `LD_PRELOAD` benchmark and the OS-facing workloads (`benches/c/stress.c`), then writes `target/heapkit-report/report.md`, `results.json`
 //!   and SVG plots and prints the summary tables.
 //! - `cargo xtask replay TRACE... [--allocators LIST] [--threads original|1] [--lenient]
-//!   [--no-touch]` replays recorded allocation traces (`HEAPKIT_TRACE`) through every allocator
-//!   into `target/heapkit-report/replay/`.
+//!   [--no-touch] [--no-instructions]` replays recorded allocation traces (`HEAPKIT_TRACE`)
+//!   through every allocator into `target/heapkit-report/replay/`, with callgrind's instruction
+//!   counts where valgrind is installed.
 //! - `cargo xtask miri [-p CRATE]...` runs the Miri-capable crates' tests under Miri on the
 //!   nightly toolchain, installing the `miri` and `rust-src` components when they are missing.
 //! - `cargo xtask asan [-p CRATE]... [-- TEST-ARGS]` runs the allocator crates' tests under
@@ -37,7 +38,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   cargo xtask bench [--quick] [--filter TEXT] [--save-baseline NAME] [--baseline NAME] [--all-crates]
-  cargo xtask replay TRACE... [--allocators LIST] [--threads original|1] [--lenient] [--no-touch]
+  cargo xtask replay TRACE... [--allocators LIST] [--threads original|1] [--lenient] [--no-touch] [--no-instructions]
   cargo xtask miri [-p CRATE]...
   cargo xtask asan [-p CRATE]... [-- TEST-ARGS]   (tests under AddressSanitizer, nightly)
   cargo xtask fuzz [--seconds N] [--sanitizer NAME] [TARGET]...   (cargo-fuzz targets in fuzz/, nightly)

@@ -1,10 +1,14 @@
 //! `cargo xtask replay TRACE... [--allocators LIST] [--threads original|1] [--lenient]
-//! [--no-touch]`: replays recorded allocation traces (`docs/trace-format.md`; `.gz` files are
-//! unpacked with `gzip -dc` first) through every allocator, one `heapkit-replay` process per
-//! allocator and trace, and writes `target/heapkit-report/replay/` (report.md, results.json,
-//! one SVG per trace: RSS and live bytes against the operation index) and a terminal table.
+//! [--no-touch] [--no-instructions]`: replays recorded allocation traces
+//! (`docs/trace-format.md`; `.gz` files are unpacked with `gzip -dc` first) through every
+//! allocator, one `heapkit-replay` process per allocator and trace, and writes
+//! `target/heapkit-report/replay/` (report.md, results.json, one SVG per trace: RSS and live
+//! bytes against the operation index) and a terminal table. Where valgrind is installed, each
+//! replay runs a second time under callgrind for its instruction count (the replay loop only:
+//! heapkit-benches' `callgrind` module says how).
 
 use crate::bench::{run_checked, step};
+use crate::clevel::{callgrind_installed, parse_collected};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -24,7 +28,19 @@ pub struct Options {
     pub lenient: bool,
     /// Do not touch each new block.
     pub no_touch: bool,
+    /// Do not count instructions under callgrind even when valgrind is installed.
+    pub no_instructions: bool,
 }
+
+/// `schema_version` of replay/results.json (docs/results-schema.md, "Replay").
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// The text of the marker functions' names (heapkit-benches' `callgrind` module), as
+/// callgrind's `--toggle-collect` patterns: counted inside the first, not inside the second.
+const TOGGLE_COLLECT: [&str; 2] = [
+    "--toggle-collect=*replay_counted*",
+    "--toggle-collect=*replay_uncounted*",
+];
 
 impl Options {
     /// Parses the arguments after `replay`.
@@ -51,6 +67,7 @@ impl Options {
                 }
                 "--lenient" => options.lenient = true,
                 "--no-touch" => options.no_touch = true,
+                "--no-instructions" => options.no_instructions = true,
                 flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
                 path => options.traces.push(PathBuf::from(path)),
             }
@@ -137,6 +154,39 @@ fn json_of(binary: &Path, args: &[String]) -> Result<Value, String> {
     serde_json::from_slice(&output.stdout).map_err(|e| format!("heapkit-replay's output: {e}"))
 }
 
+/// The replay's instructions: `heapkit-replay` (`args`) under callgrind, instrumented only from
+/// the replay on and counting only inside the replay threads' marker function.
+fn instructions(binary: &Path, args: &[String]) -> Result<u64, String> {
+    let output = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            "--instr-atstart=no",
+            "--collect-atstart=no",
+        ])
+        .args(TOGGLE_COLLECT)
+        .arg(binary)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run valgrind: {e}"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match parse_collected(&stderr) {
+        Some(count) if output.status.success() => Ok(count),
+        _ => Err(format!(
+            "callgrind on heapkit-replay {} gave no count: {}",
+            args.join(" "),
+            stderr.lines().last().unwrap_or("").trim()
+        )),
+    }
+}
+
+/// Adds the instruction count (`instructions`, `instructions_per_op`) to a replay's result.
+fn add_instructions(result: &mut Value, count: u64) {
+    let operations = result["operations"].as_u64().unwrap_or(0).max(1);
+    result["instructions"] = json!(count);
+    result["instructions_per_op"] = json!(count as f64 / operations as f64);
+}
+
 /// The allocators to run: those asked for, each checked against `heapkit-replay list`, or all.
 fn resolve_allocators(binary: &Path, asked: &[String]) -> Result<Vec<String>, String> {
     let output = Command::new(binary)
@@ -167,7 +217,18 @@ pub fn measure(
     bar: &ProgressBar,
 ) -> Result<Value, String> {
     let allocators = resolve_allocators(binary, &options.allocators)?;
-    bar.inc_length((options.traces.len() * allocators.len()) as u64);
+    let mut notes = Vec::new();
+    let counting = if options.no_instructions {
+        notes.push("instructions not counted (--no-instructions)".to_string());
+        false
+    } else if !callgrind_installed() {
+        notes.push("valgrind is not installed: no instruction counts".to_string());
+        false
+    } else {
+        true
+    };
+    let runs_per_allocator = if counting { 2 } else { 1 };
+    bar.inc_length((options.traces.len() * allocators.len() * runs_per_allocator) as u64);
     let mut traces = Vec::new();
     for path in &options.traces {
         let name = trace_name(path);
@@ -182,16 +243,44 @@ pub fn measure(
             step(bar, format!("replay {name}: {allocator}"));
             let mut args = vec!["run".to_string(), allocator.clone(), file_arg.clone()];
             args.extend(options.flags());
-            results.push(json_of(binary, &args)?);
+            let mut result = json_of(binary, &args)?;
             bar.inc(1);
+            if counting {
+                step(bar, format!("replay {name}: {allocator} under callgrind"));
+                match instructions(binary, &args) {
+                    Ok(count) => add_instructions(&mut result, count),
+                    Err(note) => notes.push(note),
+                }
+                bar.inc(1);
+            }
+            results.push(result);
         }
         traces.push(json!({ "trace": name, "file": path, "stats": stats, "results": results }));
     }
-    Ok(json!({ "threads": options.threads, "touch": !options.no_touch, "traces": traces }))
+    Ok(json!({
+        "schema_version": SCHEMA_VERSION,
+        "threads": options.threads,
+        "touch": !options.no_touch,
+        "instructions": counting,
+        "traces": traces,
+        "notes": notes,
+    }))
 }
 
 fn mib(bytes: &Value) -> f64 {
     bytes.as_f64().unwrap_or(0.0) / (1024.0 * 1024.0)
+}
+
+/// A replay's instruction count as the table shows it: millions, and per operation; `–` where
+/// it was not counted (no valgrind, or a file written before counts existed).
+fn instructions_cells(result: &Value) -> (String, String) {
+    match (
+        result["instructions"].as_f64(),
+        result["instructions_per_op"].as_f64(),
+    ) {
+        (Some(count), Some(per_op)) => (format!("{:.1}", count / 1e6), format!("{per_op:.0}")),
+        _ => ("–".into(), "–".into()),
+    }
 }
 
 /// The side-by-side table of one trace's replays.
@@ -199,12 +288,13 @@ fn table(trace: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| allocator | time (s) | Mops/s | peak RSS (MiB) | final RSS (MiB) | failures |\n|---|---:|---:|---:|---:|---:|"
+        "| allocator | time (s) | Mops/s | instructions (M) | instr/op | peak RSS (MiB) | final RSS (MiB) | failures |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     for r in trace["results"].as_array().into_iter().flatten() {
+        let (count, per_op) = instructions_cells(r);
         let _ = writeln!(
             out,
-            "| {} | {:.3} | {:.2} | {:.1} | {:.1} | {} |",
+            "| {} | {:.3} | {:.2} | {count} | {per_op} | {:.1} | {:.1} | {} |",
             r["allocator"].as_str().unwrap_or("?"),
             r["time_s"].as_f64().unwrap_or(0.0),
             r["ops_per_s"].as_f64().unwrap_or(0.0) / 1e6,
@@ -309,14 +399,29 @@ fn plot(path: &Path, trace: &Value) -> Result<(), String> {
     crate::plots::lines(path, &title, ("operation index", "MiB"), &series)
 }
 
+/// What the instruction columns are.
+const INSTRUCTIONS_LEGEND: &str = "Instructions: the replay threads' own (the operations, the \
+    touching and the loop; not reading the trace, not waiting for another thread's operation), \
+    counted by a second run under `valgrind --tool=callgrind`: noise-free, and `–` where valgrind \
+    is missing.";
+
 /// Writes report.md and the SVGs into `dir`; returns the terminal summary.
 pub fn write_report(dir: &Path, results: &Value) -> Result<String, String> {
     let mut report = String::from("# Replays of recorded allocation traces\n\n");
     let _ = writeln!(
         report,
-        "Threads: {}; each new block's first and last byte touched: {}. Times are wall time of the whole replay; RSS is above the replaying process's own before the replay.\n",
+        "Threads: {}; each new block's first and last byte touched: {}. Times are wall time of the whole replay; RSS is above the replaying process's own before the replay. {INSTRUCTIONS_LEGEND}\n",
         results["threads"], results["touch"]
     );
+    let notes: Vec<&str> = results["notes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(report, "Notes:\n\n- {}\n", notes.join("\n- "));
+    }
     let mut summary = String::new();
     for trace in results["traces"].as_array().into_iter().flatten() {
         let name = trace["trace"].as_str().unwrap_or("trace");
@@ -355,30 +460,35 @@ fn shipped_traces(workspace: &crate::Workspace, quick: bool) -> Vec<PathBuf> {
 }
 
 /// `cargo xtask bench`'s replay step (heapkit-replay already built): the shipped traces
-/// through every allocator into `heapkit-report/replay/`; returns the terminal summary and the
-/// section for the bench's report.md ([`append_section`]).
+/// through every allocator into `heapkit-report/replay/` (results.json and its report); the
+/// bench's report.md gets its section from [`render_saved`]. `--quick` replays and counts
+/// the small sqlite trace only (about 15 s under callgrind for seven allocators).
 pub fn for_bench(
     workspace: &crate::Workspace,
     bench: &crate::bench::Options,
     bar: &ProgressBar,
-) -> Result<(String, String), String> {
+) -> Result<(), String> {
     let options = Options {
         traces: shipped_traces(workspace, bench.quick),
         threads: "original".into(),
         ..Options::default()
     };
     if options.traces.is_empty() {
-        return Ok((String::new(), String::new()));
+        return Ok(());
     }
     let dir = workspace.target.join("heapkit-report").join("replay");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let binary = workspace.target.join("release").join("heapkit-replay");
     let results = measure(&binary, &options, &dir, bar)?;
-    crate::bench::write_json(&dir.join("results.json"), &results)?;
-    let summary = write_report(&dir, &results)?;
+    crate::bench::write_json(&dir.join("results.json"), &results)
+}
+
+/// The replay section of the bench's report.md: each trace's table, the rest linked.
+fn bench_section(results: &Value) -> String {
     let mut section = String::from(
-        "\n## Replays of recorded programs\n\nThe shipped traces (`benches/traces/`) through every \
-         allocator; the seed's advice measured on each and the RSS plots are in \
+        "\n## Replays of recorded programs\n\nThe traces in `replay/results.json` (the shipped \
+         ones, `benches/traces/`, after `cargo xtask bench`) through every allocator; the \
+         seed's advice measured on each and the RSS plots are in \
          [replay/report.md](replay/report.md).\n\n",
     );
     for trace in results["traces"].as_array().into_iter().flatten() {
@@ -389,15 +499,26 @@ pub fn for_bench(
             table(trace)
         );
     }
-    Ok((summary, section))
+    section
 }
 
-/// Appends the replay section to the bench's report.md (after the report is written).
-pub fn append_section(workspace: &crate::Workspace, section: &str) -> Result<(), String> {
-    let report = workspace.target.join("heapkit-report").join("report.md");
+/// Re-renders the saved replay results (`report_dir/replay/results.json`, when there is one):
+/// replay/report.md and its SVGs, and the replay section appended to `report_dir/report.md`
+/// (just written by the bench's report). Returns the terminal summary (empty without replays).
+pub fn render_saved(report_dir: &Path) -> Result<String, String> {
+    let dir = report_dir.join("replay");
+    let path = dir.join("results.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(String::new());
+    };
+    let results: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let summary = write_report(&dir, &results)?;
+    let report = report_dir.join("report.md");
     let mut text = std::fs::read_to_string(&report).unwrap_or_default();
-    text.push_str(section);
-    std::fs::write(&report, text).map_err(|e| format!("{}: {e}", report.display()))
+    text.push_str(&bench_section(&results));
+    std::fs::write(&report, text).map_err(|e| format!("{}: {e}", report.display()))?;
+    Ok(summary)
 }
 
 /// `cargo xtask replay`.
@@ -448,6 +569,11 @@ mod tests {
         assert!(parse(&[]).is_err());
         assert!(parse(&["a.trace", "--threads", "2"]).is_err());
         assert!(parse(&["a.trace", "--fast"]).is_err());
+        assert!(
+            parse(&["a.trace", "--no-instructions"])
+                .unwrap()
+                .no_instructions
+        );
         assert_eq!(
             trace_name(Path::new("x/python-json.trace.gz")),
             "python-json"

@@ -662,7 +662,8 @@ pub fn json(rows: &[Row], extras: &Extras, options: &Options) -> Value {
 }
 
 /// Writes report.md, results.json and the plots under `target/heapkit-report/` from what the
-/// last run left there, and returns the terminal summary.
+/// last run left there (the replays' section from `replay/results.json`), and returns the
+/// terminal summary.
 pub fn write_from_target(options: &Options) -> Result<String, String> {
     let workspace = crate::Workspace::load()?;
     let rows = collect(
@@ -679,7 +680,8 @@ pub fn write_from_target(options: &Options) -> Result<String, String> {
             options.filter = run["filter"].as_str().map(String::from);
         }
     }
-    write(&dir, &rows, &extras, &options)
+    let summary = write(&dir, &rows, &extras, &options)?;
+    Ok(summary + &crate::replay::render_saved(&dir)?)
 }
 
 /// Draws the plots; returns the files written (a plot that fails becomes a note).
