@@ -579,4 +579,75 @@ mod tests {
             "python-json"
         );
     }
+
+    /// A replay result as `heapkit-replay run` prints it, counted or not.
+    fn result(allocator: &str, count: Option<u64>) -> Value {
+        let mut r = json!({
+            "allocator": allocator, "threads": 1, "operations": 1000, "time_s": 0.01,
+            "ops_per_s": 1e5, "peak_rss_bytes": 1 << 20, "final_rss_bytes": 1 << 19,
+            "failures": 0, "rss_curve": [[0, 0], [1000, 1 << 19]],
+        });
+        if let Some(count) = count {
+            add_instructions(&mut r, count);
+        }
+        r
+    }
+
+    #[test]
+    fn instructions_show_per_operation_or_a_dash() {
+        let counted = result("heapkit", Some(92_000));
+        assert_eq!(counted["instructions_per_op"], 92.0);
+        let text = table(&json!({ "results": [counted, result("system", None)] }));
+        assert!(
+            text.contains("| heapkit | 0.010 | 0.10 | 0.1 | 92 |"),
+            "{text}"
+        );
+        assert!(text.contains("| system | 0.010 | 0.10 | – | – |"), "{text}");
+    }
+
+    #[test]
+    fn the_report_renders_the_saved_replays() {
+        let root =
+            std::env::temp_dir().join(format!("heapkit-replay-saved-{}", std::process::id()));
+        let replay_dir = root.join("replay");
+        std::fs::create_dir_all(&replay_dir).unwrap();
+        // No saved replays: nothing added, nothing fails.
+        std::fs::write(root.join("report.md"), "# bench\n").unwrap();
+        assert_eq!(render_saved(&root).unwrap(), "");
+        let saved = json!({
+            "schema_version": SCHEMA_VERSION, "threads": "original", "touch": true,
+            "instructions": true, "notes": ["a note"],
+            "traces": [{
+                "trace": "tiny", "file": "tiny.trace",
+                "stats": { "events": 1000, "threads": 1, "objects": 500,
+                           "live_curve": [[0, 0], [999, 100]], "advice": {} },
+                "results": [result("heapkit", Some(92_000))],
+            }],
+        });
+        crate::bench::write_json(&replay_dir.join("results.json"), &saved).unwrap();
+        let summary = render_saved(&root).unwrap();
+        assert!(
+            summary.contains("replay tiny") && summary.contains("| 92 |"),
+            "{summary}"
+        );
+        let report = std::fs::read_to_string(root.join("report.md")).unwrap();
+        assert!(report.starts_with("# bench\n"), "{report}");
+        assert!(
+            report.contains("## Replays of recorded programs"),
+            "{report}"
+        );
+        assert!(
+            report.contains("### tiny") && report.contains("| 92 |"),
+            "{report}"
+        );
+        let replay = std::fs::read_to_string(replay_dir.join("report.md")).unwrap();
+        assert!(
+            replay.contains("- a note") && replay.contains("| 92 |"),
+            "{replay}"
+        );
+        assert!(replay_dir.join("tiny.svg").exists());
+        std::fs::write(replay_dir.join("results.json"), "{ not json").unwrap();
+        assert!(render_saved(&root).unwrap_err().contains("results.json"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
