@@ -411,7 +411,8 @@ pub fn write_report(dir: &Path, results: &Value) -> Result<String, String> {
     let _ = writeln!(
         report,
         "Threads: {}; each new block's first and last byte touched: {}. Times are wall time of the whole replay; RSS is above the replaying process's own before the replay. {INSTRUCTIONS_LEGEND}\n",
-        results["threads"], results["touch"]
+        results["threads"].as_str().unwrap_or("?"),
+        results["touch"]
     );
     let notes: Vec<&str> = results["notes"]
         .as_array()

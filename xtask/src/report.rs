@@ -681,7 +681,12 @@ pub fn write_from_target(options: &Options) -> Result<String, String> {
         }
     }
     let summary = write(&dir, &rows, &extras, &options)?;
-    Ok(summary + &crate::replay::render_saved(&dir)?)
+    let replays = crate::replay::render_saved(&dir)?;
+    Ok(if replays.is_empty() {
+        summary
+    } else {
+        format!("{summary}\n\n{replays}")
+    })
 }
 
 /// Draws the plots; returns the files written (a plot that fails becomes a note).
