@@ -594,6 +594,21 @@ mod tests {
         r
     }
 
+    /// The toggle patterns name the markers heapkit-benches' replay threads carry (xtask does
+    /// not link heapkit-benches, so the two are compared as text).
+    #[test]
+    fn the_toggles_name_the_benches_markers() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/src/callgrind.rs");
+        let source = std::fs::read_to_string(&path).unwrap();
+        for (toggle, marker) in TOGGLE_COLLECT.iter().zip(["COUNTED", "UNCOUNTED"]) {
+            let name = toggle
+                .trim_start_matches("--toggle-collect=")
+                .trim_matches('*');
+            let line = format!("pub const {marker}_MARKER: &str = \"{name}\";");
+            assert!(source.contains(&line), "{} lacks {line}", path.display());
+        }
+    }
+
     #[test]
     fn instructions_show_per_operation_or_a_dash() {
         let counted = result("heapkit", Some(92_000));
