@@ -138,7 +138,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
             });
             if let Idle::Busy(bins) = found {
                 // SAFETY: a held slot's magazine lives while its holder does (see above);
-                // the counts are read with volatile word reads.
+                // the counts are read with volatile word reads. Known gap: when the holder is
+                // a reclaimer, not the slot's thread, it may free the magazine meanwhile (the
+                // loom models show it; issue note of the "house" branch).
                 unsafe { visit_bins(bins, &mut visit) };
             }
         }
