@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         let mut problems = Vec::new();
         let real =
-            "<!-- capture: cargo run -p heapkit-bins --example walkthrough -->\n```text\nx\n```\n";
+            "<!-- capture: cargo run -p heapkit-bins --example bins_walkthrough -->\n```text\nx\n```\n";
         check_chapter(&root(), "x.md", real, &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
     }

@@ -38,7 +38,9 @@
 //!
 //! | file | concept |
 //! |---|---|
-//! | `heap.rs` | `Bins<P>`: the heap's state and its two core paths (glibc's `_int_malloc`, `_int_free`) |
+//! | `heap.rs` | `Bins<P>`: the heap's state and what both paths share (free-chunk headers, the unsorted bin's front, the fast bins) |
+//! | `malloc.rs` | the malloc path (glibc's `_int_malloc`): bins search, splitting, top |
+//! | `free.rs` | the free path (glibc's `_int_free`): coalescing, fast-bin and unsorted placement, consolidation, the cheap checks of a bad free |
 //! | `chunk.rs` | chunks and boundary tags: the header every block carries and its arithmetic |
 //! | `binlist.rs` | the bins: doubly linked free lists by size, and the bitmap of non-empty bins |
 //! | `segment.rs` | segments: how the heap grows and shrinks; mmapped chunks |
@@ -58,9 +60,11 @@ mod batch;
 mod binlist;
 mod chunk;
 mod config;
+mod free;
 mod heap;
 mod introspect;
 mod locked;
+mod malloc;
 mod report;
 mod segment;
 mod tcache;

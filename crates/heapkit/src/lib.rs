@@ -248,6 +248,39 @@ unsafe impl GlobalAlloc for HeapKit {
     }
 }
 
+/// The thread cache of a [`HeapKit`].
+type Cache = ThreadCache<Backend>;
+/// The cache's `grow_nonzero` or `shrink_nonzero`.
+type CacheResize =
+    unsafe fn(&Cache, NonNull<u8>, Layout, Layout) -> Result<NonNull<[u8]>, AllocError>;
+
+impl HeapKit {
+    /// `grow_nonzero` and `shrink_nonzero`: through the profiler while sampled blocks may
+    /// exist (a sampled block's record moves with it), else `resize` (the cache's
+    /// `grow_nonzero` or `shrink_nonzero`).
+    ///
+    /// # Safety
+    /// As for `resize`: `ptr` is a live block of this heap fitted by `old_layout`, both sizes
+    /// non-zero, in the order `resize` requires.
+    #[inline(always)]
+    unsafe fn resize_nonzero(
+        &self,
+        ptr: NonNull<u8>,
+        old_layout: Layout,
+        new_layout: Layout,
+        resize: CacheResize,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        #[cfg(feature = "prof")]
+        if prof::samples_may_exist() {
+            // SAFETY: forwarded from the caller: a live block of `old_layout`; non-zero sizes.
+            let moved = unsafe { self.realloc_profiled(ptr, old_layout, new_layout) };
+            return block_of(moved, new_layout);
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { resize(&self.cache, ptr, old_layout, new_layout) }
+    }
+}
+
 // SAFETY: every call is forwarded to the thread cache, which keeps the block contract.
 unsafe impl Allocator for HeapKit {
     #[inline(always)]
@@ -284,14 +317,8 @@ unsafe impl Allocator for HeapKit {
         old_layout: Layout,
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        #[cfg(feature = "prof")]
-        if prof::samples_may_exist() {
-            // SAFETY: forwarded from the caller: a live block of `old_layout`; non-zero sizes.
-            let moved = unsafe { self.realloc_profiled(ptr, old_layout, new_layout) };
-            return block_of(moved, new_layout);
-        }
         // SAFETY: forwarded from the caller.
-        unsafe { self.cache.grow_nonzero(ptr, old_layout, new_layout) }
+        unsafe { self.resize_nonzero(ptr, old_layout, new_layout, Cache::grow_nonzero) }
     }
 
     unsafe fn shrink_nonzero(
@@ -300,14 +327,8 @@ unsafe impl Allocator for HeapKit {
         old_layout: Layout,
         new_layout: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        #[cfg(feature = "prof")]
-        if prof::samples_may_exist() {
-            // SAFETY: forwarded from the caller: a live block of `old_layout`; non-zero sizes.
-            let moved = unsafe { self.realloc_profiled(ptr, old_layout, new_layout) };
-            return block_of(moved, new_layout);
-        }
         // SAFETY: forwarded from the caller.
-        unsafe { self.cache.shrink_nonzero(ptr, old_layout, new_layout) }
+        unsafe { self.resize_nonzero(ptr, old_layout, new_layout, Cache::shrink_nonzero) }
     }
 }
 

@@ -40,6 +40,17 @@ pub fn magazine_or_install<T>(
     made
 }
 
+/// What [`inspect_idle`] found at a slot.
+#[derive(Debug)]
+pub enum Idle<T, R> {
+    /// The entry held no magazine (at the first look, or once the slot was taken).
+    Empty,
+    /// Another thread holds the slot: the magazine the entry named at the first look, not read.
+    Busy(*mut T),
+    /// The slot was free: `look` ran on its magazine while the caller held the slot.
+    Looked(R),
+}
+
 /// If slot `slot` is free and its entry holds a magazine, takes the slot, detaches the
 /// magazine (the entry goes back to `empty`), passes it to `give_back`, and frees the slot
 /// again. Returns `give_back`'s result, or 0 when the slot was held or had no magazine.
@@ -52,54 +63,55 @@ pub fn reclaim<T>(
     empty: *mut T,
     give_back: impl FnOnce(*mut T) -> usize,
 ) -> usize {
-    holding_idle(owners, slot, entry, empty, || {
+    let found = holding_idle(owners, slot, entry, empty, || {
         // Holding the slot makes its magazine ours; re-read it under that ownership.
         let magazine = entry.swap(empty, Ordering::Relaxed);
-        if magazine == empty {
-            0
-        } else {
-            give_back(magazine)
-        }
-    })
+        (magazine != empty).then(|| give_back(magazine))
+    });
+    match found {
+        Idle::Looked(given_back) => given_back,
+        Idle::Empty | Idle::Busy(_) => 0,
+    }
 }
 
 /// If slot `slot` is free and its entry holds a magazine, takes the slot, passes the magazine
-/// (left in place) to `look`, and frees the slot again. Returns `look`'s result, or 0 when the
-/// slot was held or had no magazine. For figures about exited threads' magazines: `look`
-/// reads the magazine while nobody else can use it.
-pub fn inspect_idle<T>(
+/// (left in place) to `look`, and frees the slot again: `look` reads the magazine while nobody
+/// else can use it. For figures about exited threads' magazines; a caller that also wants
+/// live threads' figures reads the [`Idle::Busy`] magazine itself, as its holder writes it.
+pub fn inspect_idle<T, R>(
     owners: &Owners,
     slot: usize,
     entry: &AtomicPtr<T>,
     empty: *mut T,
-    look: impl FnOnce(*mut T) -> usize,
-) -> usize {
+    look: impl FnOnce(*mut T) -> R,
+) -> Idle<T, R> {
     holding_idle(owners, slot, entry, empty, || {
+        // Holding the slot: re-read, since a reclaimer may have detached the magazine.
         let magazine = entry.load(Ordering::Relaxed);
-        if magazine == empty {
-            0
-        } else {
-            look(magazine)
-        }
+        (magazine != empty).then(|| look(magazine))
     })
 }
 
-/// The part [`reclaim`] and [`inspect_idle`] share: if slot `slot` is free and its entry holds
-/// a magazine, takes the slot, runs `held` (which re-reads the entry under that ownership),
-/// frees the slot and returns `held`'s result; 0 when the slot was held or had no magazine.
-fn holding_idle<T>(
+/// The protocol [`reclaim`] and [`inspect_idle`] share: if slot `slot` is free and its entry
+/// holds a magazine, takes the slot, runs `held` (which re-reads the entry under that
+/// ownership, `None` when it found no magazine there) and frees the slot.
+fn holding_idle<T, R>(
     owners: &Owners,
     slot: usize,
     entry: &AtomicPtr<T>,
     empty: *mut T,
-    held: impl FnOnce() -> usize,
-) -> usize {
+    held: impl FnOnce() -> Option<R>,
+) -> Idle<T, R> {
     debug_assert!(slot < SLOT_COUNT);
     // A cheap look first: most slots of most caches have no magazine.
-    if entry.load(Ordering::Relaxed) == empty || !owners.try_acquire_exact(slot) {
-        return 0;
+    let magazine = entry.load(Ordering::Relaxed);
+    if magazine == empty {
+        return Idle::Empty;
+    }
+    if !owners.try_acquire_exact(slot) {
+        return Idle::Busy(magazine);
     }
     let result = held();
     owners.release(slot);
-    result
+    result.map_or(Idle::Empty, Idle::Looked)
 }

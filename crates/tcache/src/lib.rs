@@ -116,6 +116,6 @@ heapkit_core::impl_foreign_allocators!(impl[B: heapkit_core::BatchAllocator] for
 #[doc(hidden)]
 pub mod model {
     pub use crate::depot::{Depot, DEPOT_ENTRIES};
-    pub use crate::handover::{magazine_or_install, reclaim};
+    pub use crate::handover::{inspect_idle, magazine_or_install, reclaim, Idle};
     pub use crate::slot::{ExitCount, Owners};
 }

@@ -14,7 +14,7 @@
 //! sees.
 #![cfg(loom)]
 
-use heapkit_tcache::model::{magazine_or_install, reclaim, ExitCount, Owners};
+use heapkit_tcache::model::{inspect_idle, magazine_or_install, reclaim, ExitCount, Idle, Owners};
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use loom::sync::Arc;
@@ -266,6 +266,40 @@ fn concurrent_reclaims_give_a_magazine_back_once() {
         assert_eq!(total, 7 + 1, "the blocks came back once");
         assert_eq!(world.give_backs.load(Ordering::Relaxed), 1);
         assert_eq!(world.entries[0].load(Ordering::Relaxed), empty());
+    });
+}
+
+/// `for_each_cached` / `idle_cached_bytes` look into an exited thread's magazine while a
+/// reclaimer gives it back: the look reads it only while it is live and ordered after the
+/// thread's writes, and whichever of the two takes the slot first, the other stands aside.
+#[test]
+fn an_inspection_racing_a_reclaim_reads_only_a_live_magazine() {
+    model(|| {
+        let world = World::new();
+        let (slot, magazine) = world.attach(0);
+        world.use_magazine(magazine, 7);
+        world.owners.release(slot);
+        let inspector = {
+            let world = Arc::clone(&world);
+            thread::spawn(move || {
+                inspect_idle(&world.owners, 0, &world.entries[0], empty(), |magazine| {
+                    // SAFETY: as in `use_magazine`.
+                    unsafe { (*magazine).blocks.with(|blocks| *blocks) }
+                })
+            })
+        };
+        let reclaimed = world.reclaim(0);
+        let inspected = inspector.join().unwrap();
+        match inspected {
+            Idle::Looked(blocks) => assert_eq!(blocks, 7, "the look read a reclaimed magazine"),
+            Idle::Busy(_) | Idle::Empty => assert_eq!(reclaimed, 7 + 1),
+        }
+        // The reclaimer misses the magazine only while the inspector holds the slot.
+        assert!(
+            reclaimed == 7 + 1 || matches!(inspected, Idle::Looked(7)),
+            "reclaimed {reclaimed}"
+        );
+        assert!(!world.owners.is_held(0), "both gave the slot back");
     });
 }
 

@@ -6,7 +6,7 @@
 
 mod support;
 
-use heapkit_core::Allocator;
+use heapkit_core::{Allocator, BatchAllocator};
 use heapkit_tcache::{ThreadCache, BIN_TARGET_BYTES};
 use std::alloc::Layout;
 use std::ptr::NonNull;
@@ -94,6 +94,16 @@ fn exited_threads_caches_go_back_within_one_refill() {
         idle_bytes > THREADS / 2 * one_thread_bytes / 2,
         "{idle_bytes} B idle after {THREADS} exits (one thread's worth {one_thread_bytes} B): \
          the exits left little behind, so this test shows nothing"
+    );
+    // for_each_cached walks what the byte figures count, block by block: with every worker
+    // gone, the exited threads' magazines and the shelves (this thread has no magazine).
+    let mut walked_bytes = 0;
+    cache.for_each_cached(|class, blocks| {
+        walked_bytes += blocks * cache.backend().class_size(class);
+    });
+    assert_eq!(
+        walked_bytes,
+        idle_bytes + cache.thread_cached_bytes() + cache.shelved_bytes()
     );
 
     // One refill by another thread gives every exited thread's magazine back. That thread

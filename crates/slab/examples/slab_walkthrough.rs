@@ -1,6 +1,6 @@
 //! A scripted walk through a slab heap: after each step, print every slab and its free slots.
 //!
-//! `cargo run -p heapkit-slab --example walkthrough`
+//! `cargo run -p heapkit-slab --example slab_walkthrough`
 
 use core::alloc::Layout;
 use core::ptr::NonNull;

@@ -3,7 +3,7 @@
 //! and catch a double release. The pool itself never allocates (the example's own printing
 //! does: it is a teaching program, not a sealed one — see `ledger.rs` for that).
 //!
-//! `cargo run -p heapkit-fixed --example walkthrough`
+//! `cargo run -p heapkit-fixed --example fixed_walkthrough`
 
 use heapkit_fixed::{Prefault, Region, RegionLayout};
 use heapkit_pages::MmapPages;

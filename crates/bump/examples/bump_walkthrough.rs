@@ -3,7 +3,7 @@
 //! rewind (the chunk it frees is kept as a spare, so a loop of scopes does not map and unmap),
 //! and a reset keep every chunk for the next round (the largest current, the others spares).
 //!
-//! `cargo run -p heapkit-bump --example walkthrough`
+//! `cargo run -p heapkit-bump --example bump_walkthrough`
 
 use heapkit_bump::Arena;
 

@@ -1,7 +1,7 @@
 //! A guided tour of the boundary-tag heap: a short script of mallocs and frees, with the heap
 //! drawn after every step (chunks, their states, and the bins).
 //!
-//! Run: `cargo run -p heapkit-bins --example walkthrough`
+//! Run: `cargo run -p heapkit-bins --example bins_walkthrough`
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
