@@ -98,6 +98,7 @@ impl CLibraryEntry for HeapKit {
         // The profiler's lock first: a reader of the profile allocates while holding it.
         #[cfg(feature = "prof")]
         crate::prof::lock_for_fork();
+        self.cache.lock_magazine_frees();
         self.cache.backend().lock_all();
         self.cache.backend().pages().raw_lock().lock();
     }
@@ -108,6 +109,7 @@ impl CLibraryEntry for HeapKit {
         unsafe {
             self.cache.backend().pages().raw_lock().unlock();
             self.cache.backend().unlock_all();
+            self.cache.unlock_magazine_frees();
             #[cfg(feature = "prof")]
             crate::prof::unlock_after_fork();
         }

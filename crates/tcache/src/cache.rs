@@ -21,7 +21,7 @@ use core::alloc::Layout;
 use core::mem::MaybeUninit;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicUsize;
-use heapkit_core::{AllocError, BatchAllocator};
+use heapkit_core::{AllocError, BatchAllocator, SpinLock};
 
 /// Every this many refills, a thread returns the blocks of magazines whose threads have exited
 /// (see [`ThreadCache::reclaim_idle`]). A power of two: the test is a mask.
@@ -62,6 +62,13 @@ pub struct ThreadCache<B: BatchAllocator> {
     /// The process's thread-exit count (`slot::exits`) when this cache last reclaimed idle
     /// magazines: a refill that finds it behind reclaims.
     exits_seen: AtomicUsize,
+    /// Held while this cache frees idle magazines ([`reclaim_idle`](Self::reclaim_idle)) and
+    /// while [`for_each_cached`](Self::for_each_cached) reads the magazines of slots other
+    /// threads hold: a slot's holder may be a reclaimer, not its thread, and without this lock
+    /// it could free the magazine being read. Reclaimers only *try* it (an inspection's visitor
+    /// may allocate, and its refill may reclaim): a reclaim that finds an inspection running
+    /// is left for the next refill.
+    pub(crate) magazine_frees: SpinLock,
 }
 
 /// The most blocks one depot batch carries: a consumer's bin at its floor flushes one batch.
@@ -88,6 +95,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
             #[cfg(feature = "hardened")]
             quarantine: crate::quarantine::Quarantine::new(),
             exits_seen: AtomicUsize::new(0),
+            magazine_frees: SpinLock::new(),
         }
     }
 
@@ -598,11 +606,13 @@ impl<B: BatchAllocator> ThreadCache<B> {
         if self.exits_seen.load(Ordering::Relaxed) == exits {
             return 0;
         }
-        // Recorded before the scan: an exit counted during it moves the count again, and the
-        // next refill scans again (two threads scanning at once is harmless: a slot is
-        // reclaimed by whoever takes it).
-        self.exits_seen.store(exits, Ordering::Relaxed);
-        self.reclaim_idle()
+        self.holding_magazine_frees(|| {
+            // Recorded before the scan: an exit counted during it moves the count again, and
+            // the next refill scans again. Not recorded when an inspection held the lock: the
+            // next refill tries again.
+            self.exits_seen.store(exits, Ordering::Relaxed);
+            self.reclaim_idle_holding()
+        })
     }
 
     /// Returns this thread's cached blocks (in this cache) to the backend; returns how many.
@@ -619,13 +629,51 @@ impl<B: BatchAllocator> ThreadCache<B> {
     }
 
     /// Returns the cached blocks of threads that have exited (their slots are free) to the
-    /// backend and frees their magazines; returns how many blocks.
+    /// backend and frees their magazines; returns how many blocks (0 while
+    /// [`for_each_cached`](Self::for_each_cached) runs: the next refill tries again).
     ///
     /// A thread's exit cannot do this itself (thread-local storage is not generic, so the exit
     /// hook does not know which caches the thread used); it frees its slot and counts the
     /// exit, and the next refill in this cache runs this ([`reclaim_exited`](Self::reclaim_exited)).
     /// Scans every slot's entry: 256 loads when nothing is idle.
     pub fn reclaim_idle(&self) -> usize {
+        self.holding_magazine_frees(|| self.reclaim_idle_holding())
+    }
+
+    /// Runs `reclaim` holding [`magazine_frees`](Self::magazine_frees) if it is free right
+    /// now; 0 (nothing reclaimed) when an inspection holds it.
+    fn holding_magazine_frees(&self, reclaim: impl FnOnce() -> usize) -> usize {
+        if !self.magazine_frees.try_lock() {
+            return 0;
+        }
+        let blocks = reclaim();
+        // SAFETY: taken by the `try_lock` above, released once.
+        unsafe { self.magazine_frees.unlock() };
+        blocks
+    }
+
+    #[doc(hidden)]
+    /// Takes the lock that reclaims and [`for_each_cached`](Self::for_each_cached) hold, for a
+    /// `pthread_atfork` prepare handler: a child forked while another thread held it would
+    /// find it held forever. Take it before the backend's locks (a reclaim holds it while it
+    /// flushes into the backend).
+    pub fn lock_magazine_frees(&self) {
+        self.magazine_frees.lock();
+    }
+
+    #[doc(hidden)]
+    /// Releases what [`lock_magazine_frees`](Self::lock_magazine_frees) took.
+    ///
+    /// # Safety
+    /// The calling thread took it with `lock_magazine_frees` — or, in the child of a `fork`,
+    /// the thread that called `fork` did, and this is that thread.
+    pub unsafe fn unlock_magazine_frees(&self) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.magazine_frees.unlock() };
+    }
+
+    /// [`reclaim_idle`](Self::reclaim_idle)'s scan; the caller holds `magazine_frees`.
+    fn reclaim_idle_holding(&self) -> usize {
         let owners = slot::owners();
         let mut blocks = 0;
         for (slot, entry) in self.magazines[..SLOT_COUNT].iter().enumerate() {

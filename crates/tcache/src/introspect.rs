@@ -7,7 +7,7 @@ use crate::handover::{self, Idle};
 use crate::magazine::{direct_table, empty_magazine, header};
 use crate::slot;
 use core::ptr::NonNull;
-use heapkit_core::{BatchAllocator, Introspect, InvariantError, Stats};
+use heapkit_core::{BatchAllocator, Introspect, InvariantError, SpinLock, Stats};
 
 impl<B: BatchAllocator> ThreadCache<B> {
     /// The calling thread's bin of class `class` in this cache: its count, limit and next
@@ -127,9 +127,13 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// A free slot's magazine (its thread exited) is read while holding the slot, as
     /// [`reclaim_idle`](Self::reclaim_idle) does, so it cannot be freed meanwhile. A live
     /// thread's bin counts are read as they are being written (word-sized volatile reads: a
-    /// count may be a few operations old, never torn); the magazine itself stays until that
-    /// thread exits and another thread reclaims it.
+    /// count may be a few operations old, never torn). A held slot's magazine cannot be freed
+    /// during the scan either: its holder is the slot's thread (which frees no magazine) or a
+    /// reclaimer, and every reclaimer of this cache needs the `magazine_frees` lock the scan
+    /// holds (a reclaim that finds it taken is left for a later refill).
     pub fn for_each_cached(&self, mut visit: impl FnMut(usize, usize)) {
+        self.magazine_frees.lock();
+        let _release = Release(&self.magazine_frees);
         let owners = slot::owners();
         for (slot, entry) in self.magazines[..slot::SLOT_COUNT].iter().enumerate() {
             let found = handover::inspect_idle(owners, slot, entry, empty_magazine(), |bins| {
@@ -137,10 +141,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 unsafe { visit_bins(bins, &mut visit) }
             });
             if let Idle::Busy(bins) = found {
-                // SAFETY: a held slot's magazine lives while its holder does (see above);
-                // the counts are read with volatile word reads. Known gap: when the holder is
-                // a reclaimer, not the slot's thread, it may free the magazine meanwhile (the
-                // loom models show it; issue note of the "house" branch).
+                // SAFETY: the entry named this magazine, so it was live; only a reclaim of this
+                // cache frees it, and reclaims wait for `magazine_frees`, held above. Its
+                // counts are read with volatile word reads (its thread may be writing them).
                 unsafe { visit_bins(bins, &mut visit) };
             }
         }
@@ -362,5 +365,16 @@ unsafe fn visit_bins(bins: *mut Bin, visit: &mut impl FnMut(usize, usize)) {
                 visit(class, count as usize);
             }
         }
+    }
+}
+
+/// Releases a lock this thread took when dropped (so a visitor that unwinds does not leave it
+/// held).
+struct Release<'a>(&'a SpinLock);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        // SAFETY: built only right after this thread took the lock; released once, here.
+        unsafe { self.0.unlock() };
     }
 }
