@@ -194,6 +194,17 @@ mod hardened {
         }
     }
 
+    /// Checks the canaries of the live small block at `ptr` (usable size `usable_bytes`) as a
+    /// free would — its own must be `malloc`'s — and stops the process on a fault: for a
+    /// `realloc` that keeps the block in place.
+    ///
+    /// # Safety
+    /// `ptr` is a live small block of a heapkit slab whose usable size is `usable_bytes`.
+    pub unsafe fn check_live(ptr: NonNull<u8>, usable_bytes: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { check_on_free(ptr, usable_bytes + CANARY_BYTES) }
+    }
+
     /// The family of the live small block at `ptr` (usable size `usable_bytes`), or `None`
     /// when its canary was overwritten — for the C library's release functions, which then
     /// free it and let [`check_on_free`] report the overflow.
@@ -228,7 +239,8 @@ mod hardened {
             let block = NonNull::new(block)?;
             // SAFETY: a block of a live slab (below `fresh`, so inside its capacity).
             let word = unsafe { word(block, usable) }.load(Ordering::Relaxed);
-            let intact = word == 0 || family_of_word(block.as_ptr() as usize + usable, word).is_some();
+            let intact =
+                word == 0 || family_of_word(block.as_ptr() as usize + usable, word).is_some();
             (!intact).then_some(block.as_ptr() as usize)
         })
     }

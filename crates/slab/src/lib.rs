@@ -90,9 +90,9 @@ mod slab_meta;
 mod small;
 mod traits;
 
-#[cfg(feature = "hardened")]
-pub use canary::{family, set_family, Family};
 pub use canary::CANARY_BYTES;
+#[cfg(feature = "hardened")]
+pub use canary::{check_live, family, set_family, Family};
 pub use classes::{
     class_of_layout, class_of_size, class_usable_bytes, natural_align, waste_per_mille,
     CLASSES_PER_DOUBLING, CLASS_BYTES, CLASS_COUNT, MIN_BLOCK_BYTES, SMALL_MAX_BYTES,

@@ -12,8 +12,8 @@
 //! zeroed nor checked here: it stays for the slot's life. Never-used blocks are zero when the slot came from a zeroing
 //! source; [`zero_fresh_blocks`] zeroes the others when their slab is made.
 
-use crate::chunk::{ident, slot_of, Chunk};
 use crate::canary::CANARY_BYTES;
+use crate::chunk::{ident, slot_of, Chunk};
 use crate::classes::CLASS_BYTES;
 use crate::geometry::CHUNK_MASK;
 use crate::slab_meta::SlabMeta;

@@ -2,7 +2,9 @@
 //! `BatchAllocator`, and the foreign `Allocator` traits.
 
 use crate::bad_input::report;
-use crate::classes::{class_of_layout, class_usable_bytes, natural_align, CLASS_BYTES, CLASS_COUNT};
+use crate::classes::{
+    class_of_layout, class_usable_bytes, natural_align, CLASS_BYTES, CLASS_COUNT,
+};
 use crate::geometry::{LARGE_MAX_BYTES, SLOT_BYTES};
 use crate::heap::{Block, Slab};
 use crate::large::span_slots;
