@@ -189,7 +189,7 @@ mod hardened {
             // SAFETY: the last word of the previous block of the same slab, inside the slot.
             let word = unsafe { AtomicU64::from_ptr(before as *mut u64) }.load(Ordering::Relaxed);
             if word != 0 && family_of_word(before, word).is_none() {
-                underflow(ptr.as_ptr() as usize, usable);
+                underflow(ptr.as_ptr() as usize, usable, block_bytes);
             }
         }
     }
@@ -265,11 +265,12 @@ mod hardened {
 
     #[cold]
     #[inline(never)]
-    fn underflow(addr: usize, usable: usize) -> ! {
+    fn underflow(addr: usize, usable: usize, block_bytes: usize) -> ! {
+        let before = addr - block_bytes;
         heapkit_core::abort_with(format_args!(
             "heapkit-slab: heap underflow: the canary just before the block at {addr:#x} \
-             (usable size {usable} bytes) was overwritten: a write before its start (or past \
-             the end of the block before it)"
+             (usable size {usable} bytes) was overwritten: a write before its start (or an \
+             overflow of the block before it, at {before:#x})"
         ))
     }
 }
