@@ -11,7 +11,7 @@
 
 use crate::HeapKit;
 use core::fmt;
-use heapkit_core::{BatchAllocator, Introspect, PageSource};
+use heapkit_core::{Introspect, PageSource};
 use heapkit_slab::CLASS_COUNT;
 use heapkit_tcache::CLASS_COUNT_MAX;
 

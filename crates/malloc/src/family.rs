@@ -71,12 +71,12 @@ pub unsafe fn release(ptr: *mut u8, family: Family, releaser: &str) {
     };
     // SAFETY: a live small block of this allocator with that usable size.
     match unsafe { heapkit::slab::family(block, usable) } {
-        Some(found) if found == family => {
-            if family != Family::Malloc {
-                // SAFETY: as above; the caller gives the block up.
-                unsafe { heapkit::slab::set_family(block, usable, Family::Malloc) };
-            }
-        }
+        // What `free` expects already (never the case for the C++ operators' families).
+        Some(Family::Malloc) if family == Family::Malloc => {}
+        // SAFETY: as above; the caller gives the block up.
+        Some(found) if found == family => unsafe {
+            heapkit::slab::set_family(block, usable, Family::Malloc)
+        },
         Some(found) => mismatched(releaser, found, ptr as usize),
         None => {}
     }

@@ -35,11 +35,12 @@ pub const CANARY_BYTES: usize = if cfg!(feature = "hardened") { 8 } else { 0 };
 
 /// The smallest block a request takes when canaries are on: the two words a cached block's
 /// link and free mark use, then the canary, rounded to the 16-byte quantum.
-pub(crate) const CANARY_MIN_BLOCK_BYTES: usize = if CANARY_BYTES == 0 { 0 } else { 32 };
+/// (Used only when `CANARY_BYTES` is not 0.)
+pub(crate) const CANARY_MIN_BLOCK_BYTES: usize = 32;
 
 const _: () = assert!(CANARY_BYTES == 0 || CANARY_BYTES == core::mem::size_of::<u64>());
 const _: () = assert!(
-    CANARY_BYTES == 0 || CANARY_MIN_BLOCK_BYTES - CANARY_BYTES >= 2 * heapkit_core::WORD_BYTES,
+    CANARY_MIN_BLOCK_BYTES >= 2 * heapkit_core::WORD_BYTES + core::mem::size_of::<u64>(),
     "the canary never overlaps the link and free mark of a cached block"
 );
 const _: () = assert!(CANARY_MIN_BLOCK_BYTES % crate::classes::MIN_BLOCK_BYTES == 0);
@@ -53,6 +54,7 @@ pub(crate) const fn with_canary(size_bytes: usize) -> usize {
         return size_bytes;
     }
     let wanted = size_bytes + CANARY_BYTES;
+    // `max` is not `const`.
     if wanted < CANARY_MIN_BLOCK_BYTES {
         CANARY_MIN_BLOCK_BYTES
     } else {
@@ -100,6 +102,8 @@ mod hardened {
     const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
     /// The family's stride inside the canary: bytes 1..=4 (byte 0 stays non-zero, byte 7 zero).
     const FAMILY_STRIDE: u64 = 0x0000_0001_0101_0100;
+    /// Mixed with the process key into the canary secret, so that the two differ.
+    const CANARY_SALT: usize = 0xCA4A_121E_5A17_0001;
     /// Byte 7 cleared.
     const LOW_SEVEN_BYTES: u64 = 0x00FF_FFFF_FFFF_FFFF;
 
@@ -120,7 +124,7 @@ mod hardened {
     #[inline(never)]
     fn draw_secret() -> u64 {
         // `| 1`: never 0, so "not drawn" stays distinguishable. Racing threads derive the same.
-        let secret = heapkit_core::secure::mix(heapkit_core::secure::key() ^ 0xCA4A_12) | 1;
+        let secret = heapkit_core::secure::mix(heapkit_core::secure::key() ^ CANARY_SALT) | 1;
         SECRET.store(secret, Ordering::Relaxed);
         secret as u64
     }
