@@ -211,7 +211,7 @@ mod hardened {
 
     /// The family of the live small block at `ptr` (usable size `usable_bytes`), or `None`
     /// when its canary was overwritten — for the C library's release functions, which then
-    /// free it and let [`check_on_free`] report the overflow.
+    /// free it and let the check on free report the overflow.
     ///
     /// # Safety
     /// `ptr` is a live small block of a heapkit slab whose usable size is `usable_bytes`.
