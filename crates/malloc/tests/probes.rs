@@ -181,6 +181,8 @@ const PROBES: &[(&str, &str, &[&str])] = &[
 /// `family.rs`). Large blocks (256 KiB) are not scrubbed: their
 /// write after free is not among them.
 const HARDENED_STOPS: &[(&str, &str)] = &[
+    // At a's free ("heap overflow") or, when b follows a, at b's ("heap underflow").
+    ("overflow by 8 bytes into the next block", "was overwritten"),
     ("write through malloc(0)'s pointer", ""),
     ("write after free, 8 B", "write after free"),
     ("write after free, 4 KiB", "write after free"),
