@@ -13,15 +13,13 @@
 //! finds another family's canary. Only small blocks (up to 16 KiB less the canary) carry a
 //! family: large blocks have no canary, and a mismatch on them is not caught.
 
-use crate::heap;
+use crate::heap::{self, HEAP};
 use core::ptr::NonNull;
-use heapkit::slab::{class_of_layout, class_usable_bytes, Family, CLASS_COUNT};
+use heapkit::core::BatchAllocator as _;
+use heapkit::slab::{class_of_layout, class_usable_bytes, Family};
 
-/// The largest usable size of a small block: a block with a usable size up to this is small
-/// (large blocks serve only requests too large for the classes, so they are bigger).
-const SMALL_USABLE_MAX_BYTES: usize = class_usable_bytes(CLASS_COUNT - 1);
-
-/// The usable size of `ptr` when it is a small block (one with a canary), else `None`.
+/// The usable size of `ptr` when it is a small block (one with a canary), else `None`: from
+/// the slot's class byte, as a free finds it.
 ///
 /// # Safety
 /// `ptr` is a live block from this allocator.
@@ -29,9 +27,9 @@ unsafe fn small_usable_bytes(ptr: NonNull<u8>) -> Option<usize> {
     if crate::zero_size::contains(ptr.as_ptr()) {
         return None;
     }
-    // SAFETY: forwarded from the caller.
-    let usable = unsafe { heap::usable_size(ptr.as_ptr()) };
-    (usable <= SMALL_USABLE_MAX_BYTES).then_some(usable)
+    // SAFETY: forwarded from the caller: a live block of the heap's slab.
+    let class = unsafe { HEAP.cache().backend().class_of_block(ptr) }?;
+    Some(class_usable_bytes(class))
 }
 
 /// Tags `block`, just allocated by `new` (`family`) for `size` bytes at `align`, with its
@@ -82,14 +80,15 @@ pub unsafe fn release(ptr: *mut u8, family: Family, releaser: &str) {
     }
 }
 
-/// Checks the canaries of `ptr`, which `realloc` keeps in place (usable size `usable`), as a
-/// free would: an overflow, an underflow, or a block of `new` stops the process.
+/// Checks the canaries of `ptr`, which `realloc` may keep in place, as a free would: an
+/// overflow, an underflow, or a block of `new` stops the process.
 ///
 /// # Safety
-/// `ptr` is a live block from this allocator and `usable` its usable size.
-pub unsafe fn check_in_place(ptr: NonNull<u8>, usable: usize) {
-    if usable <= SMALL_USABLE_MAX_BYTES && !crate::zero_size::contains(ptr.as_ptr()) {
-        // SAFETY: forwarded from the caller: a live small block.
+/// `ptr` is a live block from this allocator.
+pub unsafe fn check_in_place(ptr: NonNull<u8>) {
+    // SAFETY: forwarded from the caller.
+    if let Some(usable) = unsafe { small_usable_bytes(ptr) } {
+        // SAFETY: forwarded from the caller: a live small block of that usable size.
         unsafe { heapkit::slab::check_live(ptr, usable) };
     }
 }

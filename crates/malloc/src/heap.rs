@@ -232,10 +232,10 @@ pub unsafe fn reallocate(ptr: NonNull<u8>, new_size: usize) -> *mut u8 {
     // SAFETY: forwarded from the caller.
     let usable = unsafe { HEAP.usable_size(ptr) };
     #[cfg(feature = "hardened")]
-    // SAFETY: forwarded from the caller; `usable` is its usable size. Checked before the block
-    // stays in place (a move frees it, which checks again).
+    // SAFETY: forwarded from the caller. Checked before the block stays in place (a move frees
+    // it, which checks again).
     unsafe {
-        crate::family::check_in_place(ptr, usable)
+        crate::family::check_in_place(ptr)
     };
     if new_size <= usable && new_size > usable / 4 {
         return ptr.as_ptr();

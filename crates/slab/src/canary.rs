@@ -45,15 +45,20 @@ const _: () = assert!(
 );
 const _: () = assert!(CANARY_MIN_BLOCK_BYTES % crate::classes::MIN_BLOCK_BYTES == 0);
 
-/// The size a request of `size_bytes` asks of the classes: itself plus the canary, and at
-/// least [`CANARY_MIN_BLOCK_BYTES`] (only with `hardened`). The caller has checked
-/// `size_bytes <= SMALL_MAX_BYTES - CANARY_BYTES`.
+/// The size a request of `size_bytes` asks of the classes: itself rounded up to the 16-byte
+/// quantum, plus the canary, and at least [`CANARY_MIN_BLOCK_BYTES`] (only with `hardened`).
+/// The caller has checked `size_bytes <= SMALL_MAX_BYTES` (so nothing overflows).
+///
+/// Rounded first so that every size of a 16-byte step still gets one class: the thread
+/// cache's direct table, which `malloc`'s inline path reads, has one entry per step, and a
+/// step split between two classes would send every `malloc` of it down the slow path.
 #[inline(always)]
 pub(crate) const fn with_canary(size_bytes: usize) -> usize {
     if CANARY_BYTES == 0 {
         return size_bytes;
     }
-    let wanted = size_bytes + CANARY_BYTES;
+    let quantum = crate::classes::MIN_BLOCK_BYTES;
+    let wanted = size_bytes.div_ceil(quantum) * quantum + CANARY_BYTES;
     // `max` is not `const`.
     if wanted < CANARY_MIN_BLOCK_BYTES {
         CANARY_MIN_BLOCK_BYTES

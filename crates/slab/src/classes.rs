@@ -164,10 +164,13 @@ pub const fn class_of_size(size_bytes: usize) -> usize {
 /// when no small class does (large path).
 #[inline(always)]
 pub const fn class_of_layout(size_bytes: usize, align_bytes: usize) -> Option<usize> {
-    if size_bytes > SMALL_MAX_BYTES - CANARY_BYTES || size_bytes == 0 {
+    if size_bytes > SMALL_MAX_BYTES || size_bytes == 0 {
         return None;
     }
     let size_bytes = with_canary(size_bytes);
+    if size_bytes > SMALL_MAX_BYTES {
+        return None; // only with `hardened`: the canary does not fit the largest class
+    }
     if align_bytes <= MIN_BLOCK_BYTES {
         return Some(class_of_size(size_bytes));
     }
