@@ -9,7 +9,7 @@
 //!   slot: │ block i-1            ┆canary│ block i              ┆canary│ block i+1 …
 //!         │ usable: class - 8    ┆ 8 B  │ usable: class - 8    ┆ 8 B  │
 //!                                  ▲ underflow of i          ▲ overflow of i
-//!   canary(at, family) = ((at ^ secret) * K  with byte 0 ≠ 0 and byte 7 = 0) ^ family * S
+//!   canary(at, family) = (((at ^ secret) * K) >> 8 | 1) ^ family << 8   (byte 0 ≠ 0, byte 7 = 0)
 //! ```
 //!
 //! - **Reserved, not squeezed.** With `hardened` a request of `size` takes the class of
@@ -105,12 +105,14 @@ mod hardened {
 
     /// Odd multiplier that spreads the address and the secret over the word.
     const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
-    /// The family's stride inside the canary: bytes 1..=4 (byte 0 stays non-zero, byte 7 zero).
-    const FAMILY_STRIDE: u64 = 0x0000_0001_0101_0100;
+    /// The family's place inside the canary: bits 8 and 9 (byte 0 stays non-zero, byte 7 zero).
+    const FAMILY_SHIFT: u32 = 8;
+    /// The bits a family may flip: a word that differs from a block's `malloc` canary only
+    /// there is one of its canaries (the pattern 3, no family, is accepted too: a blind write
+    /// still has to get the other 54 bits right).
+    const FAMILY_BITS: u64 = 3 << FAMILY_SHIFT;
     /// Mixed with the process key into the canary secret, so that the two differ.
     const CANARY_SALT: usize = 0xCA4A_121E_5A17_0001;
-    /// Byte 7 cleared.
-    const LOW_SEVEN_BYTES: u64 = 0x00FF_FFFF_FFFF_FFFF;
 
     /// The canary secret: derived from the process key (so that a leaked canary does not give
     /// away the key that encodes the free lists), drawn on first use.
@@ -134,21 +136,33 @@ mod hardened {
         secret as u64
     }
 
+    /// The `malloc` canary for the word at `at` with canary secret `secret`: one multiply;
+    /// the shift clears byte 7, the `| 1` makes byte 0 non-zero.
+    #[inline(always)]
+    fn base(at: usize, secret: u64) -> u64 {
+        ((at as u64 ^ secret).wrapping_mul(SPREAD) >> 8) | 1
+    }
+
     /// The canary of `family` for the word at `at`.
     #[inline(always)]
     fn value(at: usize, family: Family) -> u64 {
-        let base = ((at as u64 ^ secret()).wrapping_mul(SPREAD) & LOW_SEVEN_BYTES) | 1;
-        base ^ (family as u64 * FAMILY_STRIDE)
+        base(at, secret()) ^ ((family as u64) << FAMILY_SHIFT)
+    }
+
+    /// Whether `word`, read at `at`, is a canary of some family.
+    #[inline(always)]
+    fn is_canary(at: usize, word: u64, secret: u64) -> bool {
+        (word ^ base(at, secret)) & !FAMILY_BITS == 0
     }
 
     /// The family whose canary `word` (read at `at`) is, or `None` for a word no hand-out
     /// wrote (an overwritten canary, or 0).
     #[inline]
     fn family_of_word(at: usize, word: u64) -> Option<Family> {
-        let base = value(at, Family::Malloc);
+        let base = base(at, secret());
         Family::ALL
             .into_iter()
-            .find(|&family| word == base ^ (family as u64 * FAMILY_STRIDE))
+            .find(|&family| word == base ^ ((family as u64) << FAMILY_SHIFT))
     }
 
     /// The canary word of the block at `block` whose usable part is `usable_bytes` long.
@@ -186,9 +200,10 @@ mod hardened {
     pub(crate) unsafe fn check_on_free(ptr: NonNull<u8>, block_bytes: usize) {
         let usable = block_bytes - CANARY_BYTES;
         let at = ptr.as_ptr() as usize + usable;
+        let secret = secret();
         // SAFETY: forwarded from the caller.
         let own = unsafe { word(ptr, usable) }.load(Ordering::Relaxed);
-        if own != value(at, Family::Malloc) {
+        if own != base(at, secret) {
             own_canary_broken(ptr.as_ptr() as usize, usable, own);
         }
         // Blocks start at the slot's first byte: a block has a neighbour before it in its
@@ -197,7 +212,7 @@ mod hardened {
             let before = ptr.as_ptr() as usize - CANARY_BYTES;
             // SAFETY: the last word of the previous block of the same slab, inside the slot.
             let word = unsafe { AtomicU64::from_ptr(before as *mut u64) }.load(Ordering::Relaxed);
-            if word != 0 && family_of_word(before, word).is_none() {
+            if word != 0 && !is_canary(before, word, secret) {
                 underflow(ptr.as_ptr() as usize, usable, block_bytes);
             }
         }
@@ -248,8 +263,7 @@ mod hardened {
             let block = NonNull::new(block)?;
             // SAFETY: a block of a live slab (below `fresh`, so inside its capacity).
             let word = unsafe { word(block, usable) }.load(Ordering::Relaxed);
-            let intact =
-                word == 0 || family_of_word(block.as_ptr() as usize + usable, word).is_some();
+            let intact = word == 0 || is_canary(block.as_ptr() as usize + usable, word, secret());
             (!intact).then_some(block.as_ptr() as usize)
         })
     }
