@@ -11,7 +11,7 @@
 
 use crate::HeapKit;
 use core::fmt;
-use heapkit_core::{BatchAllocator, Introspect, PageSource};
+use heapkit_core::{Introspect, PageSource};
 use heapkit_slab::CLASS_COUNT;
 use heapkit_tcache::CLASS_COUNT_MAX;
 
@@ -124,10 +124,16 @@ impl HeapKit {
         for (class, &blocks) in self.cached_per_class().iter().enumerate() {
             if blocks != 0 {
                 cached_blocks += blocks;
-                cached_bytes += blocks * slab.class_size(class);
+                // At the full class size, as the slab counts its live bytes: with `hardened`
+                // that includes each block's canary, which its usable size leaves out.
+                cached_bytes += blocks
+                    * heapkit_slab::CLASS_BYTES
+                        .get(class)
+                        .map_or(0, |&b| b as usize);
             }
         }
-        let (magazines, metadata_bytes) = self.cache.magazines();
+        let (magazines, usable_metadata_bytes) = self.cache.magazines();
+        let metadata_bytes = usable_metadata_bytes + magazines * heapkit_slab::CANARY_BYTES;
         let traffic = slab.stats().unwrap_or_default();
         let (slab_dirty_bytes, purged_bytes) = slab.dirty_and_purged_bytes();
         let retained = slab.pages().retained();

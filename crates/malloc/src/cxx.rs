@@ -25,6 +25,10 @@ fn new_or_abort(kind: Kind, size: usize, align: usize) -> *mut c_void {
 
 fn new_or_null(kind: Kind, size: usize, align: usize) -> *mut c_void {
     let block = heap::allocate(size, align, false);
+    #[cfg(feature = "hardened")]
+    if let Some((family, _)) = family_of(kind) {
+        crate::family::tag(block, size, align, family);
+    }
     trace::created(kind, block, size, align);
     block.cast()
 }
@@ -32,9 +36,47 @@ fn new_or_null(kind: Kind, size: usize, align: usize) -> *mut c_void {
 /// # Safety
 /// `ptr` is NULL or a live block from this allocator.
 unsafe fn delete(kind: Kind, ptr: *mut c_void) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        release_family(kind, ptr);
+        free(kind, ptr)
+    }
+}
+
+/// With `hardened`, stops the process unless the block at `ptr` was allocated by the `new`
+/// that `kind`'s `delete` pairs with, and retags it for the free (`family.rs`). Once per
+/// release: the retagged block no longer passes.
+///
+/// # Safety
+/// `ptr` is NULL or a live block from this allocator.
+#[inline(always)]
+unsafe fn release_family(kind: Kind, ptr: *mut c_void) {
+    #[cfg(feature = "hardened")]
+    if let Some((family, releaser)) = family_of(kind) {
+        // SAFETY: forwarded from the caller.
+        unsafe { crate::family::release(ptr.cast(), family, releaser) };
+    }
+    let _ = (kind, ptr);
+}
+
+/// # Safety
+/// `ptr` is NULL or a live block from this allocator.
+unsafe fn free(kind: Kind, ptr: *mut c_void) {
     trace::freed(kind, ptr.cast());
     // SAFETY: forwarded from the caller.
     unsafe { heap::free(ptr.cast()) }
+}
+
+/// The allocation family an operator of `kind` allocates or releases, and the name of the
+/// releasing operator (for messages).
+#[cfg(feature = "hardened")]
+fn family_of(kind: Kind) -> Option<(heapkit::slab::Family, &'static str)> {
+    use heapkit::slab::Family;
+    match kind {
+        Kind::New | Kind::Delete => Some((Family::New, "operator delete")),
+        Kind::NewArray | Kind::DeleteArray => Some((Family::NewArray, "operator delete[]")),
+        _ => None,
+    }
 }
 
 /// A sized `delete` (`size` and `align` as the program passes them): with `hardened`, first
@@ -43,6 +85,10 @@ unsafe fn delete(kind: Kind, ptr: *mut c_void) {
 /// # Safety
 /// `ptr` is NULL or a live block from this allocator.
 unsafe fn delete_sized(kind: Kind, ptr: *mut c_void, size: usize, align: usize) {
+    // The family first: a `delete` of a `new[]` block is named as such even when its size
+    // does not fit either.
+    // SAFETY: forwarded from the caller.
+    unsafe { release_family(kind, ptr) };
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller.
     if !ptr.is_null() && !unsafe { size_fits_block(ptr.cast(), size, align) } {
@@ -54,7 +100,7 @@ unsafe fn delete_sized(kind: Kind, ptr: *mut c_void, size: usize, align: usize) 
     }
     let _ = (size, align);
     // SAFETY: forwarded from the caller.
-    unsafe { delete(kind, ptr) }
+    unsafe { free(kind, ptr) }
 }
 
 /// Whether `size` (at `align`) could be the size `new` was given for the live block at `ptr`:
@@ -77,8 +123,7 @@ unsafe fn size_fits_block(ptr: *mut u8, size: usize, align: usize) -> bool {
     };
     if usable <= heapkit::slab::SMALL_MAX_BYTES {
         heapkit::slab::class_of_layout(layout.size(), layout.align())
-            .and_then(|class| heapkit::slab::CLASS_BYTES.get(class))
-            .is_some_and(|&bytes| bytes as usize == usable)
+            .is_some_and(|class| heapkit::slab::class_usable_bytes(class) == usable)
     } else {
         !heap::is_small(layout) && layout.size() <= usable
     }

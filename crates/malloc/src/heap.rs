@@ -63,6 +63,9 @@ pub const INLINE_SIZE_MAX_BYTES: usize = heapkit::tcache::DIRECT_MAX_BYTES;
 
 const _: () = assert!(INLINE_SIZE_MAX_BYTES <= heapkit::slab::SMALL_MAX_BYTES);
 const _: () = assert!(heapkit::tcache::DIRECT_STEP_BYTES == MAX_ALIGN_BYTES);
+// Small blocks carry a canary in the hardened build only: the others reserve nothing.
+const _: () =
+    assert!(heapkit::slab::CANARY_BYTES == if cfg!(feature = "hardened") { 8 } else { 0 });
 
 /// `malloc`'s whole fast path: a small request served from this thread's cache with no stack
 /// frame and no call; anything else goes to one out-of-line function, so nothing stays live
@@ -228,6 +231,12 @@ pub unsafe fn reallocate(ptr: NonNull<u8>, new_size: usize) -> *mut u8 {
     }
     // SAFETY: forwarded from the caller.
     let usable = unsafe { HEAP.usable_size(ptr) };
+    #[cfg(feature = "hardened")]
+    // SAFETY: forwarded from the caller. Checked before the block stays in place (a move frees
+    // it, which checks again).
+    unsafe {
+        crate::family::check_in_place(ptr)
+    };
     if new_size <= usable && new_size > usable / 4 {
         return ptr.as_ptr();
     }

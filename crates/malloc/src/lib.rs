@@ -24,6 +24,7 @@
 //!               ext.rs: heapkit.h's own calls (heapkit_stats, heapkit_purge, the options)
 //!               report.rs + sink.rs: the statistics and the XML, formatted on the stack
 //!               zero_size.rs: `hardened` only: zero-size blocks in an inaccessible region
+//!               family.rs: `hardened` only: malloc/new/new[] tags in small blocks' canaries
 //!               prof.rs: heap profiling (HEAPKIT_PROF, heapkit_prof_dump; include/heapkit.h)
 //!               trace.rs, trace_ids.rs, trace_clock.rs: the allocation trace recorder (HEAPKIT_TRACE, feature
 //!               `trace`), called through trace_hooks.rs
@@ -32,6 +33,8 @@
 mod api;
 mod cxx;
 mod ext;
+#[cfg(feature = "hardened")]
+mod family;
 mod glibc;
 mod heap;
 mod init;

@@ -57,6 +57,86 @@ const PROBES: &[(&str, &str, &[&str])] = &[
     ("stack_free.c", "free of a stack address", &[]),
     ("static_free.c", "free of a static address", &[]),
     ("overflow.c", "overflow by 8 bytes into the next block", &[]),
+    (
+        "canary_overflow.c",
+        "overflow by 1 byte ('\\0') past the end, 8 B",
+        &["8", "1"],
+    ),
+    (
+        "canary_overflow.c",
+        "overflow by 1 byte ('\\0') past the end, 4 KiB",
+        &["4096", "1"],
+    ),
+    (
+        "canary_overflow.c",
+        "overflow by 32 bytes past the end, 8 B",
+        &["8", "32"],
+    ),
+    (
+        "canary_overflow.c",
+        "overflow by 32 bytes past the end, 4 KiB",
+        &["4096", "32"],
+    ),
+    (
+        "canary_overflow.c",
+        "overflow by memcpy 32 bytes past the end, 8 B",
+        &["8", "memcpy"],
+    ),
+    (
+        "canary_overflow.c",
+        "overflow by memcpy 32 bytes past the end, 4 KiB",
+        &["4096", "memcpy"],
+    ),
+    (
+        "canary_underflow.c",
+        "underflow by 1 byte before the start, 8 B",
+        &["8", "1"],
+    ),
+    (
+        "canary_underflow.c",
+        "underflow by 1 byte before the start, 4 KiB",
+        &["4096", "1"],
+    ),
+    (
+        "canary_underflow.c",
+        "underflow by 8 bytes before the start, 8 B",
+        &["8", "8"],
+    ),
+    (
+        "canary_underflow.c",
+        "underflow by 8 bytes before the start, 4 KiB",
+        &["4096", "8"],
+    ),
+    (
+        "mismatched_free.cpp",
+        "delete of a new[] block, 8 B",
+        &["delete-new[]", "8"],
+    ),
+    (
+        "mismatched_free.cpp",
+        "delete of a new[] block, 4 KiB",
+        &["delete-new[]", "4096"],
+    ),
+    (
+        "mismatched_free.cpp",
+        "delete[] of a new block, 8 B",
+        &["delete[]-new", "8"],
+    ),
+    (
+        "mismatched_free.cpp",
+        "delete[] of a new block, 4 KiB",
+        &["delete[]-new", "4096"],
+    ),
+    (
+        "mismatched_free.cpp",
+        "free of a new block, 8 B",
+        &["free-new", "8"],
+    ),
+    (
+        "mismatched_free.cpp",
+        "free of a new block, 4 KiB",
+        &["free-new", "4096"],
+    ),
     ("use_after_free.c", "use after free", &[]),
     ("freelist_overwrite.c", "free-list pointer overwrite", &[]),
     ("zero_size.c", "write through malloc(0)'s pointer", &[]),
@@ -96,15 +176,77 @@ const PROBES: &[(&str, &str, &[&str])] = &[
 ];
 
 /// The rows the hardened build must stop (abort, or fault for the zero-size block), with words
-/// its message must hold (none for a fault). Large blocks (256 KiB) are not scrubbed: their
+/// its message must hold (none for a fault). Overflows, underflows and mismatched releases of
+/// small blocks are caught by their canaries (heapkit-slab's `canary.rs`, heapkit-malloc's
+/// `family.rs`). Large blocks (256 KiB) are not scrubbed: their
 /// write after free is not among them.
 const HARDENED_STOPS: &[(&str, &str)] = &[
+    // At a's free ("heap overflow") or, when b follows a, at b's ("heap underflow").
+    ("overflow by 8 bytes into the next block", "was overwritten"),
     ("write through malloc(0)'s pointer", ""),
     ("write after free, 8 B", "write after free"),
     ("write after free, 4 KiB", "write after free"),
     ("sized delete with a wrong size, 8 B", "mismatched"),
     ("sized delete with a wrong size, 4 KiB", "mismatched"),
     ("sized delete with a wrong size, 256 KiB", "mismatched"),
+    (
+        "overflow by 1 byte ('\\0') past the end, 8 B",
+        "heap overflow",
+    ),
+    (
+        "overflow by 1 byte ('\\0') past the end, 4 KiB",
+        "heap overflow",
+    ),
+    ("overflow by 32 bytes past the end, 8 B", "heap overflow"),
+    ("overflow by 32 bytes past the end, 4 KiB", "heap overflow"),
+    (
+        "overflow by memcpy 32 bytes past the end, 8 B",
+        "heap overflow",
+    ),
+    (
+        "overflow by memcpy 32 bytes past the end, 4 KiB",
+        "heap overflow",
+    ),
+    (
+        "underflow by 1 byte before the start, 8 B",
+        "heap underflow",
+    ),
+    (
+        "underflow by 1 byte before the start, 4 KiB",
+        "heap underflow",
+    ),
+    (
+        "underflow by 8 bytes before the start, 8 B",
+        "heap underflow",
+    ),
+    (
+        "underflow by 8 bytes before the start, 4 KiB",
+        "heap underflow",
+    ),
+    (
+        "delete of a new[] block, 8 B",
+        "mismatched free: operator delete of a block allocated by operator new[]",
+    ),
+    (
+        "delete of a new[] block, 4 KiB",
+        "mismatched free: operator delete of a block allocated by operator new[]",
+    ),
+    (
+        "delete[] of a new block, 8 B",
+        "mismatched free: operator delete[] of a block allocated by operator new",
+    ),
+    (
+        "delete[] of a new block, 4 KiB",
+        "mismatched free: operator delete[] of a block allocated by operator new",
+    ),
+    (
+        "free of a new block, 8 B",
+        "mismatched free: free() (or realloc()) of a block allocated by operator new",
+    ),
+    (
+        "free of a new block, 4 KiB",
+        "mismatched free: free() (or realloc()) of a block allocated by operator new",
+    ),
 ];
 
 /// The rows where the hardened build must make the fault fail without stopping the program,

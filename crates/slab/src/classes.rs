@@ -20,6 +20,7 @@
 //! size → class is O(1): a 65-entry table indexed by `(size + 15) / 16` up to 1 KiB, and bit
 //! arithmetic above (the doubling from the leading-zero count, the step inside it from a shift).
 
+use crate::canary::{with_canary, CANARY_BYTES};
 use crate::geometry::SLOT_BYTES;
 use heapkit_core::MAX_ALIGN_BYTES;
 
@@ -158,17 +159,32 @@ pub const fn class_of_size(size_bytes: usize) -> usize {
         - 1
 }
 
-/// The class serving a layout: the first class at least `size_bytes` large whose natural
-/// alignment is at least `align_bytes`; `None` when no small class does (large path).
+/// The class serving a layout: the first class at least `size_bytes` large (plus the canary
+/// with `hardened`, `canary.rs`) whose natural alignment is at least `align_bytes`; `None`
+/// when no small class does (large path).
 #[inline(always)]
 pub const fn class_of_layout(size_bytes: usize, align_bytes: usize) -> Option<usize> {
+    if size_bytes > SMALL_MAX_BYTES || size_bytes == 0 {
+        return None;
+    }
+    let size_bytes = with_canary(size_bytes);
+    if size_bytes > SMALL_MAX_BYTES {
+        return None; // only with `hardened`: the canary does not fit the largest class
+    }
     if align_bytes <= MIN_BLOCK_BYTES {
-        if size_bytes > SMALL_MAX_BYTES || size_bytes == 0 {
-            return None;
-        }
         return Some(class_of_size(size_bytes));
     }
     class_of_aligned(size_bytes, align_bytes)
+}
+
+/// The bytes of a block of `class` that are the program's: the class size, less the canary
+/// with `hardened`. 0 for a class that does not exist.
+#[inline(always)]
+pub const fn class_usable_bytes(class: usize) -> usize {
+    if class >= CLASS_COUNT {
+        return 0;
+    }
+    CLASS_BYTES[class] as usize - CANARY_BYTES
 }
 
 /// The rare over-aligned case: start at the class of `max(size, align)` and walk up to the
@@ -181,7 +197,7 @@ const fn class_of_aligned(size_bytes: usize, align_bytes: usize) -> Option<usize
     } else {
         align_bytes
     };
-    if wanted > SMALL_MAX_BYTES || size_bytes == 0 {
+    if wanted > SMALL_MAX_BYTES {
         return None;
     }
     let mut class = class_of_size(wanted);
@@ -337,18 +353,22 @@ mod tests {
         for align_shift in 0..16 {
             let align = 1usize << align_shift;
             for size in (1..=SMALL_MAX_BYTES + 1).step_by(7) {
+                // With `hardened` the class must also hold the canary (and be 32 bytes at
+                // least): the size a class is asked for.
+                let wanted = with_canary(size);
                 match class_of_layout(size, align) {
                     Some(c) => {
                         let bytes = CLASS_BYTES[c] as usize;
-                        assert!(bytes >= size && natural_align(bytes) >= align);
+                        assert!(bytes >= wanted && natural_align(bytes) >= align);
+                        assert!(class_usable_bytes(c) >= size);
                         assert!(
                             c == 0 || {
                                 let prev = CLASS_BYTES[c - 1] as usize;
-                                prev < size.max(align) || natural_align(prev) < align
+                                prev < wanted.max(align) || natural_align(prev) < align
                             }
                         );
                     }
-                    None => assert!(size > SMALL_MAX_BYTES || align > SMALL_MAX_BYTES),
+                    None => assert!(wanted > SMALL_MAX_BYTES || align > SMALL_MAX_BYTES),
                 }
             }
         }

@@ -75,7 +75,9 @@ pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller: a small block, now the program's.
     unsafe {
-        scrub::check_still_zero(ptr)
+        let block_bytes = scrub::block_bytes(ptr);
+        scrub::check_still_zero(ptr, block_bytes);
+        crate::canary::write(ptr, block_bytes);
     };
     was_clear
 }
@@ -92,7 +94,11 @@ pub(crate) unsafe fn take(ptr: NonNull<u8>) -> bool {
     #[cfg(feature = "hardened")]
     if was_set {
         // SAFETY: forwarded from the caller: the program's block until now, given up.
-        unsafe { scrub::zero(ptr) };
+        unsafe {
+            let block_bytes = scrub::block_bytes(ptr);
+            crate::canary::check_on_free(ptr, block_bytes);
+            scrub::zero(ptr, block_bytes);
+        }
     }
     was_set
 }

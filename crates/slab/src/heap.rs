@@ -6,7 +6,7 @@ use crate::chunk::{
     block_header, header_of, ident, kind, slot_of, slot_start, small_tag, Chunk, Chunks,
     PurgePolicy, CHUNK_MAGIC, HUGE_MAGIC, NO_SMALL_TAG,
 };
-use crate::classes::{class_of_layout, is_block_offset, CLASS_BYTES, CLASS_COUNT};
+use crate::classes::{class_of_layout, class_usable_bytes, is_block_offset, CLASS_COUNT};
 use crate::geometry::{
     DEFAULT_PURGE_DELAY_MS, DEFAULT_PURGE_THRESHOLD_BYTES, RETAINED_EMPTY_CHUNKS, SLOT_BYTES,
 };
@@ -396,7 +396,7 @@ impl<P: PageSource> Slab<P> {
         match class_of_layout(layout.size(), layout.align()) {
             Some(class) => {
                 let (block, zeroed) = self.alloc_small(class)?;
-                Ok((block, CLASS_BYTES[class] as usize, zeroed))
+                Ok((block, class_usable_bytes(class), zeroed))
             }
             None => self.alloc_large(layout),
         }
@@ -428,7 +428,7 @@ impl<P: PageSource> Slab<P> {
     /// `ptr` is a live block of this slab.
     pub(crate) unsafe fn block_usable_bytes(&self, block: Block) -> usize {
         match block {
-            Block::Small { class, .. } => CLASS_BYTES[class] as usize,
+            Block::Small { class, .. } => class_usable_bytes(class),
             Block::Large { slots, .. } => slots * crate::geometry::SLOT_BYTES,
             // SAFETY: a live huge header (the caller's promise).
             Block::Huge { header } => unsafe { Huge::usable_bytes(header) },

@@ -604,6 +604,13 @@ fn check_slab(meta: &SlabMeta, class: usize, slot_addr: usize) -> Result<(), Inv
             addr,
         );
     }
+    #[cfg(feature = "hardened")]
+    if let Some(addr) = crate::canary::first_broken(meta) {
+        return broken(
+            "a block's canary was overwritten (a heap overflow or underflow)",
+            addr,
+        );
+    }
     Ok(())
 }
 

@@ -18,6 +18,8 @@
 //!   marks and clears it through `BatchAllocator::mark_handed_out` / `take_handed_out`).
 //! - **scrub** (`hardened`, `scrub.rs`): a small block is zeroed when the program frees it
 //!   and checked to be still zero when it is handed out again.
+//! - **canary** (`hardened`, `canary.rs`): the last word of every small block, a keyed secret
+//!   (with the block's allocation family folded in), checked with its neighbour's on free.
 //! - **purge**: giving a free slot's physical pages back (`PageSource::purge`) while keeping the
 //!   addresses; **trim**: purging everything and unmapping empty chunks.
 //!
@@ -55,6 +57,7 @@
 //! | `sync.rs` | the atomics, `core`'s or loom's |
 //! | `fork.rs` | every lock taken before `fork` and released after |
 //! | `bad_input.rs` | what a bad free does, with and without `checked` |
+//! | `canary.rs` | `hardened` only: the canary word reserved at the end of each small block |
 //! | `chunk_map.rs` | `secure` only: one bit per 2 MiB of address space the slab owns |
 //! | `introspect.rs` | `check`, `stats`, per-class figures, `heap_map` |
 //! | `traits.rs` | the heapkit-core contracts and the foreign `Allocator` traits |
@@ -67,6 +70,7 @@ extern crate std;
 mod sync;
 
 mod bad_input;
+mod canary;
 mod chunk;
 mod chunk_map;
 mod classes;
@@ -86,9 +90,12 @@ mod slab_meta;
 mod small;
 mod traits;
 
+pub use canary::CANARY_BYTES;
+#[cfg(feature = "hardened")]
+pub use canary::{check_live, family, set_family, Family};
 pub use classes::{
-    class_of_layout, class_of_size, natural_align, waste_per_mille, CLASSES_PER_DOUBLING,
-    CLASS_BYTES, CLASS_COUNT, MIN_BLOCK_BYTES, SMALL_MAX_BYTES,
+    class_of_layout, class_of_size, class_usable_bytes, natural_align, waste_per_mille,
+    CLASSES_PER_DOUBLING, CLASS_BYTES, CLASS_COUNT, MIN_BLOCK_BYTES, SMALL_MAX_BYTES,
 };
 pub use geometry::{
     CHUNK_BYTES, DEFAULT_PURGE_DELAY_MS, DEFAULT_PURGE_THRESHOLD_BYTES, LARGE_MAX_BYTES,

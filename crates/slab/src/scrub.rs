@@ -8,9 +8,11 @@
 //! Both run where the `secure` record changes hands (`handed.rs`), so they see exactly the
 //! program's frees and the cache's hand-outs. The first two words of a free block hold its
 //! encoded link and free mark; every pop clears them (`secure`), so a block is all zero again
-//! by the time it is checked. Never-used blocks are zero when the slot came from a zeroing
+//! by the time it is checked. The block's last word, its canary (`canary.rs`), is neither
+//! zeroed nor checked here: it stays for the slot's life. Never-used blocks are zero when the slot came from a zeroing
 //! source; [`zero_fresh_blocks`] zeroes the others when their slab is made.
 
+use crate::canary::CANARY_BYTES;
 use crate::chunk::{ident, slot_of, Chunk};
 use crate::classes::CLASS_BYTES;
 use crate::geometry::CHUNK_MASK;
@@ -23,31 +25,34 @@ use core::ptr::{self, NonNull};
 /// # Safety
 /// `ptr` lies in a small slab of a live chunk.
 #[inline(always)]
-unsafe fn block_bytes(ptr: NonNull<u8>) -> usize {
+pub(crate) unsafe fn block_bytes(ptr: NonNull<u8>) -> usize {
     let chunk = ptr.as_ptr().map_addr(|a| a & !CHUNK_MASK).cast::<Chunk>();
     // SAFETY: forwarded from the caller.
     let class = unsafe { ident(chunk, slot_of(ptr)) }.class as usize;
     CLASS_BYTES.get(class).map_or(0, |&bytes| bytes as usize)
 }
 
-/// Zeroes the whole small block at `ptr`, which the program has just freed.
+/// Zeroes the small block at `ptr` (of `block_bytes`), which the program has just freed, but
+/// for its canary, which stays for the slot's life (`canary.rs`).
 ///
 /// # Safety
-/// `ptr` is the start of a small block of a live chunk that nobody uses any more.
+/// `ptr` is the start of a small block of a live chunk that nobody uses any more, and
+/// `block_bytes` its class size.
 #[inline(always)]
-pub(crate) unsafe fn zero(ptr: NonNull<u8>) {
+pub(crate) unsafe fn zero(ptr: NonNull<u8>, block_bytes: usize) {
     // SAFETY: forwarded from the caller: the block's bytes are ours to write.
-    unsafe { ptr::write_bytes(ptr.as_ptr(), 0, block_bytes(ptr)) };
+    unsafe { ptr::write_bytes(ptr.as_ptr(), 0, block_bytes - CANARY_BYTES) };
 }
 
-/// Stops the process unless the small block at `ptr`, about to be handed out, is all zero.
+/// Stops the process unless the small block at `ptr` (of `block_bytes`), about to be handed
+/// out, is all zero but for its canary.
 ///
 /// # Safety
-/// `ptr` is the start of a small block of a live chunk that the caller owns.
+/// `ptr` is the start of a small block of a live chunk that the caller owns, and
+/// `block_bytes` its class size.
 #[inline(always)]
-pub(crate) unsafe fn check_still_zero(ptr: NonNull<u8>) {
-    // SAFETY: forwarded from the caller: the start of a small block of a live chunk.
-    let word_count = unsafe { block_bytes(ptr) } / 8;
+pub(crate) unsafe fn check_still_zero(ptr: NonNull<u8>, block_bytes: usize) {
+    let word_count = (block_bytes - CANARY_BYTES) / 8;
     // SAFETY: forwarded from the caller: blocks are multiples of 16 bytes, 16-aligned.
     let words = unsafe { core::slice::from_raw_parts(ptr.as_ptr().cast::<u64>(), word_count) };
     // One pass that ORs everything (the compiler vectorises it), no early exit: the common

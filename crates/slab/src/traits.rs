@@ -2,7 +2,9 @@
 //! `BatchAllocator`, and the foreign `Allocator` traits.
 
 use crate::bad_input::report;
-use crate::classes::{class_of_layout, natural_align, CLASS_BYTES, CLASS_COUNT};
+use crate::classes::{
+    class_of_layout, class_usable_bytes, natural_align, CLASS_BYTES, CLASS_COUNT,
+};
 use crate::geometry::{LARGE_MAX_BYTES, SLOT_BYTES};
 use crate::heap::{Block, Slab};
 use crate::large::span_slots;
@@ -88,8 +90,9 @@ impl<P: PageSource> Slab<P> {
         let new_class = class_of_layout(new.size(), new.align());
         let in_place = match block {
             Block::Small { class, .. } => {
-                let bytes = CLASS_BYTES[class] as usize;
-                let fits = bytes >= new.size() && natural_align(bytes) >= new.align();
+                let bytes = class_usable_bytes(class);
+                let fits = bytes >= new.size()
+                    && natural_align(CLASS_BYTES[class] as usize) >= new.align();
                 // A shrink into a smaller class moves, so the big block is not pinned.
                 (fits && (new.size() >= old.size() || new_class == Some(class))).then_some(bytes)
             }
@@ -177,7 +180,8 @@ unsafe impl<P: PageSource + Sync> BatchAllocator for Slab<P> {
 
     #[inline(always)]
     fn class_size(&self, class: usize) -> usize {
-        CLASS_BYTES.get(class).map_or(0, |&bytes| bytes as usize)
+        // The usable size: without the canary (`hardened`), which is not the caller's.
+        class_usable_bytes(class)
     }
 
     #[inline(always)]
