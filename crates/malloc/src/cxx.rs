@@ -6,8 +6,8 @@
 //! with a message instead — what a C++ program without a new-handler ends up doing anyway
 //! (`std::terminate` on an uncaught `bad_alloc`). The `nothrow` forms return NULL.
 
+use crate::divert::{self, Kind};
 use crate::heap;
-use crate::trace_hooks::{self as trace, Kind};
 use core::ffi::c_void;
 use heapkit_core::MAX_ALIGN_BYTES;
 
@@ -25,16 +25,15 @@ fn new_or_abort(kind: Kind, size: usize, align: usize) -> *mut c_void {
 
 fn new_or_null(kind: Kind, size: usize, align: usize) -> *mut c_void {
     let block = heap::allocate(size, align, false);
-    trace::created(kind, block, size, align);
+    divert::created(kind, block, size, align);
     block.cast()
 }
 
 /// # Safety
 /// `ptr` is NULL or a live block from this allocator.
 unsafe fn delete(kind: Kind, ptr: *mut c_void) {
-    trace::freed(kind, ptr.cast());
     // SAFETY: forwarded from the caller.
-    unsafe { heap::free(ptr.cast()) }
+    unsafe { divert::free_as(kind, ptr.cast()) }
 }
 
 /// A sized `delete` (`size` and `align` as the program passes them): with `hardened`, first

@@ -26,11 +26,14 @@
 //!               zero_size.rs: `hardened` only: zero-size blocks in an inaccessible region
 //!               prof.rs: heap profiling (HEAPKIT_PROF, heapkit_prof_dump; include/heapkit.h)
 //!               trace.rs, trace_ids.rs, trace_clock.rs: the allocation trace recorder (HEAPKIT_TRACE, feature
-//!               `trace`), called through trace_hooks.rs
+//!               `trace`), which hears of the calls through divert.rs
+//!               divert.rs: the divert of malloc's and free's fast paths to their cold paths,
+//!               where the calls are observed; the other entry points' hooks
 //! ```
 
 mod api;
 mod cxx;
+mod divert;
 mod ext;
 mod glibc;
 mod heap;
@@ -44,7 +47,6 @@ mod sink;
 mod trace;
 #[cfg(feature = "trace")]
 mod trace_clock;
-mod trace_hooks;
 #[cfg(feature = "trace")]
 mod trace_ids;
 #[cfg(feature = "hardened")]

@@ -2,7 +2,9 @@
 //! `malloc`, `calloc`, `realloc`, `free`, aligned allocation and C++ `new`/`delete`, in the
 //! format of `docs/trace-format.md`.
 //!
-//! - **Off**: one relaxed load of [`TRACING`] and a branch per call; without the feature, none.
+//! - **Hearing of the calls**: through the divert (`divert.rs`), turned on when recording
+//!   starts: when off, `malloc` and `free` pay nothing, the other entry points one relaxed load
+//!   and a branch; without the feature, the same.
 //! - **Per-thread buffers**: each thread encodes into its own buffer (one mapping from the
 //!   kernel, never from the traced heap) with heapkit-trace's `ChunkEncoder`, and writes a
 //!   whole chunk with one `write` on an `O_APPEND` file when the buffer is full, at thread exit
@@ -22,9 +24,9 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use heapkit_trace::{ChunkEncoder, Event, Header, Kind};
 
-/// Whether events are recorded: set once by the library constructor when the file is open.
-/// Crate-private, so that the entry points reach it relative to the instruction pointer
-/// (`movzbl`, `test`, `jne`: three instructions per call when tracing is off).
+/// Whether events are recorded: set once by the library constructor when the file is open
+/// (and the divert on), cleared by a fork child that cannot open its file. Read only on the
+/// divert's cold paths.
 pub(crate) static TRACING: AtomicBool = AtomicBool::new(false);
 
 /// Whether events are being recorded.
@@ -268,6 +270,15 @@ pub fn start(template: &[u8]) {
             c"HEAPKIT_TRACE",
             template,
             "cannot open the file or map the table",
+            "no trace",
+        );
+        return;
+    }
+    if !crate::divert::start() {
+        crate::init::report_ignored(
+            c"HEAPKIT_TRACE",
+            template,
+            "the process already runs threads when the library starts",
             "no trace",
         );
         return;
