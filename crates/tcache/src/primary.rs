@@ -40,8 +40,10 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// for every cache once the primary entry points are diverted (`divert.rs`).
     pub fn claim_primary(&'static self) -> bool {
         let me = self as *const Self as usize;
-        if PRIMARY_CACHE.load(Ordering::Relaxed) == me {
-            return true;
+        let holder = PRIMARY_CACHE.load(Ordering::Relaxed);
+        if holder != 0 {
+            // Held, or diverted: no locked instruction (a diverted heap asks on every call).
+            return holder == me;
         }
         match PRIMARY_CACHE.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => true,
