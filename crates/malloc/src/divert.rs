@@ -1,10 +1,9 @@
 //! The entry points' side of the divert (heapkit-tcache's `divert.rs`): how the library hears
-//! of every allocation call while recording a trace (`trace.rs`), at no cost to the fast paths
-//! of `malloc` and `free`.
+//! of every allocation call while recording a trace (`trace.rs`) or counting calls
+//! (`calls.rs`, `HEAPKIT_SHOW_STATS`), at no cost to the fast paths of `malloc` and `free`.
 //!
-//! - **Off** (the library constructor found nothing to record): `malloc` and `free` are as
-//!   without the feature; the other entry points pay one relaxed load of [`ACTIVE`] and a
-//!   branch.
+//! - **Off** (the library constructor found nothing to record or count): `malloc` and `free`
+//!   pay nothing; the other entry points one relaxed load of [`ACTIVE`] and a branch.
 //! - **Diverted**: the heap's primary word is never set, so `malloc`'s inline path always
 //!   misses: its cold paths (`heap::allocate_small_cold`, `heap::allocate_cold`) call
 //!   [`malloc_seen`]; `free`'s push always fails: the cache's cold free paths call
@@ -30,18 +29,14 @@ pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// divert, see the module docs).
 pub const TEST_FIRST: bool = cfg!(feature = "secure");
 
-/// Whether a build has anything that observes calls (so that one without pays nothing).
-const OBSERVERS: bool = cfg!(feature = "trace");
-
-/// Whether calls are being observed (recorded).
+/// Whether calls are being observed (recorded or counted).
 #[inline(always)]
 pub fn active() -> bool {
-    OBSERVERS && ACTIVE.load(Ordering::Relaxed)
+    ACTIVE.load(Ordering::Relaxed)
 }
 
 /// Turns the divert on for the rest of the process; false when the heap cannot divert (the
 /// process already has other threads). The library constructor's part.
-#[cfg_attr(not(feature = "trace"), allow(dead_code))]
 pub fn start() -> bool {
     if !TEST_FIRST && !HEAP.divert_primary(free_seen) {
         return false;
@@ -52,7 +47,6 @@ pub fn start() -> bool {
 
 /// The divert's observer: `free` (or `realloc`'s own free, which the caller made unobserved)
 /// is about to release `block`.
-#[cfg_attr(not(feature = "trace"), allow(dead_code))]
 fn free_seen(block: NonNull<u8>) {
     freed_now(Kind::Free, block.as_ptr());
 }
@@ -126,6 +120,7 @@ pub unsafe fn free_as_now(kind: Kind, block: *mut u8) {
 #[cold]
 #[inline(never)]
 fn created_now(kind: Kind, block: *mut u8, size: usize, align: usize) {
+    crate::calls::count(kind);
     #[cfg(feature = "trace")]
     if crate::trace::tracing() {
         crate::trace::created(kind, block, size, align);
@@ -137,6 +132,9 @@ fn created_now(kind: Kind, block: *mut u8, size: usize, align: usize) {
 #[cold]
 #[inline(never)]
 fn freed_now(kind: Kind, block: *mut u8) {
+    if !block.is_null() {
+        crate::calls::count(kind);
+    }
     #[cfg(feature = "trace")]
     if crate::trace::tracing() {
         crate::trace::freed(kind, block);
@@ -153,6 +151,7 @@ fn freed_now(kind: Kind, block: *mut u8) {
 #[cold]
 #[inline(never)]
 pub unsafe fn realloc_now(block: NonNull<u8>, size: usize) -> *mut u8 {
+    crate::calls::count(Kind::Realloc);
     #[cfg(feature = "trace")]
     let token = if crate::trace::tracing() {
         crate::trace::realloc_begin(block.as_ptr())

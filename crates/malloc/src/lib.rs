@@ -29,9 +29,11 @@
 //!               `trace`), which hears of the calls through divert.rs
 //!               divert.rs: the divert of malloc's and free's fast paths to their cold paths,
 //!               where the calls are observed; the other entry points' hooks
+//!               calls.rs: call counts per function (HEAPKIT_SHOW_STATS), heard through divert.rs
 //! ```
 
 mod api;
+mod calls;
 mod cxx;
 mod divert;
 mod ext;
