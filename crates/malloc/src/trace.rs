@@ -380,6 +380,11 @@ fn map_buffer() -> *mut ThreadBuffer {
 /// A buffer for this thread, reused or new, with an encoder for its thread number and the
 /// exit destructor armed (null when the kernel refuses memory).
 fn new_buffer(state: &ThreadState) -> *mut ThreadBuffer {
+    keeping_errno(|| new_buffer_now(state))
+}
+
+/// [`new_buffer`]'s work.
+fn new_buffer_now(state: &ThreadState) -> *mut ThreadBuffer {
     let mut buffer = reuse_buffer();
     if buffer.is_null() {
         buffer = map_buffer();
@@ -400,8 +405,24 @@ fn new_buffer(state: &ThreadState) -> *mut ThreadBuffer {
     buffer
 }
 
-/// Writes the buffer's chunk to the file. The caller holds `busy`.
+/// Runs `body`, then puts errno back as it was: recording must not change what the program
+/// sees, and `write` and `mmap` may set errno. Only around the recorder's system calls (a
+/// buffer's flush, a new buffer), not per event: two `__errno_location` calls each.
+fn keeping_errno<T>(body: impl FnOnce() -> T) -> T {
+    let saved_errno = errno();
+    let result = body();
+    // SAFETY: this thread's errno slot is always valid.
+    unsafe { *libc::__errno_location() = saved_errno };
+    result
+}
+
+/// Writes the buffer's chunk to the file, errno kept. The caller holds `busy`.
 fn flush(buffer: &mut ThreadBuffer) {
+    keeping_errno(|| flush_chunk(buffer));
+}
+
+/// [`flush`]'s work.
+fn flush_chunk(buffer: &mut ThreadBuffer) {
     if let Some(chunk) = buffer.encoder.finish(&mut buffer.bytes) {
         if !chunk.is_empty() && !write_all(chunk) {
             LOST.fetch_add(1, Ordering::Relaxed);
@@ -440,11 +461,7 @@ fn guarded(body: impl FnOnce(&ThreadState)) {
         if state.recording.replace(true) {
             return;
         }
-        // Recording must not change what the program sees: `write` and `mmap` may set errno.
-        let saved_errno = errno();
         body(state);
-        // SAFETY: this thread's errno slot is always valid.
-        unsafe { *libc::__errno_location() = saved_errno };
         state.recording.set(false);
     });
 }
