@@ -50,6 +50,12 @@ pub trait CLibraryEntry {
     /// word.
     unsafe fn deallocate_unsized_primary(&'static self, ptr: NonNull<u8>);
 
+    /// Sends every later `_primary` call to a cold path, and each block freed through
+    /// [`deallocate_unsized_primary`](Self::deallocate_unsized_primary) to `observer` before it
+    /// is released: `ThreadCache::divert_primary` (heapkit-tcache's `divert.rs`). False when it
+    /// cannot (another thread may exist, or `secure`).
+    fn divert_primary(&'static self, observer: fn(NonNull<u8>)) -> bool;
+
     /// Takes every lock of the heap, so that a `fork` copies a heap no thread is in the middle
     /// of changing: the `pthread_atfork` prepare handler. The thread caches need no lock (each
     /// thread's magazine is its own, and slots are claimed with atomics), so these are the
@@ -92,6 +98,10 @@ impl CLibraryEntry for HeapKit {
     unsafe fn deallocate_unsized_primary(&'static self, ptr: NonNull<u8>) {
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.deallocate_unsized_primary(ptr) }
+    }
+
+    fn divert_primary(&'static self, observer: fn(NonNull<u8>)) -> bool {
+        self.cache.divert_primary(observer)
     }
 
     fn lock_for_fork(&self) {

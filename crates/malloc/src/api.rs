@@ -1,7 +1,7 @@
 //! The C library's allocation functions, with glibc's documented behaviour.
 
+use crate::divert::{self, Kind};
 use crate::heap::{self, out_of_memory, set_errno};
-use crate::trace_hooks::{self as trace, Kind};
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 use heapkit_core::{align_up, MAX_ALIGN_BYTES, WORD_BYTES};
@@ -15,9 +15,10 @@ fn page_bytes() -> usize {
 /// pointer. NULL with `errno = ENOMEM` on failure.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    // The trace's test comes first and leaves the fast path as it was (see trace_hooks.rs).
-    if trace::on() {
-        return trace::malloc_traced(size).cast();
+    // While diverted, the inline path misses and its cold paths record the call (divert.rs);
+    // only a build that cannot divert tests first (a constant false otherwise).
+    if divert::TEST_FIRST && divert::active() {
+        return divert::malloc_tested_first(size).cast();
     }
     heap::allocate_default_aligned(size).cast()
 }
@@ -27,9 +28,11 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
     match count.checked_mul(size) {
         Some(total) => {
-            let block = heap::allocate(total, MAX_ALIGN_BYTES, true);
-            trace::created(Kind::Calloc, block, total, MAX_ALIGN_BYTES);
-            block.cast()
+            // The test first (divert.rs's `calloc_now` says why it zeroes by itself).
+            if divert::active() {
+                return divert::calloc_now(total).cast();
+            }
+            heap::allocate(total, MAX_ALIGN_BYTES, true).cast()
         }
         None => out_of_memory().cast(),
     }
@@ -41,9 +44,10 @@ pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
 /// `ptr` is NULL or a live block from this allocator.
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
-    if trace::on() {
+    // While diverted, the cache's cold free paths tell `divert::free_seen` (divert.rs).
+    if divert::TEST_FIRST && divert::active() {
         // SAFETY: forwarded from the caller.
-        return unsafe { trace::free_traced(ptr.cast()) };
+        return unsafe { divert::free_tested_first(ptr.cast()) };
     }
     // SAFETY: forwarded from the caller.
     unsafe { heap::free(ptr.cast()) }
@@ -55,9 +59,8 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 /// As for [`free`].
 #[no_mangle]
 pub unsafe extern "C" fn cfree(ptr: *mut c_void) {
-    trace::freed(Kind::Free, ptr.cast());
     // SAFETY: forwarded from the caller.
-    unsafe { heap::free(ptr.cast()) }
+    unsafe { divert::free_as(Kind::Free, ptr.cast()) }
 }
 
 /// `realloc(ptr, size)`: `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)` frees `p` and
@@ -72,16 +75,16 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
         return malloc(size);
     };
     if size == 0 {
-        trace::freed(Kind::Free, block.as_ptr());
         // SAFETY: a live block, freed once.
-        unsafe { heap::free(block.as_ptr()) };
+        unsafe { divert::free_as(Kind::Free, block.as_ptr()) };
         return ptr::null_mut();
     }
-    let token = trace::realloc_begin(block.as_ptr());
+    if divert::active() {
+        // SAFETY: a live block and a non-zero size.
+        return unsafe { divert::realloc_now(block, size) }.cast();
+    }
     // SAFETY: a live block and a non-zero size.
-    let new = unsafe { heap::reallocate(block, size) };
-    trace::realloc_end(token, block.as_ptr(), new, size);
-    new.cast()
+    unsafe { heap::reallocate::<true>(block, size) }.cast()
 }
 
 /// `reallocarray(ptr, count, size)`: `realloc` with an overflow check on `count * size`.
@@ -108,8 +111,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
         return libc::EINVAL;
     }
     let saved_errno = errno();
-    let block = heap::allocate(size, align, false);
-    trace::created(Kind::Aligned, block, size, align);
+    let block = aligned(size, align);
     set_errno(saved_errno);
     if block.is_null() {
         return libc::ENOMEM;
@@ -127,7 +129,7 @@ fn errno() -> i32 {
 /// The memalign family's allocation, recorded as one `aligned` event.
 fn aligned(size: usize, align: usize) -> *mut u8 {
     let block = heap::allocate(size, align, false);
-    trace::created(Kind::Aligned, block, size, align);
+    divert::created(Kind::Aligned, block, size, align);
     block
 }
 

@@ -6,8 +6,8 @@
 //! with a message instead — what a C++ program without a new-handler ends up doing anyway
 //! (`std::terminate` on an uncaught `bad_alloc`). The `nothrow` forms return NULL.
 
+use crate::divert::{self, Kind};
 use crate::heap;
-use crate::trace_hooks::{self as trace, Kind};
 use core::ffi::c_void;
 use heapkit_core::MAX_ALIGN_BYTES;
 
@@ -29,7 +29,7 @@ fn new_or_null(kind: Kind, size: usize, align: usize) -> *mut c_void {
     if let Some((family, _)) = family_of(kind) {
         crate::family::tag(block, size, align, family);
     }
-    trace::created(kind, block, size, align);
+    divert::created(kind, block, size, align);
     block.cast()
 }
 
@@ -62,9 +62,8 @@ unsafe fn release_family(kind: Kind, ptr: *mut c_void) {
 /// # Safety
 /// `ptr` is NULL or a live block from this allocator.
 unsafe fn free(kind: Kind, ptr: *mut c_void) {
-    trace::freed(kind, ptr.cast());
     // SAFETY: forwarded from the caller.
-    unsafe { heap::free(ptr.cast()) }
+    unsafe { divert::free_as(kind, ptr.cast()) }
 }
 
 /// The allocation family an operator of `kind` allocates or releases, and the name of the

@@ -8,6 +8,8 @@ use heapkit::c_library::CLibraryEntry as _;
 use heapkit::HeapKit;
 use heapkit_core::{UnsizedAllocator, MAX_ALIGN_BYTES};
 
+use crate::divert;
+
 /// The process's heap. `HeapKit::new` is `const`, so the heap exists before any code runs.
 ///
 /// Private to the crate so that the compiler may address it relative to the instruction
@@ -91,9 +93,19 @@ pub fn allocate_default_aligned(size: usize) -> *mut u8 {
 /// into the thread cache, which claims the primary word for `HEAP` (on the first call in the
 /// process), attaches the thread's magazine, points the word at it (so that the thread's next
 /// `malloc` hits) and refills the bin the direct table already named — no second class lookup.
+///
+/// While diverted every small `malloc` comes here, and the call is observed here.
 #[cold]
 #[inline(never)]
 pub fn allocate_small_cold(size: usize) -> *mut u8 {
+    let block = allocate_small_miss(size);
+    divert::malloc_seen(block, size);
+    block
+}
+
+/// [`allocate_small_cold`]'s work, unobserved (the profiled path calls it too).
+#[inline(always)]
+fn allocate_small_miss(size: usize) -> *mut u8 {
     debug_assert!((1..=INLINE_SIZE_MAX_BYTES).contains(&size));
     let block = HEAP.allocate_small_primary_slow(size);
     if block.is_null() {
@@ -107,9 +119,20 @@ pub fn allocate_small_cold(size: usize) -> *mut u8 {
 ///
 /// It also points the calling thread's primary magazine word at its magazine (claiming the
 /// word for `HEAP` on the first call in the process), so that the thread's small `malloc`s hit.
+///
+/// While diverted every `malloc` that does not take [`allocate_small_cold`] comes here, and the
+/// call is observed here.
 #[cold]
 #[inline(never)]
 pub fn allocate_cold(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    let block = allocate_cold_unobserved(size, align, zeroed);
+    divert::malloc_seen(block, size);
+    block
+}
+
+/// [`allocate_cold`]'s work.
+#[inline(always)]
+fn allocate_cold_unobserved(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     #[cfg(feature = "prof")]
     if size.wrapping_sub(1) < INLINE_SIZE_MAX_BYTES && align == MAX_ALIGN_BYTES && !zeroed {
         // Only while profiling does `malloc` send a size the direct table covers here.
@@ -141,7 +164,7 @@ fn allocate_small_profiled(size: usize) -> *mut u8 {
     if !block.is_null() {
         return block;
     }
-    allocate_small_cold(size)
+    allocate_small_miss(size)
 }
 
 /// Allocates a block for C, or NULL with `errno = ENOMEM`.
@@ -198,6 +221,23 @@ pub unsafe fn free(ptr: *mut u8) {
     }
 }
 
+/// [`free`] for the entry points that observe their own call (`cfree`, `delete`, `realloc`)
+/// while diverted: through the cache's table, whose frees the divert's observer does not hear
+/// of (`divert.rs`).
+///
+/// # Safety
+/// As for [`free`].
+pub unsafe fn free_unobserved(ptr: *mut u8) {
+    #[cfg(feature = "hardened")]
+    if crate::zero_size::contains(ptr) {
+        return;
+    }
+    if let Some(block) = NonNull::new(ptr) {
+        // SAFETY: the caller promises a live block of this heap.
+        unsafe { HEAP.deallocate_unsized(block) }
+    }
+}
+
 /// The usable size of a block; 0 for NULL.
 ///
 /// # Safety
@@ -221,9 +261,12 @@ pub unsafe fn usable_size(ptr: *mut u8) -> usize {
 /// otherwise a new block is allocated, the contents copied and the old block freed. On failure
 /// the old block is untouched and NULL is returned with `errno = ENOMEM`.
 ///
+/// `OBSERVED`: the old block is freed through the primary word (where a diverted heap's
+/// observer hears of it); false for `realloc` while diverted, which records itself.
+///
 /// # Safety
 /// `ptr` is a live block from this heap; `new_size > 0`.
-pub unsafe fn reallocate(ptr: NonNull<u8>, new_size: usize) -> *mut u8 {
+pub unsafe fn reallocate<const OBSERVED: bool>(ptr: NonNull<u8>, new_size: usize) -> *mut u8 {
     #[cfg(feature = "hardened")]
     if crate::zero_size::contains(ptr.as_ptr()) {
         // Nothing to copy; the zero-size block needs no freeing.
@@ -248,7 +291,11 @@ pub unsafe fn reallocate(ptr: NonNull<u8>, new_size: usize) -> *mut u8 {
     // the old and writable in the new one.
     unsafe {
         ptr::copy_nonoverlapping(ptr.as_ptr(), fresh, usable.min(new_size));
-        HEAP.deallocate_unsized_primary(ptr);
+        if OBSERVED {
+            HEAP.deallocate_unsized_primary(ptr);
+        } else {
+            HEAP.deallocate_unsized(ptr);
+        }
     }
     fresh
 }

@@ -3,7 +3,7 @@
 //!
 //! The options (documented in the crate's README):
 //! - `HEAPKIT_SHOW_STATS=1`: print the program-level statistics to stderr at exit, the pid on
-//!   every line (`report.rs`).
+//!   every line (`report.rs`), with the calls of each function (`calls.rs`).
 //! - `HEAPKIT_PURGE_DELAY_MS=N`: how long a freed slot's (or a freed chunk's or huge block's)
 //!   pages may stay resident.
 //! - `HEAPKIT_PURGE_THRESHOLD_BYTES=N`: how many bytes of freed slots (and at least of freed
@@ -175,6 +175,20 @@ extern "C" fn on_load() {
         format_args!("{DEFAULT_PURGE_THRESHOLD_BYTES} bytes"),
         |bytes| HEAP.set_purge_threshold_bytes(usize::try_from(bytes).unwrap_or(usize::MAX)),
     );
+    // Before anything that may start a thread: counting calls diverts the heap's fast paths,
+    // which only a process with one thread can do (`divert.rs`).
+    if switch_option(c"HEAPKIT_SHOW_STATS") {
+        if !crate::calls::start() {
+            report_ignored(
+                c"HEAPKIT_SHOW_STATS",
+                b"1",
+                "calls cannot be counted: the process already runs threads",
+                "statistics without call counts",
+            );
+        }
+        // SAFETY: registering a plain function; it runs once at exit.
+        unsafe { libc::atexit(print_stats_at_exit) };
+    }
     #[cfg(feature = "trace")]
     if let Some(template) = env_value(c"HEAPKIT_TRACE") {
         crate::trace::start(template);
@@ -185,10 +199,6 @@ extern "C" fn on_load() {
     }
     #[cfg(feature = "prof")]
     crate::prof::configure();
-    if switch_option(c"HEAPKIT_SHOW_STATS") {
-        // SAFETY: registering a plain function; it runs once at exit.
-        unsafe { libc::atexit(print_stats_at_exit) };
-    }
 }
 
 /// Runs `on_load` when the dynamic loader (or the C runtime, for static links) initialises the

@@ -27,11 +27,16 @@
 //!               family.rs: `hardened` only: malloc/new/new[] tags in small blocks' canaries
 //!               prof.rs: heap profiling (HEAPKIT_PROF, heapkit_prof_dump; include/heapkit.h)
 //!               trace.rs, trace_ids.rs, trace_clock.rs: the allocation trace recorder (HEAPKIT_TRACE, feature
-//!               `trace`), called through trace_hooks.rs
+//!               `trace`), which hears of the calls through divert.rs
+//!               divert.rs: the divert of malloc's and free's fast paths to their cold paths,
+//!               where the calls are observed; the other entry points' hooks
+//!               calls.rs: call counts per function (HEAPKIT_SHOW_STATS), heard through divert.rs
 //! ```
 
 mod api;
+mod calls;
 mod cxx;
+mod divert;
 mod ext;
 #[cfg(feature = "hardened")]
 mod family;
@@ -47,7 +52,6 @@ mod sink;
 mod trace;
 #[cfg(feature = "trace")]
 mod trace_clock;
-mod trace_hooks;
 #[cfg(feature = "trace")]
 mod trace_ids;
 #[cfg(feature = "hardened")]

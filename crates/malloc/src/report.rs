@@ -18,12 +18,16 @@ fn pid_prefix() -> StackMessage {
 }
 
 /// Prints the program-level statistics (`heapkit::ProgramStats`) to stderr, one figure group
-/// per line, each line starting with `heapkit[<pid>]: `. Never allocates.
+/// per line, each line starting with `heapkit[<pid>]: `; then, while counting (`calls.rs`), the
+/// calls of each function. Never allocates.
 pub fn print_stats() {
     let prefix = pid_prefix();
     let prefix = core::str::from_utf8(prefix.as_bytes()).unwrap_or("heapkit: ");
     let mut sink = Sink::new(Out::Stderr, prefix);
     let _ = write!(sink, "{}", HEAP.program_stats());
+    if crate::calls::counting() {
+        let _ = writeln!(sink, "{}", crate::calls::CallCounts);
+    }
 }
 
 /// Writes `malloc_info`'s XML document to `file`: per size class that holds anything, its

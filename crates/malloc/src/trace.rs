@@ -2,7 +2,9 @@
 //! `malloc`, `calloc`, `realloc`, `free`, aligned allocation and C++ `new`/`delete`, in the
 //! format of `docs/trace-format.md`.
 //!
-//! - **Off**: one relaxed load of [`TRACING`] and a branch per call; without the feature, none.
+//! - **Hearing of the calls**: through the divert (`divert.rs`), turned on when recording
+//!   starts: when off, `malloc` and `free` pay nothing, the other entry points one relaxed load
+//!   and a branch; without the feature, the same.
 //! - **Per-thread buffers**: each thread encodes into its own buffer (one mapping from the
 //!   kernel, never from the traced heap) with heapkit-trace's `ChunkEncoder`, and writes a
 //!   whole chunk with one `write` on an `O_APPEND` file when the buffer is full, at thread exit
@@ -22,9 +24,9 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use heapkit_trace::{ChunkEncoder, Event, Header, Kind};
 
-/// Whether events are recorded: set once by the library constructor when the file is open.
-/// Crate-private, so that the entry points reach it relative to the instruction pointer
-/// (`movzbl`, `test`, `jne`: three instructions per call when tracing is off).
+/// Whether events are recorded: set once by the library constructor when the file is open
+/// (and the divert on), cleared by a fork child that cannot open its file. Read only on the
+/// divert's cold paths.
 pub(crate) static TRACING: AtomicBool = AtomicBool::new(false);
 
 /// Whether events are being recorded.
@@ -272,6 +274,15 @@ pub fn start(template: &[u8]) {
         );
         return;
     }
+    if !crate::divert::start() {
+        crate::init::report_ignored(
+            c"HEAPKIT_TRACE",
+            template,
+            "the process already runs threads when the library starts",
+            "no trace",
+        );
+        return;
+    }
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: `key` is writable; the destructor is a plain function.
     if unsafe { libc::pthread_key_create(&mut key, Some(flush_at_thread_exit)) } == 0 {
@@ -369,6 +380,11 @@ fn map_buffer() -> *mut ThreadBuffer {
 /// A buffer for this thread, reused or new, with an encoder for its thread number and the
 /// exit destructor armed (null when the kernel refuses memory).
 fn new_buffer(state: &ThreadState) -> *mut ThreadBuffer {
+    keeping_errno(|| new_buffer_now(state))
+}
+
+/// [`new_buffer`]'s work.
+fn new_buffer_now(state: &ThreadState) -> *mut ThreadBuffer {
     let mut buffer = reuse_buffer();
     if buffer.is_null() {
         buffer = map_buffer();
@@ -389,8 +405,24 @@ fn new_buffer(state: &ThreadState) -> *mut ThreadBuffer {
     buffer
 }
 
-/// Writes the buffer's chunk to the file. The caller holds `busy`.
+/// Runs `body`, then puts errno back as it was: recording must not change what the program
+/// sees, and `write` and `mmap` may set errno. Only around the recorder's system calls (a
+/// buffer's flush, a new buffer), not per event: two `__errno_location` calls each.
+fn keeping_errno<T>(body: impl FnOnce() -> T) -> T {
+    let saved_errno = errno();
+    let result = body();
+    // SAFETY: this thread's errno slot is always valid.
+    unsafe { *libc::__errno_location() = saved_errno };
+    result
+}
+
+/// Writes the buffer's chunk to the file, errno kept. The caller holds `busy`.
 fn flush(buffer: &mut ThreadBuffer) {
+    keeping_errno(|| flush_chunk(buffer));
+}
+
+/// [`flush`]'s work.
+fn flush_chunk(buffer: &mut ThreadBuffer) {
     if let Some(chunk) = buffer.encoder.finish(&mut buffer.bytes) {
         if !chunk.is_empty() && !write_all(chunk) {
             LOST.fetch_add(1, Ordering::Relaxed);
@@ -429,11 +461,7 @@ fn guarded(body: impl FnOnce(&ThreadState)) {
         if state.recording.replace(true) {
             return;
         }
-        // Recording must not change what the program sees: `write` and `mmap` may set errno.
-        let saved_errno = errno();
         body(state);
-        // SAFETY: this thread's errno slot is always valid.
-        unsafe { *libc::__errno_location() = saved_errno };
         state.recording.set(false);
     });
 }

@@ -124,9 +124,56 @@ fn malloc_stats_and_show_stats_print_the_pid_on_every_line() {
     one_pid_per_line(&stderr);
     assert_eq!(
         stderr.lines().count(),
-        10,
-        "malloc_stats, then at exit: {stderr}"
+        12,
+        "malloc_stats, then at exit, each with the call counts: {stderr}"
     );
+}
+
+/// The counts of a `calls:` line, by function name.
+fn call_counts(line: &str) -> std::collections::HashMap<String, u64> {
+    let (_, counts) = line
+        .split_once("calls: ")
+        .unwrap_or_else(|| panic!("not a calls line: {line:?}"));
+    counts
+        .split(", ")
+        .map(|pair| {
+            let (name, count) = pair.rsplit_once(' ').expect("name and count");
+            (name.to_string(), count.parse().expect("a count"))
+        })
+        .collect()
+}
+
+#[test]
+fn show_stats_counts_the_calls_of_each_function() {
+    let dir = work_dir();
+    let program = support::compile_with(&dir, "calls.c", &["-O0", "-fno-builtin"], &[]);
+    let mut command = Command::new(program);
+    command.env("HEAPKIT_SHOW_STATS", "1");
+    let output = support::run(command, Some(preload_library()));
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    one_pid_per_line(&stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("calls: ")).collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "two malloc_stats and the exit report: {stderr}"
+    );
+    let (before, after) = (call_counts(lines[0]), call_counts(lines[1]));
+    let made = [
+        ("malloc", 101),
+        ("calloc", 7),
+        ("realloc", 30),
+        ("free", 114),
+        ("aligned", 6),
+        ("new", 0),
+        ("new[]", 0),
+        ("delete", 0),
+        ("delete[]", 0),
+    ];
+    for (name, calls) in made {
+        assert_eq!(after[name] - before[name], calls, "{name}: {stderr}");
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The trace recorder end to end: a C++ program run under `LD_PRELOAD` with `HEAPKIT_TRACE`
-//! (the `trace` build), its trace read back with heapkit-trace and its own calls counted.
+//! (the default build, which has the `trace` feature), its trace read back with heapkit-trace and its own calls counted.
 
 #![cfg(all(target_os = "linux", target_arch = "x86_64", not(miri)))]
 
@@ -46,7 +46,7 @@ fn count_own(records: &[Record]) -> HashMap<Kind, usize> {
 #[test]
 fn a_traced_program_records_each_of_its_calls() {
     let dir = support::work_dir("trace");
-    let library = support::heapkit_library(&["trace"]);
+    let library = support::heapkit_library(&[]);
     // -O0 -fno-builtin: the compiler removes a malloc/free pair whose block is unused.
     let program = support::compile_with(&dir, "trace.cpp", &["-O0", "-fno-builtin"], &[]);
     for entry in std::fs::read_dir(&dir).expect("the work folder") {

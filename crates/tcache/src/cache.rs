@@ -221,7 +221,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
             return;
         }
         // SAFETY: forwarded from the caller.
-        unsafe { Self::deallocate_slow(ptr, class, self) }
+        unsafe { Self::deallocate_slow::<PRIMARY>(ptr, class, self) }
     }
 
     /// The empty-bin path: make this thread's magazine if needed, refill the bin, or fall back
@@ -304,9 +304,16 @@ impl<B: BatchAllocator> ThreadCache<B> {
     ///
     /// # Safety
     /// `ptr` is a live block of the backend.
+    ///
+    /// `PRIMARY`: the block came through a primary entry point, whose frees all come here or
+    /// to [`deallocate_slow`](Self::deallocate_slow) while diverted: the divert's observer
+    /// hears of it (`divert.rs`).
     #[cold]
     #[inline(never)]
-    unsafe fn deallocate_uncached_unsized(ptr: NonNull<u8>, cache: &Self) {
+    unsafe fn deallocate_uncached_unsized<const PRIMARY: bool>(ptr: NonNull<u8>, cache: &Self) {
+        if PRIMARY {
+            crate::divert::observe(ptr);
+        }
         crate::free_hook::run(ptr);
         // SAFETY: forwarded from the caller.
         unsafe { cache.backend.deallocate_unsized(ptr) }
@@ -377,13 +384,21 @@ impl<B: BatchAllocator> ThreadCache<B> {
     ///
     /// # Safety
     /// As for `deallocate_in_class`.
+    ///
+    /// `PRIMARY` as for [`deallocate_uncached_unsized`](Self::deallocate_uncached_unsized): the
+    /// divert's observer hears of the block first.
     #[cold]
     #[inline(never)]
-    unsafe fn deallocate_slow(ptr: *mut u8, class: usize, cache: &Self) {
+    unsafe fn deallocate_slow<const PRIMARY: bool>(ptr: *mut u8, class: usize, cache: &Self) {
+        if PRIMARY {
+            // SAFETY: the caller passes a live block: not null.
+            crate::divert::observe(unsafe { NonNull::new_unchecked(ptr) });
+        }
         if class >= cache.backend.class_count() {
-            // SAFETY: forwarded from the caller: a block of no class, from the uncached bin.
+            // SAFETY: forwarded from the caller: a block of no class, from the uncached bin
+            // (already observed above).
             return unsafe {
-                Self::deallocate_uncached_unsized(NonNull::new_unchecked(ptr), cache)
+                Self::deallocate_uncached_unsized::<false>(NonNull::new_unchecked(ptr), cache)
             };
         }
         let bins = cache.attach_magazine();
@@ -700,7 +715,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: forwarded from the caller.
         let Some(bin) = (unsafe { self.backend.bin_of_block(ptr) }) else {
             // SAFETY: forwarded from the caller: a block of the backend with no class.
-            return unsafe { Self::deallocate_uncached_unsized(ptr, self) };
+            return unsafe { Self::deallocate_uncached_unsized::<PRIMARY>(ptr, self) };
         };
         // Without hardening, a block of no class found through its slot goes to the uncached
         // bin, which sends it on to `deallocate_slow`: no branch here. The hardened paths look
@@ -708,7 +723,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // a class first.
         if (bin::SECURE || cfg!(feature = "checked")) && bin >= self.backend.class_count() {
             // SAFETY: forwarded from the caller: a large block of the backend.
-            return unsafe { Self::deallocate_uncached_unsized(ptr, self) };
+            return unsafe { Self::deallocate_uncached_unsized::<PRIMARY>(ptr, self) };
         }
         // SAFETY: forwarded from the caller; the bin is the block's class, or the uncached bin
         // (see `deallocate_in_class`).

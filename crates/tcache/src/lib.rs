@@ -25,6 +25,10 @@
 //! - **primary cache / primary word**: the one `'static` cache per process (the C library's
 //!   heap) whose magazine for the thread sits in a thread-local word of its own; its entry
 //!   points are in `primary.rs`.
+//! - **divert**: a mode of the primary cache (set once, in a library constructor) in which no
+//!   thread's primary word is set, so the primary fast paths always miss and the cold free
+//!   paths tell an observer of each block (`divert.rs`): recording and counting calls at no
+//!   cost to the fast paths.
 //! - **refill / flush**: moving blocks from / to the backend in batch calls (refills grow from
 //!   8 blocks to half a bin; a flush moves half a bin, or all of it for a consumer's bin).
 //! - **depot / shelf / batch**: per class, a lock-free shelf of eight entries shared by every
@@ -57,6 +61,7 @@
 //! - `magazine.rs`: a magazine's layout (direct table, header, bins, uncached bin), making and
 //!   freeing one; the shared empty magazine, which `slot.rs`'s TLS initial value names.
 //! - `primary.rs`: the primary cache, the C library's entry points through the primary word.
+//! - `divert.rs`: the divert of the primary entry points and the observer of their frees.
 //! - `bin.rs`: one bin: the intrusive list, its limits, pop / push / batch moves, `secure`'s
 //!   encoded links.
 //! - `depot.rs`: the lock-free shelf of whole batches per class.
@@ -76,6 +81,8 @@ mod bin;
 #[cfg(not(loom))]
 mod cache;
 mod depot;
+#[cfg(not(loom))]
+mod divert;
 #[cfg(not(loom))]
 mod free_hook;
 mod handover;

@@ -16,9 +16,9 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::AtomicUsize;
 use heapkit_core::BatchAllocator;
 
-/// The address of the cache that has claimed this thread-local word (0: none yet). See
-/// [`ThreadCache::claim_primary`].
-static PRIMARY_CACHE: AtomicUsize = AtomicUsize::new(0);
+/// The address of the cache that has claimed this thread-local word (0: none yet;
+/// `divert::DIVERTED`: nobody, for good). See [`ThreadCache::claim_primary`] and `divert.rs`.
+pub(crate) static PRIMARY_CACHE: AtomicUsize = AtomicUsize::new(0);
 
 /// The *primary* cache: one cache in the process may have each thread's magazine in a
 /// thread-local word of its own, so that its fast paths read the magazine with one TLS load
@@ -36,11 +36,14 @@ impl<B: BatchAllocator> ThreadCache<B> {
 
     #[doc(hidden)]
     /// Makes this cache the primary one if no cache is yet; returns whether it is (now or
-    /// already). Only a `'static` cache may be primary: the word must never outlive it.
+    /// already). Only a `'static` cache may be primary: the word must never outlive it. False
+    /// for every cache once the primary entry points are diverted (`divert.rs`).
     pub fn claim_primary(&'static self) -> bool {
         let me = self as *const Self as usize;
-        if PRIMARY_CACHE.load(Ordering::Relaxed) == me {
-            return true;
+        let holder = PRIMARY_CACHE.load(Ordering::Relaxed);
+        if holder != 0 {
+            // Held, or diverted: no locked instruction (a diverted heap asks on every call).
+            return holder == me;
         }
         match PRIMARY_CACHE.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => true,

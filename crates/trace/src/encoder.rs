@@ -72,31 +72,28 @@ impl ChunkEncoder {
             self.base_id = self.last_new;
         }
         let dt = event.ticks.saturating_sub(self.last_ticks);
-        let mut at = 0;
+        // Encoded into a fixed array and copied whole (a few vector moves, no bounds check per
+        // byte); the bytes past the event are scratch that the next event overwrites.
+        let mut event_bytes = EventBytes::new();
         let align_flag = if event.carries_align() { ALIGN_FLAG } else { 0 };
-        room[0] = event.kind as u8 | align_flag;
-        at += 1;
-        at += put(&mut room[at..], dt);
+        event_bytes.byte(event.kind as u8 | align_flag);
+        event_bytes.uleb(dt);
+        let id_delta = zigzag(event.id.wrapping_sub(self.last_new) as i64);
         if event.kind.creates() {
-            at += put(&mut room[at..], event.size);
+            event_bytes.uleb(event.size);
             if align_flag != 0 {
-                room[at] = event.align_log2.min(63);
-                at += 1;
+                event_bytes.byte(event.align_log2.min(63));
             }
-            at += put(
-                &mut room[at..],
-                zigzag(event.id.wrapping_sub(self.last_new) as i64),
-            );
+            event_bytes.uleb(id_delta);
             self.last_new = event.id;
         } else {
-            at += put(
-                &mut room[at..],
-                zigzag(event.id.wrapping_sub(self.last_new) as i64),
-            );
+            event_bytes.uleb(id_delta);
             if event.kind.has_size() {
-                at += put(&mut room[at..], event.size);
+                event_bytes.uleb(event.size);
             }
         }
+        room[..EVENT_MAX_BYTES].copy_from_slice(&event_bytes.bytes);
+        let at = event_bytes.len;
         self.last_ticks = self.last_ticks.max(event.ticks);
         self.end += at;
         self.events += 1;
@@ -130,6 +127,48 @@ impl ChunkEncoder {
         self.events = 0;
         self.end = CHUNK_HEADER_MAX_BYTES;
         Some(chunk)
+    }
+}
+
+/// One event's bytes, built in a fixed array: [`EVENT_MAX_BYTES`] is the most any event takes,
+/// so the writes stay in bounds (each still checked, without a panic path: a write past the end
+/// is dropped, which no event reaches).
+struct EventBytes {
+    bytes: [u8; EVENT_MAX_BYTES],
+    len: usize,
+}
+
+impl EventBytes {
+    const fn new() -> EventBytes {
+        EventBytes {
+            bytes: [0; EVENT_MAX_BYTES],
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    /// A uleb, with the one- and two-byte values (most of a trace's) unrolled.
+    #[inline(always)]
+    fn uleb(&mut self, mut value: u64) {
+        if value < 0x80 {
+            return self.byte(value as u8);
+        }
+        if value < 0x4000 {
+            self.byte((value as u8 & 0x7F) | 0x80);
+            return self.byte((value >> 7) as u8);
+        }
+        while value >= 0x80 {
+            self.byte((value as u8 & 0x7F) | 0x80);
+            value >>= 7;
+        }
+        self.byte(value as u8);
     }
 }
 
