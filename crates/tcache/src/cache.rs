@@ -384,16 +384,18 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 Self::deallocate_uncached_unsized(NonNull::new_unchecked(ptr), cache)
             };
         }
-        let bins = if seen == empty_magazine() {
-            cache.attach_magazine()
-        } else {
-            seen
-        };
-        // SAFETY: a non-null magazine has a bin per class and belongs to this thread's slot.
-        if bins.is_null() || unsafe { (*bins.add(class)).limit } == 0 {
-            // SAFETY: forwarded from the caller: a live block of `class`.
-            unsafe { cache.backend.deallocate_batch(class, &[ptr]) };
-            return;
+        // One test for the common case: the empty magazine's bins all have limit 0, so a bin of
+        // `seen` that caches the class is a bin of this thread's magazine.
+        let mut bins = seen;
+        // SAFETY: `seen` has a bin per class (the empty magazine one per `CLASS_COUNT_MAX`).
+        if unsafe { (*seen.add(class)).limit } == 0 {
+            bins = cache.attach_magazine();
+            // SAFETY: a non-null magazine has a bin per class and belongs to this thread's slot.
+            if bins.is_null() || unsafe { (*bins.add(class)).limit } == 0 {
+                // SAFETY: forwarded from the caller: a live block of `class`.
+                unsafe { cache.backend.deallocate_batch(class, &[ptr]) };
+                return;
+            }
         }
         // SAFETY: as above; after the flush the bin has room, so the push succeeds.
         unsafe {
