@@ -21,9 +21,9 @@
 //!   for big requests, whatever the global allocator; but one spin lock for the whole process
 //!   and a table walk per chunk, which costs more than a `malloc` for a small one.
 //!
-//! On top of (a), each thread keeps the last small chunk of each length a dropped arena gave
-//! back (the [stash](crate::release_thread_chunks), `stash.rs`), so that an arena per request
-//! on one thread skips the global allocator too once warm.
+//! On top of (a), each thread keeps the first chunk of the last arena dropped on it (the
+//! [stash](crate::release_thread_chunks), `stash.rs`), so that an arena per request on one
+//! thread skips the global allocator for it once warm.
 //!
 //! So the default takes each where it measured best: chunks up to [`SMALL_CHUNK_MAX_BYTES`]
 //! (an arena's first four, 60 KiB in all, under glibc's default trim threshold, so giving

@@ -18,9 +18,9 @@
 //!   maps nothing and faults nothing once warm. Any
 //!   [`PageSource`](heapkit_core::PageSource) or heapkit allocator ([`FromAllocator`]) goes
 //!   through [`Arena::with_source`].
-//! - **stash**: with `std`, the last small chunk of each length (4 to 32 KiB) that a dropped
-//!   arena on this thread gave back to [`DefaultChunks`], kept for the thread's next arena
-//!   instead of a `free` and a `malloc`; [`release_thread_chunks`] empties it (thread exit does).
+//! - **stash**: with `std`, the first chunk (4 KiB) of the last arena dropped on this thread,
+//!   kept by [`DefaultChunks`] for the thread's next arena instead of a `free` and a `malloc`;
+//!   [`release_thread_chunks`] empties it (thread exit does).
 //! - **bump pointer** (`ptr`) and **end**: the next free byte of the *current* chunk and the
 //!   end of that chunk. Both live in the `Arena` itself (not in the chunk), so the fast path
 //!   reads two fields, compares once and writes one.

@@ -1,17 +1,21 @@
-//! The thread's chunk stash: the last small chunk of each length that a dropped arena gave
-//! back on this thread, kept for the next arena made on the same thread.
+//! The thread's chunk stash: the first chunk of the last arena dropped on this thread, kept
+//! for the next arena made on the same thread.
 //!
-//! An arena made per request takes its first chunks (4 KiB, then 8 KiB, ...) from the global
-//! allocator through [`DefaultChunks`](crate::DefaultChunks) and gives them back when dropped.
-//! With glibc each is a `malloc` and a `free` of a few KiB, about 270 instructions a chunk
-//! (above its per-thread cache's 1,032 B, so every one goes through `_int_malloc` and
-//! `_int_free`): a third of a 64 x 64 B request's instructions. The stash keeps one chunk of
-//! each length `DefaultChunks` takes from the global allocator (4, 8, 16 and 32 KiB, so at
-//! most 60 KiB per thread), which the next arena on the thread takes back with a thread-local
-//! load and store. The memory is the global allocator's either way (glibc keeps freed blocks
-//! this small in its heap, under its 128 KiB trim threshold); the stash only keeps them off
-//! its free lists. What it holds goes back to the global allocator when the thread exits, or
-//! when the thread calls [`release_thread_chunks`].
+//! An arena made per request takes its first chunk (4 KiB) from the global allocator through
+//! [`DefaultChunks`](crate::DefaultChunks) and gives it back when dropped. With glibc that is
+//! a `malloc` and a `free` of 4 KiB, about 270 instructions (above its per-thread cache's
+//! 1,032 B, so both go through `_int_malloc` and `_int_free`), for a request that may bump a
+//! dozen blocks. The stash keeps that one chunk per thread, which the next arena on the thread
+//! takes back with a thread-local load and store. The memory is the global allocator's either
+//! way (glibc keeps a freed block this small in its heap, under its 128 KiB trim threshold);
+//! the stash only keeps it off its free lists. It goes back to the global allocator when the
+//! thread exits, or when the thread calls [`release_thread_chunks`].
+//!
+//! Only the first chunk: a stash of one chunk of each length up to 32 KiB (4, 8, 16, 32 KiB)
+//! ran 30% fewer instructions than this one for 64 x 64 B requests (a 4 and an 8 KiB chunk)
+//! but measured slower on this machine, 0.55 s against 0.34-0.42 s of user time for 3 M
+//! requests, and slower than the global allocator alone (0.45-0.52 s); the cause was not found
+//! (crates/bump/README.md, "An arena per request").
 //!
 //! Only with `std` (thread-locals); without it `DefaultChunks` calls the global allocator
 //! every time, as before.
@@ -19,37 +23,26 @@
 use crate::chunk::CHUNK_ALIGN_BYTES;
 use crate::global::GLOBAL_CHUNKS;
 use crate::source::ChunkSource;
-use crate::{FIRST_CHUNK_BYTES, SMALL_CHUNK_MAX_BYTES};
+use crate::FIRST_CHUNK_BYTES;
 use core::cell::Cell;
 use core::ptr::{self, NonNull};
 
-/// Slots in a stash: one per chunk length from `FIRST_CHUNK_BYTES` to `SMALL_CHUNK_MAX_BYTES`,
-/// doubling.
-const SLOTS: usize = (SMALL_CHUNK_MAX_BYTES / FIRST_CHUNK_BYTES).trailing_zeros() as usize + 1;
-
-const _: () = assert!(SMALL_CHUNK_MAX_BYTES.is_power_of_two());
-const _: () = assert!(FIRST_CHUNK_BYTES << (SLOTS - 1) == SMALL_CHUNK_MAX_BYTES);
-
-/// One thread's kept chunks: slot `i` holds a chunk of `FIRST_CHUNK_BYTES << i` bytes aligned
-/// to `CHUNK_ALIGN_BYTES`, from the global allocator, or null.
+/// One thread's kept chunk: a chunk of `FIRST_CHUNK_BYTES` aligned to `CHUNK_ALIGN_BYTES`,
+/// from the global allocator, or null.
 struct Stash {
-    chunks: [Cell<*mut u8>; SLOTS],
+    chunk: Cell<*mut u8>,
 }
 
 impl Stash {
-    /// Gives every kept chunk back to the global allocator; returns their bytes.
+    /// Gives the kept chunk back to the global allocator; returns its bytes (0 if none).
     fn release(&self) -> usize {
-        let mut released_bytes = 0;
-        for (slot, kept) in self.chunks.iter().enumerate() {
-            if let Some(chunk) = NonNull::new(kept.replace(ptr::null_mut())) {
-                let len_bytes = FIRST_CHUNK_BYTES << slot;
-                // SAFETY: a kept chunk came from `GLOBAL_CHUNKS.alloc_chunk(len_bytes,
-                // CHUNK_ALIGN_BYTES)` (`keep` files it by those two) and is used by nobody.
-                unsafe { GLOBAL_CHUNKS.free_chunk(chunk, len_bytes, CHUNK_ALIGN_BYTES) };
-                released_bytes += len_bytes;
-            }
-        }
-        released_bytes
+        let Some(chunk) = NonNull::new(self.chunk.replace(ptr::null_mut())) else {
+            return 0;
+        };
+        // SAFETY: a kept chunk came from `GLOBAL_CHUNKS.alloc_chunk(FIRST_CHUNK_BYTES,
+        // CHUNK_ALIGN_BYTES)` (`keep` takes no other shape) and is used by nobody.
+        unsafe { GLOBAL_CHUNKS.free_chunk(chunk, FIRST_CHUNK_BYTES, CHUNK_ALIGN_BYTES) };
+        FIRST_CHUNK_BYTES
     }
 }
 
@@ -62,27 +55,26 @@ impl Drop for Stash {
 std::thread_local! {
     static STASH: Stash = const {
         Stash {
-            chunks: [const { Cell::new(ptr::null_mut()) }; SLOTS],
+            chunk: Cell::new(ptr::null_mut()),
         }
     };
 }
 
-/// The slot for chunks of `len_bytes` aligned to `align_bytes`, if the stash keeps such chunks.
+/// Whether the stash keeps chunks of `len_bytes` aligned to `align_bytes`.
 #[inline]
-fn slot_of(len_bytes: usize, align_bytes: usize) -> Option<usize> {
-    let kept = align_bytes == CHUNK_ALIGN_BYTES
-        && len_bytes.is_power_of_two()
-        && (FIRST_CHUNK_BYTES..=SMALL_CHUNK_MAX_BYTES).contains(&len_bytes);
-    kept.then(|| (len_bytes / FIRST_CHUNK_BYTES).trailing_zeros() as usize)
+fn is_kept_shape(len_bytes: usize, align_bytes: usize) -> bool {
+    len_bytes == FIRST_CHUNK_BYTES && align_bytes == CHUNK_ALIGN_BYTES
 }
 
-/// A kept chunk of `len_bytes` aligned to `align_bytes`, taken out of this thread's stash; `None`
-/// when it holds none (or the thread's stash is gone: the thread is exiting).
+/// The kept chunk, if the shape is the stash's and it holds one, taken out of this thread's
+/// stash (`None` too when the thread's stash is gone: the thread is exiting).
 #[inline]
 pub(crate) fn take(len_bytes: usize, align_bytes: usize) -> Option<NonNull<u8>> {
-    let slot = slot_of(len_bytes, align_bytes)?;
+    if !is_kept_shape(len_bytes, align_bytes) {
+        return None;
+    }
     STASH
-        .try_with(|stash| NonNull::new(stash.chunks[slot].replace(ptr::null_mut())))
+        .try_with(|stash| NonNull::new(stash.chunk.replace(ptr::null_mut())))
         .ok()
         .flatten()
 }
@@ -95,29 +87,27 @@ pub(crate) fn take(len_bytes: usize, align_bytes: usize) -> Option<NonNull<u8>> 
 /// used afterwards.
 #[inline]
 pub(crate) unsafe fn keep(chunk: NonNull<u8>, len_bytes: usize, align_bytes: usize) -> bool {
-    let Some(slot) = slot_of(len_bytes, align_bytes) else {
+    if !is_kept_shape(len_bytes, align_bytes) {
         return false;
-    };
+    }
     STASH
         .try_with(|stash| {
-            let kept = &stash.chunks[slot];
-            if kept.get().is_null() {
-                kept.set(chunk.as_ptr());
-                true
-            } else {
-                false
+            let empty = stash.chunk.get().is_null();
+            if empty {
+                stash.chunk.set(chunk.as_ptr());
             }
+            empty
         })
         .unwrap_or(false)
 }
 
-/// Gives the chunks that dropped arenas left in this thread's stash back to the global
-/// allocator now, rather than when the thread exits; returns their bytes (at most 60 KiB).
+/// Gives the chunk a dropped arena left in this thread's stash back to the global allocator
+/// now, rather than when the thread exits; returns its bytes (0 or `FIRST_CHUNK_BYTES`).
 ///
 /// ```
 /// let arena = heapkit_bump::Arena::new();
 /// arena.alloc(1u64);
-/// drop(arena); // its 4 KiB chunk stays with the thread, for the next arena
+/// drop(arena); // its first chunk (4 KiB) stays with the thread, for the next arena
 /// assert_eq!(heapkit_bump::release_thread_chunks(), 4096);
 /// assert_eq!(heapkit_bump::release_thread_chunks(), 0);
 /// ```
