@@ -370,7 +370,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// `seen` is the magazine the fast path read (this thread's, or the empty one): a real one
     /// is used as it is, which spares the flush of a full bin — the common way here — the
     /// slot and table look-ups of [`attach_magazine`](Self::attach_magazine) (about 35
-    /// instructions a flush, 1.5 M of the python3 workload's; crates/tcache/README.md).
+    /// instructions a flush, 1.5 M of the python3 workload's; the book, chapter 5).
     ///
     /// # Safety
     /// As for `deallocate_in_class`; `seen` is the empty magazine or this thread's magazine in
