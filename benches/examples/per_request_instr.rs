@@ -1,4 +1,4 @@
-//! Instructions per arena-per-request, for callgrind: `per_request_instr heapkit|bumpalo
+//! Instructions per arena-per-request, for callgrind: `per_request_instr heapkit|heapkit-global|bumpalo
 //! REQUESTS BLOCKS BLOCK_BYTES` makes a fresh arena per request, allocates BLOCKS blocks of
 //! BLOCK_BYTES (one byte written in each) and drops it, REQUESTS times: the loop of
 //! `arena_pool`'s `per_request` group, without criterion, so that
@@ -15,7 +15,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let numbers: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
     let (Some(which), [requests, blocks, block_bytes]) = (args.first(), numbers.as_slice()) else {
-        eprintln!("usage: per_request_instr heapkit|bumpalo REQUESTS BLOCKS BLOCK_BYTES");
+        eprintln!(
+            "usage: per_request_instr heapkit|heapkit-global|bumpalo REQUESTS BLOCKS BLOCK_BYTES"
+        );
         return ExitCode::from(2);
     };
     let Ok(layout) = Layout::from_size_align((*block_bytes).max(8), 8) else {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     for _ in 0..*requests {
         match which.as_str() {
             "heapkit" => heapkit_bump_request(heapkit_bump::DefaultChunks, *blocks, layout),
+            "heapkit-global" => heapkit_bump_request(heapkit_bump::GLOBAL_CHUNKS, *blocks, layout),
             "bumpalo" => bumpalo_request(*blocks, layout),
             other => {
                 eprintln!("per_request_instr: unknown arena {other:?}");

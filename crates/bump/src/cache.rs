@@ -21,6 +21,10 @@
 //!   for big requests, whatever the global allocator; but one spin lock for the whole process
 //!   and a table walk per chunk, which costs more than a `malloc` for a small one.
 //!
+//! On top of (a), each thread keeps the first chunk of the last arena dropped on it (the
+//! [stash](crate::release_thread_chunks), `stash.rs`), so that an arena per request on one
+//! thread skips the global allocator for it once warm.
+//!
 //! So the default takes each where it measured best: chunks up to [`SMALL_CHUNK_MAX_BYTES`]
 //! (an arena's first four, 60 KiB in all, under glibc's default trim threshold, so giving
 //! them back never trims) from the global allocator, with no shared lock on the common path of
@@ -85,6 +89,10 @@ unsafe impl ChunkSource for DefaultChunks {
         align_bytes: usize,
     ) -> Result<(NonNull<u8>, bool), AllocError> {
         if is_small(len_bytes) {
+            #[cfg(feature = "std")]
+            if let Some(chunk) = crate::stash::take(len_bytes, align_bytes) {
+                return Ok((chunk, false));
+            }
             GLOBAL_CHUNKS.alloc_chunk_reporting_zero(len_bytes, align_bytes)
         } else {
             // Before the cache's lock is first taken, so that a `fork` never copies it held.
@@ -96,9 +104,15 @@ unsafe impl ChunkSource for DefaultChunks {
 
     unsafe fn free_chunk(&self, ptr: NonNull<u8>, len_bytes: usize, align_bytes: usize) {
         // SAFETY: the caller passes back a chunk of `alloc_chunk(len_bytes, align_bytes)`,
-        // which the same length test sent to this same source.
+        // which the same length test sent to this same source (a small one to the global
+        // allocator, directly or by way of the stash, which only holds the global allocator's
+        // chunks).
         unsafe {
             if is_small(len_bytes) {
+                #[cfg(feature = "std")]
+                if crate::stash::keep(ptr, len_bytes, align_bytes) {
+                    return;
+                }
                 GLOBAL_CHUNKS.free_chunk(ptr, len_bytes, align_bytes)
             } else {
                 CHUNK_CACHE.free_chunk(ptr, len_bytes, align_bytes)

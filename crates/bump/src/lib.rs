@@ -18,6 +18,9 @@
 //!   maps nothing and faults nothing once warm. Any
 //!   [`PageSource`](heapkit_core::PageSource) or heapkit allocator ([`FromAllocator`]) goes
 //!   through [`Arena::with_source`].
+//! - **stash**: with `std`, the first chunk (4 KiB) of the last arena dropped on this thread,
+//!   kept by [`DefaultChunks`] for the thread's next arena instead of a `free` and a `malloc`;
+//!   [`release_thread_chunks`] empties it (thread exit does).
 //! - **bump pointer** (`ptr`) and **end**: the next free byte of the *current* chunk and the
 //!   end of that chunk. Both live in the `Arena` itself (not in the chunk), so the fast path
 //!   reads two fields, compares once and writes one.
@@ -67,6 +70,8 @@ mod fork;
 mod global;
 mod scope;
 mod source;
+#[cfg(feature = "std")]
+mod stash;
 mod string;
 mod typed;
 
@@ -78,6 +83,8 @@ pub use fork::register_chunk_cache_fork_handlers;
 pub use global::{GlobalChunks, GlobalHeap, GLOBAL_CHUNKS};
 pub use scope::Scope;
 pub use source::{ChunkSource, FromAllocator};
+#[cfg(feature = "std")]
+pub use stash::release_thread_chunks;
 pub use string::ArenaString;
 
 pub use heapkit_core::{AllocError, Stats};

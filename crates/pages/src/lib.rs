@@ -44,7 +44,8 @@ pub use failing::{FailingPages, FaultPlan};
 pub use file::FilePages;
 pub use mmap::{os_page_size, MmapPages, PurgeMode};
 pub use retained::{
-    Retained, RetainedBytes, GATHER_PIECES, IN_USE_SHARE_SHIFT, RELEASE_DELAY_FACTOR, RETAINED_RUNS,
+    Retained, RetainedBytes, DYNAMIC_ALLOWANCE_MAX_BYTES, GATHER_PIECES, IN_USE_SHARE_SHIFT,
+    RELEASE_DELAY_FACTOR, RETAINED_RUNS,
 };
 pub use static_pages::{StaticBuffer, StaticPages};
 

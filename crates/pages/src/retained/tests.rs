@@ -171,15 +171,47 @@ fn dirty_bytes_over_the_allowance_are_purged_oldest_first() {
     let r = layer(512);
     r.set_purge_threshold_bytes(8 * PAGE);
     r.set_purge_delay_ms(u64::MAX);
-    let runs: std::vec::Vec<usize> = (0..3).map(|_| map(&r, 6, 1)).collect();
+    let runs: std::vec::Vec<usize> = (0..5).map(|_| map(&r, 6, 1)).collect();
     let _gap = map(&r, 1, 1);
     unmap(&r, runs[0], 6);
     advance(1);
     unmap(&r, runs[2], 6);
-    // 12 dirty pages over 8 allowed (3 × 6 pages in use at most: half is below 8).
+    advance(1);
+    unmap(&r, runs[4], 6);
+    // 18 dirty pages over 12 allowed (twice the largest run given back; half of the 13 pages
+    // in use and the threshold of 8 are below it).
     let seen = r.retained();
-    assert_eq!((seen.dirty_bytes, seen.purged_bytes), (6 * PAGE, 6 * PAGE));
-    assert_eq!(map(&r, 6, 1), runs[2], "the newer run stayed dirty");
+    assert_eq!((seen.dirty_bytes, seen.purged_bytes), (12 * PAGE, 6 * PAGE));
+    assert_ne!(map(&r, 6, 1), runs[0], "the newer runs stayed dirty");
+    r.check().unwrap();
+}
+
+#[test]
+fn a_run_above_the_threshold_stays_dirty_up_to_twice_its_size() {
+    // glibc's dynamic thresholds: a small heap that frees a block above the purge threshold
+    // keeps its pages for the next block of its size instead of faulting them in again.
+    let r = layer(512);
+    r.set_purge_threshold_bytes(8 * PAGE);
+    r.set_purge_delay_ms(u64::MAX);
+    let first = map(&r, 20, 1);
+    let _gap = map(&r, 1, 1);
+    let second = map(&r, 20, 1);
+    let _gap2 = map(&r, 1, 1);
+    unmap(&r, first, 20);
+    assert_eq!(
+        r.retained().dirty_bytes,
+        20 * PAGE,
+        "20 pages over a threshold of 8"
+    );
+    assert_eq!(map(&r, 20, 1), first, "reused with its pages");
+    unmap(&r, first, 20);
+    unmap(&r, second, 20);
+    let seen = r.retained();
+    assert_eq!(
+        (seen.dirty_bytes, seen.purged_bytes),
+        (40 * PAGE, 0),
+        "40 pages: twice the largest run"
+    );
     r.check().unwrap();
 }
 
