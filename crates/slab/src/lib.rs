@@ -49,7 +49,8 @@
 //! | `slab_meta.rs` | `SlabMeta`: one slab's free list and bump index over never-used blocks |
 //! | `small.rs` | the small path: blocks of a class under the class lock, one at a time or in batches |
 //! | `large.rs` | the large path: spans of whole slots (up to `LARGE_MAX_BYTES`) |
-//! | `huge.rs` | huge blocks: a chunk-aligned mapping each, with a header in front |
+//! | `huge.rs` | huge blocks: a chunk-aligned mapping each, with a header in front (`hardened`: between guard pages) |
+//! | `huge_quarantine.rs` | `hardened` only: freed huge blocks scrubbed, made inaccessible and held back in a random array |
 //! | `peak.rs` | live bytes and their peak without an atomic per block |
 //! | `guard.rs` | `Guarded<T>`: a lock on its own cache line |
 //! | `sync.rs` | the atomics, `core`'s or loom's |
@@ -77,6 +78,8 @@ mod guard;
 mod handed;
 mod heap;
 mod huge;
+#[cfg(feature = "hardened")]
+mod huge_quarantine;
 mod introspect;
 mod large;
 mod peak;
