@@ -177,7 +177,10 @@ const HARDENED_STOPS: &[(&str, &str)] = &[
     ("overflow past a 256 KiB block by 1 byte", ""),
     ("overflow past a 256 KiB block by 32 bytes", ""),
     ("overflow past a 256 KiB + 1 block by 32 bytes", ""),
-    ("overflow past a 256 KiB block aligned to 64 KiB by 1 byte", ""),
+    (
+        "overflow past a 256 KiB block aligned to 64 KiB by 1 byte",
+        "",
+    ),
     ("underflow before a 256 KiB block by 1 byte", ""),
     ("underflow before a 256 KiB block by 32 bytes", ""),
     ("C++ overflow past new char[256 KiB] by 1 byte", ""),
