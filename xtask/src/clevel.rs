@@ -1,7 +1,7 @@
 //! Step 4 of `cargo xtask bench`: the C-level benchmark (`benches/c/pairs.c`) under
 //! `LD_PRELOAD` with each malloc library found: glibc (no preload), heapkit's
-//! `libheapkit_malloc.so` when it builds, its hardened build (`--features hardened`, left out of
-//! `--quick` runs unless the filter names it: one more release build), and Debian's jemalloc,
+//! `libheapkit_malloc.so` when it builds, its hardened build (`--features hardened`; a `--quick` run without a
+//! `--filter` leaves it out: one more release build), and Debian's jemalloc,
 //! mimalloc and tcmalloc.
 //! Each is timed, and counted with callgrind (instructions per pair: noise-free) when
 //! valgrind is installed. A missing library or tool is a note, never a failure.
@@ -243,6 +243,13 @@ pub fn compile(
     }
 }
 
+/// Whether `library` fits the run: the hardened library costs one more release build, so a
+/// plain `--quick` (CI's smoke run) leaves it out; a quick run with a filter
+/// (`--quick --filter heapkit`) includes it.
+pub fn affordable(options: &Options, library: &str) -> bool {
+    !(options.quick && options.filter.is_none() && library.ends_with("-hardened"))
+}
+
 /// Finds (and if needed installs) the libraries and tools, and compiles pairs.c.
 pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
     let mut plan = Plan {
@@ -252,15 +259,7 @@ pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
         modes: MODES.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
         ..Plan::default()
     };
-    let wanted = |name: &str| {
-        options.wants(&format!("c/{name}"))
-            && (!options.quick
-                || !name.ends_with("-hardened")
-                || options
-                    .filter
-                    .as_deref()
-                    .is_some_and(|f| f.contains("hardened")))
-    };
+    let wanted = |name: &str| options.wants(&format!("c/{name}")) && affordable(options, name);
     plan.libraries = libraries(workspace, wanted, &mut plan.notes);
     plan.binary = compile(workspace, "pairs", &mut plan.notes);
     plan.callgrind = succeeds(Command::new("valgrind").arg("--version"));
