@@ -22,6 +22,7 @@ pub const LIBRARIES: [&str; 6] = [
     "tcmalloc",
 ];
 /// heapkit's builds: (report name, cargo features, the copy's file name in the report folder).
+/// The plain build comes first (and is built last).
 const HEAPKIT_BUILDS: [(&str, &str, &str); 2] = [
     ("heapkit", "", "libheapkit_malloc.so"),
     (
@@ -199,13 +200,17 @@ pub fn libraries(
     if wanted("glibc") {
         libraries.push(("glibc".into(), None));
     }
-    for (name, features, file) in HEAPKIT_BUILDS {
-        if wanted(name) {
-            if let Some(path) = heapkit_library(workspace, features, file, notes) {
-                libraries.push((name.into(), Some(path)));
-            }
-        }
-    }
+    // Built last to first, so that the plain build is the one left in target/release.
+    let mut built: Vec<(String, Option<PathBuf>)> = HEAPKIT_BUILDS
+        .iter()
+        .rev()
+        .filter(|(name, _, _)| wanted(name))
+        .filter_map(|(name, features, file)| {
+            heapkit_library(workspace, features, file, notes).map(|p| (name.to_string(), Some(p)))
+        })
+        .collect();
+    built.reverse();
+    libraries.extend(built);
     for (name, package, files) in PEERS {
         if !wanted(name) {
             continue;
