@@ -63,7 +63,7 @@ impl HugeQuarantine {
     ///
     /// [`evict_excess`]: Self::evict_excess
     pub(crate) fn exchange(&mut self, huge: *mut Huge, map_bytes: usize) -> *mut Huge {
-        if map_bytes > MAX_BYTES {
+        if !Self::takes(map_bytes) {
             return huge;
         }
         self.draws = self.draws.wrapping_add(1);
@@ -76,6 +76,12 @@ impl HugeQuarantine {
             self.forget(displaced);
         }
         displaced
+    }
+
+    /// Whether a block mapping `map_bytes` goes into the quarantine (larger ones go back to the
+    /// source at once).
+    pub(crate) const fn takes(map_bytes: usize) -> bool {
+        map_bytes <= MAX_BYTES
     }
 
     /// Takes one block out while the quarantine holds more than its bytes (null when it no
@@ -141,7 +147,7 @@ impl<P: PageSource> Slab<P> {
             }
         }
         let header_end = align_up(core::mem::size_of::<Huge>(), page_bytes).unwrap_or(page_bytes);
-        if guard > 0 {
+        if guard > 0 && HugeQuarantine::takes(map_bytes) {
             // SAFETY: page-aligned, inside the mapping, nothing of it in use (the block is dead;
             // the header page stays readable for the quarantine's bookkeeping).
             let _ = unsafe {

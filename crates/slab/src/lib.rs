@@ -11,7 +11,8 @@
 //! - **class**: one of 36 block sizes (16 B … 16 KiB, 4 per doubling).
 //! - **slab**: a slot serving one class, cut into equal **blocks**; free blocks are on an
 //!   intrusive list, never-used ones behind a bump index.
-//! - **span**: a run of slots serving one *large* block (16 KiB … 1 MiB).
+//! - **span**: a run of slots serving one *large* block (16 KiB … 1 MiB); not with `hardened`,
+//!   where every large block is huge, between guard pages.
 //! - **huge** block: above 1 MiB, its own chunk-aligned mapping with a header in front.
 //! - **handed-out record** (`secure`, `handed.rs`): one bit per 16 bytes of a chunk, in its
 //!   header, set while the small block starting there belongs to the program (a thread cache
