@@ -1,6 +1,8 @@
 //! Step 4 of `cargo xtask bench`: the C-level benchmark (`benches/c/pairs.c`) under
 //! `LD_PRELOAD` with each malloc library found: glibc (no preload), heapkit's
-//! `libheapkit_malloc.so` when it builds, and Debian's jemalloc, mimalloc and tcmalloc.
+//! `libheapkit_malloc.so` when it builds, its hardened build (`--features hardened`; a `--quick` run without a
+//! `--filter` leaves it out: one more release build), and Debian's jemalloc,
+//! mimalloc and tcmalloc.
 //! Each is timed, and counted with callgrind (instructions per pair: noise-free) when
 //! valgrind is installed. A missing library or tool is a note, never a failure.
 
@@ -11,7 +13,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The libraries in report order.
-pub const LIBRARIES: [&str; 5] = ["glibc", "heapkit", "jemalloc", "mimalloc", "tcmalloc"];
+pub const LIBRARIES: [&str; 6] = [
+    "glibc",
+    "heapkit",
+    "heapkit-hardened",
+    "jemalloc",
+    "mimalloc",
+    "tcmalloc",
+];
+/// heapkit's builds: (report name, cargo features, the copy's file name in the report folder).
+/// The plain build comes first (and is built last).
+const HEAPKIT_BUILDS: [(&str, &str, &str); 2] = [
+    ("heapkit", "", "libheapkit_malloc.so"),
+    (
+        "heapkit-hardened",
+        "hardened",
+        "libheapkit_malloc_hardened.so",
+    ),
+];
 /// Debian's peer libraries: (report name, package, file names to look for).
 const PEERS: [(&str, &str, &[&str]); 3] = [
     ("jemalloc", "libjemalloc2", &["libjemalloc.so.2"]),
@@ -125,8 +144,15 @@ fn install_peers(missing: &[&str], notes: &mut Vec<String>) {
     }
 }
 
-/// Builds `libheapkit_malloc.so` when the heapkit-malloc package exists and builds.
-fn heapkit_library(workspace: &crate::Workspace, notes: &mut Vec<String>) -> Option<PathBuf> {
+/// Builds `libheapkit_malloc.so` with `features` when the heapkit-malloc package exists and
+/// builds, and copies it to the report folder as `file` (each build overwrites the one in
+/// `target/release`, so the copy keeps it).
+fn heapkit_library(
+    workspace: &crate::Workspace,
+    features: &str,
+    file: &str,
+    notes: &mut Vec<String>,
+) -> Option<PathBuf> {
     if !workspace.root.join("crates/malloc/Cargo.toml").exists() {
         notes.push(
             "heapkit-malloc: not in the workspace yet (crates/malloc/Cargo.toml missing)".into(),
@@ -134,19 +160,25 @@ fn heapkit_library(workspace: &crate::Workspace, notes: &mut Vec<String>) -> Opt
         return None;
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = succeeds(
-        Command::new(cargo)
-            .args(["build", "--release", "--quiet", "-p", "heapkit-malloc"])
-            .current_dir(&workspace.root),
-    );
-    let path = workspace
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--release", "--quiet", "-p", "heapkit-malloc"])
+        .current_dir(&workspace.root);
+    if !features.is_empty() {
+        build.args(["--features", features]);
+    }
+    let built = workspace
         .target
         .join("release")
         .join("libheapkit_malloc.so");
-    if built && path.exists() {
-        Some(path)
+    let copy = workspace.target.join("heapkit-report").join(file);
+    let copied = succeeds(&mut build)
+        && std::fs::create_dir_all(workspace.target.join("heapkit-report")).is_ok()
+        && std::fs::copy(&built, &copy).is_ok();
+    if copied {
+        Some(copy)
     } else {
-        notes.push("heapkit-malloc: `cargo build --release -p heapkit-malloc` did not produce libheapkit_malloc.so".into());
+        notes.push(format!("heapkit-malloc: `cargo build --release -p heapkit-malloc --features '{features}'` did not produce libheapkit_malloc.so"));
         None
     }
 }
@@ -168,11 +200,17 @@ pub fn libraries(
     if wanted("glibc") {
         libraries.push(("glibc".into(), None));
     }
-    if wanted("heapkit") {
-        if let Some(path) = heapkit_library(workspace, notes) {
-            libraries.push(("heapkit".into(), Some(path)));
-        }
-    }
+    // Built last to first, so that the plain build is the one left in target/release.
+    let mut built: Vec<(String, Option<PathBuf>)> = HEAPKIT_BUILDS
+        .iter()
+        .rev()
+        .filter(|(name, _, _)| wanted(name))
+        .filter_map(|(name, features, file)| {
+            heapkit_library(workspace, features, file, notes).map(|p| (name.to_string(), Some(p)))
+        })
+        .collect();
+    built.reverse();
+    libraries.extend(built);
     for (name, package, files) in PEERS {
         if !wanted(name) {
             continue;
@@ -210,6 +248,13 @@ pub fn compile(
     }
 }
 
+/// Whether `library` fits the run: the hardened library costs one more release build, so a
+/// plain `--quick` (CI's smoke run) leaves it out; a quick run with a filter
+/// (`--quick --filter heapkit`) includes it.
+pub fn affordable(options: &Options, library: &str) -> bool {
+    !(options.quick && options.filter.is_none() && library.ends_with("-hardened"))
+}
+
 /// Finds (and if needed installs) the libraries and tools, and compiles pairs.c.
 pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
     let mut plan = Plan {
@@ -219,7 +264,7 @@ pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
         modes: MODES.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
         ..Plan::default()
     };
-    let wanted = |name: &str| options.wants(&format!("c/{name}"));
+    let wanted = |name: &str| options.wants(&format!("c/{name}")) && affordable(options, name);
     plan.libraries = libraries(workspace, wanted, &mut plan.notes);
     plan.binary = compile(workspace, "pairs", &mut plan.notes);
     plan.callgrind = callgrind_installed();

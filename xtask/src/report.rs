@@ -562,7 +562,7 @@ fn rss_table(extras: &Extras) -> String {
 
 fn c_level_table(extras: &Extras) -> String {
     let mut out = String::from(
-        "| library (LD_PRELOAD) | mode | block | ns per malloc+free: median (fastest) | instructions per malloc+free | ratio to glibc (time) | ratio to mimalloc (time) |\n|---|---|---:|---:|---:|---:|---:|\n",
+        "| library (LD_PRELOAD) | mode | block | ns per malloc+free: median (fastest) | instructions per malloc+free | ratio to glibc (time) | ratio to mimalloc (time) | ratio to heapkit (time) |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
     let results = Extras::list(&extras.c_level, "results");
     let mut sorted: Vec<&Value> = results.iter().collect();
@@ -597,13 +597,14 @@ fn c_level_table(extras: &Extras) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} B | {time} | {} | {} | {} |",
+            "| {} | {} | {} B | {time} | {} | {} | {} | {} |",
             r["library"].as_str().unwrap_or("?"),
             r["mode"].as_str().unwrap_or("?"),
             r["size_bytes"],
             figure(&r["instructions_per_op"]).unwrap_or_else(|| "–".into()),
             ratio(ns, time_of("glibc", &r["mode"])),
             ratio(ns, time_of("mimalloc", &r["mode"])),
+            ratio(ns, time_of("heapkit", &r["mode"])),
         );
     }
     out

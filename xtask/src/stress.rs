@@ -123,9 +123,10 @@ fn id(workload: &str, library: &str) -> String {
 pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
     let mut notes = Vec::new();
     let wanted = |library: &str| {
-        WORKLOADS
-            .iter()
-            .any(|w| options.wants(&id(w.name, library)))
+        crate::clevel::affordable(options, library)
+            && WORKLOADS
+                .iter()
+                .any(|w| options.wants(&id(w.name, library)))
     };
     let libraries = crate::clevel::libraries(workspace, wanted, &mut notes);
     let jobs = WORKLOADS

@@ -7,6 +7,10 @@ use heapkit::HeapKit;
 use heapkit_core::{Allocator, Introspect};
 
 #[test]
+#[cfg_attr(
+    feature = "hardened",
+    ignore = "hardened holds a freed huge block in its quarantine before the retaining layer"
+)]
 fn purge_due_gives_back_a_freed_huge_block_with_no_further_call() {
     let heap = HeapKit::new();
     heap.set_purge_delay_ms(u64::MAX);

@@ -24,6 +24,28 @@ fn preload_library() -> &'static Path {
     LIBRARY.get_or_init(|| support::heapkit_library(&[]))
 }
 
+/// The release library built with `--features hardened`, for the real programs that must run
+/// under it as under glibc (`real_programs_under_the_hardened_build`).
+fn hardened_library() -> &'static Path {
+    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
+    LIBRARY.get_or_init(|| support::heapkit_library(&["hardened"]))
+}
+
+/// A name for the runs under `library` (None: glibc) in file and folder names.
+fn tag(library: Option<&Path>) -> String {
+    library.map_or("glibc".into(), |l| {
+        l.file_stem().unwrap().to_string_lossy().into_owned()
+    })
+}
+
+/// Runs the command built by `make` under glibc and under `library` and requires the same exit
+/// status, standard output and standard error.
+fn same_as_glibc_under(what: &str, library: &Path, make: impl Fn() -> Command) -> String {
+    let glibc = support::run(make(), None);
+    let tested = support::run(make(), Some(library));
+    support::assert_same_as_glibc(what, &glibc, &tested)
+}
+
 /// Compiles one of the C or C++ programs in tests/c (at -O1, as a program would be built).
 fn compile(source: &str, extra: &[&str]) -> PathBuf {
     support::compile_with(&work_dir(), source, &["-O1"], extra)
@@ -254,31 +276,53 @@ print(sum(map(len, big)), hashlib.md5(joined.encode()).hexdigest())
 print(sorted(itertools.islice(counts.items(), 5)))
 "#;
 
+fn python_command() -> Command {
+    let mut c = Command::new("python3");
+    c.args(["-c", PYTHON_SCRIPT])
+        .env("PYTHONMALLOC", "malloc")
+        .env("PYTHONHASHSEED", "0");
+    c
+}
+
 #[test]
 fn python_with_every_object_through_malloc() {
-    same_as_glibc("python3", || {
-        let mut c = Command::new("python3");
-        c.args(["-c", PYTHON_SCRIPT])
-            .env("PYTHONMALLOC", "malloc")
-            .env("PYTHONHASHSEED", "0");
-        c
-    });
+    same_as_glibc("python3", python_command);
+}
+
+fn perl_command() -> Command {
+    let script = r#"my %h; for my $i (1..100000) { $h{"k$i"} = [$i, "v" x ($i % 50)]; }
+my $s = 0; $s += $h{$_}[0] for keys %h; my @sorted = sort { $a cmp $b } keys %h;
+print scalar(keys %h), " $s $sorted[0] $sorted[-1]\n";"#;
+    let mut c = Command::new("perl");
+    c.args(["-e", script]);
+    c
 }
 
 #[test]
 fn perl_script() {
-    let script = r#"my %h; for my $i (1..100000) { $h{"k$i"} = [$i, "v" x ($i % 50)]; }
-my $s = 0; $s += $h{$_}[0] for keys %h; my @sorted = sort { $a cmp $b } keys %h;
-print scalar(keys %h), " $s $sorted[0] $sorted[-1]\n";"#;
-    same_as_glibc("perl", || {
-        let mut c = Command::new("perl");
-        c.args(["-e", script]);
-        c
-    });
+    same_as_glibc("perl", perl_command);
+}
+
+/// python3, perl, sqlite3, gcc and git give the same output under the hardened build as under
+/// glibc (its guard pages, scrubbing and quarantines change no program's behaviour).
+#[test]
+fn real_programs_under_the_hardened_build() {
+    let hardened = hardened_library();
+    same_as_glibc_under("python3 (hardened)", hardened, python_command);
+    same_as_glibc_under("perl (hardened)", hardened, perl_command);
+    sqlite_same_as_glibc(hardened);
+    gcc_same_as_glibc(hardened);
+    git_same_as_glibc(hardened);
 }
 
 #[test]
 fn sqlite3_builds_and_queries_a_database() {
+    sqlite_same_as_glibc(preload_library());
+}
+
+/// sqlite3 builds, indexes and queries a database under glibc and under `library`, each in
+/// its own file, and prints the same.
+fn sqlite_same_as_glibc(library: &Path) {
     let sql = "create table t(id integer primary key, name text, score real);
 with recursive n(i) as (select 1 union all select i + 1 from n where i < 50000)
 insert into t select i, 'name' || (i * 7919 % 10007), (i * 31) % 1000 / 10.0 from n;
@@ -286,11 +330,13 @@ create index t_name on t(name);
 select count(*), sum(score), max(name) from t;
 select name, count(*) from t group by name order by count(*) desc, name limit 3;
 select avg(length(name)) from t where score > 50;";
-    for preload in [false, true] {
-        let _ = std::fs::remove_file(work_dir().join(format!("db-{preload}.sqlite")));
-    }
-    let glibc = run(sqlite(&work_dir().join("db-false.sqlite"), sql), false);
-    let heapkit = run(sqlite(&work_dir().join("db-true.sqlite"), sql), true);
+    let db = |library: Option<&Path>| {
+        let path = work_dir().join(format!("db-{}.sqlite", tag(library)));
+        let _ = std::fs::remove_file(&path);
+        path
+    };
+    let glibc = support::run(sqlite(&db(None), sql), None);
+    let heapkit = support::run(sqlite(&db(Some(library)), sql), Some(library));
     assert!(
         glibc.status.success(),
         "sqlite3 fails under glibc: {}",
@@ -312,6 +358,11 @@ fn sqlite(db: &Path, sql: &str) -> Command {
 
 #[test]
 fn gcc_compiles_a_program() {
+    gcc_same_as_glibc(preload_library());
+}
+
+/// gcc compiles a program under glibc and under `library`; the two binaries print the same.
+fn gcc_same_as_glibc(library: &Path) {
     let source = work_dir().join("compiled.c");
     std::fs::write(
         &source,
@@ -319,19 +370,22 @@ fn gcc_compiles_a_program() {
          int main(void) { for (unsigned i = 0; i < 25; i++) printf(\"%u \", fib(i)); puts(\"\"); return 0; }\n",
     )
     .unwrap();
-    for preload in [false, true] {
-        let binary = work_dir().join(format!("compiled-{preload}"));
+    let mut binaries = Vec::new();
+    for preload in [None, Some(library)] {
+        let binary = work_dir().join(format!("compiled-{}", tag(preload)));
         let mut c = Command::new("gcc");
         c.args(["-O2", "-Wall", "-o"]).arg(&binary).arg(&source);
-        let output = run(c, preload);
+        let output = support::run(c, preload);
         assert!(
             output.status.success(),
-            "gcc under preload={preload}: {}",
+            "gcc under {}: {}",
+            tag(preload),
             text(&output.stderr)
         );
+        binaries.push(binary);
     }
-    let a = run(Command::new(work_dir().join("compiled-false")), false);
-    let b = run(Command::new(work_dir().join("compiled-true")), false);
+    let a = run(Command::new(&binaries[0]), false);
+    let b = run(Command::new(&binaries[1]), false);
     assert_eq!(
         text(&a.stdout),
         text(&b.stdout),
@@ -341,9 +395,15 @@ fn gcc_compiles_a_program() {
 
 #[test]
 fn git_init_add_commit_log() {
+    git_same_as_glibc(preload_library());
+}
+
+/// git init, add, commit, log and status in a repository of 300 files under glibc and under
+/// `library`: the same output.
+fn git_same_as_glibc(library: &Path) {
     let mut outputs = Vec::new();
-    for preload in [false, true] {
-        let repo = work_dir().join(format!("repo-{preload}"));
+    for preload in [None, Some(library)] {
+        let repo = work_dir().join(format!("repo-{}", tag(preload)));
         let _ = std::fs::remove_dir_all(&repo);
         std::fs::create_dir_all(&repo).unwrap();
         for i in 0..300 {
@@ -364,10 +424,11 @@ fn git_init_add_commit_log() {
                 .env("GIT_COMMITTER_EMAIL", "heapkit@example.invalid")
                 .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
                 .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z");
-            let output = run(c, preload);
+            let output = support::run(c, preload);
             assert!(
                 output.status.success(),
-                "git {args:?} (preload={preload}): {}",
+                "git {args:?} (under {}): {}",
+                tag(preload),
                 text(&output.stderr)
             );
             text(&output.stdout)

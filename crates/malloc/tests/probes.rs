@@ -173,19 +173,106 @@ const PROBES: &[(&str, &str, &[&str])] = &[
         "sized delete with a wrong size, 256 KiB",
         &["262144"],
     ),
+    // Large blocks against guard pages, and the C++ faces of overflow and use after free.
+    (
+        "large_overflow.c",
+        "overflow past a 256 KiB block by 1 byte",
+        &["262144", "1"],
+    ),
+    (
+        "large_overflow.c",
+        "overflow past a 256 KiB block by 32 bytes",
+        &["262144", "32"],
+    ),
+    (
+        "large_overflow.c",
+        "overflow past a 256 KiB + 1 block by 32 bytes",
+        &["262145", "32"],
+    ),
+    (
+        "large_overflow.c",
+        "overflow past a 256 KiB block aligned to 64 KiB by 1 byte",
+        &["262144", "1", "over", "65536"],
+    ),
+    (
+        "large_overflow.c",
+        "underflow before a 256 KiB block by 1 byte",
+        &["262144", "1", "under"],
+    ),
+    (
+        "large_overflow.c",
+        "underflow before a 256 KiB block by 32 bytes",
+        &["262144", "32", "under"],
+    ),
+    (
+        "cxx_faults.cpp",
+        "C++ overflow past new char[256 KiB] by 1 byte",
+        &["overflow-array", "262144"],
+    ),
+    (
+        "cxx_faults.cpp",
+        "C++ overflow past operator new(256 KiB) by 1 byte",
+        &["overflow-new", "262144"],
+    ),
+    (
+        "cxx_faults.cpp",
+        "C++ overflow past new char[8] by 1 byte",
+        &["overflow-array", "8"],
+    ),
+    (
+        "cxx_faults.cpp",
+        "C++ overflow past new char[4 KiB] by 1 byte",
+        &["overflow-array", "4096"],
+    ),
+    (
+        "cxx_faults.cpp",
+        "C++ write after delete[], 256 KiB",
+        &["uaf-array", "262144"],
+    ),
+    (
+        "cxx_faults.cpp",
+        "C++ write after delete, 256 KiB",
+        &["uaf-new", "262144"],
+    ),
+    (
+        "cxx_faults.cpp",
+        "C++ write after delete, 8 B",
+        &["uaf-new", "8"],
+    ),
+    (
+        "cxx_faults.cpp",
+        "C++ write after delete[], 4 KiB",
+        &["uaf-array", "4096"],
+    ),
 ];
 
-/// The rows the hardened build must stop (abort, or fault for the zero-size block), with words
-/// its message must hold (none for a fault). Overflows, underflows and mismatched releases of
-/// small blocks are caught by their canaries (heapkit-slab's `canary.rs`, heapkit-malloc's
-/// `family.rs`). Large blocks (256 KiB) are not scrubbed: their
-/// write after free is not among them.
+/// The rows the hardened build must stop (abort, or fault for the zero-size block and for
+/// large blocks, which sit between guard pages and are inaccessible while quarantined), with
+/// words its message must hold (none for a fault). Overflows, underflows and mismatched
+/// releases of small blocks are caught by their canaries (heapkit-slab's `canary.rs`,
+/// heapkit-malloc's `family.rs`).
 const HARDENED_STOPS: &[(&str, &str)] = &[
     // At a's free ("heap overflow") or, when b follows a, at b's ("heap underflow").
     ("overflow by 8 bytes into the next block", "was overwritten"),
     ("write through malloc(0)'s pointer", ""),
     ("write after free, 8 B", "write after free"),
     ("write after free, 4 KiB", "write after free"),
+    ("write after free, 256 KiB", ""),
+    ("overflow past a 256 KiB block by 1 byte", ""),
+    ("overflow past a 256 KiB block by 32 bytes", ""),
+    ("overflow past a 256 KiB + 1 block by 32 bytes", ""),
+    (
+        "overflow past a 256 KiB block aligned to 64 KiB by 1 byte",
+        "",
+    ),
+    ("underflow before a 256 KiB block by 1 byte", ""),
+    ("underflow before a 256 KiB block by 32 bytes", ""),
+    ("C++ overflow past new char[256 KiB] by 1 byte", ""),
+    ("C++ overflow past operator new(256 KiB) by 1 byte", ""),
+    ("C++ write after delete[], 256 KiB", ""),
+    ("C++ write after delete, 256 KiB", ""),
+    ("C++ write after delete, 8 B", "write after free"),
+    ("C++ write after delete[], 4 KiB", "write after free"),
     ("sized delete with a wrong size, 8 B", "mismatched"),
     ("sized delete with a wrong size, 4 KiB", "mismatched"),
     ("sized delete with a wrong size, 256 KiB", "mismatched"),
@@ -256,6 +343,7 @@ const HARDENED_PREVENTS: &[(&str, &str)] = &[
     ("free-list pointer overwrite", "did not follow"),
     ("free then malloc of the same size, 8 B", "in 0 of"),
     ("free then malloc of the same size, 4 KiB", "in 0 of"),
+    ("free then malloc of the same size, 256 KiB", "in 0 of"),
 ];
 
 /// Probes after which heapkit's release build may die of a signal today: `locate` reads the

@@ -318,6 +318,8 @@ impl<P: PageSource> Slab<P> {
             }
             debug_assert!(list.slabs >= list.listed, "class {class}");
         }
+        #[cfg(feature = "hardened")]
+        self.empty_huge_quarantine();
         let mut chunks = self.chunks.lock();
         chunks.purge_dirty(&self.pages);
         chunks.unmap_empty_chunks(&self.pages);
@@ -469,6 +471,8 @@ impl<P: PageSource> Slab<P> {
 
 impl<P: PageSource> Drop for Slab<P> {
     fn drop(&mut self) {
+        #[cfg(feature = "hardened")]
+        self.empty_huge_quarantine();
         let chunks = self.chunks.get_mut();
         let mut chunk = chunks.head;
         while !chunk.is_null() {
@@ -482,12 +486,11 @@ impl<P: PageSource> Drop for Slab<P> {
         }
         let mut huge = chunks.huge.head;
         while !huge.is_null() {
-            let (next, start, len) =
-                // SAFETY: a live huge header; `&mut self` as above.
-                unsafe { (Huge::next(huge), huge.cast::<u8>(), Huge::map_bytes(huge)) };
-            crate::chunk_map::remove(start as usize);
+            // SAFETY: a live huge header; `&mut self` as above.
+            let next = unsafe { Huge::next(huge) };
+            crate::chunk_map::remove(huge as usize);
             // SAFETY: the mapping made for this huge block, which dies with the allocator.
-            unsafe { self.pages.unmap(NonNull::new_unchecked(start), len) };
+            unsafe { self.unmap_huge(huge) };
             huge = next;
         }
     }

@@ -16,6 +16,22 @@
 //!              ▲ chunk-aligned   ▲ = block_header(block) + CHUNK
 //! ```
 //!
+//! With `hardened` the block is right-aligned between two inaccessible guard pages, so the
+//! first byte past its end (or before its first page) faults:
+//!
+//! ```text
+//!   ┌──────────┬─────────┬ ─ slack ─┬──── block ────┬──────────┐
+//!   │ Huge hdr │ guard ✗ │ (< page) │ (end ≤ 15 B → │ guard ✗  │
+//!   └──────────┴─────────┴ ─ ─ ─ ─ ─┴ from guard)───┴──────────┘
+//! ```
+//!
+//! The guards are `PageSource::protect`ed pages of the block's own mapping (not holes left
+//! unmapped): a hole could be handed to another mapping by the kernel, and the retained source
+//! could give it out again as part of a run; a protected page stays ours and is lifted before
+//! the mapping goes back to the source, so a retained run is never guarded (`retained.rs`).
+//! A block aligned to more than 16 bytes starts on its boundary and ends less than a page
+//! before the guard; `usable_bytes` reports the bytes up to the guard.
+//!
 //! The header's `next`/`prev` links (guarded by the chunk lock) chain all huge blocks for
 //! `check`, `heap_map`, statistics and `Drop`. Its other fields are read without a lock by
 //! the block's owner (`free`, `usable_size`), and change only when that owner resizes it.
@@ -36,6 +52,8 @@ pub(crate) struct Huge {
     pub map_bytes: usize,
     /// Distance from the mapping's start to the block.
     pub offset_bytes: usize,
+    /// The guard page at the mapping's end (0 without guards): the block ends before it.
+    pub guard_bytes: usize,
     pub next: *mut Huge,
     pub prev: *mut Huge,
 }
@@ -53,7 +71,11 @@ impl Huge {
     /// `this` is a live huge header.
     pub(crate) unsafe fn usable_bytes(this: *mut Huge) -> usize {
         // SAFETY: forwarded from the caller.
-        unsafe { addr_of!((*this).map_bytes).read() - addr_of!((*this).offset_bytes).read() }
+        unsafe {
+            addr_of!((*this).map_bytes).read()
+                - addr_of!((*this).offset_bytes).read()
+                - addr_of!((*this).guard_bytes).read()
+        }
     }
     /// # Safety
     /// `this` is a live huge header.
@@ -75,6 +97,9 @@ pub(crate) struct HugeList {
     pub count: usize,
     pub mapped_bytes: usize,
     pub usable_bytes: usize,
+    /// Freed blocks held back, inaccessible, before their pages go back to the source.
+    #[cfg(feature = "hardened")]
+    pub quarantine: crate::huge_quarantine::HugeQuarantine,
 }
 
 impl HugeList {
@@ -84,7 +109,17 @@ impl HugeList {
             count: 0,
             mapped_bytes: 0,
             usable_bytes: 0,
+            #[cfg(feature = "hardened")]
+            quarantine: crate::huge_quarantine::HugeQuarantine::new(),
         }
+    }
+
+    /// Bytes mapped for freed blocks still in quarantine (0 without `hardened`).
+    pub(crate) fn quarantined_bytes(&self) -> usize {
+        #[cfg(feature = "hardened")]
+        return self.quarantine.bytes;
+        #[cfg(not(feature = "hardened"))]
+        0
     }
 
     /// # Safety
@@ -133,16 +168,25 @@ struct HugeGeometry {
     lead_bytes: usize,
     /// The alignment of the whole run asked of the source (header at `lead_bytes` into it).
     map_align_bytes: usize,
+    /// The guard page at the end of the kept mapping (0 without guards); the guard before the
+    /// block runs from the header's page end to the block's first page.
+    guard_bytes: usize,
 }
+
+/// Whether huge blocks sit between guard pages (`hardened`).
+const GUARDED: bool = cfg!(feature = "hardened");
 
 /// The geometry of a huge block for `layout`: the header at the chunk-aligned start and the
 /// block at the header rounded up to its alignment; or, from a chunk's alignment up, the block
 /// one chunk past its header on a boundary of its alignment (the lead before the header is
 /// what reaching that boundary costs). `None` past [`MAX_ALIGN_SERVED_BYTES`] or on overflow.
-fn huge_geometry(layout: Layout, page_bytes: usize) -> Option<HugeGeometry> {
+fn huge_geometry(layout: Layout, page_bytes: usize, guarded: bool) -> Option<HugeGeometry> {
     let align = layout.align().max(MAX_ALIGN_BYTES);
     if align > MAX_ALIGN_SERVED_BYTES {
         return None;
+    }
+    if guarded {
+        return guarded_geometry(layout.size(), align, page_bytes);
     }
     let offset_bytes = align_up(core::mem::size_of::<Huge>(), align)?.min(CHUNK_BYTES);
     let map_bytes = align_up(offset_bytes.checked_add(layout.size())?, page_bytes)?;
@@ -153,17 +197,70 @@ fn huge_geometry(layout: Layout, page_bytes: usize) -> Option<HugeGeometry> {
         map_bytes,
         lead_bytes,
         map_align_bytes: align.max(CHUNK_BYTES),
+        guard_bytes: 0,
+    })
+}
+
+/// The `hardened` geometry: header page(s), a guard page, the block right-aligned in its pages
+/// (as far right as its alignment allows), a guard page. The block stays within a chunk of
+/// the header (`block_header` masks it back) as in [`huge_geometry`].
+fn guarded_geometry(size: usize, align: usize, page_bytes: usize) -> Option<HugeGeometry> {
+    let header_end = align_up(core::mem::size_of::<Huge>(), page_bytes)?;
+    let first_free = header_end + page_bytes; // after the front guard
+    let (offset_bytes, tail_end) = if align <= page_bytes {
+        let tail_end = align_up(first_free.checked_add(size)?, page_bytes)?;
+        ((tail_end - size) & !(align - 1), tail_end)
+    } else {
+        let offset = if align >= CHUNK_BYTES {
+            CHUNK_BYTES
+        } else {
+            align_up(first_free, align)?
+        };
+        (offset, align_up(offset.checked_add(size)?, page_bytes)?)
+    };
+    let map_bytes = tail_end.checked_add(page_bytes)?;
+    let lead_bytes = align.saturating_sub(CHUNK_BYTES);
+    lead_bytes.checked_add(map_bytes)?;
+    debug_assert!(offset_bytes >= first_free && offset_bytes <= CHUNK_BYTES);
+    Some(HugeGeometry {
+        offset_bytes,
+        map_bytes,
+        lead_bytes,
+        map_align_bytes: align.max(CHUNK_BYTES),
+        guard_bytes: page_bytes,
     })
 }
 
 impl<P: PageSource> Slab<P> {
-    /// Maps a huge block.
+    /// After the source ran out of memory: gives the huge quarantine's blocks back
+    /// (`hardened`) and tells whether there were any, so that a retry may succeed.
+    pub(crate) fn empty_huge_quarantine_for_retry(&self) -> bool {
+        #[cfg(feature = "hardened")]
+        if self.chunks.lock().huge.quarantine.count > 0 {
+            self.empty_huge_quarantine();
+            return true;
+        }
+        false
+    }
+
+    /// Maps a huge block; when the source is out of memory, once more after the huge
+    /// quarantine gave its blocks back.
     pub(crate) fn alloc_huge(
         &self,
         layout: Layout,
     ) -> Result<(NonNull<u8>, usize, bool), AllocError> {
+        self.alloc_huge_once(layout).or_else(|e| {
+            if self.empty_huge_quarantine_for_retry() {
+                self.alloc_huge_once(layout)
+            } else {
+                Err(e)
+            }
+        })
+    }
+
+    fn alloc_huge_once(&self, layout: Layout) -> Result<(NonNull<u8>, usize, bool), AllocError> {
         let owner_id = self.owner_id();
-        let Some(at) = huge_geometry(layout, self.pages.page_size()) else {
+        let Some(at) = huge_geometry(layout, self.pages.page_size(), GUARDED) else {
             self.chunks.lock().failures += 1;
             return Err(AllocError);
         };
@@ -197,11 +294,16 @@ impl<P: PageSource> Slab<P> {
                 },
                 map_bytes,
                 offset_bytes: offset,
+                guard_bytes: at.guard_bytes,
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
             })
         };
-        let usable = map_bytes - offset;
+        if at.guard_bytes > 0 {
+            // SAFETY: the header just written; nothing of the new mapping is in use yet.
+            unsafe { self.set_guards(huge, false) };
+        }
+        let usable = map_bytes - offset - at.guard_bytes;
         {
             let mut chunks = self.chunks.lock();
             crate::chunk_map::insert(huge as usize);
@@ -216,7 +318,72 @@ impl<P: PageSource> Slab<P> {
         Ok((block, usable, zeroed))
     }
 
-    /// Unmaps a huge block.
+    /// Makes the guards of a guarded huge block inaccessible (`accessible == false`) or lifts
+    /// them: the page(s) between the header and the block's first page, and the last page. A
+    /// source that cannot protect pages leaves the block without guards.
+    ///
+    /// # Safety
+    /// `huge` is a live header with `guard_bytes > 0`; when protecting, nothing in the guard
+    /// pages is in use.
+    unsafe fn set_guards(&self, huge: *mut Huge, accessible: bool) {
+        let page_bytes = self.pages.page_size();
+        // SAFETY: forwarded from the caller.
+        let (map_bytes, offset, guard) = unsafe {
+            (
+                Huge::map_bytes(huge),
+                addr_of!((*huge).offset_bytes).read(),
+                addr_of!((*huge).guard_bytes).read(),
+            )
+        };
+        let front = align_up(core::mem::size_of::<Huge>(), page_bytes).unwrap_or(page_bytes);
+        let front_end = offset & !(page_bytes - 1);
+        let base = huge.cast::<u8>();
+        // Failures are ignored: the source then gives no guards, and the block still works.
+        // SAFETY: both ranges are page-aligned, inside the mapping, and hold no block bytes
+        // (the front ends at the block's first page, the back starts at its last page's end).
+        unsafe {
+            let _ = self.pages.protect(
+                NonNull::new_unchecked(base.add(front)),
+                front_end - front,
+                accessible,
+            );
+            let _ = self.pages.protect(
+                NonNull::new_unchecked(base.add(map_bytes - guard)),
+                guard,
+                accessible,
+            );
+        }
+    }
+
+    /// Gives a dead huge block's whole mapping back to the source, its guards (or, after a
+    /// quarantine, its protection) lifted first so that no retained run stays guarded.
+    ///
+    /// # Safety
+    /// `huge` heads a mapping made by `alloc_huge` whose block is dead and unlinked.
+    pub(crate) unsafe fn unmap_huge(&self, huge: *mut Huge) {
+        // SAFETY: forwarded from the caller: the header page is never protected.
+        let (map_bytes, guard) =
+            unsafe { (Huge::map_bytes(huge), addr_of!((*huge).guard_bytes).read()) };
+        if guard > 0 {
+            let page_bytes = self.pages.page_size();
+            let front = align_up(core::mem::size_of::<Huge>(), page_bytes).unwrap_or(page_bytes);
+            // SAFETY: page-aligned, inside the mapping; lifting protection harms nothing.
+            let _ = unsafe {
+                self.pages.protect(
+                    NonNull::new_unchecked(huge.cast::<u8>().add(front)),
+                    map_bytes - front,
+                    true,
+                )
+            };
+        }
+        // SAFETY: the whole mapping made by `alloc_huge`; its only block is dead.
+        unsafe {
+            self.pages
+                .unmap(NonNull::new_unchecked(huge.cast()), map_bytes)
+        };
+    }
+
+    /// Unmaps a huge block (with `hardened`: scrubs it and puts it into the quarantine).
     ///
     /// # Safety
     /// `huge` is the live header `locate` found for the block being freed.
@@ -234,10 +401,15 @@ impl<P: PageSource> Slab<P> {
             unsafe { addr_of_mut!((*huge).head.magic).write(0) };
             crate::chunk_map::remove(huge as usize);
         }
-        // SAFETY: the whole mapping made by `alloc_huge`; its only block is dead.
+        #[cfg(feature = "hardened")]
+        // SAFETY: the block is dead and unlinked; the header stays as it was.
         unsafe {
-            self.pages
-                .unmap(NonNull::new_unchecked(huge.cast()), map_bytes)
+            self.quarantine_huge(huge)
+        };
+        #[cfg(not(feature = "hardened"))]
+        // SAFETY: the whole mapping made by `alloc_huge`; its only block is dead and unlinked.
+        unsafe {
+            self.unmap_huge(huge)
         };
     }
 
@@ -248,6 +420,10 @@ impl<P: PageSource> Slab<P> {
     /// # Safety
     /// `huge` is the live header of a block the caller owns.
     pub(crate) unsafe fn resize_huge(&self, huge: *mut Huge, new_size: usize) -> Option<usize> {
+        if GUARDED {
+            // The block ends at its guard page: it moves instead (`realloc` copies).
+            return None;
+        }
         let page_bytes = self.pages.page_size();
         let (old_map, offset) =
             // SAFETY: forwarded from the caller.
@@ -286,7 +462,7 @@ mod tests {
     use super::*;
 
     fn geometry(size: usize, align: usize) -> Option<HugeGeometry> {
-        huge_geometry(Layout::from_size_align(size, align).unwrap(), 4096)
+        huge_geometry(Layout::from_size_align(size, align).unwrap(), 4096, false)
     }
 
     #[test]
@@ -312,6 +488,37 @@ mod tests {
             // The run starts on `align`; the header `lead` later; the block a chunk after it.
             assert_eq!((at.lead_bytes + at.offset_bytes) % align, 0);
             assert_eq!(at.map_bytes, CHUNK_BYTES + 4096);
+        }
+    }
+
+    #[test]
+    fn guarded_blocks_end_at_most_15_bytes_before_the_tail_guard_and_keep_a_front_guard() {
+        let page = 4096;
+        for size in [
+            1,
+            15,
+            16,
+            17,
+            4095,
+            4096,
+            4097,
+            256 << 10,
+            (256 << 10) + 1,
+            3 << 20,
+        ] {
+            for align in [16, 64, 4096, 64 << 10, CHUNK_BYTES] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                let at = huge_geometry(layout, page, true).unwrap();
+                let tail_guard = at.map_bytes - at.guard_bytes;
+                let end = at.offset_bytes + size;
+                assert_eq!(at.guard_bytes, page);
+                assert_eq!(at.offset_bytes % align, 0, "{size} {align}");
+                assert!(end <= tail_guard && tail_guard % page == 0);
+                let slack = tail_guard - end;
+                assert!(slack < align.clamp(16, page), "{size} {align}: {slack}");
+                // A whole guard page between the header's page and the block's first page.
+                assert!(at.offset_bytes >= 2 * page && at.offset_bytes <= CHUNK_BYTES);
+            }
         }
     }
 

@@ -339,7 +339,9 @@ impl<P: PageSource> Slab<P> {
         stats.live_bytes += chunks.large_slots * SLOT_BYTES + chunks.huge.usable_bytes;
         // With other threads allocating, the sum above mixes moments; the folded peak does not.
         stats.peak_bytes = self.live.peak_bytes();
-        stats.mapped_bytes = chunks.chunk_count * CHUNK_BYTES + chunks.huge.mapped_bytes;
+        stats.mapped_bytes = chunks.chunk_count * CHUNK_BYTES
+            + chunks.huge.mapped_bytes
+            + chunks.huge.quarantined_bytes();
         stats.failures = chunks.failures;
         stats.reallocations = self.reallocations.load(Ordering::Relaxed);
         stats

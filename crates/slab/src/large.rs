@@ -29,7 +29,12 @@ impl<P: PageSource> Slab<P> {
         &self,
         layout: Layout,
     ) -> Result<(NonNull<u8>, usize, bool), AllocError> {
-        if layout.size() <= LARGE_MAX_BYTES && layout.align() <= SLOT_BYTES {
+        // `hardened`: every large block is huge, so that it sits between guard pages and goes
+        // through the huge quarantine (huge.rs, huge_quarantine.rs).
+        if !cfg!(feature = "hardened")
+            && layout.size() <= LARGE_MAX_BYTES
+            && layout.align() <= SLOT_BYTES
+        {
             self.alloc_span(span_slots(layout.size()))
         } else {
             self.alloc_huge(layout)

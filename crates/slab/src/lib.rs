@@ -11,7 +11,8 @@
 //! - **class**: one of 36 block sizes (16 B … 16 KiB, 4 per doubling).
 //! - **slab**: a slot serving one class, cut into equal **blocks**; free blocks are on an
 //!   intrusive list, never-used ones behind a bump index.
-//! - **span**: a run of slots serving one *large* block (16 KiB … 1 MiB).
+//! - **span**: a run of slots serving one *large* block (16 KiB … 1 MiB); not with `hardened`,
+//!   where every large block is huge, between guard pages.
 //! - **huge** block: above 1 MiB, its own chunk-aligned mapping with a header in front.
 //! - **handed-out record** (`secure`, `handed.rs`): one bit per 16 bytes of a chunk, in its
 //!   header, set while the small block starting there belongs to the program (a thread cache
@@ -51,7 +52,8 @@
 //! | `slab_meta.rs` | `SlabMeta`: one slab's free list and bump index over never-used blocks |
 //! | `small.rs` | the small path: blocks of a class under the class lock, one at a time or in batches |
 //! | `large.rs` | the large path: spans of whole slots (up to `LARGE_MAX_BYTES`) |
-//! | `huge.rs` | huge blocks: a chunk-aligned mapping each, with a header in front |
+//! | `huge.rs` | huge blocks: a chunk-aligned mapping each, with a header in front (`hardened`: between guard pages) |
+//! | `huge_quarantine.rs` | `hardened` only: freed huge blocks scrubbed, made inaccessible and held back in a random array |
 //! | `peak.rs` | live bytes and their peak without an atomic per block |
 //! | `guard.rs` | `Guarded<T>`: a lock on its own cache line |
 //! | `sync.rs` | the atomics, `core`'s or loom's |
@@ -81,6 +83,8 @@ mod guard;
 mod handed;
 mod heap;
 mod huge;
+#[cfg(feature = "hardened")]
+mod huge_quarantine;
 mod introspect;
 mod large;
 mod peak;

@@ -48,10 +48,21 @@ impl<P: PageSource> Slab<P> {
         Ok(unsafe { take(&mut list, slab, &self.live) })
     }
 
-    /// Gets a fresh slab for `class` from the chunks and lists it.
+    /// Gets a fresh slab for `class` from the chunks and lists it; when the source is out of
+    /// memory, once more after the huge quarantine gave its blocks back.
     #[cold]
     #[inline(never)]
     fn refill(&self, class: usize, list: &mut ClassList) -> Result<*mut SlabMeta, AllocError> {
+        self.refill_once(class, list).or_else(|e| {
+            if self.empty_huge_quarantine_for_retry() {
+                self.refill_once(class, list)
+            } else {
+                Err(e)
+            }
+        })
+    }
+
+    fn refill_once(&self, class: usize, list: &mut ClassList) -> Result<*mut SlabMeta, AllocError> {
         let owner_id = self.owner_id();
         let (acquired, guard_bytes) = {
             let mut chunks = self.chunks.lock();

@@ -155,6 +155,10 @@ fn small_blocks_resize_in_place_within_their_class() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "hardened",
+    ignore = "the normal layout: hardened puts every large block in its own guarded mapping"
+)]
 fn spans_grow_and_shrink_in_place() {
     let s = slab(8 << 20);
     let l = layout(SMALL_MAX_BYTES + 1, 16);
@@ -197,6 +201,10 @@ unsafe fn all_bytes_are(ptr: *const u8, len: usize, byte: u8) -> bool {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "hardened",
+    ignore = "the normal layout: hardened puts every large block in its own guarded mapping"
+)]
 fn huge_blocks_have_their_own_mapping() {
     let s = slab(16 << 20);
     let l = layout(LARGE_MAX_BYTES + 1, 16);
@@ -232,6 +240,10 @@ fn huge_blocks_have_their_own_mapping() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "hardened",
+    ignore = "the normal layout: hardened puts every large block in its own guarded mapping"
+)]
 fn alignments_pick_the_right_path() {
     let s = slab(16 << 20);
     for (size, align) in [
@@ -288,6 +300,10 @@ fn zeroed_blocks_read_zero_even_when_reused() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "hardened",
+    ignore = "the normal layout: hardened puts every large block in its own guarded mapping"
+)]
 fn memory_goes_back_to_the_source() {
     let s = slab(24 << 20);
     let n = if cfg!(miri) { 200 } else { 4000 };
@@ -786,6 +802,10 @@ fn guard_pages_outlive_their_slabs_and_give_way_to_large_spans() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "hardened",
+    ignore = "the normal layout: hardened puts every large block in its own guarded mapping"
+)]
 fn retained_huge_blocks_and_chunks_are_reused_and_zeroed_when_asked() {
     let s = Slab::new(heapkit_pages::Retained::new(test_pages(16 << 20)));
     let l = layout(3 << 20, 16);
