@@ -379,6 +379,41 @@ impl SlabMeta {
         (block, index)
     }
 
+    /// With `secure`, for a batch: takes never-used blocks — the window's, then new windows' —
+    /// into `out` until it is full or the slab has none left; returns how many. The same
+    /// blocks, in the same order, as that many [`pop`](Self::pop)s of a slab whose free list
+    /// is empty, with the per-block bookkeeping (`used`, the loop's tests) done once for the
+    /// run: a refill of a growing class is almost all fresh blocks, and this is ~30
+    /// instructions per block fewer than popping them one by one.
+    ///
+    /// The free list is empty and `out` is not (so the slab has room).
+    #[inline(always)]
+    pub(crate) fn take_fresh_run(&mut self, out: &mut [*mut u8]) -> usize {
+        debug_assert!(SECURE && self.free.is_null() && self.has_room() && !out.is_empty());
+        let mut taken = 0;
+        while taken < out.len() {
+            if self.window_left == 0 {
+                if self.fresh == self.capacity {
+                    break;
+                }
+                self.open_window();
+            }
+            let run = (self.window_left as usize).min(out.len() - taken);
+            for entry in &mut out[taken..taken + run] {
+                let (block, index) = self.take_from_window();
+                if CHECKS {
+                    debug_assert!(!self.is_live(index), "popped a live block");
+                    let (word, bit) = live_position(index);
+                    self.live[word] |= bit;
+                }
+                *entry = block;
+            }
+            taken += run;
+        }
+        self.used += taken as u32;
+        taken
+    }
+
     /// With `secure`: takes the next `WINDOW_BLOCKS_MAX` (or fewer) never-used blocks into a
     /// window in a random order (a Fisher-Yates shuffle of their offsets).
     #[cold]

@@ -178,6 +178,12 @@ impl<P: PageSource> Slab<P> {
             } else {
                 list.head
             };
+            // SAFETY: `slab` is listed and the class lock is held.
+            if SECURE && unsafe { (*slab).free.is_null() } {
+                // SAFETY: as above; `filled < out.len()`, so the run is not empty.
+                filled += unsafe { take_fresh_run(&mut list, slab, &mut out[filled..], &self.live) };
+                continue;
+            }
             // Drain this slab before looking at the list again.
             loop {
                 // SAFETY: `slab` is listed, so it has room; the class lock is held.
@@ -269,6 +275,36 @@ unsafe fn take(list: &mut ClassList, slab: *mut SlabMeta, live: &LiveBytes) -> (
     // SAFETY: listed slabs have room.
     let taken = unsafe { meta.pop() };
     list.live_blocks += 1;
+    if list.live_blocks > list.peak.high_blocks {
+        let live_blocks = list.live_blocks;
+        list.peak
+            .new_high(live_blocks, meta.block_bytes as usize, live);
+    }
+    if !meta.has_room() {
+        // SAFETY: listed in this class.
+        unsafe { list.unlink(slab) };
+    }
+    taken
+}
+
+/// With `secure`: [`take`] for a run of never-used blocks of a slab whose free list is empty
+/// ([`SlabMeta::take_fresh_run`]), with the class's figures counted once for the run; returns
+/// how many blocks went into `out`.
+///
+/// # Safety
+/// As for [`take`]; the slab's free list is empty and `out` is not.
+#[inline(always)]
+unsafe fn take_fresh_run(
+    list: &mut ClassList,
+    slab: *mut SlabMeta,
+    out: &mut [*mut u8],
+    live: &LiveBytes,
+) -> usize {
+    // SAFETY: forwarded from the caller.
+    let meta = unsafe { &mut *slab };
+    let taken = meta.take_fresh_run(out);
+    list.live_blocks += taken;
+    // The run only raises the count: its last value is the run's high.
     if list.live_blocks > list.peak.high_blocks {
         let live_blocks = list.live_blocks;
         list.peak
