@@ -225,7 +225,8 @@ impl SlabMeta {
     }
 
     /// Checks that `block` may be pushed, cheaply: the slab has live blocks and `block` is
-    /// not the one freed last. With `CHECKS`, [`live_index`](Self::live_index) follows.
+    /// not the one freed last. Without `CHECKS` only: with them, the exact
+    /// [`live_index`](Self::live_index) stands in for it.
     #[inline(always)]
     pub(crate) fn validate_free(&self, block: NonNull<u8>) -> Result<(), &'static str> {
         if self.used == 0 || block.as_ptr() == self.free.cast::<u8>() {
