@@ -399,16 +399,26 @@ impl SlabMeta {
                 }
                 self.open_window();
             }
-            let run = (self.window_left as usize).min(out.len() - taken);
-            for entry in &mut out[taken..taken + run] {
-                let (block, index) = self.take_from_window();
+            // The window's fields in locals for the run (the loop then keeps them in
+            // registers): entries `left - 1`, `left - 2`, … as `take_from_window` would.
+            let left = self.window_left as usize;
+            let run = left.min(out.len() - taken);
+            let (window, base) = (self.window, self.window_base as usize);
+            let (start, block_bytes) = (self.start, self.block_bytes as usize);
+            for (k, entry) in out[taken..taken + run].iter_mut().enumerate() {
+                // `% WINDOW_BLOCKS_MAX`: `left - 1 - k` is below it (a mask, not a bounds check).
+                let index = base + window[(left - 1 - k) % WINDOW_BLOCKS_MAX] as usize;
+                debug_assert!(index < self.fresh as usize);
                 if CHECKS {
                     debug_assert!(!self.is_live(index), "popped a live block");
                     let (word, bit) = live_position(index);
                     self.live[word] |= bit;
                 }
-                *entry = block;
+                // SAFETY: window entries are below `fresh <= capacity`: the block lies in the
+                // slot.
+                *entry = unsafe { start.add(index * block_bytes) };
             }
+            self.window_left = (left - run) as u32;
             taken += run;
         }
         self.used += taken as u32;
