@@ -20,6 +20,8 @@
 //! ([`clear_slot`]): chunk headers may come from reused memory. Without `secure` nothing here
 //! is compiled in.
 
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+use crate::chunk::block_header;
 use crate::chunk::{ident, meta_ptr, slot_of, Chunk};
 use crate::classes::{is_block_offset, CLASS_COUNT};
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOT_BYTES};
@@ -66,12 +68,14 @@ unsafe fn position<'a>(ptr: NonNull<u8>) -> (&'a AtomicU64, u64) {
 const HANDED_OFFSET: usize = core::mem::offset_of!(Chunk, handed);
 
 /// `ptr`'s chunk header and its granule in the chunk: the bit offset of its mark in the
-/// record.
+/// record. The header as [`block_header`] finds it (a small block never starts a chunk: slot 0
+/// is the header), so that a free, which has just found it so, computes it once.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(always)]
 fn chunk_and_granule(ptr: NonNull<u8>) -> (*mut Chunk, usize) {
+    debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0, "a small block starts no chunk");
     let granule = (ptr.as_ptr() as usize & CHUNK_MASK) / GRANULE_BYTES;
-    (ptr.as_ptr().map_addr(|a| a & !CHUNK_MASK).cast(), granule)
+    (block_header(ptr).cast(), granule)
 }
 
 /// Sets `ptr`'s bit; returns whether it was clear. On x86-64 one `lock bts` with the granule
