@@ -66,3 +66,29 @@ mod tests {
         assert_eq!(words, [11, 12, 13]);
     }
 }
+
+/// Returns `value` unchanged, after making the compiler hold it in a register as it is: a test
+/// of it is then compiled as written, not folded back into a test of whatever it was computed
+/// from (LLVM turns `(a >> k) < n` into `a < n << k`, which on x86-64 needs a 64-bit constant
+/// loaded first). Costs nothing at run time; the identity under Miri and off x86-64.
+#[inline(always)]
+pub fn opaque_usize(value: usize) -> usize {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        let mut value = value;
+        // SAFETY: the template is empty: it reads and writes no memory, changes no flags and
+        // leaves the register holding `value` as it was.
+        unsafe {
+            core::arch::asm!(
+                "/* {0} */",
+                inout(reg) value,
+                options(pure, nomem, nostack, preserves_flags)
+            )
+        };
+        value
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    {
+        value
+    }
+}

@@ -73,7 +73,10 @@ const HANDED_OFFSET: usize = core::mem::offset_of!(Chunk, handed);
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline(always)]
 fn chunk_and_granule(ptr: NonNull<u8>) -> (*mut Chunk, usize) {
-    debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0, "a small block starts no chunk");
+    debug_assert!(
+        ptr.as_ptr() as usize & CHUNK_MASK != 0,
+        "a small block starts no chunk"
+    );
     let granule = (ptr.as_ptr() as usize & CHUNK_MASK) / GRANULE_BYTES;
     (block_header(ptr).cast(), granule)
 }

@@ -274,7 +274,13 @@ impl SlabMeta {
         self.used -= 1;
         if CHECKS {
             let (word, bit) = live_position(index);
-            self.live[word] &= !bit;
+            // The bit is set (`live_index` found the block live): flipping it clears it, with
+            // no complement of the mask first.
+            debug_assert!(
+                self.live[word] & bit != 0,
+                "pushed a block that is not live"
+            );
+            self.live[word] ^= bit;
         }
     }
 

@@ -186,7 +186,8 @@ impl<P: PageSource> Slab<P> {
             // SAFETY: `slab` is listed and the class lock is held.
             if SECURE && unsafe { (*slab).free.is_null() } {
                 // SAFETY: as above; `filled < out.len()`, so the run is not empty.
-                filled += unsafe { take_fresh_run(&mut list, slab, &mut out[filled..], &self.live) };
+                filled +=
+                    unsafe { take_fresh_run(&mut list, slab, &mut out[filled..], &self.live) };
                 continue;
             }
             // Drain this slab before looking at the list again.

@@ -189,8 +189,10 @@ impl<B: BatchAllocator> ThreadCache<B> {
             // heapkit_core::secure), and copied for the fast paths before the magazine is
             // anyone's (cache.rs, `fast_secrets`).
             #[cfg(feature = "secure")]
-            self.key_copy
-                .store(heapkit_core::secure::key(), core::sync::atomic::Ordering::Relaxed);
+            self.key_copy.store(
+                heapkit_core::secure::key(),
+                core::sync::atomic::Ordering::Relaxed,
+            );
         }
         let class_count = self.backend.class_count();
         if class_count == 0 || class_count > CLASS_COUNT_MAX {
