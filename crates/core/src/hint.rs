@@ -15,6 +15,9 @@
 //!
 //! [`in_register`] computes an address into a register the compiler must then use as it is, so
 //! every access to that structure is `disp(%reg)`.
+//!
+//! [`opaque_usize`] does the same for an integer, so that a bound test of it is compiled as
+//! written (heapkit-slab's chunk map).
 
 /// Returns `ptr` unchanged, after making the compiler hold it in one register: loads and stores
 /// through the result use that register as their base, with no index folded in (see the module
@@ -48,25 +51,6 @@ pub fn in_register<T>(ptr: *mut T) -> *mut T {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::in_register;
-
-    #[test]
-    fn in_register_is_the_identity() {
-        let mut words = [1u64, 2, 3];
-        let base = words.as_mut_ptr();
-        for index in 0..words.len() {
-            // SAFETY: `index` is within `words`.
-            let slot = in_register(unsafe { base.add(index) });
-            assert_eq!(slot, base.wrapping_add(index));
-            // SAFETY: `slot` points into `words`, with the provenance of `base`.
-            unsafe { *slot += 10 };
-        }
-        assert_eq!(words, [11, 12, 13]);
-    }
-}
-
 /// Returns `value` unchanged, after making the compiler hold it in a register as it is: a test
 /// of it is then compiled as written, not folded back into a test of whatever it was computed
 /// from (LLVM turns `(a >> k) < n` into `a < n << k`, which on x86-64 needs a 64-bit constant
@@ -90,5 +74,31 @@ pub fn opaque_usize(value: usize) -> usize {
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     {
         value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{in_register, opaque_usize};
+
+    #[test]
+    fn opaque_usize_is_the_identity() {
+        for value in [0, 1, 0xfffff, 1 << 20, usize::MAX] {
+            assert_eq!(opaque_usize(value), value);
+        }
+    }
+
+    #[test]
+    fn in_register_is_the_identity() {
+        let mut words = [1u64, 2, 3];
+        let base = words.as_mut_ptr();
+        for index in 0..words.len() {
+            // SAFETY: `index` is within `words`.
+            let slot = in_register(unsafe { base.add(index) });
+            assert_eq!(slot, base.wrapping_add(index));
+            // SAFETY: `slot` points into `words`, with the provenance of `base`.
+            unsafe { *slot += 10 };
+        }
+        assert_eq!(words, [11, 12, 13]);
     }
 }

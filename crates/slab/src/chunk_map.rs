@@ -72,10 +72,10 @@ pub(crate) fn contains(addr: usize) -> bool {
         // address needs a 64-bit constant loaded first (one instruction more on every free).
         let unit = addr >> CHUNK_SHIFT;
         let word = heapkit_core::hint::opaque_usize(unit / BITS_PER_WORD);
-        return match MAP.get(word) {
+        match MAP.get(word) {
             Some(word) => word.load(Ordering::Acquire) & (1u64 << (unit % BITS_PER_WORD)) != 0,
             None => false,
-        };
+        }
     }
     #[cfg(not(feature = "secure"))]
     {
