@@ -277,20 +277,10 @@ impl<P: PageSource> Slab<P> {
 /// `slab` is listed in `list` (so it has room) and the class lock is held.
 #[inline(always)]
 unsafe fn take(list: &mut ClassList, slab: *mut SlabMeta, live: &LiveBytes) -> (NonNull<u8>, bool) {
+    // SAFETY: forwarded from the caller; listed slabs have room.
+    let taken = unsafe { (*slab).pop() };
     // SAFETY: forwarded from the caller.
-    let meta = unsafe { &mut *slab };
-    // SAFETY: listed slabs have room.
-    let taken = unsafe { meta.pop() };
-    list.live_blocks += 1;
-    if list.live_blocks > list.peak.high_blocks {
-        let live_blocks = list.live_blocks;
-        list.peak
-            .new_high(live_blocks, meta.block_bytes as usize, live);
-    }
-    if !meta.has_room() {
-        // SAFETY: listed in this class.
-        unsafe { list.unlink(slab) };
-    }
+    unsafe { count_taken(list, slab, 1, live) };
     taken
 }
 
@@ -308,10 +298,23 @@ unsafe fn take_fresh_run(
     live: &LiveBytes,
 ) -> usize {
     // SAFETY: forwarded from the caller.
-    let meta = unsafe { &mut *slab };
-    let taken = meta.take_fresh_run(out);
-    list.live_blocks += taken;
-    // The run only raises the count: its last value is the run's high.
+    let taken = unsafe { (*slab).take_fresh_run(out) };
+    // SAFETY: forwarded from the caller.
+    unsafe { count_taken(list, slab, taken, live) };
+    taken
+}
+
+/// Counts `blocks` just taken from `slab` in the class's figures (a new high when the count
+/// passes it: a run only raises the count, so its last value is the run's high) and unlists
+/// the slab when it has no room left.
+///
+/// # Safety
+/// `slab` was listed in `list` before the blocks were taken, and the class lock is held.
+#[inline(always)]
+unsafe fn count_taken(list: &mut ClassList, slab: *mut SlabMeta, blocks: usize, live: &LiveBytes) {
+    // SAFETY: forwarded from the caller.
+    let meta = unsafe { &*slab };
+    list.live_blocks += blocks;
     if list.live_blocks > list.peak.high_blocks {
         let live_blocks = list.live_blocks;
         list.peak
@@ -321,5 +324,4 @@ unsafe fn take_fresh_run(
         // SAFETY: listed in this class.
         unsafe { list.unlink(slab) };
     }
-    taken
 }
