@@ -565,4 +565,40 @@ mod tests {
             "the first block of a full window varies: {distinct_last:#x}"
         );
     }
+
+    /// A refill's run of never-used blocks is exactly that many pops: the same blocks in the
+    /// same order, the same live bits, the same window left over.
+    #[cfg(feature = "secure")]
+    #[test]
+    fn a_fresh_run_takes_what_pops_would() {
+        use std::boxed::Box;
+        use std::mem::MaybeUninit;
+        // Never dereferenced: fresh blocks are only counted and addressed, never written.
+        let start = core::ptr::without_provenance_mut::<u8>(0x7000_0000_0000);
+        let class = 3;
+        let fresh_meta = || {
+            let mut meta = Box::new(MaybeUninit::<SlabMeta>::uninit());
+            // SAFETY: the box is ours to write; `start` is only used for addresses here.
+            unsafe { SlabMeta::init(meta.as_mut_ptr(), start, class, false) };
+            // SAFETY: initialised just above.
+            unsafe { Box::from_raw(Box::into_raw(meta).cast::<SlabMeta>()) }
+        };
+        let (mut popped, mut run) = (fresh_meta(), fresh_meta());
+        for wanted in [1, 5, 8, 13, 30] {
+            let mut by_pops = std::vec::Vec::new();
+            for _ in 0..wanted {
+                // SAFETY: the slab has room (far fewer blocks than its capacity are taken).
+                by_pops.push(unsafe { popped.pop() }.0.as_ptr());
+            }
+            let mut by_run = std::vec![core::ptr::null_mut(); wanted];
+            assert_eq!(run.take_fresh_run(&mut by_run), wanted);
+            assert_eq!(by_run, by_pops);
+            assert_eq!((run.used, run.fresh), (popped.used, popped.fresh));
+            assert_eq!(
+                (run.window, run.window_left),
+                (popped.window, popped.window_left)
+            );
+            assert_eq!(run.live, popped.live);
+        }
+    }
 }
