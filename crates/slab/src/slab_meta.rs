@@ -573,8 +573,10 @@ mod tests {
     fn a_fresh_run_takes_what_pops_would() {
         use std::boxed::Box;
         use std::mem::MaybeUninit;
-        // Never dereferenced: fresh blocks are only counted and addressed, never written.
-        let start = core::ptr::without_provenance_mut::<u8>(0x7000_0000_0000);
+        // A slot's worth of memory, so that every block address lies in it (fresh blocks are
+        // only addressed here, never written).
+        let mut slot = std::vec![0u8; SLOT_BYTES];
+        let start = slot.as_mut_ptr();
         let class = 3;
         let fresh_meta = || {
             let mut meta = Box::new(MaybeUninit::<SlabMeta>::uninit());
