@@ -15,6 +15,9 @@
 //!
 //! [`in_register`] computes an address into a register the compiler must then use as it is, so
 //! every access to that structure is `disp(%reg)`.
+//!
+//! [`opaque_usize`] does the same for an integer, so that a bound test of it is compiled as
+//! written (heapkit-slab's chunk map).
 
 /// Returns `ptr` unchanged, after making the compiler hold it in one register: loads and stores
 /// through the result use that register as their base, with no index folded in (see the module
@@ -48,9 +51,42 @@ pub fn in_register<T>(ptr: *mut T) -> *mut T {
     }
 }
 
+/// Returns `value` unchanged, after making the compiler hold it in a register as it is: a test
+/// of it is then compiled as written, not folded back into a test of whatever it was computed
+/// from (LLVM turns `(a >> k) < n` into `a < n << k`, which on x86-64 needs a 64-bit constant
+/// loaded first). Costs nothing at run time; the identity under Miri and off x86-64.
+#[inline(always)]
+pub fn opaque_usize(value: usize) -> usize {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        let mut value = value;
+        // SAFETY: the template is empty: it reads and writes no memory, changes no flags and
+        // leaves the register holding `value` as it was.
+        unsafe {
+            core::arch::asm!(
+                "/* {0} */",
+                inout(reg) value,
+                options(pure, nomem, nostack, preserves_flags)
+            )
+        };
+        value
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    {
+        value
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::in_register;
+    use super::{in_register, opaque_usize};
+
+    #[test]
+    fn opaque_usize_is_the_identity() {
+        for value in [0, 1, 0xfffff, 1 << 20, usize::MAX] {
+            assert_eq!(opaque_usize(value), value);
+        }
+    }
 
     #[test]
     fn in_register_is_the_identity() {

@@ -102,6 +102,15 @@ impl Secrets {
         Secrets { key: drawn_key() }
     }
 
+    /// The secrets of `key`, a copy of [`key`]'s value that the caller keeps next to the
+    /// structures it encodes (a thread cache's field: one load there, where the process
+    /// key behind a shared library's GOT costs two). A copy of anything else encodes
+    /// links that no other reader decodes.
+    #[inline(always)]
+    pub fn of_copy(key: usize) -> Secrets {
+        Secrets { key }
+    }
+
     /// The key as drawn so far when `hardened` (a crate's `SECURE` constant), `None`
     /// otherwise: a build without hardening then reads no key at all, where an unused
     /// [`Secrets::read`] would still cost its atomic load.

@@ -66,10 +66,17 @@ pub(crate) fn remove(chunk_addr: usize) {
 #[inline(always)]
 pub(crate) fn contains(addr: usize) -> bool {
     #[cfg(feature = "secure")]
-    return match position(addr) {
-        Some((word, bit)) => MAP[word].load(Ordering::Acquire) & bit != 0,
-        None => false,
-    };
+    {
+        // The word's index is tested, not the address: the bound is then a compare with a
+        // 32-bit immediate of the shifted value the load needs anyway, where a compare of the
+        // address needs a 64-bit constant loaded first (one instruction more on every free).
+        let unit = addr >> CHUNK_SHIFT;
+        let word = heapkit_core::hint::opaque_usize(unit / BITS_PER_WORD);
+        match MAP.get(word) {
+            Some(word) => word.load(Ordering::Acquire) & (1u64 << (unit % BITS_PER_WORD)) != 0,
+            None => false,
+        }
+    }
     #[cfg(not(feature = "secure"))]
     {
         let _ = (addr, position);

@@ -20,6 +20,8 @@
 //! ([`clear_slot`]): chunk headers may come from reused memory. Without `secure` nothing here
 //! is compiled in.
 
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+use crate::chunk::block_header;
 use crate::chunk::{ident, meta_ptr, slot_of, Chunk};
 use crate::classes::{is_block_offset, CLASS_COUNT};
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOT_BYTES};
@@ -61,6 +63,103 @@ unsafe fn position<'a>(ptr: NonNull<u8>) -> (&'a AtomicU64, u64) {
     (word, 1 << (granule % BITS_PER_WORD))
 }
 
+/// Byte offset of the record in a chunk header (an `asm!` displacement below).
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const HANDED_OFFSET: usize = core::mem::offset_of!(Chunk, handed);
+
+/// `ptr`'s chunk header and its granule in the chunk: the bit offset of its mark in the
+/// record. The header as [`block_header`] finds it (a small block never starts a chunk: slot 0
+/// is the header), so that a free, which has just found it so, computes it once.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+fn chunk_and_granule(ptr: NonNull<u8>) -> (*mut Chunk, usize) {
+    debug_assert!(
+        ptr.as_ptr() as usize & CHUNK_MASK != 0,
+        "a small block starts no chunk"
+    );
+    let granule = (ptr.as_ptr() as usize & CHUNK_MASK) / GRANULE_BYTES;
+    (block_header(ptr).cast(), granule)
+}
+
+/// Sets `ptr`'s bit; returns whether it was clear. On x86-64 one `lock bts` with the granule
+/// as a register bit offset (the instruction finds the word itself: three instructions fewer
+/// than splitting word and bit, on every malloc) and the branch on its carry.
+///
+/// # Safety
+/// As for [`position`].
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+unsafe fn set_bit(ptr: NonNull<u8>) -> bool {
+    let (chunk, granule) = chunk_and_granule(ptr);
+    // SAFETY: forwarded from the caller: the chunk header is mapped and its record
+    // initialised; a 64-bit `bts` with a register bit offset touches the word at
+    // `record + 8 * (granule / 64)`, inside the record since `granule < HANDED_WORDS * 64`.
+    // A locked read-modify-write, as `AtomicU64::fetch_or` would be, of a word that is only
+    // ever accessed atomically.
+    unsafe {
+        core::arch::asm!(
+            "lock bts qword ptr [{chunk} + {record}], {granule}",
+            "jc {was_set}",
+            chunk = in(reg) chunk,
+            granule = in(reg) granule,
+            record = const HANDED_OFFSET,
+            was_set = label { return false },
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// Clears `ptr`'s bit; returns whether it was set (`lock btr`, as [`set_bit`]).
+///
+/// # Safety
+/// As for [`position`].
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+unsafe fn clear_bit(ptr: NonNull<u8>) -> bool {
+    let (chunk, granule) = chunk_and_granule(ptr);
+    // SAFETY: as in `set_bit`.
+    unsafe {
+        core::arch::asm!(
+            "lock btr qword ptr [{chunk} + {record}], {granule}",
+            "jnc {was_clear}",
+            chunk = in(reg) chunk,
+            granule = in(reg) granule,
+            record = const HANDED_OFFSET,
+            was_clear = label { return false },
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// Sets `ptr`'s bit; returns whether it was clear (elsewhere, and under Miri: an atomic
+/// `fetch_or` of its word).
+///
+/// # Safety
+/// As for [`position`].
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+#[inline(always)]
+unsafe fn set_bit(ptr: NonNull<u8>) -> bool {
+    // SAFETY: forwarded from the caller.
+    let (word, bit) = unsafe { position(ptr) };
+    // Relaxed: the block itself travels between threads through the program's (or the
+    // cache's) own synchronisation, which orders these read-modify-writes of one word.
+    word.fetch_or(bit, Ordering::Relaxed) & bit == 0
+}
+
+/// Clears `ptr`'s bit; returns whether it was set (as [`set_bit`]).
+///
+/// # Safety
+/// As for [`position`].
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+#[inline(always)]
+unsafe fn clear_bit(ptr: NonNull<u8>) -> bool {
+    // SAFETY: forwarded from the caller.
+    let (word, bit) = unsafe { position(ptr) };
+    word.fetch_and(!bit, Ordering::Relaxed) & bit != 0
+}
+
 /// Sets `ptr`'s mark; returns whether it was clear.
 ///
 /// # Safety
@@ -68,10 +167,7 @@ unsafe fn position<'a>(ptr: NonNull<u8>) -> (&'a AtomicU64, u64) {
 #[inline(always)]
 pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
     // SAFETY: forwarded from the caller.
-    let (word, bit) = unsafe { position(ptr) };
-    // Relaxed: the block itself travels between threads through the program's (or the
-    // cache's) own synchronisation, which orders these read-modify-writes of one word.
-    let was_clear = word.fetch_or(bit, Ordering::Relaxed) & bit == 0;
+    let was_clear = unsafe { set_bit(ptr) };
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller: a small block, now the program's.
     unsafe {
@@ -89,8 +185,7 @@ pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
 #[inline(always)]
 pub(crate) unsafe fn take(ptr: NonNull<u8>) -> bool {
     // SAFETY: forwarded from the caller.
-    let (word, bit) = unsafe { position(ptr) };
-    let was_set = word.fetch_and(!bit, Ordering::Relaxed) & bit != 0;
+    let was_set = unsafe { clear_bit(ptr) };
     #[cfg(feature = "hardened")]
     if was_set {
         // SAFETY: forwarded from the caller: the program's block until now, given up.

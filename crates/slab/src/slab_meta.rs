@@ -225,7 +225,8 @@ impl SlabMeta {
     }
 
     /// Checks that `block` may be pushed, cheaply: the slab has live blocks and `block` is
-    /// not the one freed last. With `CHECKS`, [`live_index`](Self::live_index) follows.
+    /// not the one freed last. Without `CHECKS` only: with them, the exact
+    /// [`live_index`](Self::live_index) stands in for it.
     #[inline(always)]
     pub(crate) fn validate_free(&self, block: NonNull<u8>) -> Result<(), &'static str> {
         if self.used == 0 || block.as_ptr() == self.free.cast::<u8>() {
@@ -273,7 +274,13 @@ impl SlabMeta {
         self.used -= 1;
         if CHECKS {
             let (word, bit) = live_position(index);
-            self.live[word] &= !bit;
+            // The bit is set (`live_index` found the block live): flipping it clears it, with
+            // no complement of the mask first.
+            debug_assert!(
+                self.live[word] & bit != 0,
+                "pushed a block that is not live"
+            );
+            self.live[word] ^= bit;
         }
     }
 
@@ -377,6 +384,51 @@ impl SlabMeta {
         // SAFETY: window entries are below `fresh <= capacity`, so the block lies in the slot.
         let block = unsafe { self.start.add(index * self.block_bytes as usize) };
         (block, index)
+    }
+
+    /// With `secure`, for a batch: takes never-used blocks — the window's, then new windows' —
+    /// into `out` until it is full or the slab has none left; returns how many. The same
+    /// blocks, in the same order, as that many [`pop`](Self::pop)s of a slab whose free list
+    /// is empty, with the per-block bookkeeping (`used`, the loop's tests) done once for the
+    /// run: a refill of a growing class is almost all fresh blocks, and this is ~30
+    /// instructions per block fewer than popping them one by one.
+    ///
+    /// The free list is empty and `out` is not (so the slab has room).
+    #[inline(always)]
+    pub(crate) fn take_fresh_run(&mut self, out: &mut [*mut u8]) -> usize {
+        debug_assert!(SECURE && self.free.is_null() && self.has_room() && !out.is_empty());
+        let mut taken = 0;
+        while taken < out.len() {
+            if self.window_left == 0 {
+                if self.fresh == self.capacity {
+                    break;
+                }
+                self.open_window();
+            }
+            // The window's fields in locals for the run (the loop then keeps them in
+            // registers): entries `left - 1`, `left - 2`, … as `take_from_window` would.
+            let left = self.window_left as usize;
+            let run = left.min(out.len() - taken);
+            let (window, base) = (self.window, self.window_base as usize);
+            let (start, block_bytes) = (self.start, self.block_bytes as usize);
+            for (k, entry) in out[taken..taken + run].iter_mut().enumerate() {
+                // `% WINDOW_BLOCKS_MAX`: `left - 1 - k` is below it (a mask, not a bounds check).
+                let index = base + window[(left - 1 - k) % WINDOW_BLOCKS_MAX] as usize;
+                debug_assert!(index < self.fresh as usize);
+                if CHECKS {
+                    debug_assert!(!self.is_live(index), "popped a live block");
+                    let (word, bit) = live_position(index);
+                    self.live[word] |= bit;
+                }
+                // SAFETY: window entries are below `fresh <= capacity`: the block lies in the
+                // slot.
+                *entry = unsafe { start.add(index * block_bytes) };
+            }
+            self.window_left = (left - run) as u32;
+            taken += run;
+        }
+        self.used += taken as u32;
+        taken
     }
 
     /// With `secure`: takes the next `WINDOW_BLOCKS_MAX` (or fewer) never-used blocks into a
@@ -512,5 +564,43 @@ mod tests {
             distinct_last.count_ones() as usize == WINDOW_BLOCKS_MAX,
             "the first block of a full window varies: {distinct_last:#x}"
         );
+    }
+
+    /// A refill's run of never-used blocks is exactly that many pops: the same blocks in the
+    /// same order, the same live bits, the same window left over.
+    #[cfg(feature = "secure")]
+    #[test]
+    fn a_fresh_run_takes_what_pops_would() {
+        use std::boxed::Box;
+        use std::mem::MaybeUninit;
+        // A slot's worth of memory, so that every block address lies in it (fresh blocks are
+        // only addressed here, never written).
+        let mut slot = std::vec![0u8; SLOT_BYTES];
+        let start = slot.as_mut_ptr();
+        let class = 3;
+        let fresh_meta = || {
+            let mut meta = Box::new(MaybeUninit::<SlabMeta>::uninit());
+            // SAFETY: the box is ours to write; `start` is only used for addresses here.
+            unsafe { SlabMeta::init(meta.as_mut_ptr(), start, class, false) };
+            // SAFETY: initialised just above.
+            unsafe { Box::from_raw(Box::into_raw(meta).cast::<SlabMeta>()) }
+        };
+        let (mut popped, mut run) = (fresh_meta(), fresh_meta());
+        for wanted in [1, 5, 8, 13, 30] {
+            let mut by_pops = std::vec::Vec::new();
+            for _ in 0..wanted {
+                // SAFETY: the slab has room (far fewer blocks than its capacity are taken).
+                by_pops.push(unsafe { popped.pop() }.0.as_ptr());
+            }
+            let mut by_run = std::vec![core::ptr::null_mut(); wanted];
+            assert_eq!(run.take_fresh_run(&mut by_run), wanted);
+            assert_eq!(by_run, by_pops);
+            assert_eq!((run.used, run.fresh), (popped.used, popped.fresh));
+            assert_eq!(
+                (run.window, run.window_left),
+                (popped.window, popped.window_left)
+            );
+            assert_eq!(run.live, popped.live);
+        }
     }
 }

@@ -133,9 +133,14 @@ impl<P: PageSource> Slab<P> {
     ) -> GivenBack {
         // SAFETY: forwarded from the caller; the class lock gives exclusive access to the slab.
         let meta = unsafe { &mut *slab };
-        if let Err(what) = meta.validate_free(ptr) {
-            report(what, ptr.as_ptr() as usize);
-            return GivenBack::Kept;
+        // With `CHECKS`, `live_index` below is the exact test and covers this cheap one (a
+        // block of a slab with no live block, or the list's head, is not live): one test per
+        // block, not two, on a batch free.
+        if !CHECKS {
+            if let Err(what) = meta.validate_free(ptr) {
+                report(what, ptr.as_ptr() as usize);
+                return GivenBack::Kept;
+            }
         }
         let index = if CHECKS {
             match meta.live_index(ptr) {
@@ -189,6 +194,13 @@ impl<P: PageSource> Slab<P> {
             } else {
                 list.head
             };
+            // SAFETY: `slab` is listed and the class lock is held.
+            if SECURE && unsafe { (*slab).free.is_null() } {
+                // SAFETY: as above; `filled < out.len()`, so the run is not empty.
+                filled +=
+                    unsafe { take_fresh_run(&mut list, slab, &mut out[filled..], &self.live) };
+                continue;
+            }
             // Drain this slab before looking at the list again.
             loop {
                 // SAFETY: `slab` is listed, so it has room; the class lock is held.
@@ -209,7 +221,8 @@ impl<P: PageSource> Slab<P> {
     ///
     /// Every block is validated here whoever sends it (a thread cache's flush, or its
     /// marked-block path, or any other caller): `locate` (with `secure`, the chunk map first),
-    /// then `validate_free` (with `checked`/`secure`, the block start and the live bitmap).
+    /// then `validate_free` (with `checked`/`secure`, `live_index` instead: the block start and
+    /// the live bitmap).
     /// Consecutive blocks of one slab — most of a flushed bin — share the first part: the
     /// slab found for the previous block is reused while the next block lies in the same
     /// slot, is 16-aligned (what `locate` checks of a small block's address) and the slab was
@@ -275,11 +288,44 @@ impl<P: PageSource> Slab<P> {
 /// `slab` is listed in `list` (so it has room) and the class lock is held.
 #[inline(always)]
 unsafe fn take(list: &mut ClassList, slab: *mut SlabMeta, live: &LiveBytes) -> (NonNull<u8>, bool) {
+    // SAFETY: forwarded from the caller; listed slabs have room.
+    let taken = unsafe { (*slab).pop() };
     // SAFETY: forwarded from the caller.
-    let meta = unsafe { &mut *slab };
-    // SAFETY: listed slabs have room.
-    let taken = unsafe { meta.pop() };
-    list.live_blocks += 1;
+    unsafe { count_taken(list, slab, 1, live) };
+    taken
+}
+
+/// With `secure`: [`take`] for a run of never-used blocks of a slab whose free list is empty
+/// ([`SlabMeta::take_fresh_run`]), with the class's figures counted once for the run; returns
+/// how many blocks went into `out`.
+///
+/// # Safety
+/// As for [`take`]; the slab's free list is empty and `out` is not.
+#[inline(always)]
+unsafe fn take_fresh_run(
+    list: &mut ClassList,
+    slab: *mut SlabMeta,
+    out: &mut [*mut u8],
+    live: &LiveBytes,
+) -> usize {
+    // SAFETY: forwarded from the caller.
+    let taken = unsafe { (*slab).take_fresh_run(out) };
+    // SAFETY: forwarded from the caller.
+    unsafe { count_taken(list, slab, taken, live) };
+    taken
+}
+
+/// Counts `blocks` just taken from `slab` in the class's figures (a new high when the count
+/// passes it: a run only raises the count, so its last value is the run's high) and unlists
+/// the slab when it has no room left.
+///
+/// # Safety
+/// `slab` was listed in `list` before the blocks were taken, and the class lock is held.
+#[inline(always)]
+unsafe fn count_taken(list: &mut ClassList, slab: *mut SlabMeta, blocks: usize, live: &LiveBytes) {
+    // SAFETY: forwarded from the caller.
+    let meta = unsafe { &*slab };
+    list.live_blocks += blocks;
     if list.live_blocks > list.peak.high_blocks {
         let live_blocks = list.live_blocks;
         list.peak
@@ -289,5 +335,4 @@ unsafe fn take(list: &mut ClassList, slab: *mut SlabMeta, live: &LiveBytes) -> (
         // SAFETY: listed in this class.
         unsafe { list.unlink(slab) };
     }
-    taken
 }

@@ -314,6 +314,27 @@ pub unsafe fn at(bins: *mut Bin, class: usize) -> *mut Bin {
 /// blocks.
 #[inline(always)]
 pub unsafe fn pop(bin: *mut Bin) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { pop_by(bin, secrets) }
+}
+
+/// [`pop`] with the secrets the caller has (the fast paths: the magazine's copy of the key,
+/// `magazine::secrets_of`).
+///
+/// # Safety
+/// As for [`pop`].
+#[inline(always)]
+pub unsafe fn pop_with(bin: *mut Bin, secrets: Option<Secrets>) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { pop_by(bin, || secrets) }
+}
+
+/// [`pop`], reading the secrets with `secrets` only when the bin has a block.
+///
+/// # Safety
+/// As for [`pop`].
+#[inline(always)]
+unsafe fn pop_by(bin: *mut Bin, secrets: impl FnOnce() -> Option<Secrets>) -> *mut u8 {
     // SAFETY: the caller owns the bin.
     let head = unsafe { (*bin).head };
     if head.is_null() {
@@ -322,7 +343,7 @@ pub unsafe fn pop(bin: *mut Bin) -> *mut u8 {
     // SAFETY: `head` is a free block on this list, so its first words are what `set_next`
     // wrote.
     unsafe {
-        (*bin).head = next_of(head);
+        (*bin).head = next_with(head, secrets());
         (*bin).count -= 1;
     }
     if SECURE {

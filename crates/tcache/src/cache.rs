@@ -59,6 +59,11 @@ pub struct ThreadCache<B: BatchAllocator> {
     /// With `hardened`: freed blocks held back before a bin takes them (quarantine.rs).
     #[cfg(feature = "hardened")]
     pub(crate) quarantine: crate::quarantine::Quarantine,
+    /// With `secure`: a copy of the process key (`heapkit_core::secure::key`), stored by every
+    /// `make_magazine` before the magazine is published, so that a thread with a magazine
+    /// sees it; 0 before the first magazine. See [`fast_secrets`](Self::fast_secrets).
+    #[cfg(feature = "secure")]
+    pub(crate) key_copy: AtomicUsize,
     /// The process's thread-exit count (`slot::exits`) when this cache last reclaimed idle
     /// magazines: a refill that finds it behind reclaims.
     exits_seen: AtomicUsize,
@@ -94,6 +99,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
             depots: [const { Depot::new() }; CLASS_COUNT_MAX],
             #[cfg(feature = "hardened")]
             quarantine: crate::quarantine::Quarantine::new(),
+            #[cfg(feature = "secure")]
+            key_copy: AtomicUsize::new(0),
             exits_seen: AtomicUsize::new(0),
             magazine_frees: SpinLock::new(),
         }
@@ -111,6 +118,24 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let slot = slot::current();
         // SAFETY: `slot::current` is always below TABLE_LEN (asserted there).
         unsafe { self.magazines.get_unchecked(slot) }.load(Ordering::Relaxed)
+    }
+
+    /// The process secrets for a fast path's pop or push on a bin of this thread's magazine
+    /// (`None` without `secure`): the cache's copy of the key, one load (for the C library's
+    /// cache, a static: `mov key(%rip)`), where the key's own static in heapkit-core sits
+    /// behind the GOT (two). A copy in the cache, not in the magazine: a heap overflow into a
+    /// magazine must not be able to choose the key that its bins' links are checked with.
+    ///
+    /// Reads 0 only before this cache made its first magazine, when every thread's magazine
+    /// is the empty one, whose bins never encode or decode a link.
+    #[inline(always)]
+    pub(crate) fn fast_secrets(&self) -> Option<heapkit_core::secure::Secrets> {
+        #[cfg(feature = "secure")]
+        return Some(heapkit_core::secure::Secrets::of_copy(
+            self.key_copy.load(Ordering::Relaxed),
+        ));
+        #[cfg(not(feature = "secure"))]
+        None
     }
 
     /// This thread's magazine as a fast path reads it: from the primary magazine word (one TLS
@@ -140,7 +165,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         };
         let bins = self.current_magazine();
         // SAFETY: as in `allocate_in_class`.
-        self.hand_out(unsafe { bin::pop(bin::at(bins, class)) })
+        self.hand_out(unsafe { bin::pop_with(bin::at(bins, class), self.fast_secrets()) })
     }
 
     /// Allocates a block of a layout with a class (the address only; `allocate_nonzero` adds
@@ -151,7 +176,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: `class < class_count` (the backend's contract) and the magazine has
         // `class_count` bins (the empty one `CLASS_COUNT_MAX`); this thread holds the slot, so
         // the bin is ours alone (or the empty magazine's, which a pop never writes).
-        let block = unsafe { bin::pop(bin::at(bins, class)) };
+        let block = unsafe { bin::pop_with(bin::at(bins, class), self.fast_secrets()) };
         if !block.is_null() {
             return self.hand_out(block);
         }
@@ -186,7 +211,14 @@ impl<B: BatchAllocator> ThreadCache<B> {
         unsafe {
             self.check_free(bins, ptr, class)
         };
-        let secrets = bin::secrets();
+        // Over a backend that keeps the record, the secrets only encode the pushed link: the
+        // cache's copy of the key will do (one load). Without the record they also test the
+        // free mark, which must see the process key even before this cache has a magazine.
+        let secrets = if B::RECORDS_HANDED_OUT {
+            self.fast_secrets()
+        } else {
+            bin::secrets()
+        };
         if bin::SECURE && B::RECORDS_HANDED_OUT {
             // With `secure`, a block the program does not own stops here, before any bin
             // sees it (live.rs).

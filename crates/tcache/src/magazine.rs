@@ -186,8 +186,13 @@ impl<B: BatchAllocator> ThreadCache<B> {
     pub(crate) fn make_magazine(&self) -> *mut Bin {
         if bin::SECURE {
             // Drawn before the first link of this magazine is encoded (see
-            // heapkit_core::secure).
-            heapkit_core::secure::key();
+            // heapkit_core::secure), and copied for the fast paths before the magazine is
+            // anyone's (cache.rs, `fast_secrets`).
+            #[cfg(feature = "secure")]
+            self.key_copy.store(
+                heapkit_core::secure::key(),
+                core::sync::atomic::Ordering::Relaxed,
+            );
         }
         let class_count = self.backend.class_count();
         if class_count == 0 || class_count > CLASS_COUNT_MAX {

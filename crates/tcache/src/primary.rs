@@ -82,7 +82,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // is this thread's (or an empty one, which a pop never writes): see `allocate_in_class`.
         unsafe {
             let entry = direct_table(bins).add((size_bytes - 1) / DIRECT_STEP_BYTES);
-            self.hand_out(bin::pop(entry.read()))
+            self.hand_out(bin::pop_with(entry.read(), self.fast_secrets()))
         }
     }
 
