@@ -11,9 +11,10 @@
 //!   entry point tests [`active`] and calls its event hook itself ([`created`], [`free_as`],
 //!   `realloc`'s), freeing with `heap::free_unobserved` so that the observer does not hear of
 //!   the same block a second time.
-//! - **`secure` builds** cannot divert (a free may stop before the cold paths): there
-//!   `malloc` and `free` test [`active`] first ([`TEST_FIRST`]) and take a traced copy of
-//!   themselves.
+//! - **`hardened` builds** cannot divert (the quarantine takes a freed block before the cold
+//!   paths would see it): there `malloc` and `free` test [`active`] first ([`TEST_FIRST`]) and
+//!   take a traced copy of themselves. `secure` builds divert as the normal one does: their
+//!   heap keeps the handed-out record, so a free stops the process or reaches the cold path.
 
 use crate::heap::{self, HEAP};
 use core::ptr::NonNull;
@@ -27,7 +28,7 @@ pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 
 /// Whether `malloc` and `free` test [`active`] before their fast paths (the builds that cannot
 /// divert, see the module docs).
-pub const TEST_FIRST: bool = cfg!(feature = "secure");
+pub const TEST_FIRST: bool = cfg!(feature = "hardened");
 
 /// Whether calls are being observed (recorded or counted).
 #[inline(always)]

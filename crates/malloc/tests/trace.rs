@@ -45,8 +45,21 @@ fn count_own(records: &[Record]) -> HashMap<Kind, usize> {
 
 #[test]
 fn a_traced_program_records_each_of_its_calls() {
-    let dir = support::work_dir("trace");
-    let library = support::heapkit_library(&[]);
+    traced_program_records_each_of_its_calls("trace", &[]);
+}
+
+/// The `secure` build diverts as the normal one does (its free either stops the process or
+/// reaches the cold path that tells the recorder); `hardened` tests first instead.
+#[test]
+fn the_secure_and_hardened_builds_record_each_call_too() {
+    traced_program_records_each_of_its_calls("trace-secure", &["secure"]);
+    traced_program_records_each_of_its_calls("trace-hardened", &["hardened"]);
+}
+
+/// Records tests/c/trace.cpp under the library built with `features` and checks every event.
+fn traced_program_records_each_of_its_calls(work: &str, features: &[&str]) {
+    let dir = support::work_dir(work);
+    let library = support::heapkit_library(features);
     // -O0 -fno-builtin: the compiler removes a malloc/free pair whose block is unused.
     let program = support::compile_with(&dir, "trace.cpp", &["-O0", "-fno-builtin"], &[]);
     for entry in std::fs::read_dir(&dir).expect("the work folder") {

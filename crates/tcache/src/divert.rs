@@ -46,14 +46,18 @@ impl<B: BatchAllocator> ThreadCache<B> {
     ///
     /// Returns false, and changes nothing, when another thread may exist (the divert must run
     /// while the process has one thread, as in a library constructor), when another cache holds
-    /// the primary word, or with `secure`: there a free may stop before the cold paths (a block
-    /// with the free mark, the quarantine's exchange), so the observer would miss frees or hear
-    /// of the wrong block.
+    /// the primary word, with `hardened` (the quarantine's exchange comes before the push, so
+    /// the cold path would hear of the displaced block, not the freed one), or with `secure`
+    /// over a backend that keeps no handed-out record (a block with the free mark stops before
+    /// the cold paths). With `secure` over a backend that keeps the record, a free either
+    /// stops the process (`take_back`) or reaches the push, as without `secure`.
     ///
     /// The observer must not panic and must not free through this cache's primary methods
     /// (it may allocate).
     pub fn divert_primary(&'static self, observer: fn(NonNull<u8>)) -> bool {
-        if crate::bin::SECURE || !heapkit_core::process_is_single_threaded() {
+        let free_may_stop_early =
+            cfg!(feature = "hardened") || (crate::bin::SECURE && !B::RECORDS_HANDED_OUT);
+        if free_may_stop_early || !heapkit_core::process_is_single_threaded() {
             return false;
         }
         let me = self as *const Self as usize;
