@@ -506,7 +506,9 @@ fn flush_chunk(buffer: &mut ThreadBuffer) {
     }
 }
 
-/// Encodes `event` into this thread's buffer, flushing it first when full.
+/// Encodes `event` into this thread's buffer, flushing it first when full. Inlined into each
+/// hook, so that the encoder's work is specialised to the hook's event kind.
+#[inline(always)]
 fn record(state: &ThreadState, event: Event) {
     let mut buffer = state.buffer.get();
     if buffer.is_null() {
