@@ -83,7 +83,9 @@ static REGISTRY: [AtomicPtr<ThreadBuffer>; REGISTRY_SLOTS] =
 /// and ids that stay close together within a thread (small deltas in the trace).
 const ID_BLOCK: u64 = 256;
 
-/// What the recorder keeps per thread: one TLS block, so one `__tls_get_addr` per event.
+/// What the recorder keeps per thread: one TLS block, all zeros at a thread's start (so it can
+/// live in `.tbss`, see [`thread_state`]).
+#[repr(C)]
 struct ThreadState {
     /// Set while this thread records, so that calls made meanwhile are not recorded.
     recording: Cell<bool>,
@@ -96,16 +98,90 @@ struct ThreadState {
     id_end: Cell<u64>,
 }
 
-std::thread_local! {
-    static STATE: ThreadState = const {
-        ThreadState {
-            recording: Cell::new(false),
-            buffer: Cell::new(ptr::null_mut()),
-            number_plus_one: Cell::new(0),
-            next_id: Cell::new(0),
-            id_end: Cell::new(0),
+const THREAD_STATE_BYTES: usize = core::mem::size_of::<ThreadState>();
+const _: () = assert!(core::mem::align_of::<ThreadState>() <= 8);
+
+/// This thread's [`ThreadState`], through `std::thread_local!` (a `const`, all-zero
+/// initialiser and no destructor). In a shared library that is a `__tls_get_addr` call per
+/// event, which is why x86-64 glibc uses the initial-exec block below instead.
+#[cfg(not(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    target_env = "gnu",
+    not(miri)
+)))]
+mod thread_state {
+    use super::ThreadState;
+    use core::cell::Cell;
+    use core::ptr;
+
+    std::thread_local! {
+        static STATE: ThreadState = const {
+            ThreadState {
+                recording: Cell::new(false),
+                buffer: Cell::new(ptr::null_mut()),
+                number_plus_one: Cell::new(0),
+                next_id: Cell::new(0),
+                id_end: Cell::new(0),
+            }
+        };
+    }
+
+    /// Runs `body` with this thread's state.
+    #[inline(always)]
+    pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
+        STATE.with(body)
+    }
+}
+
+/// This thread's [`ThreadState`] in the *initial-exec* TLS model, on stable Rust (as
+/// heapkit-tcache's slot.rs does for its slot word, and for the same reason): the general-dynamic
+/// model of a shared library calls `__tls_get_addr` on every event. The block is declared in
+/// `.tbss` (every field starts as zero bits: false, null, 0) and found as the thread pointer
+/// plus its `@GOTTPOFF` offset — three instructions. The cost: the library takes
+/// `THREAD_STATE_BYTES` of glibc's surplus static TLS when loaded with `dlopen`.
+#[cfg(all(
+    target_arch = "x86_64",
+    target_os = "linux",
+    target_env = "gnu",
+    not(miri)
+))]
+mod thread_state {
+    use super::{ThreadState, THREAD_STATE_BYTES};
+
+    // Global inside the link but hidden: never exported, never interposed.
+    core::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 3",
+        ".globl heapkit_malloc_trace_state",
+        ".hidden heapkit_malloc_trace_state",
+        ".type heapkit_malloc_trace_state,@object",
+        ".size heapkit_malloc_trace_state,{bytes}",
+        "heapkit_malloc_trace_state:",
+        ".zero {bytes}",
+        ".popsection",
+        bytes = const THREAD_STATE_BYTES,
+    );
+
+    /// Runs `body` with this thread's state.
+    #[inline(always)]
+    pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
+        let address: usize;
+        // SAFETY: `fs:[0]` holds the thread pointer itself (the x86-64 TLS ABI), and the GOT
+        // entry the offset of this thread's copy of the block from it; only computes an address.
+        unsafe {
+            core::arch::asm!(
+                "mov {address}, qword ptr fs:[0]",
+                "add {address}, qword ptr [rip + heapkit_malloc_trace_state@GOTTPOFF]",
+                address = out(reg) address,
+                options(nostack, readonly, pure),
+            );
         }
-    };
+        // SAFETY: this thread's own block, 8-aligned, `THREAD_STATE_BYTES` long and zeroed at
+        // the thread's start — a valid `ThreadState` (Cells of plain data); it lives as long as
+        // the thread, and only this thread refers to it (the reference does not leave `body`).
+        body(unsafe { &*(address as *const ThreadState) })
+    }
 }
 
 /// The next object id of this thread.
@@ -430,7 +506,9 @@ fn flush_chunk(buffer: &mut ThreadBuffer) {
     }
 }
 
-/// Encodes `event` into this thread's buffer, flushing it first when full.
+/// Encodes `event` into this thread's buffer, flushing it first when full. Inlined into each
+/// hook, so that the encoder's work is specialised to the hook's event kind.
+#[inline(always)]
 fn record(state: &ThreadState, event: Event) {
     let mut buffer = state.buffer.get();
     if buffer.is_null() {
@@ -457,7 +535,7 @@ fn record(state: &ThreadState, event: Event) {
 /// Runs `body` unless this thread is already recording (a call made by the recorder itself).
 #[inline]
 fn guarded(body: impl FnOnce(&ThreadState)) {
-    STATE.with(|state| {
+    thread_state::with(|state| {
         if state.recording.replace(true) {
             return;
         }
@@ -605,7 +683,7 @@ pub fn after_fork_in_child() {
     if !tracing() {
         return;
     }
-    let own = STATE.with(|state| state.buffer.get());
+    let own = thread_state::with(|state| state.buffer.get());
     for slot in &REGISTRY {
         let buffer = slot.load(Ordering::Relaxed);
         if buffer.is_null() || buffer == own {

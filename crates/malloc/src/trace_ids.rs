@@ -60,6 +60,17 @@ pub fn map() -> bool {
     if table == libc::MAP_FAILED {
         return false;
     }
+    // The table's touched part is about as large as the heap's span (a slot per 16 bytes):
+    // in 4 KiB pages that was ~31 thousand extra page faults on the python3 workload. Huge
+    // pages make them a few dozen (the kernel may refuse: then the small pages serve).
+    // SAFETY: advice on a mapping this function just made; it changes no contents.
+    unsafe {
+        libc::madvise(
+            table,
+            SLOTS * core::mem::size_of::<Slot>(),
+            libc::MADV_HUGEPAGE,
+        )
+    };
     TABLE.store(table.cast(), Ordering::Release);
     true
 }
