@@ -4,7 +4,7 @@ use crate::divert::{self, Kind};
 use crate::heap::{self, out_of_memory, set_errno};
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
-use heapkit_core::{align_up, MAX_ALIGN_BYTES, WORD_BYTES};
+use heapkit_core::{align_up, WORD_BYTES};
 
 /// The page size, for `valloc` and `pvalloc`.
 fn page_bytes() -> usize {
@@ -27,13 +27,8 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub extern "C" fn calloc(count: usize, size: usize) -> *mut c_void {
     match count.checked_mul(size) {
-        Some(total) => {
-            // The test first (divert.rs's `calloc_now` says why it zeroes by itself).
-            if divert::active() {
-                return divert::calloc_now(total).cast();
-            }
-            heap::allocate(total, MAX_ALIGN_BYTES, true).cast()
-        }
+        // While diverted the inline path misses and its cold path records the call.
+        Some(total) => heap::allocate_zeroed_default_aligned(total).cast(),
         None => out_of_memory().cast(),
     }
 }

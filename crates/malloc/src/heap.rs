@@ -89,6 +89,46 @@ pub fn allocate_default_aligned(size: usize) -> *mut u8 {
     allocate_cold(size, MAX_ALIGN_BYTES, false)
 }
 
+/// `calloc`'s fast path, `malloc`'s with a memset: a small request served from this thread's
+/// cache through the primary word and the direct table, then zeroed (a cached block holds old
+/// data). Everything else — a miss, a large size, profiling (limit 0), the divert (the word
+/// is never set, so every request misses) — goes to [`allocate_zeroed_cold`], which records
+/// the call while diverted. So `calloc` tests no flag of its own, as `malloc` does not.
+#[inline(always)]
+pub fn allocate_zeroed_default_aligned(size: usize) -> *mut u8 {
+    // The hardened build tests first (it cannot divert) and zeroes on free: no inline path.
+    if !divert::TEST_FIRST && size.wrapping_sub(1) < inline_limit_bytes() {
+        // SAFETY: `HEAP` is the only cache in this library that claims the primary word.
+        let block = unsafe { HEAP.allocate_cached_small_primary(size) };
+        if !block.is_null() {
+            // SAFETY: a block of at least `size` bytes, ours.
+            unsafe { ptr::write_bytes(block, 0, size) };
+            return block;
+        }
+    }
+    allocate_zeroed_cold(size)
+}
+
+/// The rest of `calloc`: while diverted, the recorded call (`divert::calloc_now`); a small
+/// miss, the thread cache's miss path (which points the primary word at the thread's
+/// magazine, so that the next call hits) and a memset; anything else, the general path.
+#[cold]
+#[inline(never)]
+fn allocate_zeroed_cold(size: usize) -> *mut u8 {
+    if divert::active() {
+        return divert::calloc_now(size);
+    }
+    if !divert::TEST_FIRST && size.wrapping_sub(1) < inline_limit_bytes() {
+        let block = allocate_small_miss(size);
+        if !block.is_null() {
+            // SAFETY: a block of at least `size` bytes, ours.
+            unsafe { ptr::write_bytes(block, 0, size) };
+        }
+        return block;
+    }
+    allocate(size, MAX_ALIGN_BYTES, true)
+}
+
 /// The miss of `malloc`'s inline path for a size the direct table covers (`1..=1024`): one call
 /// into the thread cache, which claims the primary word for `HEAP` (on the first call in the
 /// process), attaches the thread's magazine, points the word at it (so that the thread's next
