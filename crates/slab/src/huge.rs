@@ -362,8 +362,9 @@ impl<P: PageSource> Slab<P> {
     /// `huge` heads a mapping made by `alloc_huge` whose block is dead and unlinked.
     pub(crate) unsafe fn unmap_huge(&self, huge: *mut Huge) {
         // SAFETY: forwarded from the caller: the header page is never protected.
-        let (map_bytes, guard) =
-            unsafe { (Huge::map_bytes(huge), addr_of!((*huge).guard_bytes).read()) };
+        let map_bytes = unsafe { Huge::map_bytes(huge) };
+        // SAFETY: as above.
+        let guard = unsafe { addr_of!((*huge).guard_bytes).read() };
         if guard > 0 {
             let page_bytes = self.pages.page_size();
             let front = align_up(core::mem::size_of::<Huge>(), page_bytes).unwrap_or(page_bytes);

@@ -196,9 +196,10 @@ impl<P: PageSource> Slab<P> {
             };
             // SAFETY: `slab` is listed and the class lock is held.
             if SECURE && unsafe { (*slab).free.is_null() } {
+                let rest = &mut out[filled..];
                 // SAFETY: as above; `filled < out.len()`, so the run is not empty.
-                filled +=
-                    unsafe { take_fresh_run(&mut list, slab, &mut out[filled..], &self.live) };
+                let taken = unsafe { take_fresh_run(&mut list, slab, rest, &self.live) };
+                filled += taken;
                 continue;
             }
             // Drain this slab before looking at the list again.

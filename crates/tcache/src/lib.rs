@@ -57,7 +57,9 @@
 //! # Files
 //!
 //! - `cache.rs`: `ThreadCache` and its flow: the fast paths, the slow paths, refill (shelf,
-//!   then backend), flush (shelf, then backend), giving idle magazines back, `Drop`.
+//!   then backend), flush (shelf, then backend), `Drop`.
+//! - `reclaim.rs`: giving exited threads' magazines back, and the lock that keeps a reclaim
+//!   from freeing a magazine the statistics read.
 //! - `magazine.rs`: a magazine's layout (direct table, header, bins, uncached bin), making and
 //!   freeing one; the shared empty magazine, which `slot.rs`'s TLS initial value names.
 //! - `primary.rs`: the primary cache, the C library's entry points through the primary word.
@@ -96,6 +98,8 @@ mod magazine;
 mod primary;
 #[cfg(all(feature = "hardened", not(loom)))]
 mod quarantine;
+#[cfg(not(loom))]
+mod reclaim;
 mod slot;
 mod sync;
 #[cfg(not(loom))]
