@@ -50,6 +50,16 @@ pub trait CLibraryEntry {
     /// word.
     unsafe fn deallocate_unsized_primary(&'static self, ptr: NonNull<u8>);
 
+    /// `ThreadCache::allocate_cached_small_primary_sized`: `calloc`'s hit, with the block's
+    /// class size.
+    ///
+    /// # Safety
+    /// As for [`allocate_cached_small_primary`](Self::allocate_cached_small_primary).
+    unsafe fn allocate_cached_small_primary_sized(
+        &'static self,
+        size_bytes: usize,
+    ) -> (*mut u8, usize);
+
     /// Sends every later `_primary` call to a cold path, and each block freed through
     /// [`deallocate_unsized_primary`](Self::deallocate_unsized_primary) to `observer` before it
     /// is released: `ThreadCache::divert_primary` (heapkit-tcache's `divert.rs`). False when it
@@ -92,6 +102,15 @@ impl CLibraryEntry for HeapKit {
     unsafe fn allocate_cached_small_primary(&'static self, size_bytes: usize) -> *mut u8 {
         // SAFETY: forwarded from the caller.
         unsafe { self.cache.allocate_cached_small_primary(size_bytes) }
+    }
+
+    #[inline(always)]
+    unsafe fn allocate_cached_small_primary_sized(
+        &'static self,
+        size_bytes: usize,
+    ) -> (*mut u8, usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.cache.allocate_cached_small_primary_sized(size_bytes) }
     }
 
     #[inline(always)]

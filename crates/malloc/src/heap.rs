@@ -90,8 +90,8 @@ pub fn allocate_default_aligned(size: usize) -> *mut u8 {
 }
 
 /// `calloc`'s fast path, `malloc`'s with a memset: a small request served from this thread's
-/// cache through the primary word and the direct table, then zeroed (a cached block holds old
-/// data). Everything else — a miss, a large size, profiling (limit 0), the divert (the word
+/// cache through the primary word and the direct table, then zeroed to its usable size (a
+/// cached block holds old data). Everything else — a miss, a large size, profiling (limit 0), the divert (the word
 /// is never set, so every request misses) — goes to [`allocate_zeroed_cold`], which records
 /// the call while diverted. So `calloc` tests no flag of its own, as `malloc` does not.
 #[inline(always)]
@@ -99,14 +99,25 @@ pub fn allocate_zeroed_default_aligned(size: usize) -> *mut u8 {
     // The hardened build tests first (it cannot divert) and zeroes on free: no inline path.
     if !divert::TEST_FIRST && size.wrapping_sub(1) < inline_limit_bytes() {
         // SAFETY: `HEAP` is the only cache in this library that claims the primary word.
-        let block = unsafe { HEAP.allocate_cached_small_primary(size) };
+        let (block, usable) = unsafe { HEAP.allocate_cached_small_primary_sized(size) };
         if !block.is_null() {
-            // SAFETY: a block of at least `size` bytes, ours.
-            unsafe { ptr::write_bytes(block, 0, size) };
+            // SAFETY: a fresh block of `usable` writable bytes (its class's size), ours.
+            unsafe { ptr::write_bytes(block, 0, usable) };
             return block;
         }
     }
     allocate_zeroed_cold(size)
+}
+
+/// Zeroes the whole usable size of a fresh small block, not only the bytes asked for: as
+/// glibc, jemalloc and mimalloc do (and heapkit's general zeroed path), so a program that uses
+/// `malloc_usable_size`'s slack after `calloc` finds zeros there too.
+#[inline(always)]
+fn zero_usable(block: *mut u8) {
+    // SAFETY: a live block of this heap, not null.
+    let usable = unsafe { HEAP.usable_size(NonNull::new_unchecked(block)) };
+    // SAFETY: a fresh block of `usable` writable bytes, ours.
+    unsafe { ptr::write_bytes(block, 0, usable) };
 }
 
 /// The rest of `calloc`: while diverted, the recorded call (`divert::calloc_now`); a small
@@ -121,8 +132,7 @@ fn allocate_zeroed_cold(size: usize) -> *mut u8 {
     if !divert::TEST_FIRST && size.wrapping_sub(1) < inline_limit_bytes() {
         let block = allocate_small_miss(size);
         if !block.is_null() {
-            // SAFETY: a block of at least `size` bytes, ours.
-            unsafe { ptr::write_bytes(block, 0, size) };
+            zero_usable(block);
         }
         return block;
     }

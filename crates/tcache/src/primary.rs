@@ -87,6 +87,40 @@ impl<B: BatchAllocator> ThreadCache<B> {
     }
 
     #[doc(hidden)]
+    /// [`allocate_cached_small_primary`](Self::allocate_cached_small_primary) for `calloc`:
+    /// the block and its class's block size (what `calloc` zeroes: the whole usable size, as
+    /// the general zeroed path does), found from the bin the direct table named — no lookup
+    /// through the block. `(null, 0)` when only an allocating method can serve it.
+    ///
+    /// # Safety
+    /// As for `allocate_cached_small_primary`.
+    #[inline(always)]
+    pub unsafe fn allocate_cached_small_primary_sized(
+        &'static self,
+        size_bytes: usize,
+    ) -> (*mut u8, usize) {
+        debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
+        let bins = slot::primary_magazine();
+        // SAFETY: as in `allocate_cached_small_primary`.
+        let entry = unsafe {
+            direct_table(bins)
+                .add((size_bytes - 1) / DIRECT_STEP_BYTES)
+                .read()
+        };
+        // SAFETY: as in `allocate_cached_small_primary`.
+        let block = self.hand_out(unsafe { bin::pop(entry) });
+        if block.is_null() {
+            return (block, 0);
+        }
+        // A pop succeeded, so the entry is a class's bin of this magazine (the uncached bin
+        // and the empty magazine's never hold a block): its index is the class.
+        // SAFETY: both point into the magazine `bins` heads.
+        let class = unsafe { entry.offset_from(bins) } as usize;
+        debug_assert!(class < self.backend.class_count());
+        (block, self.backend.class_size(class))
+    }
+
+    #[doc(hidden)]
     /// The miss path of [`allocate_cached_small_primary`](Self::allocate_cached_small_primary),
     /// in one call: claims the primary word if it is free, attaches this thread's magazine
     /// (taking a slot and making the magazine on first use), points the word at it (its one
