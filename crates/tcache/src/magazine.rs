@@ -267,6 +267,13 @@ impl<B: BatchAllocator> ThreadCache<B> {
             debug_assert!(layout.is_some());
             if let Some(layout) = layout {
                 let base = direct_table(bins).cast::<u8>();
+                // With `hardened` the backend hands out only blocks that are still all zero,
+                // and checks it: a program's block is zeroed when the program frees it (the
+                // record changes hands), but a magazine never was the program's, so it is
+                // zeroed here, or the next owner of its block would be told of a write after
+                // free that the cache made.
+                #[cfg(feature = "hardened")]
+                ptr::write_bytes(base, 0, layout.size());
                 self.backend
                     .deallocate_nonzero(NonNull::new_unchecked(base), layout);
             }
