@@ -96,8 +96,7 @@ pub fn allocate_default_aligned(size: usize) -> *mut u8 {
 /// the call while diverted. So `calloc` tests no flag of its own, as `malloc` does not.
 #[inline(always)]
 pub fn allocate_zeroed_default_aligned(size: usize) -> *mut u8 {
-    // The hardened build tests first (it cannot divert) and zeroes on free: no inline path.
-    if !divert::TEST_FIRST && size.wrapping_sub(1) < inline_limit_bytes() {
+    if zeroed_takes_inline_path(size) {
         // SAFETY: `HEAP` is the only cache in this library that claims the primary word.
         let (block, usable) = unsafe { HEAP.allocate_cached_small_primary_sized(size) };
         if !block.is_null() {
@@ -107,6 +106,14 @@ pub fn allocate_zeroed_default_aligned(size: usize) -> *mut u8 {
         }
     }
     allocate_zeroed_cold(size)
+}
+
+/// Whether `calloc` of `size` bytes takes the thread cache's primary path (inline, or its miss
+/// path): `malloc`'s size test, except in the hardened build, which tests first (it cannot
+/// divert) and zeroes on free.
+#[inline(always)]
+fn zeroed_takes_inline_path(size: usize) -> bool {
+    !divert::TEST_FIRST && size.wrapping_sub(1) < inline_limit_bytes()
 }
 
 /// Zeroes the whole usable size of a fresh small block, not only the bytes asked for: as
@@ -129,7 +136,7 @@ fn allocate_zeroed_cold(size: usize) -> *mut u8 {
     if divert::active() {
         return divert::calloc_now(size);
     }
-    if !divert::TEST_FIRST && size.wrapping_sub(1) < inline_limit_bytes() {
+    if zeroed_takes_inline_path(size) {
         let block = allocate_small_miss(size);
         if !block.is_null() {
             zero_usable(block);
@@ -260,15 +267,11 @@ pub fn is_small(layout: Layout) -> bool {
 /// `ptr` is NULL or a live block from this heap.
 #[inline(always)]
 pub unsafe fn free(ptr: *mut u8) {
-    #[cfg(feature = "hardened")]
-    if crate::zero_size::contains(ptr) {
-        return;
-    }
-    if let Some(block) = NonNull::new(ptr) {
-        // SAFETY: the caller promises a live block of this heap; `HEAP` is the only cache in
-        // this library that claims the primary word.
-        unsafe { HEAP.deallocate_unsized_primary(block) }
-    }
+    // SAFETY: the caller promises a live block of this heap (or NULL); `HEAP` is the only
+    // cache in this library that claims the primary word.
+    release(ptr, |block| unsafe {
+        HEAP.deallocate_unsized_primary(block)
+    })
 }
 
 /// [`free`] for the entry points that observe their own call (`cfree`, `delete`, `realloc`)
@@ -278,13 +281,20 @@ pub unsafe fn free(ptr: *mut u8) {
 /// # Safety
 /// As for [`free`].
 pub unsafe fn free_unobserved(ptr: *mut u8) {
+    // SAFETY: the caller promises a live block of this heap (or NULL).
+    release(ptr, |block| unsafe { HEAP.deallocate_unsized(block) })
+}
+
+/// What both frees do before the cache sees the block: NULL is ignored, and so (hardened) is
+/// a zero-size block, which lives outside the heap.
+#[inline(always)]
+fn release(ptr: *mut u8, deallocate: impl FnOnce(NonNull<u8>)) {
     #[cfg(feature = "hardened")]
     if crate::zero_size::contains(ptr) {
         return;
     }
     if let Some(block) = NonNull::new(ptr) {
-        // SAFETY: the caller promises a live block of this heap.
-        unsafe { HEAP.deallocate_unsized(block) }
+        deallocate(block);
     }
 }
 
