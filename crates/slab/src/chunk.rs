@@ -123,10 +123,6 @@ pub(crate) struct Chunk {
     /// Guarded by the chunk lock.
     pub state: ChunkState,
     pub metas: [SlabMeta; SLOTS_PER_CHUNK],
-    /// With `secure`: one bit per 16 bytes of the chunk, set while the small block starting
-    /// there is handed out to the program (see `handed.rs`). Only accessed atomically.
-    #[cfg(feature = "secure")]
-    pub handed: [u64; crate::handed::HANDED_WORDS],
 }
 
 /// The part of a chunk header the chunk lock guards.
@@ -181,7 +177,21 @@ const _: () = assert!(
 );
 const _: () = assert!(core::mem::offset_of!(Chunk, head) == 0);
 
-pub(crate) const HEADER_MASK: u64 = 1;
+/// Slots the header takes: slot 0, and with `secure` the handed-out record after it
+/// (`handed.rs`). No block ever lives in them.
+#[cfg(not(feature = "secure"))]
+pub(crate) const HEADER_SLOTS: usize = 1;
+/// Slots the header takes: slot 0, and with `secure` the handed-out record after it
+/// (`handed.rs`). No block ever lives in them.
+#[cfg(feature = "secure")]
+pub(crate) const HEADER_SLOTS: usize = 1 + crate::handed::RECORD_SLOTS;
+/// The header's slots in a slot mask.
+pub(crate) const HEADER_MASK: u64 = (1 << HEADER_SLOTS) - 1;
+
+const _: () = assert!(
+    crate::geometry::LARGE_MAX_BYTES <= (SLOTS_PER_CHUNK - HEADER_SLOTS) * SLOT_BYTES,
+    "a large span fits beside the header"
+);
 pub(crate) const ALL_SLOTS_MASK: u64 = if SLOTS_PER_CHUNK == 64 {
     u64::MAX
 } else {
@@ -311,10 +321,10 @@ impl Chunks {
         usage: SlotUse,
         owner_id: usize,
     ) -> Result<(*mut Chunk, usize, bool), AllocError> {
-        debug_assert!((1..SLOTS_PER_CHUNK).contains(&count));
+        debug_assert!((1..=SLOTS_PER_CHUNK - HEADER_SLOTS).contains(&count));
         let (chunk, first) = match self.find_free_run(count) {
             Some(found) => found,
-            None => (self.map_chunk(pages, owner_id)?, 1),
+            None => (self.map_chunk(pages, owner_id)?, HEADER_SLOTS),
         };
         if let SlotUse::Large = usage {
             // A span is one block across its slots: no guard page may stay inside it.
@@ -411,7 +421,9 @@ impl Chunks {
             });
             crate::chunk_map::insert(chunk as usize);
             addr_of_mut!((*chunk).idents).write([SlotIdent::FREE; SLOTS_PER_CHUNK]);
-            addr_of_mut!((*chunk).idents[0]).write(SlotIdent::HEADER);
+            for slot in 0..HEADER_SLOTS {
+                addr_of_mut!((*chunk).idents[slot]).write(SlotIdent::HEADER);
+            }
             addr_of_mut!((*chunk).state).write(ChunkState {
                 used_mask: HEADER_MASK,
                 dirty_mask: 0,
@@ -737,5 +749,5 @@ pub(crate) unsafe fn unguard_run<P: PageSource>(
 /// The first position of `count` consecutive set bits in `free`.
 fn first_run(free: u64, count: usize) -> Option<usize> {
     let want = run_mask(0, count);
-    (1..=SLOTS_PER_CHUNK - count).find(|&first| (free >> first) & want == want)
+    (HEADER_SLOTS..=SLOTS_PER_CHUNK - count).find(|&first| (free >> first) & want == want)
 }

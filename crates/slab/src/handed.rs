@@ -1,5 +1,6 @@
-//! The `secure` feature's record of which small blocks the *program* owns: one bit per 16-byte
-//! granule of a chunk, in the chunk header, set while the block starting there is handed out.
+//! The `secure` feature's record of which small blocks the *program* owns: one byte per
+//! 16-byte granule of a chunk, in the two slots after its header, non-zero while the block
+//! starting there is handed out.
 //!
 //! The slab's live bitmap cannot answer "may the program free this block?": a block in a
 //! thread cache is live to the slab but free to the program. So the cache marks a block here
@@ -10,164 +11,117 @@
 //!
 //! ```text
 //!   ptr ─► chunk = ptr & !(2 MiB - 1)      granule = (ptr & (2 MiB - 1)) / 16
-//!          word  = chunk.handed[granule / 64]    bit = granule % 64      (one lock bts/btr)
+//!          mark  = chunk[64 KiB + granule]          (one load and one store, no lock)
 //! ```
 //!
-//! The bit is found from the address alone, with no class and no division: block starts are
-//! 16-byte aligned, so every block has a granule of its own. Bits change with atomic
-//! read-modify-writes: blocks of one word are handed out and freed by different threads, each
-//! holding only its own blocks. A slot's bits are cleared when it becomes a slab
-//! ([`clear_slot`]): chunk headers may come from reused memory. Without `secure` nothing here
-//! is compiled in.
+//! The mark is found from the address alone, with no class and no division: block starts are
+//! 16-byte aligned, so every block has a granule of its own. A *byte* per granule, not a bit:
+//! with bits, the blocks of one word belong to different threads, so every change had to be a
+//! locked read-modify-write (`lock bts`/`lock btr`, about 30 cycles each on this machine: 80% of
+//! `secure`'s malloc and two thirds of its free in a hot pair). A byte belongs to one block
+//! alone, and a block to one owner at a time, so a plain load and store (relaxed atomics) are
+//! enough. What that gives up: two threads freeing the *same* block at the same instant may
+//! both see the mark and both clear it (a race the program's own double free starts; glibc's
+//! and mimalloc's checks have the same window); a double free in any order the program itself
+//! sequences is still stopped. The record is 128 KiB per chunk, 4 KiB per slab, written when
+//! the slot becomes a slab ([`clear_slot`]: slots may come from reused memory), so it costs
+//! 1/16 of a small slab's memory. Without `secure` nothing here is compiled in, and the header
+//! is slot 0 alone.
 
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-use crate::chunk::block_header;
-use crate::chunk::{ident, meta_ptr, slot_of, Chunk};
+use crate::chunk::{block_header, ident, meta_ptr, slot_of, Chunk};
 use crate::classes::{is_block_offset, CLASS_COUNT};
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOT_BYTES};
 use crate::heap::Slab;
 #[cfg(feature = "hardened")]
 use crate::scrub;
 use crate::slab_meta::SlabMeta;
-use core::ptr::{addr_of_mut, NonNull};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, Ordering};
 use heapkit_core::PageSource;
 
-/// Bytes per bit: every block start is a multiple of this (the smallest class and its
+/// Bytes per mark: every block start is a multiple of this (the smallest class and its
 /// alignment).
 const GRANULE_BYTES: usize = crate::classes::MIN_BLOCK_BYTES;
-const BITS_PER_WORD: usize = u64::BITS as usize;
-/// Words of the record per chunk (2 KiB of them: 16 KiB of the 64 KiB header slot).
-pub(crate) const HANDED_WORDS: usize = CHUNK_BYTES / GRANULE_BYTES / BITS_PER_WORD;
-/// Words of the record per slot.
-const SLOT_WORDS: usize = SLOT_BYTES / GRANULE_BYTES / BITS_PER_WORD;
+/// Bytes of the record per chunk: a mark per granule.
+const RECORD_BYTES: usize = CHUNK_BYTES / GRANULE_BYTES;
+/// Where the record starts in a chunk: the slot after the header's.
+const RECORD_OFFSET: usize = SLOT_BYTES;
+/// Slots the record fills (after slot 0, the header): the chunk's header slots are
+/// `1 + RECORD_SLOTS` with `secure`.
+pub(crate) const RECORD_SLOTS: usize = RECORD_BYTES / SLOT_BYTES;
+/// Marks (bytes) of the record per slot.
+const SLOT_MARKS: usize = SLOT_BYTES / GRANULE_BYTES;
 
 const _: () = assert!(GRANULE_BYTES.is_power_of_two() && GRANULE_BYTES >= 16);
-const _: () = assert!(SLOT_WORDS * BITS_PER_WORD * GRANULE_BYTES == SLOT_BYTES);
+const _: () = assert!(RECORD_SLOTS * SLOT_BYTES == RECORD_BYTES, "whole slots");
+const _: () = assert!(SLOT_MARKS * GRANULE_BYTES == SLOT_BYTES);
+const _: () = assert!(
+    core::mem::size_of::<Chunk>() <= RECORD_OFFSET,
+    "the header ends before the record"
+);
 
-/// The word of `ptr`'s chunk record that holds `ptr`'s bit, and the bit.
+/// The mark of the granule at `ptr` (a block start, or any granule for `check()`).
 ///
 /// # Safety
-/// `ptr` lies in a live slab chunk (its header is mapped and initialised).
+/// `ptr` lies in a small slab of a live chunk (its header and record are mapped), at
+/// least one byte past the chunk's start (a small block never starts a chunk).
 #[inline(always)]
-unsafe fn position<'a>(ptr: NonNull<u8>) -> (&'a AtomicU64, u64) {
-    let granule = (ptr.as_ptr() as usize & CHUNK_MASK) / GRANULE_BYTES;
-    let chunk = ptr.as_ptr().map_addr(|a| a & !CHUNK_MASK).cast::<Chunk>();
-    // SAFETY: forwarded from the caller; `granule / 64 < HANDED_WORDS` since the granule
-    // index is below CHUNK_BYTES / GRANULE_BYTES. The word is only ever accessed atomically
-    // (this module), and the chunk outlives every block in it.
-    let word = unsafe {
-        let word = addr_of_mut!((*chunk).handed[granule / BITS_PER_WORD]);
-        AtomicU64::from_ptr(word)
-    };
-    (word, 1 << (granule % BITS_PER_WORD))
-}
-
-/// Byte offset of the record in a chunk header (an `asm!` displacement below).
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-const HANDED_OFFSET: usize = core::mem::offset_of!(Chunk, handed);
-
-/// `ptr`'s chunk header and its granule in the chunk: the bit offset of its mark in the
-/// record. The header as [`block_header`] finds it (a small block never starts a chunk: slot 0
-/// is the header), so that a free, which has just found it so, computes it once.
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-#[inline(always)]
-fn chunk_and_granule(ptr: NonNull<u8>) -> (*mut Chunk, usize) {
+unsafe fn mark_of<'a>(ptr: NonNull<u8>) -> &'a AtomicU8 {
     debug_assert!(
         ptr.as_ptr() as usize & CHUNK_MASK != 0,
         "a small block starts no chunk"
     );
     let granule = (ptr.as_ptr() as usize & CHUNK_MASK) / GRANULE_BYTES;
-    (block_header(ptr).cast(), granule)
-}
-
-/// Sets `ptr`'s bit; returns whether it was clear. On x86-64 one `lock bts` with the granule
-/// as a register bit offset (the instruction finds the word itself: three instructions fewer
-/// than splitting word and bit, on every malloc) and the branch on its carry.
-///
-/// # Safety
-/// As for [`position`].
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-#[inline(always)]
-unsafe fn set_bit(ptr: NonNull<u8>) -> bool {
-    let (chunk, granule) = chunk_and_granule(ptr);
-    // SAFETY: forwarded from the caller: the chunk header is mapped and its record
-    // initialised; a 64-bit `bts` with a register bit offset touches the word at
-    // `record + 8 * (granule / 64)`, inside the record since `granule < HANDED_WORDS * 64`.
-    // A locked read-modify-write, as `AtomicU64::fetch_or` would be, of a word that is only
-    // ever accessed atomically.
-    unsafe {
-        core::arch::asm!(
-            "lock bts qword ptr [{chunk} + {record}], {granule}",
-            "jc {was_set}",
-            chunk = in(reg) chunk,
-            granule = in(reg) granule,
-            record = const HANDED_OFFSET,
-            was_set = label { return false },
-            options(nostack),
-        );
-    }
-    true
-}
-
-/// Clears `ptr`'s bit; returns whether it was set (`lock btr`, as [`set_bit`]).
-///
-/// # Safety
-/// As for [`position`].
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-#[inline(always)]
-unsafe fn clear_bit(ptr: NonNull<u8>) -> bool {
-    let (chunk, granule) = chunk_and_granule(ptr);
-    // SAFETY: as in `set_bit`.
-    unsafe {
-        core::arch::asm!(
-            "lock btr qword ptr [{chunk} + {record}], {granule}",
-            "jnc {was_clear}",
-            chunk = in(reg) chunk,
-            granule = in(reg) granule,
-            record = const HANDED_OFFSET,
-            was_clear = label { return false },
-            options(nostack),
-        );
-    }
-    true
-}
-
-/// Sets `ptr`'s bit; returns whether it was clear (elsewhere, and under Miri: an atomic
-/// `fetch_or` of its word).
-///
-/// # Safety
-/// As for [`position`].
-#[cfg(not(all(target_arch = "x86_64", not(miri))))]
-#[inline(always)]
-unsafe fn set_bit(ptr: NonNull<u8>) -> bool {
-    // SAFETY: forwarded from the caller.
-    let (word, bit) = unsafe { position(ptr) };
-    // Relaxed: the block itself travels between threads through the program's (or the
-    // cache's) own synchronisation, which orders these read-modify-writes of one word.
-    word.fetch_or(bit, Ordering::Relaxed) & bit == 0
-}
-
-/// Clears `ptr`'s bit; returns whether it was set (as [`set_bit`]).
-///
-/// # Safety
-/// As for [`position`].
-#[cfg(not(all(target_arch = "x86_64", not(miri))))]
-#[inline(always)]
-unsafe fn clear_bit(ptr: NonNull<u8>) -> bool {
-    // SAFETY: forwarded from the caller.
-    let (word, bit) = unsafe { position(ptr) };
-    word.fetch_and(!bit, Ordering::Relaxed) & bit != 0
+    // The header as a free has just found it (`block_header`), so that it is computed once.
+    let chunk = block_header(ptr).cast::<u8>();
+    // SAFETY: forwarded from the caller: the record lies in the chunk's header slots, which
+    // are mapped for the chunk's life; `granule < RECORD_BYTES`, so the byte is inside the
+    // record. Marks are only ever accessed atomically (this module) but for `clear_slot`,
+    // which writes a slot's marks while no block of it is anyone's.
+    unsafe { AtomicU8::from_ptr(chunk.add(RECORD_OFFSET + granule)) }
 }
 
 /// Sets `ptr`'s mark; returns whether it was clear.
 ///
 /// # Safety
-/// As for [`position`].
+/// As for [`mark_of`].
+#[inline(always)]
+unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
+    // SAFETY: forwarded from the caller.
+    let mark = unsafe { mark_of(ptr) };
+    // Relaxed, and a load then a store rather than a swap: the byte is this block's alone, and
+    // the block itself travels between threads through the program's (or the cache's) own
+    // synchronisation, which orders the marks' changes with it.
+    if mark.load(Ordering::Relaxed) != 0 {
+        return false;
+    }
+    mark.store(1, Ordering::Relaxed);
+    true
+}
+
+/// Clears `ptr`'s mark; returns whether it was set (as [`set_mark`]).
+///
+/// # Safety
+/// As for [`mark_of`].
+#[inline(always)]
+unsafe fn clear_mark(ptr: NonNull<u8>) -> bool {
+    // SAFETY: forwarded from the caller.
+    let mark = unsafe { mark_of(ptr) };
+    if mark.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    mark.store(0, Ordering::Relaxed);
+    true
+}
+
+/// Sets `ptr`'s mark; returns whether it was clear.
+///
+/// # Safety
+/// As for [`mark_of`].
 #[inline(always)]
 pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
     // SAFETY: forwarded from the caller.
-    let was_clear = unsafe { set_bit(ptr) };
+    let was_clear = unsafe { set_mark(ptr) };
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller: a small block, now the program's.
     unsafe {
@@ -181,11 +135,11 @@ pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
 /// Clears `ptr`'s mark; returns whether it was set.
 ///
 /// # Safety
-/// As for [`position`].
+/// As for [`mark_of`].
 #[inline(always)]
 pub(crate) unsafe fn take(ptr: NonNull<u8>) -> bool {
     // SAFETY: forwarded from the caller.
-    let was_set = unsafe { clear_bit(ptr) };
+    let was_set = unsafe { clear_mark(ptr) };
     #[cfg(feature = "hardened")]
     if was_set {
         // SAFETY: forwarded from the caller: the program's block until now, given up.
@@ -204,24 +158,25 @@ pub(crate) fn first_handed_not_live(meta: &SlabMeta) -> Option<usize> {
     (0..meta.fresh as usize).find_map(|index| {
         let block = meta.start.wrapping_add(index * meta.block_bytes as usize);
         let block = NonNull::new(block)?;
-        // SAFETY: a block of a live slab: its chunk header is live.
-        let (word, bit) = unsafe { position(block) };
-        let marked = word.load(Ordering::Relaxed) & bit != 0;
+        // SAFETY: a block of a live slab: its chunk header and record are live.
+        let marked = unsafe { mark_of(block) }.load(Ordering::Relaxed) != 0;
         (marked && !meta.is_live(index)).then_some(block.as_ptr() as usize)
     })
 }
 
 /// Clears the marks of slot `slot` of `chunk`, which is becoming a slab (no block in it is
-/// handed out; the header's memory may hold anything).
+/// handed out; the record's memory may hold anything: chunks come from reused memory).
 ///
 /// # Safety
 /// `chunk` is a live chunk header and `slot` one of its slots that no block lives in.
 pub(crate) unsafe fn clear_slot(chunk: *mut Chunk, slot: usize) {
-    let first = slot * SLOT_WORDS;
-    for index in first..first + SLOT_WORDS {
-        // SAFETY: forwarded from the caller; `index < HANDED_WORDS` since `slot` is a slot.
-        unsafe { AtomicU64::from_ptr(addr_of_mut!((*chunk).handed[index])) }
-            .store(0, Ordering::Relaxed);
+    debug_assert!(slot > RECORD_SLOTS && slot < CHUNK_BYTES / SLOT_BYTES);
+    // SAFETY: forwarded from the caller; the slot's marks are `SLOT_MARKS` bytes inside the
+    // record (`slot < SLOTS_PER_CHUNK`), which no other thread touches while the slot holds no
+    // block: plain writes, as the slot's own memory would be.
+    unsafe {
+        let marks = chunk.cast::<u8>().add(RECORD_OFFSET + slot * SLOT_MARKS);
+        core::ptr::write_bytes(marks, 0, SLOT_MARKS);
     }
 }
 

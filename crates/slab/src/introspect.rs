@@ -3,7 +3,7 @@
 
 use crate::chunk::{
     ident, kind, meta_ptr, run_mask, slot_start, state_of, Chunk, Chunks, ALL_SLOTS_MASK,
-    CHUNK_MAGIC, HEADER_MASK, HUGE_MAGIC, NOT_SMALL,
+    CHUNK_MAGIC, HEADER_MASK, HEADER_SLOTS, HUGE_MAGIC, NOT_SMALL,
 };
 use crate::classes::{class_capacity, CLASS_BYTES, CLASS_COUNT, CLASS_DIVISIBILITY};
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOTS_PER_CHUNK, SLOT_BYTES};
@@ -426,8 +426,8 @@ unsafe fn check_chunk(
     ensure(magic == CHUNK_MAGIC, "chunk magic", addr)?;
     ensure(owner_id == owner, "chunk owner", addr)?;
     ensure(
-        state.used_mask & HEADER_MASK != 0,
-        "header slot not marked used",
+        state.used_mask & HEADER_MASK == HEADER_MASK,
+        "header slots not marked used",
         addr,
     )?;
     ensure(
@@ -459,7 +459,7 @@ unsafe fn check_chunk(
         dirty &= dirty - 1;
         walked.oldest_dirty_ms = walked.oldest_dirty_ms.min(state.dirty_since_ms[slot]);
     }
-    let mut slot = 1;
+    let mut slot = HEADER_SLOTS;
     while slot < SLOTS_PER_CHUNK {
         let slot_addr = slot_start(chunk, slot) as usize;
         // SAFETY: forwarded from the caller.
