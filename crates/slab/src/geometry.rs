@@ -8,7 +8,9 @@
 //!   Slots are touched lazily (a bump index hands out never-used blocks), so a slab costs RSS
 //!   only for the 4 KiB pages its blocks really reached.
 //! - Slot 0 holds the chunk header (slot metadata and the per-slab live bitmaps); the rest of
-//!   slot 0 is never touched, so it costs address space but no memory.
+//!   slot 0 is never touched, so it costs address space but no memory. With `secure`, slots 1
+//!   and 2 hold the handed-out record (a byte per 16 bytes of the chunk, `handed.rs`), touched
+//!   4 KiB per slab in use; blocks and spans start at slot 3 (`chunk::HEADER_SLOTS`).
 
 /// Bytes in a chunk; chunks are mapped aligned to this, so masking a pointer finds the header.
 pub const CHUNK_BYTES: usize = 2 << 20;

@@ -81,10 +81,75 @@ unsafe fn mark_of<'a>(ptr: NonNull<u8>) -> &'a AtomicU8 {
     unsafe { AtomicU8::from_ptr(chunk.add(RECORD_OFFSET + granule)) }
 }
 
-/// Sets `ptr`'s mark; returns whether it was clear.
+/// `ptr`'s granule in its chunk, for the `asm!` forms below. Their chunk is found by masking
+/// in a malloc (which has not found it yet), and as [`block_header`] finds it in a free (which
+/// has, so it is computed once).
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+fn granule_of(ptr: NonNull<u8>) -> usize {
+    (ptr.as_ptr() as usize & CHUNK_MASK) / GRANULE_BYTES
+}
+
+/// Sets `ptr`'s mark; returns whether it was clear. On x86-64 a `cmp` of the byte in memory
+/// with 0, its branch, and a `mov` (an atomic load is never folded into a compare, which cost
+/// an instruction on every malloc; the asm block is opaque to the compiler, as the atomic
+/// would be).
 ///
 /// # Safety
 /// As for [`mark_of`].
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
+    debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0);
+    let chunk = crate::chunk::header_of(ptr);
+    // SAFETY: forwarded from the caller: the record lies in the chunk's header slots, mapped
+    // for the chunk's life, and `granule < RECORD_BYTES`; the byte is this block's alone (see
+    // the module's doc), so a plain load and store are what the relaxed atomics would be.
+    unsafe {
+        core::arch::asm!(
+            "cmp byte ptr [{chunk} + {granule} + {record}], 0",
+            "jne {was_set}",
+            "mov byte ptr [{chunk} + {granule} + {record}], 1",
+            chunk = in(reg) chunk,
+            granule = in(reg) granule_of(ptr),
+            record = const RECORD_OFFSET,
+            was_set = label { return false },
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// Clears `ptr`'s mark; returns whether it was set (as [`set_mark`]).
+///
+/// # Safety
+/// As for [`mark_of`].
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[inline(always)]
+unsafe fn clear_mark(ptr: NonNull<u8>) -> bool {
+    debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0);
+    let chunk = block_header(ptr);
+    // SAFETY: as in `set_mark`.
+    unsafe {
+        core::arch::asm!(
+            "cmp byte ptr [{chunk} + {granule} + {record}], 0",
+            "je {was_clear}",
+            "mov byte ptr [{chunk} + {granule} + {record}], 0",
+            chunk = in(reg) chunk,
+            granule = in(reg) granule_of(ptr),
+            record = const RECORD_OFFSET,
+            was_clear = label { return false },
+            options(nostack),
+        );
+    }
+    true
+}
+
+/// Sets `ptr`'s mark; returns whether it was clear (elsewhere, and under Miri).
+///
+/// # Safety
+/// As for [`mark_of`].
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
 #[inline(always)]
 unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
     // SAFETY: forwarded from the caller.
@@ -99,10 +164,11 @@ unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
     true
 }
 
-/// Clears `ptr`'s mark; returns whether it was set (as [`set_mark`]).
+/// Clears `ptr`'s mark; returns whether it was set (elsewhere, and under Miri).
 ///
 /// # Safety
 /// As for [`mark_of`].
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
 #[inline(always)]
 unsafe fn clear_mark(ptr: NonNull<u8>) -> bool {
     // SAFETY: forwarded from the caller.

@@ -14,8 +14,8 @@
 //! - **span**: a run of slots serving one *large* block (16 KiB … 1 MiB); not with `hardened`,
 //!   where every large block is huge, between guard pages.
 //! - **huge** block: above 1 MiB, its own chunk-aligned mapping with a header in front.
-//! - **handed-out record** (`secure`, `handed.rs`): one bit per 16 bytes of a chunk, in its
-//!   header, set while the small block starting there belongs to the program (a thread cache
+//! - **handed-out record** (`secure`, `handed.rs`): one byte per 16 bytes of a chunk, in the
+//!   two slots after its header, set while the small block starting there belongs to the program (a thread cache
 //!   marks and clears it through `BatchAllocator::mark_handed_out` / `take_handed_out`).
 //! - **scrub** (`hardened`, `scrub.rs`): a small block is zeroed when the program frees it
 //!   and checked to be still zero when it is handed out again.

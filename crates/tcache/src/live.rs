@@ -1,7 +1,7 @@
 //! `secure`'s exact "is this block the program's?" test: every block the cache hands out is
 //! recorded as the program's in the backend
 //! ([`BatchAllocator::mark_handed_out`](heapkit_core::BatchAllocator::mark_handed_out): with
-//! heapkit-slab, one bit per 16 bytes in the chunk header), and every free clears the record
+//! heapkit-slab, one byte per 16 bytes of the chunk, beside its header), and every free clears the record
 //! *before* the block reaches a bin. A free whose record is not there — a block that was never
 //! handed out (a neighbour of a live block), one freed already, one sitting in this or another
 //! thread's cache — stops the process, every time, instead of putting a block into a bin that
