@@ -11,7 +11,7 @@
 //!
 //! ```text
 //!   ptr ─► chunk = ptr & !(2 MiB - 1)      granule = (ptr & (2 MiB - 1)) / 16
-//!          mark  = chunk[64 KiB + granule]          (one load and one store, no lock)
+//!          mark  = chunk[52 KiB + granule]          (one load and one store, no lock)
 //! ```
 //!
 //! The mark is found from the address alone, with no class and no division: block starts are
@@ -44,19 +44,23 @@ use heapkit_core::PageSource;
 const GRANULE_BYTES: usize = crate::classes::MIN_BLOCK_BYTES;
 /// Bytes of the record per chunk: a mark per granule.
 const RECORD_BYTES: usize = CHUNK_BYTES / GRANULE_BYTES;
-/// Where the record starts in a chunk: the slot after the header's.
-const RECORD_OFFSET: usize = SLOT_BYTES;
 /// Slots the record fills (after slot 0, the header): the chunk's header slots are
 /// `1 + RECORD_SLOTS` with `secure`.
 pub(crate) const RECORD_SLOTS: usize = RECORD_BYTES / SLOT_BYTES;
 /// Marks (bytes) of the record per slot.
 const SLOT_MARKS: usize = SLOT_BYTES / GRANULE_BYTES;
+/// Where granule 0's mark would be in a chunk: the marks of the first slot that can hold
+/// blocks (`1 + RECORD_SLOTS`) start the slot after the header's, and those of the header's
+/// own slots, which no block starts in, are never read. So the record's last
+/// `(1 + RECORD_SLOTS)` slots' worth of marks (12 KiB) is never touched either, and the page
+/// before the first slab (the record slot's last) can be a guard.
+const MARKS_OFFSET: usize = SLOT_BYTES - (1 + RECORD_SLOTS) * SLOT_MARKS;
 
 const _: () = assert!(GRANULE_BYTES.is_power_of_two() && GRANULE_BYTES >= 16);
 const _: () = assert!(RECORD_SLOTS * SLOT_BYTES == RECORD_BYTES, "whole slots");
 const _: () = assert!(SLOT_MARKS * GRANULE_BYTES == SLOT_BYTES);
 const _: () = assert!(
-    core::mem::size_of::<Chunk>() <= RECORD_OFFSET,
+    core::mem::size_of::<Chunk>() <= MARKS_OFFSET,
     "the header ends before the record"
 );
 
@@ -74,11 +78,12 @@ unsafe fn mark_of<'a>(ptr: NonNull<u8>) -> &'a AtomicU8 {
     let granule = (ptr.as_ptr() as usize & CHUNK_MASK) / GRANULE_BYTES;
     // The header as a free has just found it (`block_header`), so that it is computed once.
     let chunk = block_header(ptr).cast::<u8>();
-    // SAFETY: forwarded from the caller: the record lies in the chunk's header slots, which
-    // are mapped for the chunk's life; `granule < RECORD_BYTES`, so the byte is inside the
-    // record. Marks are only ever accessed atomically (this module) but for `clear_slot`,
-    // which writes a slot's marks while no block of it is anyone's.
-    unsafe { AtomicU8::from_ptr(chunk.add(RECORD_OFFSET + granule)) }
+    // SAFETY: forwarded from the caller: a small slab's granule is at least
+    // `(1 + RECORD_SLOTS) * SLOT_MARKS` and below `RECORD_BYTES`, so its mark lies in the
+    // record slots, mapped for the chunk's life. Marks are only ever accessed atomically
+    // (this module) but for `clear_slot`, which writes a slot's marks while no block of it is
+    // anyone's.
+    unsafe { AtomicU8::from_ptr(chunk.add(MARKS_OFFSET + granule)) }
 }
 
 /// `ptr`'s granule in its chunk, for the `asm!` forms below. Their chunk is found by masking
@@ -102,8 +107,8 @@ fn granule_of(ptr: NonNull<u8>) -> usize {
 unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
     debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0);
     let chunk = crate::chunk::header_of(ptr);
-    // SAFETY: forwarded from the caller: the record lies in the chunk's header slots, mapped
-    // for the chunk's life, and `granule < RECORD_BYTES`; the byte is this block's alone (see
+    // SAFETY: forwarded from the caller: the mark lies in the record slots (see `mark_of`),
+    // mapped for the chunk's life; the byte is this block's alone (see
     // the module's doc), so a plain load and store are what the relaxed atomics would be.
     unsafe {
         core::arch::asm!(
@@ -112,7 +117,7 @@ unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
             "mov byte ptr [{chunk} + {granule} + {record}], 1",
             chunk = in(reg) chunk,
             granule = in(reg) granule_of(ptr),
-            record = const RECORD_OFFSET,
+            record = const MARKS_OFFSET,
             was_set = label { return false },
             options(nostack),
         );
@@ -137,7 +142,7 @@ unsafe fn clear_mark(ptr: NonNull<u8>) -> bool {
             "mov byte ptr [{chunk} + {granule} + {record}], 0",
             chunk = in(reg) chunk,
             granule = in(reg) granule_of(ptr),
-            record = const RECORD_OFFSET,
+            record = const MARKS_OFFSET,
             was_clear = label { return false },
             options(nostack),
         );
@@ -241,7 +246,7 @@ pub(crate) unsafe fn clear_slot(chunk: *mut Chunk, slot: usize) {
     // record (`slot < SLOTS_PER_CHUNK`), which no other thread touches while the slot holds no
     // block: plain writes, as the slot's own memory would be.
     unsafe {
-        let marks = chunk.cast::<u8>().add(RECORD_OFFSET + slot * SLOT_MARKS);
+        let marks = chunk.cast::<u8>().add(MARKS_OFFSET + slot * SLOT_MARKS);
         core::ptr::write_bytes(marks, 0, SLOT_MARKS);
     }
 }
