@@ -8,6 +8,9 @@
 //!     by size step, for C's malloc               one per class           limit 0, always empty
 //! ```
 //!
+//! With `hardened`, the thread's quarantine comes first (`quarantine.rs`: each class's
+//! entries, then a mask byte per class), and the header holds its random state.
+//!
 //! **The tie to `slot.rs`.** Every thread's primary magazine word (declared in `slot.rs`: in
 //! `.tdata` through `global_asm!` on x86-64 glibc, a `thread_local!` elsewhere) starts as the
 //! empty magazine's first bin, and the exit hook resets it to that. So `slot.rs` names three
