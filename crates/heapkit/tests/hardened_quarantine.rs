@@ -91,7 +91,7 @@ fn a_freed_block_is_not_handed_out_again_at_once() {
 fn a_threads_quarantine_goes_back_when_it_exits() {
     static HEAP: HeapKit = HeapKit::new();
     let layout = Layout::from_size_align(96, 8).unwrap();
-    std::thread::spawn(|| {
+    std::thread::spawn(move || {
         let blocks = allocate_blocks(&HEAP, layout);
         free_blocks(&HEAP, layout, &blocks);
         assert!(cached_blocks(&HEAP, layout) >= BLOCKS);
