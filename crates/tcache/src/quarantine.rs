@@ -201,11 +201,11 @@ pub(crate) unsafe fn for_each(
 ///
 /// # Safety
 /// `bins` is a magazine of more than `class` classes that the caller has exclusive use of.
-pub(crate) unsafe fn take_class<'a>(
+pub(crate) unsafe fn take_class(
     bins: *mut Bin,
     class: usize,
-    out: &'a mut [MaybeUninit<*mut u8>; QUARANTINE_ENTRIES],
-) -> &'a [*mut u8] {
+    out: &mut [MaybeUninit<*mut u8>; QUARANTINE_ENTRIES],
+) -> &[*mut u8] {
     let mut taken = 0;
     for index in 0..QUARANTINE_ENTRIES {
         // SAFETY: forwarded from the caller: an entry of the class.
