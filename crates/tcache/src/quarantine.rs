@@ -21,9 +21,10 @@
 //!
 //! **Bounded.** A class keeps at most `QUARANTINE_ENTRIES` blocks and under twice
 //! `QUARANTINE_CLASS_BYTES` of them, counted in sizes rounded down to a power of two (16
-//! entries up to 512 B blocks, fewer above, at least `QUARANTINE_ENTRIES_MIN`); per thread
-//! that is at most a few hundred KiB over heapkit-slab's classes, and in practice the few
-//! classes a thread uses (a 16-thread run of small blocks holds some KiB per thread).
+//! entries up to 256 B blocks, fewer above, at least `QUARANTINE_ENTRIES_MIN`); per thread
+//! that is at most about 280 KiB over heapkit-slab's 36 classes (most of it the two entries
+//! of each class above 2 KiB), and in practice only the classes a thread frees: about 70 KiB
+//! for a thread that frees every class of 16 B-1 KiB (larson's sizes).
 //!
 //! A quarantined block is free to the program (its `secure` record is clear: a second free
 //! stops the process) and live to the backend until it is displaced, or its magazine is
@@ -44,7 +45,7 @@ pub(crate) const QUARANTINE_ENTRIES: usize = 16;
 const QUARANTINE_ENTRIES_MIN: usize = 2;
 /// Bytes of blocks one class may hold per thread, counted in sizes rounded down to a power
 /// of two (so under twice this in real bytes, or `QUARANTINE_ENTRIES_MIN` blocks).
-const QUARANTINE_CLASS_BYTES: usize = 8 << 10;
+const QUARANTINE_CLASS_BYTES: usize = 4 << 10;
 
 /// Bytes of one class's entries in a magazine.
 const CLASS_ENTRIES_BYTES: usize = QUARANTINE_ENTRIES * core::mem::size_of::<usize>();
