@@ -56,9 +56,6 @@ pub struct ThreadCache<B: BatchAllocator> {
     /// Per class, the shelf of whole batches that a thread's flush leaves for another
     /// thread's refill (see `depot.rs`).
     pub(crate) depots: [Depot; CLASS_COUNT_MAX],
-    /// With `hardened`: freed blocks held back before a bin takes them (quarantine.rs).
-    #[cfg(feature = "hardened")]
-    pub(crate) quarantine: crate::quarantine::Quarantine,
     /// With `secure`: a copy of the process key (`heapkit_core::secure::key`), stored by every
     /// `make_magazine` before the magazine is published, so that a thread with a magazine
     /// sees it; 0 before the first magazine. See [`fast_secrets`](Self::fast_secrets).
@@ -97,8 +94,6 @@ impl<B: BatchAllocator> ThreadCache<B> {
             backend,
             magazines: [const { AtomicPtr::new(empty_magazine()) }; TABLE_LEN],
             depots: [const { Depot::new() }; CLASS_COUNT_MAX],
-            #[cfg(feature = "hardened")]
-            quarantine: crate::quarantine::Quarantine::new(),
             #[cfg(feature = "secure")]
             key_copy: AtomicUsize::new(0),
             exits_seen: AtomicUsize::new(0),
@@ -234,12 +229,17 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // earlier, of the same class) goes on in its place. Only over a backend that keeps the
         // record: a quarantined block carries no free mark, so without the record a second
         // free of it would not be noticed.
+        // The quarantine is this thread's, in its magazine: a thread without one yet takes
+        // the cold path, which makes it.
         #[cfg(feature = "hardened")]
         let ptr = if !B::RECORDS_HANDED_OUT {
             ptr
+        } else if bins == empty_magazine() {
+            // SAFETY: forwarded from the caller: a live block of `class`, its record cleared.
+            return unsafe { Self::quarantine_slow::<PRIMARY>(ptr, class, self) };
         } else {
-            let class_bytes = self.backend.class_size(class);
-            let displaced = self.quarantine.exchange(class, class_bytes, ptr);
+            // SAFETY: this thread's magazine (not the empty one), with a bin per class.
+            let displaced = unsafe { crate::quarantine::exchange(bins, class, ptr) };
             if displaced.is_null() {
                 return;
             }
@@ -254,6 +254,37 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
         // SAFETY: forwarded from the caller; `bins` is the magazine the fast path read.
         unsafe { Self::deallocate_slow::<PRIMARY>(ptr, class, self, bins) }
+    }
+
+    /// `hardened`'s free of a block when the fast path saw no magazine: makes this thread's
+    /// magazine, puts the block into its quarantine and frees the displaced block on; a thread
+    /// that can have no magazine (no slot, out of memory) gives the block to the backend.
+    ///
+    /// # Safety
+    /// `ptr` is a block of class `class` (a class of the backend) that the program just freed,
+    /// its record cleared (`take_back`).
+    #[cfg(feature = "hardened")]
+    #[cold]
+    #[inline(never)]
+    unsafe fn quarantine_slow<const PRIMARY: bool>(ptr: *mut u8, class: usize, cache: &Self) {
+        let bins = cache.attach_magazine();
+        if bins.is_null() {
+            // SAFETY: forwarded from the caller: a live block of `class`.
+            return unsafe { cache.backend.deallocate_batch(class, &[ptr]) };
+        }
+        // SAFETY: this thread's magazine, made for the backend's classes.
+        let displaced = unsafe { crate::quarantine::exchange(bins, class, ptr) };
+        if displaced.is_null() {
+            return;
+        }
+        // SAFETY: the displaced block was freed earlier, of the same class: ours now; `bins` is
+        // this thread's magazine.
+        unsafe {
+            crate::quarantine::check_link_words_zero(displaced);
+            if !bin::push(bin::at(bins, class), displaced) {
+                Self::deallocate_slow::<PRIMARY>(displaced, class, cache, bins);
+            }
+        }
     }
 
     /// The empty-bin path: make this thread's magazine if needed, refill the bin, or fall back
@@ -560,11 +591,14 @@ impl<B: BatchAllocator> ThreadCache<B> {
     pub fn drain_depots(&self) -> usize {
         let mut blocks = 0;
         #[cfg(feature = "hardened")]
-        self.quarantine.drain(|class, block| {
-            blocks += 1;
-            // SAFETY: a block freed by the program and held back: ours, of `class`.
-            unsafe { self.backend.deallocate_batch(class, &[block]) }
-        });
+        {
+            // Only the calling thread's quarantine: the others' are their threads' alone.
+            let bins = self.current_magazine();
+            if bins != empty_magazine() {
+                // SAFETY: the magazine of this thread's slot is this thread's alone.
+                blocks += unsafe { self.release_quarantine(bins) };
+            }
+        }
         for (class, depot) in self.depots.iter().enumerate() {
             while let Some((first, batch_blocks)) = depot.take() {
                 // SAFETY: taken off the shelf, so ours: a chain of `batch_blocks` free
@@ -604,12 +638,40 @@ impl<B: BatchAllocator> ThreadCache<B> {
     pub(crate) unsafe fn flush_magazine(&self, bins: *mut Bin) -> usize {
         // SAFETY: the header precedes the bins; the caller owns the magazine.
         let class_count = unsafe { (*header(bins)).class_count } as usize;
-        (0..class_count)
-            .map(|class| {
-                // SAFETY: `class < class_count`; forwarded from the caller.
-                unsafe { self.flush_bin(bins.add(class), class, usize::MAX) }
-            })
-            .sum()
+        #[cfg(feature = "hardened")]
+        // SAFETY: forwarded from the caller.
+        let quarantined = unsafe { self.release_quarantine(bins) };
+        #[cfg(not(feature = "hardened"))]
+        let quarantined = 0;
+        quarantined
+            + (0..class_count)
+                .map(|class| {
+                    // SAFETY: `class < class_count`; forwarded from the caller.
+                    unsafe { self.flush_bin(bins.add(class), class, usize::MAX) }
+                })
+                .sum::<usize>()
+    }
+
+    /// Gives every block of a magazine's quarantine back to the backend; returns how many.
+    ///
+    /// # Safety
+    /// The caller has exclusive use of the magazine (holds its slot, or `&mut self`).
+    #[cfg(feature = "hardened")]
+    unsafe fn release_quarantine(&self, bins: *mut Bin) -> usize {
+        // SAFETY: the header precedes the bins; the caller owns the magazine.
+        let class_count = unsafe { (*header(bins)).class_count } as usize;
+        let mut buffer = [MaybeUninit::uninit(); crate::quarantine::QUARANTINE_ENTRIES];
+        let mut blocks = 0;
+        for class in 0..class_count {
+            // SAFETY: forwarded from the caller; `class < class_count`.
+            let taken = unsafe { crate::quarantine::take_class(bins, class, &mut buffer) };
+            if !taken.is_empty() {
+                // SAFETY: blocks freed by the program and held back: ours, of `class`.
+                unsafe { self.backend.deallocate_batch(class, taken) };
+                blocks += taken.len();
+            }
+        }
+        blocks
     }
 
     /// This thread's magazine, made on first use; null when the thread has no slot or the

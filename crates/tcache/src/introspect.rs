@@ -119,8 +119,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
     }
 
     /// Calls `visit(class, blocks)` for the blocks every thread's bin of each class holds in
-    /// this cache (threads alive and exited), then for each batch on the shelves (and, with
-    /// `hardened`, for the quarantine's blocks). A snapshot
+    /// this cache (threads alive and exited; with `hardened`, each thread's quarantine too),
+    /// then for each batch on the shelves. A snapshot
     /// for statistics: the blocks are free for the program and live for the backend. Allocates
     /// nothing, changes nothing a thread sees.
     ///
@@ -148,9 +148,6 @@ impl<B: BatchAllocator> ThreadCache<B> {
             }
         }
         self.for_each_shelved(&mut visit);
-        // Quarantined blocks are free to the program and live to the backend, as cached ones.
-        #[cfg(feature = "hardened")]
-        self.quarantine.for_each(&mut visit);
     }
 
     /// Magazines in this cache and the bytes they take from the backend (they are live
@@ -365,6 +362,9 @@ unsafe fn visit_bins(bins: *mut Bin, visit: &mut impl FnMut(usize, usize)) {
                 visit(class, count as usize);
             }
         }
+        // Quarantined blocks are free to the program and live to the backend, as cached ones.
+        #[cfg(feature = "hardened")]
+        crate::quarantine::for_each(bins, class_count, visit);
     }
 }
 

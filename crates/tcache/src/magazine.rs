@@ -8,6 +8,9 @@
 //!     by size step, for C's malloc               one per class           limit 0, always empty
 //! ```
 //!
+//! With `hardened`, the thread's quarantine comes first (`quarantine.rs`: each class's
+//! entries, then a mask byte per class), and the header holds its random state.
+//!
 //! **The tie to `slot.rs`.** Every thread's primary magazine word (declared in `slot.rs`: in
 //! `.tdata` through `global_asm!` on x86-64 glibc, a `thread_local!` elsewhere) starts as the
 //! empty magazine's first bin, and the exit hook resets it to that. So `slot.rs` names three
@@ -69,7 +72,9 @@ pub(crate) struct Header {
     pub(crate) refills: u32,
     /// Bins that follow (the backend's class count when the magazine was made).
     pub(crate) class_count: u32,
-    _reserved: u64,
+    /// With `hardened`: the quarantine's random state (quarantine.rs); unused otherwise.
+    #[cfg_attr(not(feature = "hardened"), allow(dead_code))]
+    pub(crate) draws: u64,
 }
 
 /// The magazine of every thread that has none: a bin for each of `CLASS_COUNT_MAX` classes and
@@ -101,7 +106,7 @@ pub(crate) static EMPTY_MAGAZINE: SharedEmptyMagazine = SharedEmptyMagazine(Empt
     header: Header {
         refills: 0,
         class_count: 0,
-        _reserved: 0,
+        draws: 0,
     },
     bins: [const { Bin::new(0) }; magazine_bins(CLASS_COUNT_MAX)],
 });
@@ -146,6 +151,18 @@ pub(crate) fn header(bins: *mut Bin) -> *mut Header {
 /// The bytes of a magazine's direct table.
 const DIRECT_TABLE_BYTES: usize = DIRECT_LEN * core::mem::size_of::<*mut Bin>();
 
+/// The bytes before a magazine's direct table: with `hardened`, the quarantine's entries for
+/// each of its `class_count` classes (quarantine.rs); none otherwise.
+const fn quarantine_bytes(class_count: usize) -> usize {
+    #[cfg(feature = "hardened")]
+    return crate::quarantine::magazine_bytes(class_count);
+    #[cfg(not(feature = "hardened"))]
+    {
+        let _ = class_count;
+        0
+    }
+}
+
 /// The first entry of the direct table before a magazine's header (the magazine's first byte).
 #[inline(always)]
 pub(crate) fn direct_table(bins: *mut Bin) -> *mut *mut Bin {
@@ -174,11 +191,12 @@ pub(crate) unsafe fn direct_index(bins: *mut Bin, size_bytes: usize) -> usize {
 
 impl<B: BatchAllocator> ThreadCache<B> {
     pub(crate) fn magazine_layout(class_count: usize) -> Option<Layout> {
-        // The direct table, the header, then the bins.
+        // The quarantine (`hardened`), the direct table, the header, then the bins.
         let bytes = magazine_bins(class_count)
             .checked_add(1)?
             .checked_mul(core::mem::size_of::<Bin>())?
-            .checked_add(DIRECT_TABLE_BYTES)?;
+            .checked_add(DIRECT_TABLE_BYTES)?
+            .checked_add(quarantine_bytes(class_count))?;
         Layout::from_size_align(bytes, MAGAZINE_ALIGN_BYTES).ok()
     }
 
@@ -204,20 +222,22 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let Ok(block) = self.backend.allocate_nonzero(layout) else {
             return ptr::null_mut();
         };
-        // SAFETY: the block holds the direct table, a header and `magazine_bins(class_count)`
-        // bins, aligned for all three.
+        // SAFETY: the block holds the quarantine's entries, the direct table, a header and
+        // `magazine_bins(class_count)` bins, aligned for all four.
         unsafe {
             let base = block
                 .cast::<u8>()
                 .as_ptr()
-                .add(DIRECT_TABLE_BYTES)
+                .add(quarantine_bytes(class_count) + DIRECT_TABLE_BYTES)
                 .cast::<Header>();
+            let bins = base.add(1).cast::<Bin>();
             base.write(Header {
                 refills: 0,
                 class_count: class_count as u32,
-                _reserved: 0,
+                draws: 0,
             });
-            let bins = base.add(1).cast::<Bin>();
+            #[cfg(feature = "hardened")]
+            crate::quarantine::init(bins, class_count, |class| self.backend.class_size(class));
             for class in 0..class_count {
                 bins.add(class)
                     .write(Bin::new(self.backend.class_size(class)));
@@ -266,7 +286,9 @@ impl<B: BatchAllocator> ThreadCache<B> {
             let layout = Self::magazine_layout((*header(bins)).class_count as usize);
             debug_assert!(layout.is_some());
             if let Some(layout) = layout {
-                let base = direct_table(bins).cast::<u8>();
+                let base = direct_table(bins)
+                    .cast::<u8>()
+                    .sub(quarantine_bytes((*header(bins)).class_count as usize));
                 // With `hardened` the backend hands out only blocks that are still all zero,
                 // and checks it: a program's block is zeroed when the program frees it (the
                 // record changes hands), but a magazine never was the program's, so it is

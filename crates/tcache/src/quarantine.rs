@@ -1,99 +1,228 @@
 //! The `hardened` feature's quarantine: a freed block is not handed out again at once. Each
-//! class has a small array of recently freed blocks; a free puts its block into a random entry
-//! and sends on the block it displaces (the bins, then the backend, take that one), so "free,
-//! then allocate the same size" never returns the block just freed, and when a block comes back
-//! is not predictable (GrapheneOS hardened_malloc's random-array quarantine).
+//! thread's magazine keeps, per class, a small array of recently freed blocks; a free puts its
+//! block into a random entry and sends on the block it displaces (the bin, then the backend,
+//! take that one), so "free, then allocate the same size" never returns the block just freed,
+//! and when a block comes back is not predictable (GrapheneOS hardened_malloc's random-array
+//! quarantine).
 //!
 //! ```text
-//!   free(p) ─► take_back (record cleared, block zeroed) ─► class's entries [ a | p | c | … ]
-//!                                                            random entry ▲ swap
-//!                                           displaced block (was there) ─► bin ─► malloc
+//!   free(p) ─► take_back (record cleared, block zeroed) ─► this thread's magazine:
+//!     [ entries: class n-1 … class 0: a | p | c | … ][ masks ][ direct ][ header ][ bins ]
+//!                          random entry ▲ swap    (one byte a class)      draws ─┘
+//!                                      displaced block (was there) ─► bin ─► malloc
 //! ```
 //!
-//! A class keeps at most `QUARANTINE_ENTRIES` blocks and under twice
-//! `QUARANTINE_CLASS_BYTES` of them (16 entries up to 4 KiB blocks, fewer above: about 1.1 MiB
-//! over heapkit-slab's 36 classes), so the quarantine holds a bounded number of bytes per cache.
-//! Entries are swapped atomically: any thread frees into them, and the swap's acquire and
-//! release order the zeroing of a block before its next owner's use. A quarantined block is
-//! free to the program (its `secure` record is clear: a second free stops the process) and
-//! live to the backend until it is displaced, or the cache is dropped.
+//! **Per thread.** The entries sit in the magazine, before its direct table, and the random
+//! state (wyrand) in its header: the free path is plain loads and stores on the thread's own
+//! cache lines, no atomic read-modify-write and no line shared with other threads (a shared
+//! array and a shared draw counter made every thread of a 16-thread run hit the same lines).
+//! A block freed by another thread than the one that allocated it waits in the *freeing*
+//! thread's quarantine. The state is seeded from the process key and the magazine's address.
+//!
+//! **Bounded.** A class keeps at most `QUARANTINE_ENTRIES` blocks and under twice
+//! `QUARANTINE_CLASS_BYTES` of them, counted in sizes rounded down to a power of two (16
+//! entries up to 256 B blocks, fewer above, at least `QUARANTINE_ENTRIES_MIN`); per thread
+//! that is at most about 280 KiB over heapkit-slab's 36 classes (most of it the two entries
+//! of each class above 2 KiB), and in practice only the classes a thread frees: about 70 KiB
+//! for a thread that frees every class of 16 B-1 KiB (larson's sizes).
+//!
+//! A quarantined block is free to the program (its `secure` record is clear: a second free
+//! stops the process) and live to the backend until it is displaced, or its magazine is
+//! flushed: when the thread exits (the reclaim flushes the magazine), on
+//! [`flush_thread`](crate::ThreadCache::flush_thread), on
+//! [`drain_depots`](crate::ThreadCache::drain_depots) (`malloc_trim`: the calling thread's
+//! quarantine) and when the cache is dropped.
 
-use crate::magazine::CLASS_COUNT_MAX;
+use crate::bin::Bin;
+use crate::magazine::{direct_table, header, CLASS_COUNT_MAX};
+use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// Entries per class at most.
-const QUARANTINE_ENTRIES: usize = 16;
-/// Bytes of blocks one class may hold, counted in sizes rounded down to a power of two (so
-/// under twice this in real bytes; one entry at least).
-const QUARANTINE_CLASS_BYTES: usize = 64 << 10;
+pub(crate) const QUARANTINE_ENTRIES: usize = 16;
+/// Entries per class at least, whatever the block size: with one, the block coming back
+/// would be the one freed before (predictable).
+const QUARANTINE_ENTRIES_MIN: usize = 2;
+/// Bytes of blocks one class may hold per thread, counted in sizes rounded down to a power
+/// of two (so under twice this in real bytes, or `QUARANTINE_ENTRIES_MIN` blocks).
+const QUARANTINE_CLASS_BYTES: usize = 4 << 10;
 
-const _: () = assert!(QUARANTINE_ENTRIES.is_power_of_two());
+/// Bytes of one class's entries in a magazine.
+const CLASS_ENTRIES_BYTES: usize = QUARANTINE_ENTRIES * core::mem::size_of::<usize>();
+
+/// Bytes of the masks before a magazine's direct table: one byte per class (the class's entry
+/// count minus one), at a fixed offset, so a free finds its class's mask in one load.
+const MASKS_BYTES: usize = CLASS_COUNT_MAX;
+
+const _: () = assert!(QUARANTINE_ENTRIES.is_power_of_two() && QUARANTINE_ENTRIES <= 256);
+const _: () = assert!(QUARANTINE_ENTRIES_MIN.is_power_of_two());
+const _: () = assert!(QUARANTINE_ENTRIES_MIN <= QUARANTINE_ENTRIES);
 const _: () = assert!(QUARANTINE_CLASS_BYTES.is_power_of_two());
+const _: () = assert!(
+    CLASS_ENTRIES_BYTES % 64 == 0 && MASKS_BYTES % 64 == 0,
+    "the quarantine keeps the magazine's cache-line alignment"
+);
 
-/// The quarantine of one cache: per class, `QUARANTINE_ENTRIES` entries (null when empty).
-pub(crate) struct Quarantine {
-    entries: [[AtomicPtr<u8>; QUARANTINE_ENTRIES]; CLASS_COUNT_MAX],
-    /// Frees so far: mixed with the process key into each free's random entry.
-    draws: AtomicUsize,
+/// The bytes before a magazine's direct table for `class_count` classes: each class's entries,
+/// then the masks.
+pub(crate) const fn magazine_bytes(class_count: usize) -> usize {
+    class_count * CLASS_ENTRIES_BYTES + MASKS_BYTES
 }
 
-impl Quarantine {
-    /// An empty quarantine.
-    pub(crate) const fn new() -> Self {
-        Quarantine {
-            entries: [const { [const { AtomicPtr::new(ptr::null_mut()) }; QUARANTINE_ENTRIES] };
-                CLASS_COUNT_MAX],
-            draws: AtomicUsize::new(0),
-        }
-    }
+/// Class `class`'s mask byte in magazine `bins`.
+#[inline(always)]
+fn class_mask(bins: *mut Bin, class: usize) -> *mut u8 {
+    direct_table(bins)
+        .cast::<u8>()
+        .wrapping_sub(MASKS_BYTES)
+        .wrapping_add(class)
+}
 
-    /// Puts `block`, just freed, of class `class` (blocks of `class_bytes`) into a random entry
-    /// of its class; returns the block it displaced (null when the entry was empty), which the
-    /// caller frees on as it would have freed `block`.
-    #[inline]
-    pub(crate) fn exchange(&self, class: usize, class_bytes: usize, block: *mut u8) -> *mut u8 {
-        // Sized by the class size rounded down to a power of two: a shift, not a division, and
-        // a power of two of entries, so the random choice is a mask. A class then holds less
-        // than twice QUARANTINE_CLASS_BYTES.
-        let size_shift = usize::BITS - 1 - class_bytes.max(1).leading_zeros();
-        let entries = (QUARANTINE_CLASS_BYTES >> size_shift).clamp(1, QUARANTINE_ENTRIES);
-        debug_assert!(entries.is_power_of_two());
-        let draw = heapkit_core::secure::mix(
-            self.draws.fetch_add(1, Ordering::Relaxed) ^ heapkit_core::secure::key(),
+/// The first of class `class`'s entries in magazine `bins`: the classes' arrays lie before
+/// the masks, class 0 nearest to them (a constant offset from the bins, no load).
+#[inline(always)]
+fn class_entries(bins: *mut Bin, class: usize) -> *mut *mut u8 {
+    direct_table(bins)
+        .cast::<u8>()
+        .wrapping_sub(MASKS_BYTES)
+        .cast::<*mut u8>()
+        .wrapping_sub((class + 1) * QUARANTINE_ENTRIES)
+}
+
+/// How many entries a class of blocks of `class_bytes` uses: sized by the class size rounded
+/// down to a power of two, so a power of two of entries (the random choice is a mask) and a
+/// class holds less than twice `QUARANTINE_CLASS_BYTES`.
+const fn class_entry_count(class_bytes: usize) -> usize {
+    let size_shift = usize::BITS - 1 - (class_bytes | 1).leading_zeros();
+    let entries = QUARANTINE_CLASS_BYTES >> size_shift;
+    if entries < QUARANTINE_ENTRIES_MIN {
+        QUARANTINE_ENTRIES_MIN
+    } else if entries > QUARANTINE_ENTRIES {
+        QUARANTINE_ENTRIES
+    } else {
+        entries
+    }
+}
+
+/// Sets up the quarantine of a new magazine `bins` of `class_count` classes: every entry empty,
+/// each class's mask from its block size (`class_bytes(class)`), the random state seeded.
+///
+/// # Safety
+/// `bins` is a magazine being made, with `magazine_bytes(class_count)` bytes before its direct
+/// table and its header written.
+pub(crate) unsafe fn init(
+    bins: *mut Bin,
+    class_count: usize,
+    class_bytes: impl Fn(usize) -> usize,
+) {
+    debug_assert!(class_count > 0 && class_count <= CLASS_COUNT_MAX);
+    // SAFETY: forwarded from the caller: the bytes are the magazine's.
+    unsafe {
+        ptr::write_bytes(
+            class_entries(bins, class_count - 1).cast::<u8>(),
+            0,
+            magazine_bytes(class_count),
         );
-        let index = draw & (entries - 1);
-        let Some(class_entries) = self.entries.get(class) else {
-            return block; // no class of ours: no quarantine (never happens for a cached class)
+        for class in 0..class_count {
+            class_mask(bins, class).write((class_entry_count(class_bytes(class)) - 1) as u8);
+        }
+        (*header(bins)).draws = seed(bins);
+    }
+}
+
+/// The seed of a new magazine's draws: the process key mixed with the magazine's address, so
+/// that threads (and processes) draw different sequences.
+fn seed(bins: *mut Bin) -> u64 {
+    heapkit_core::secure::mix(heapkit_core::secure::key() ^ bins as usize) as u64
+}
+
+/// The next random word of magazine `bins` (wyrand: an add, a multiply and a fold; the state
+/// lives in the magazine's header).
+///
+/// # Safety
+/// `bins` is a magazine (not the empty one) that the caller has exclusive use of.
+#[inline(always)]
+unsafe fn draw(bins: *mut Bin) -> u64 {
+    // SAFETY: forwarded from the caller; the header precedes the bins.
+    let state = unsafe { &mut (*header(bins)).draws };
+    *state = state.wrapping_add(0xa076_1d64_78bd_642f);
+    let product = u128::from(*state) * u128::from(*state ^ 0xe703_7ed1_a0b4_28db);
+    ((product >> 64) as u64) ^ (product as u64)
+}
+
+/// Puts `block`, just freed, of class `class` into a random entry of its class in magazine
+/// `bins`; returns the block it displaced (null when the entry was empty), which the caller
+/// frees on as it would have freed `block`.
+///
+/// # Safety
+/// `bins` is a magazine (not the empty one) that the caller has exclusive use of, made for
+/// more than `class` classes.
+#[inline(always)]
+pub(crate) unsafe fn exchange(bins: *mut Bin, class: usize, block: *mut u8) -> *mut u8 {
+    // SAFETY: forwarded from the caller; the mask (set by `init`) is below
+    // `QUARANTINE_ENTRIES`, and the magazine holds `QUARANTINE_ENTRIES` entries for each of its
+    // classes.
+    unsafe {
+        let mask = class_mask(bins, class).read() as usize;
+        debug_assert!(mask < QUARANTINE_ENTRIES);
+        let entry = class_entries(bins, class).add(draw(bins) as usize & mask);
+        let displaced = entry.read();
+        entry.write(block);
+        displaced
+    }
+}
+
+/// Calls `visit(class, blocks)` for each class with blocks in magazine `bins`'s quarantine
+/// (volatile word reads: the magazine's thread may be writing them; a snapshot).
+///
+/// # Safety
+/// `bins` is a live magazine of `class_count` classes.
+pub(crate) unsafe fn for_each(
+    bins: *mut Bin,
+    class_count: usize,
+    visit: &mut impl FnMut(usize, usize),
+) {
+    for class in 0..class_count {
+        let blocks = (0..QUARANTINE_ENTRIES)
+            // SAFETY: forwarded from the caller: the entries of a class of the magazine.
+            .filter(|&index| unsafe {
+                !class_entries(bins, class)
+                    .add(index)
+                    .read_volatile()
+                    .is_null()
+            })
+            .count();
+        if blocks > 0 {
+            visit(class, blocks);
+        }
+    }
+}
+
+/// Empties class `class`'s entries of magazine `bins` into `out`; returns the blocks taken.
+///
+/// # Safety
+/// `bins` is a magazine of more than `class` classes that the caller has exclusive use of.
+pub(crate) unsafe fn take_class(
+    bins: *mut Bin,
+    class: usize,
+    out: &mut [MaybeUninit<*mut u8>; QUARANTINE_ENTRIES],
+) -> &[*mut u8] {
+    let mut taken = 0;
+    for index in 0..QUARANTINE_ENTRIES {
+        // SAFETY: forwarded from the caller: an entry of the class.
+        let block = unsafe {
+            class_entries(bins, class)
+                .add(index)
+                .replace(ptr::null_mut())
         };
-        class_entries[index].swap(block, Ordering::AcqRel)
-    }
-
-    /// Calls `visit(class, blocks)` for each class with blocks in quarantine: a snapshot for
-    /// statistics (entries may change meanwhile), changing nothing.
-    pub(crate) fn for_each(&self, mut visit: impl FnMut(usize, usize)) {
-        for (class, class_entries) in self.entries.iter().enumerate() {
-            let blocks = class_entries
-                .iter()
-                .filter(|entry| !entry.load(Ordering::Relaxed).is_null())
-                .count();
-            if blocks > 0 {
-                visit(class, blocks);
-            }
+        if !block.is_null() {
+            out[taken].write(block);
+            taken += 1;
         }
     }
-
-    /// Empties the quarantine, calling `release(class, block)` for every block in it.
-    pub(crate) fn drain(&self, mut release: impl FnMut(usize, *mut u8)) {
-        for (class, class_entries) in self.entries.iter().enumerate() {
-            for entry in class_entries {
-                let block = entry.swap(ptr::null_mut(), Ordering::AcqRel);
-                if !block.is_null() {
-                    release(class, block);
-                }
-            }
-        }
-    }
+    // SAFETY: the first `taken` entries of `out` were just written; `MaybeUninit<T>` has `T`'s
+    // layout.
+    unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<*mut u8>(), taken) }
 }
 
 /// Stops the process unless the first two words of `block`, leaving the quarantine for a bin,
@@ -108,10 +237,17 @@ pub(crate) unsafe fn check_link_words_zero(block: *mut u8) {
     // SAFETY: forwarded from the caller.
     let words = unsafe { block.cast::<[usize; 2]>().read() };
     if words[0] | words[1] != 0 {
-        heapkit_core::fatal(
-            "heapkit-tcache",
-            "write after free: a quarantined block was written to",
-            block as usize,
-        );
+        quarantined_block_written(block);
     }
+}
+
+/// The abort for a write after free found in a block leaving the quarantine.
+#[cold]
+#[inline(never)]
+fn quarantined_block_written(block: *mut u8) -> ! {
+    heapkit_core::fatal(
+        "heapkit-tcache",
+        "write after free: a quarantined block was written to",
+        block as usize,
+    )
 }
