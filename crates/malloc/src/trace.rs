@@ -132,6 +132,15 @@ mod thread_state {
     pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
         STATE.with(body)
     }
+
+    /// This thread's state. `'static` stands for "as long as this thread": the reference is
+    /// not `Send` (the state's `Cell`s are not `Sync`), so it cannot outlive the thread.
+    #[inline(always)]
+    pub(super) fn get() -> &'static ThreadState {
+        // SAFETY: this thread's own state, alive (the `const` initialiser, no destructor) as
+        // long as the thread, which is as long as the `!Send` reference can be used.
+        STATE.with(|state| unsafe { &*(state as *const ThreadState) })
+    }
 }
 
 /// This thread's [`ThreadState`] in the *initial-exec* TLS model, on stable Rust (as
@@ -166,6 +175,13 @@ mod thread_state {
     /// Runs `body` with this thread's state.
     #[inline(always)]
     pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
+        body(get())
+    }
+
+    /// This thread's state. `'static` stands for "as long as this thread": the reference is
+    /// not `Send` (the state's `Cell`s are not `Sync`), so it cannot outlive the thread.
+    #[inline(always)]
+    pub(super) fn get() -> &'static ThreadState {
         let address: usize;
         // SAFETY: `fs:[0]` holds the thread pointer itself (the x86-64 TLS ABI), and the GOT
         // entry the offset of this thread's copy of the block from it; only computes an address.
@@ -179,8 +195,8 @@ mod thread_state {
         }
         // SAFETY: this thread's own block, 8-aligned, `THREAD_STATE_BYTES` long and zeroed at
         // the thread's start — a valid `ThreadState` (Cells of plain data); it lives as long as
-        // the thread, and only this thread refers to it (the reference does not leave `body`).
-        body(unsafe { &*(address as *const ThreadState) })
+        // the thread, and only this thread can use the reference (it is not `Send`).
+        unsafe { &*(address as *const ThreadState) }
     }
 }
 
@@ -544,37 +560,60 @@ fn guarded(body: impl FnOnce(&ThreadState)) {
     });
 }
 
-/// After a successful allocation of `kind`: gives `block` an id and records the event.
-#[cold]
-#[inline(never)]
+/// This thread's state with its recording flag taken, or `None` when the thread is already
+/// recording (a call made by the recorder itself). Not a closure as [`guarded`]: a closure is
+/// one function for every caller, which would keep the event kind a runtime value in the hooks
+/// (see [`created`]). The caller calls [`leave`] after its work.
+#[inline(always)]
+fn enter() -> Option<&'static ThreadState> {
+    let state = thread_state::get();
+    if state.recording.replace(true) {
+        return None;
+    }
+    Some(state)
+}
+
+/// Gives back the recording flag [`enter`] took.
+#[inline(always)]
+fn leave(state: &ThreadState) {
+    state.recording.set(false);
+}
+
+/// After a successful allocation of `kind`: gives `block` an id and records the event. Inlined
+/// into the divert's hooks, each specialised to its kind (a constant there, so the encoder's
+/// branches on the kind fold away).
+#[inline(always)]
 pub fn created(kind: Kind, block: *mut u8, size: usize, align: usize) {
     if block.is_null() {
         return;
     }
-    guarded(|state| {
-        let id = next_id(state);
-        if !trace_ids::insert(block as usize, id) {
-            LOST.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
+    let Some(state) = enter() else {
+        return;
+    };
+    let id = next_id(state);
+    if trace_ids::insert(block as usize, id) {
         let event = Event::new(kind, id, size as u64, clock::ticks());
         record(state, event.aligned(align.max(1).trailing_zeros() as u8));
-    });
+    } else {
+        LOST.fetch_add(1, Ordering::Relaxed);
+    }
+    leave(state);
 }
 
 /// Before freeing `block` with `kind`: records the event (blocks the table does not know —
-/// allocated before tracing started — are not recorded).
-#[cold]
-#[inline(never)]
+/// allocated before tracing started — are not recorded). Inlined as [`created`] is.
+#[inline(always)]
 pub fn freed(kind: Kind, block: *mut u8) {
     if block.is_null() {
         return;
     }
-    guarded(|state| {
-        if let Some(id) = trace_ids::remove(block as usize) {
-            record(state, Event::new(kind, id, 0, clock::ticks()));
-        }
-    });
+    let Some(state) = enter() else {
+        return;
+    };
+    if let Some(id) = trace_ids::remove(block as usize) {
+        record(state, Event::new(kind, id, 0, clock::ticks()));
+    }
+    leave(state);
 }
 
 /// Before `realloc(block, ..)`: takes the block's id out of the table (so that another thread
