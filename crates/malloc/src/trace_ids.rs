@@ -9,19 +9,22 @@
 //! `address / 16`, and a slot per 16 bytes of address space needs neither a stored key nor a
 //! probe: an event costs two loads (the region's leaf, the slot) and a store. The map is a
 //! root of [`ROOT_SLOTS`] leaf pointers, one per 64 MiB region of the address space, and a leaf
-//! of id words per region that is used, mapped on its first insert. Both are `MAP_NORESERVE`, so
-//! only the pages that live entries touch become resident: half the heap's span (8 bytes per 16
-//! bytes), where the hashed table it replaced (address and id per slot) took the whole span —
-//! pages the kernel must zero, the largest cost of a traced python3 (~80 MB, a tenth of its
-//! time).
+//! of 32-bit id words per region that is used, mapped on its first insert. Both are
+//! `MAP_NORESERVE`, so only the pages that live entries touch become resident: a quarter of the
+//! heap's span (4 bytes per 16 bytes), where the hashed table it replaced (address and id per
+//! slot) took the whole span — pages the kernel must fault in and zero, the largest cost of a
+//! traced python3 (~80 MB, a tenth of its time).
 //!
-//! Each slot is an id word (0: no object). An id is inserted only by the thread that just got
-//! the block from `malloc` and removed only by the thread that frees it, which the program
-//! orders after the `malloc` returned (it had to pass the pointer on), so a slot needs no lock
-//! and no read-modify-write.
+//! Ids from 2^32 - 1 on (a program that created four billion objects) do not fit a word: the
+//! word holds [`IN_HIGH`] and the id sits in the region's *high* leaf of 64-bit words, mapped
+//! only when the first such id arrives, so no id is ever lost or cut short.
+//!
+//! An id is inserted only by the thread that just got the block from `malloc` and removed only
+//! by the thread that frees it, which the program orders after the `malloc` returned (it had to
+//! pass the pointer on), so a slot needs no lock and no read-modify-write.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Bits of a user-space address on x86-64 (and most 64-bit Linux targets with 4-level page
 /// tables); blocks above go untraced.
@@ -30,19 +33,23 @@ const ADDRESS_BITS: u32 = 47;
 const REGION_SHIFT: u32 = 26;
 /// log2 of the bytes one slot covers: C blocks are 16-byte aligned.
 const SLOT_SHIFT: u32 = 4;
-/// Leaf pointers in the root (2 Mi: 16 MiB of address space, a page of it per 32 GiB of heap).
+/// Leaf pointers in a root (2 Mi: 16 MiB of address space, a page of it per 32 GiB of heap).
 const ROOT_SLOTS: usize = 1 << (ADDRESS_BITS - REGION_SHIFT);
-/// Id words in a leaf (4 Mi: 32 MiB of address space).
+/// Words in a leaf (4 Mi).
 const LEAF_SLOTS: usize = 1 << (REGION_SHIFT - SLOT_SHIFT);
+/// A low word saying "the id is in the high leaf".
+const IN_HIGH: u32 = u32::MAX;
 
 const _: () = assert!(heapkit_core::MAX_ALIGN_BYTES == 1 << SLOT_SHIFT);
 const _: () = assert!(REGION_SHIFT > SLOT_SHIFT && ADDRESS_BITS > REGION_SHIFT);
 
-/// A leaf: one id word per 16 bytes of its region.
-type Leaf = AtomicU64;
+/// A root: one leaf pointer per region (null: no leaf yet).
+type Root<T> = AtomicPtr<AtomicPtr<T>>;
 
-/// The root (null until [`map`] succeeds).
-static ROOT: AtomicPtr<AtomicPtr<Leaf>> = AtomicPtr::new(ptr::null_mut());
+/// The low leaves: a 32-bit word per slot (0: no object; [`IN_HIGH`]: see the high leaf).
+static LOW: Root<AtomicU32> = AtomicPtr::new(ptr::null_mut());
+/// The high leaves: a 64-bit id per slot, for ids from [`IN_HIGH`] on.
+static HIGH: Root<AtomicU64> = AtomicPtr::new(ptr::null_mut());
 
 /// An anonymous, private, `MAP_NORESERVE` mapping of `bytes`, zeroed (null when refused).
 fn map_zeroed(bytes: usize) -> *mut libc::c_void {
@@ -63,46 +70,62 @@ fn map_zeroed(bytes: usize) -> *mut libc::c_void {
     mapping
 }
 
-/// Maps the root; false when the kernel refuses (tracing then stays off).
+/// Maps the roots; false when the kernel refuses (tracing then stays off).
 pub fn map() -> bool {
-    if !ROOT.load(Ordering::Acquire).is_null() {
+    map_root(&LOW) && map_root(&HIGH)
+}
+
+/// Maps `root` unless it is mapped; false when the kernel refuses.
+fn map_root<T>(root: &Root<T>) -> bool {
+    if !root.load(Ordering::Acquire).is_null() {
         return true;
     }
-    let root = map_zeroed(ROOT_SLOTS * core::mem::size_of::<AtomicPtr<Leaf>>());
-    if root.is_null() {
+    let mapping = map_zeroed(ROOT_SLOTS * core::mem::size_of::<AtomicPtr<T>>());
+    if mapping.is_null() {
         return false;
     }
-    ROOT.store(root.cast(), Ordering::Release);
+    root.store(mapping.cast(), Ordering::Release);
     true
 }
 
-/// The root's entry for `address`'s region (`None` before [`map`] or above [`ADDRESS_BITS`]).
+/// `root`'s entry for `address`'s region (`None` before [`map`] or above [`ADDRESS_BITS`]).
 #[inline(always)]
-fn root_entry(address: usize) -> Option<&'static AtomicPtr<Leaf>> {
-    let root = ROOT.load(Ordering::Relaxed);
+fn root_entry<T>(root: &Root<T>, address: usize) -> Option<&'static AtomicPtr<T>> {
+    let entries = root.load(Ordering::Relaxed);
     let region = address >> REGION_SHIFT;
-    if root.is_null() || region >= ROOT_SLOTS {
+    if entries.is_null() || region >= ROOT_SLOTS {
         return None;
     }
     // SAFETY: the root is mapped (non-null), `region < ROOT_SLOTS`, zeroed memory is a valid
-    // null `AtomicPtr`, and the root is never unmapped.
-    Some(unsafe { &*root.add(region) })
+    // null `AtomicPtr`, and a root is never unmapped.
+    Some(unsafe { &*entries.add(region) })
 }
 
 /// `address`'s slot in `leaf`.
 #[inline(always)]
-fn slot(leaf: *mut Leaf, address: usize) -> &'static AtomicU64 {
+fn slot<T>(leaf: *mut T, address: usize) -> &'static T {
     let index = (address >> SLOT_SHIFT) & (LEAF_SLOTS - 1);
-    // SAFETY: a mapped leaf of `LEAF_SLOTS` words (never unmapped), `index < LEAF_SLOTS`.
+    // SAFETY: a mapped leaf of `LEAF_SLOTS` atomics (zeroed memory is a valid zero; never
+    // unmapped), `index < LEAF_SLOTS`.
     unsafe { &*leaf.add(index) }
 }
 
-/// The leaf for `entry`, mapped now if the region has none (null when the kernel refuses).
+/// `entry`'s leaf, mapped now if the region has none (null when the kernel refuses).
+#[inline(always)]
+fn leaf_or_map<T>(entry: &AtomicPtr<T>) -> *mut T {
+    let leaf = entry.load(Ordering::Acquire);
+    if !leaf.is_null() {
+        return leaf;
+    }
+    new_leaf(entry)
+}
+
+/// Maps a leaf for `entry` (or takes the one another thread just published).
 #[cold]
 #[inline(never)]
-fn new_leaf(entry: &AtomicPtr<Leaf>) -> *mut Leaf {
-    let bytes = LEAF_SLOTS * core::mem::size_of::<Leaf>();
-    let leaf = map_zeroed(bytes).cast::<Leaf>();
+fn new_leaf<T>(entry: &AtomicPtr<T>) -> *mut T {
+    let bytes = LEAF_SLOTS * core::mem::size_of::<T>();
+    let leaf = map_zeroed(bytes).cast::<T>();
     if leaf.is_null() {
         return leaf;
     }
@@ -122,17 +145,37 @@ fn new_leaf(entry: &AtomicPtr<Leaf>) -> *mut Leaf {
 #[inline(always)]
 pub fn insert(address: usize, id: u64) -> bool {
     debug_assert!(id != 0);
-    let Some(entry) = root_entry(address) else {
+    let Some(entry) = root_entry(&LOW, address) else {
         return false;
     };
-    let mut leaf = entry.load(Ordering::Acquire);
-    if leaf.is_null() {
-        leaf = new_leaf(entry);
-        if leaf.is_null() {
-            return false;
+    let low = leaf_or_map(entry);
+    if low.is_null() {
+        return false;
+    }
+    match u32::try_from(id) {
+        Ok(word) if word != IN_HIGH => slot(low, address).store(word, Ordering::Release),
+        _ => {
+            if !insert_high(address, id) {
+                return false;
+            }
+            slot(low, address).store(IN_HIGH, Ordering::Release);
         }
     }
-    slot(leaf, address).store(id, Ordering::Release);
+    true
+}
+
+/// Puts an id too large for a low word in the high leaf (false when it cannot be mapped).
+#[cold]
+#[inline(never)]
+fn insert_high(address: usize, id: u64) -> bool {
+    let Some(entry) = root_entry(&HIGH, address) else {
+        return false;
+    };
+    let high = leaf_or_map(entry);
+    if high.is_null() {
+        return false;
+    }
+    slot(high, address).store(id, Ordering::Relaxed);
     true
 }
 
@@ -140,15 +183,57 @@ pub fn insert(address: usize, id: u64) -> bool {
 /// hold (allocated before tracing started, or untraced).
 #[inline(always)]
 pub fn remove(address: usize) -> Option<u64> {
-    let leaf = root_entry(address)?.load(Ordering::Acquire);
-    if leaf.is_null() {
+    let low = root_entry(&LOW, address)?.load(Ordering::Acquire);
+    if low.is_null() {
         return None;
     }
-    let slot = slot(leaf, address);
-    let id = slot.load(Ordering::Acquire);
-    if id == 0 {
+    let word_slot = slot(low, address);
+    let word = word_slot.load(Ordering::Acquire);
+    if word == 0 {
         return None;
     }
-    slot.store(0, Ordering::Release);
-    Some(id)
+    word_slot.store(0, Ordering::Relaxed);
+    if word == IN_HIGH {
+        return remove_high(address);
+    }
+    Some(u64::from(word))
+}
+
+/// The id [`insert_high`] put in the high leaf.
+#[cold]
+#[inline(never)]
+fn remove_high(address: usize) -> Option<u64> {
+    let high = root_entry(&HIGH, address)?.load(Ordering::Acquire);
+    if high.is_null() {
+        return None;
+    }
+    Some(slot(high, address).load(Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_small_and_past_32_bits() {
+        assert!(map());
+        let blocks = [0u128; 8];
+        let address = |index: usize| core::ptr::addr_of!(blocks[index]) as usize;
+        let ids = [
+            1,
+            2,
+            u64::from(IN_HIGH) - 1,
+            u64::from(IN_HIGH),
+            1 << 40,
+            u64::MAX,
+        ];
+        for (index, &id) in ids.iter().enumerate() {
+            assert!(insert(address(index), id));
+        }
+        for (index, &id) in ids.iter().enumerate() {
+            assert_eq!(remove(address(index)), Some(id));
+            assert_eq!(remove(address(index)), None, "removed twice");
+        }
+        assert_eq!(remove(address(7)), None, "never inserted");
+    }
 }
