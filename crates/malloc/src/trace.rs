@@ -96,6 +96,9 @@ struct ThreadState {
     /// The next id of this thread's block of ids, and the end of the block.
     next_id: Cell<u64>,
     id_end: Cell<u64>,
+    /// This thread's last clock reading, and how many more events may carry it (see [`stamp`]).
+    stamp_ticks: Cell<u64>,
+    stamp_reuses_left: Cell<u64>,
 }
 
 const THREAD_STATE_BYTES: usize = core::mem::size_of::<ThreadState>();
@@ -123,6 +126,8 @@ mod thread_state {
                 number_plus_one: Cell::new(0),
                 next_id: Cell::new(0),
                 id_end: Cell::new(0),
+                stamp_ticks: Cell::new(0),
+                stamp_reuses_left: Cell::new(0),
             }
         };
     }
@@ -198,6 +203,29 @@ mod thread_state {
         // the thread, and only this thread can use the reference (it is not `Send`).
         unsafe { &*(address as *const ThreadState) }
     }
+}
+
+/// Events of a single-threaded process that share one clock reading: the reading, then
+/// `STAMP_EVERY - 1` more.
+const STAMP_EVERY: u64 = 4;
+
+/// The timestamp of this thread's event. Reading the TSC costs ~20 ns on this project's VMs,
+/// a tenth of a traced python3's time at one reading per event, so a single-threaded process
+/// reads it on every [`STAMP_EVERY`]th event and the events between carry the last reading
+/// (`dt` 0: an event's time can be early by the time its thread took for up to
+/// `STAMP_EVERY - 1` events; docs/trace-format.md). With other threads every event reads the
+/// clock, so that an object's creation is never stamped after its free on another thread.
+#[inline(always)]
+fn stamp(state: &ThreadState) -> u64 {
+    let reuses_left = state.stamp_reuses_left.get();
+    if reuses_left != 0 && heapkit_core::process_is_single_threaded() {
+        state.stamp_reuses_left.set(reuses_left - 1);
+        return state.stamp_ticks.get();
+    }
+    let now = clock::ticks();
+    state.stamp_ticks.set(now);
+    state.stamp_reuses_left.set(STAMP_EVERY - 1);
+    now
 }
 
 /// The next object id of this thread.
@@ -592,7 +620,7 @@ pub fn created(kind: Kind, block: *mut u8, size: usize, align: usize) {
     };
     let id = next_id(state);
     if trace_ids::insert(block as usize, id) {
-        let event = Event::new(kind, id, size as u64, clock::ticks());
+        let event = Event::new(kind, id, size as u64, stamp(state));
         record(state, event.aligned(align.max(1).trailing_zeros() as u8));
     } else {
         LOST.fetch_add(1, Ordering::Relaxed);
@@ -611,7 +639,7 @@ pub fn freed(kind: Kind, block: *mut u8) {
         return;
     };
     if let Some(id) = trace_ids::remove(block as usize) {
-        record(state, Event::new(kind, id, 0, clock::ticks()));
+        record(state, Event::new(kind, id, 0, stamp(state)));
     }
     leave(state);
 }
@@ -649,7 +677,7 @@ pub fn realloc_end(id: u64, old: *mut u8, new: *mut u8, size: usize) {
         }
         record(
             state,
-            Event::new(Kind::Realloc, id, size as u64, clock::ticks()),
+            Event::new(Kind::Realloc, id, size as u64, stamp(state)),
         );
     });
 }
