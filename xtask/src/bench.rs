@@ -121,10 +121,17 @@ fn progress(steps: u64) -> ProgressBar {
 }
 
 /// Shows what is being done: on the bar in a terminal, as a log line otherwise (CI), where
-/// indicatif draws nothing.
+/// indicatif draws nothing. The line starts with the bar's prefix (the command: `xtask
+/// replay`), `xtask bench` when it has none.
 pub fn step(bar: &ProgressBar, message: String) {
     if bar.is_hidden() {
-        eprintln!("xtask bench: {message}");
+        let prefix = bar.prefix();
+        let command = if prefix.is_empty() {
+            "xtask bench"
+        } else {
+            &prefix
+        };
+        eprintln!("{command}: {message}");
     }
     bar.set_message(message);
 }

@@ -534,6 +534,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    bar.set_prefix("xtask replay");
     let results = measure(&binary, &options, &dir, &bar)?;
     bar.finish_and_clear();
     crate::bench::write_json(&dir.join("results.json"), &results)?;

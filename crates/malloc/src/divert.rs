@@ -48,17 +48,25 @@ pub fn start() -> bool {
 }
 
 /// The divert's observer: `free` (or `realloc`'s own free, which the caller made unobserved)
-/// is about to release `block`.
+/// is about to release `block`. Out of line already (the cache calls it through a pointer), so
+/// the event's work is inlined here, specialised to `free`.
 fn free_seen(block: NonNull<u8>) {
-    freed_now(Kind::Free, block.as_ptr());
+    freed_event(Kind::Free, block.as_ptr());
 }
 
 /// After `malloc`'s cold path returned `block` for `size` bytes: a no-op unless diverted.
 #[inline(always)]
 pub fn malloc_seen(block: *mut u8, size: usize) {
     if !TEST_FIRST && active() {
-        created_now(Kind::Malloc, block, size, heapkit_core::MAX_ALIGN_BYTES);
+        malloc_now(block, size);
     }
+}
+
+/// [`malloc_seen`]'s event, out of line and specialised to `malloc` (the most common event).
+#[cold]
+#[inline(never)]
+fn malloc_now(block: *mut u8, size: usize) {
+    created_event(Kind::Malloc, block, size, heapkit_core::MAX_ALIGN_BYTES);
 }
 
 /// After an allocation of `kind` returned `block` (NULL: nothing recorded): the aligned family
@@ -88,7 +96,7 @@ pub fn calloc_now(total: usize) -> *mut u8 {
         // SAFETY: a fresh block of at least `total` bytes.
         unsafe { core::ptr::write_bytes(block, 0, total) };
     }
-    created_now(Kind::Calloc, block, total, heapkit_core::MAX_ALIGN_BYTES);
+    created_event(Kind::Calloc, block, total, heapkit_core::MAX_ALIGN_BYTES);
     block
 }
 
@@ -119,10 +127,17 @@ pub unsafe fn free_as_now(kind: Kind, block: *mut u8) {
     unsafe { heap::free_unobserved(block) }
 }
 
-/// The event of an allocation, out of line.
+/// The event of an allocation, out of line (the rarer kinds: the kind is an argument).
 #[cold]
 #[inline(never)]
 fn created_now(kind: Kind, block: *mut u8, size: usize, align: usize) {
+    created_event(kind, block, size, align);
+}
+
+/// The event of an allocation, inlined into each caller so that a constant `kind` drops the
+/// other kinds' branches.
+#[inline(always)]
+fn created_event(kind: Kind, block: *mut u8, size: usize, align: usize) {
     crate::calls::count(kind);
     #[cfg(feature = "trace")]
     if crate::trace::tracing() {
@@ -131,10 +146,16 @@ fn created_now(kind: Kind, block: *mut u8, size: usize, align: usize) {
     let _ = (kind, block, size, align);
 }
 
-/// The event of a free, before the block is released.
+/// The event of a free, before the block is released, out of line (the rarer kinds).
 #[cold]
 #[inline(never)]
 fn freed_now(kind: Kind, block: *mut u8) {
+    freed_event(kind, block);
+}
+
+/// The event of a free, inlined into each caller (see [`created_event`]).
+#[inline(always)]
+fn freed_event(kind: Kind, block: *mut u8) {
     if !block.is_null() {
         crate::calls::count(kind);
     }

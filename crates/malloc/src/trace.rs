@@ -96,6 +96,9 @@ struct ThreadState {
     /// The next id of this thread's block of ids, and the end of the block.
     next_id: Cell<u64>,
     id_end: Cell<u64>,
+    /// This thread's last clock reading, and how many more events may carry it (see [`stamp`]).
+    stamp_ticks: Cell<u64>,
+    stamp_reuses_left: Cell<u64>,
 }
 
 const THREAD_STATE_BYTES: usize = core::mem::size_of::<ThreadState>();
@@ -123,6 +126,8 @@ mod thread_state {
                 number_plus_one: Cell::new(0),
                 next_id: Cell::new(0),
                 id_end: Cell::new(0),
+                stamp_ticks: Cell::new(0),
+                stamp_reuses_left: Cell::new(0),
             }
         };
     }
@@ -131,6 +136,15 @@ mod thread_state {
     #[inline(always)]
     pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
         STATE.with(body)
+    }
+
+    /// This thread's state. `'static` stands for "as long as this thread": the reference is
+    /// not `Send` (the state's `Cell`s are not `Sync`), so it cannot outlive the thread.
+    #[inline(always)]
+    pub(super) fn get() -> &'static ThreadState {
+        // SAFETY: this thread's own state, alive (the `const` initialiser, no destructor) as
+        // long as the thread, which is as long as the `!Send` reference can be used.
+        STATE.with(|state| unsafe { &*(state as *const ThreadState) })
     }
 }
 
@@ -166,6 +180,13 @@ mod thread_state {
     /// Runs `body` with this thread's state.
     #[inline(always)]
     pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
+        body(get())
+    }
+
+    /// This thread's state. `'static` stands for "as long as this thread": the reference is
+    /// not `Send` (the state's `Cell`s are not `Sync`), so it cannot outlive the thread.
+    #[inline(always)]
+    pub(super) fn get() -> &'static ThreadState {
         let address: usize;
         // SAFETY: `fs:[0]` holds the thread pointer itself (the x86-64 TLS ABI), and the GOT
         // entry the offset of this thread's copy of the block from it; only computes an address.
@@ -179,9 +200,32 @@ mod thread_state {
         }
         // SAFETY: this thread's own block, 8-aligned, `THREAD_STATE_BYTES` long and zeroed at
         // the thread's start — a valid `ThreadState` (Cells of plain data); it lives as long as
-        // the thread, and only this thread refers to it (the reference does not leave `body`).
-        body(unsafe { &*(address as *const ThreadState) })
+        // the thread, and only this thread can use the reference (it is not `Send`).
+        unsafe { &*(address as *const ThreadState) }
     }
+}
+
+/// Events of a single-threaded process that share one clock reading: the reading, then
+/// `STAMP_EVERY - 1` more.
+const STAMP_EVERY: u64 = 4;
+
+/// The timestamp of this thread's event. Reading the TSC costs ~20 ns on this project's VMs,
+/// a tenth of a traced python3's time at one reading per event, so a single-threaded process
+/// reads it on every [`STAMP_EVERY`]th event and the events between carry the last reading
+/// (`dt` 0: an event's time can be early by the time its thread took for up to
+/// `STAMP_EVERY - 1` events; docs/trace-format.md). With other threads every event reads the
+/// clock, so that an object's creation is never stamped after its free on another thread.
+#[inline(always)]
+fn stamp(state: &ThreadState) -> u64 {
+    let reuses_left = state.stamp_reuses_left.get();
+    if reuses_left != 0 && heapkit_core::process_is_single_threaded() {
+        state.stamp_reuses_left.set(reuses_left - 1);
+        return state.stamp_ticks.get();
+    }
+    let now = clock::ticks();
+    state.stamp_ticks.set(now);
+    state.stamp_reuses_left.set(STAMP_EVERY - 1);
+    now
 }
 
 /// The next object id of this thread.
@@ -544,37 +588,60 @@ fn guarded(body: impl FnOnce(&ThreadState)) {
     });
 }
 
-/// After a successful allocation of `kind`: gives `block` an id and records the event.
-#[cold]
-#[inline(never)]
+/// This thread's state with its recording flag taken, or `None` when the thread is already
+/// recording (a call made by the recorder itself). Not a closure as [`guarded`]: a closure is
+/// one function for every caller, which would keep the event kind a runtime value in the hooks
+/// (see [`created`]). The caller calls [`leave`] after its work.
+#[inline(always)]
+fn enter() -> Option<&'static ThreadState> {
+    let state = thread_state::get();
+    if state.recording.replace(true) {
+        return None;
+    }
+    Some(state)
+}
+
+/// Gives back the recording flag [`enter`] took.
+#[inline(always)]
+fn leave(state: &ThreadState) {
+    state.recording.set(false);
+}
+
+/// After a successful allocation of `kind`: gives `block` an id and records the event. Inlined
+/// into the divert's hooks, each specialised to its kind (a constant there, so the encoder's
+/// branches on the kind fold away).
+#[inline(always)]
 pub fn created(kind: Kind, block: *mut u8, size: usize, align: usize) {
     if block.is_null() {
         return;
     }
-    guarded(|state| {
-        let id = next_id(state);
-        if !trace_ids::insert(block as usize, id) {
-            LOST.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let event = Event::new(kind, id, size as u64, clock::ticks());
+    let Some(state) = enter() else {
+        return;
+    };
+    let id = next_id(state);
+    if trace_ids::insert(block as usize, id) {
+        let event = Event::new(kind, id, size as u64, stamp(state));
         record(state, event.aligned(align.max(1).trailing_zeros() as u8));
-    });
+    } else {
+        LOST.fetch_add(1, Ordering::Relaxed);
+    }
+    leave(state);
 }
 
 /// Before freeing `block` with `kind`: records the event (blocks the table does not know —
-/// allocated before tracing started — are not recorded).
-#[cold]
-#[inline(never)]
+/// allocated before tracing started — are not recorded). Inlined as [`created`] is.
+#[inline(always)]
 pub fn freed(kind: Kind, block: *mut u8) {
     if block.is_null() {
         return;
     }
-    guarded(|state| {
-        if let Some(id) = trace_ids::remove(block as usize) {
-            record(state, Event::new(kind, id, 0, clock::ticks()));
-        }
-    });
+    let Some(state) = enter() else {
+        return;
+    };
+    if let Some(id) = trace_ids::remove(block as usize) {
+        record(state, Event::new(kind, id, 0, stamp(state)));
+    }
+    leave(state);
 }
 
 /// Before `realloc(block, ..)`: takes the block's id out of the table (so that another thread
@@ -610,7 +677,7 @@ pub fn realloc_end(id: u64, old: *mut u8, new: *mut u8, size: usize) {
         }
         record(
             state,
-            Event::new(Kind::Realloc, id, size as u64, clock::ticks()),
+            Event::new(Kind::Realloc, id, size as u64, stamp(state)),
         );
     });
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{ErrorKind, TraceError};
 use crate::reader::Record;
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 
 /// What a checked trace holds, and what a lenient check skipped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -63,40 +63,37 @@ impl ChunkEncoder {
     /// kinds' branches.
     #[inline(always)]
     pub fn push(&mut self, buf: &mut [u8], event: &Event) -> Result<(), Full> {
-        let Some(room) = buf.get_mut(self.end..) else {
+        let Some(room) = buf
+            .get_mut(self.end..)
+            .and_then(|room| room.first_chunk_mut::<EVENT_MAX_BYTES>())
+        else {
             return Err(Full);
         };
-        if room.len() < EVENT_MAX_BYTES {
-            return Err(Full);
-        }
         if self.events == 0 {
             self.base_ticks = event.ticks;
             self.last_ticks = event.ticks;
             self.base_id = self.last_new;
         }
         let dt = event.ticks.saturating_sub(self.last_ticks);
-        // Encoded into a fixed array and copied whole (a few vector moves, no bounds check per
-        // byte); the bytes past the event are scratch that the next event overwrites.
-        let mut event_bytes = EventBytes::new();
         let align_flag = if event.carries_align() { ALIGN_FLAG } else { 0 };
-        event_bytes.byte(event.kind as u8 | align_flag);
-        event_bytes.uleb(dt);
         let id_delta = zigzag(event.id.wrapping_sub(self.last_new) as i64);
+        let mut out = Cursor::new(room);
+        out.byte(event.kind as u8 | align_flag);
+        out.uleb(dt);
         if event.kind.creates() {
-            event_bytes.uleb(event.size);
+            out.uleb(event.size);
             if align_flag != 0 {
-                event_bytes.byte(event.align_log2.min(63));
+                out.byte(event.align_log2.min(63));
             }
-            event_bytes.uleb(id_delta);
+            out.uleb(id_delta);
             self.last_new = event.id;
         } else {
-            event_bytes.uleb(id_delta);
+            out.uleb(id_delta);
             if event.kind.has_size() {
-                event_bytes.uleb(event.size);
+                out.uleb(event.size);
             }
         }
-        room[..EVENT_MAX_BYTES].copy_from_slice(&event_bytes.bytes);
-        let at = event_bytes.len;
+        let at = out.len;
         self.last_ticks = self.last_ticks.max(event.ticks);
         self.end += at;
         self.events += 1;
@@ -133,28 +130,27 @@ impl ChunkEncoder {
     }
 }
 
-/// One event's bytes, built in a fixed array: [`EVENT_MAX_BYTES`] is the most any event takes,
-/// so the writes stay in bounds (each still checked, without a panic path: a write past the end
-/// is dropped, which no event reaches).
-struct EventBytes {
-    bytes: [u8; EVENT_MAX_BYTES],
+/// A write position in the buffer's next [`EVENT_MAX_BYTES`]: an event's bytes go straight
+/// into the buffer (no scratch array to zero and copy). The index is masked with
+/// `EVENT_MAX_BYTES - 1`, which proves every write in bounds without a check (no event takes
+/// more than `EVENT_MAX_BYTES`, so the mask never changes an index).
+struct Cursor<'b> {
+    room: &'b mut [u8; EVENT_MAX_BYTES],
     len: usize,
 }
 
-impl EventBytes {
-    const fn new() -> EventBytes {
-        EventBytes {
-            bytes: [0; EVENT_MAX_BYTES],
-            len: 0,
-        }
+const _: () = assert!(EVENT_MAX_BYTES.is_power_of_two());
+
+impl<'b> Cursor<'b> {
+    #[inline(always)]
+    fn new(room: &'b mut [u8; EVENT_MAX_BYTES]) -> Cursor<'b> {
+        Cursor { room, len: 0 }
     }
 
     #[inline(always)]
     fn byte(&mut self, byte: u8) {
-        if let Some(slot) = self.bytes.get_mut(self.len) {
-            *slot = byte;
-            self.len += 1;
-        }
+        self.room[self.len & (EVENT_MAX_BYTES - 1)] = byte;
+        self.len += 1;
     }
 
     /// A uleb, with the one- and two-byte values (most of a trace's) unrolled.

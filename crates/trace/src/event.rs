@@ -97,7 +97,8 @@ pub struct Event {
     pub size: u64,
     /// log2 of the alignment asked for ([`DEFAULT_ALIGN_LOG2`] for plain calls and frees).
     pub align_log2: u8,
-    /// When it happened, in ticks since the header's `start_ticks`.
+    /// When it happened, in ticks of the header's clock (a reading, as the header's
+    /// `start_ticks` is).
     pub ticks: u64,
 }
 

@@ -5,8 +5,9 @@
 //! (clocks of equal readings, or a recorder's clock skew, cannot put a free before its malloc).
 
 use crate::reader::Record;
+use hashbrown::{HashMap, HashSet};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 /// The records in time order (see the module's documentation). Stable: records of one thread
 /// keep their order; ties in time go to the lower thread number.
