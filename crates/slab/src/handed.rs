@@ -166,14 +166,17 @@ unsafe fn clear_bit(ptr: NonNull<u8>) -> bool {
 /// As for [`position`].
 #[inline(always)]
 pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
+    // The class byte is read before the locked instruction, which the compiler must assume
+    // writes memory: after it, the byte would be loaded again.
+    #[cfg(feature = "hardened")]
+    // SAFETY: forwarded from the caller.
+    let block_bytes = unsafe { scrub::block_bytes(ptr) };
     // SAFETY: forwarded from the caller.
     let was_clear = unsafe { set_bit(ptr) };
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller: a small block, now the program's.
     unsafe {
-        let block_bytes = scrub::block_bytes(ptr);
-        scrub::check_still_zero(ptr, block_bytes);
-        crate::canary::write(ptr, block_bytes);
+        scrub::on_hand_out(ptr, block_bytes)
     };
     was_clear
 }
@@ -184,16 +187,17 @@ pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
 /// As for [`position`].
 #[inline(always)]
 pub(crate) unsafe fn take(ptr: NonNull<u8>) -> bool {
+    // Before the locked instruction, as in `mark`: the free path has just read the same
+    // class byte (`bin_of_block`), and this read is then that one.
+    #[cfg(feature = "hardened")]
+    // SAFETY: forwarded from the caller.
+    let block_bytes = unsafe { scrub::block_bytes(ptr) };
     // SAFETY: forwarded from the caller.
     let was_set = unsafe { clear_bit(ptr) };
     #[cfg(feature = "hardened")]
     if was_set {
         // SAFETY: forwarded from the caller: the program's block until now, given up.
-        unsafe {
-            let block_bytes = scrub::block_bytes(ptr);
-            crate::canary::check_on_free(ptr, block_bytes);
-            scrub::zero(ptr, block_bytes);
-        }
+        unsafe { scrub::on_free(ptr, block_bytes) };
     }
     was_set
 }
