@@ -697,6 +697,46 @@ pub(crate) unsafe fn guard_slot<P: PageSource>(
     chunk: *mut Chunk,
     slot: usize,
 ) -> Option<usize> {
+    // SAFETY: forwarded from the caller: nothing in the slot's last page is in use.
+    unsafe { guard_last_page(pages, chunk, slot) }
+}
+
+/// With `hardened`: makes sure the slot before slot `slot` (just acquired for a small slab)
+/// ends in a guard page too — the header slot, or a free slot that was never a slab — so
+/// that an underflow of the slab's first block, which has no block (and no canary) before it
+/// in its slab, faults at the write. Every other slot before a slab is a small slab, guarded
+/// already (a `hardened` chunk holds no large spans).
+///
+/// # Safety
+/// `chunk` is live, the chunk lock is held, and slot `slot` is a small slab of it that has not
+/// handed out a block yet.
+#[cfg(feature = "hardened")]
+pub(crate) unsafe fn guard_before_slot<P: PageSource>(pages: &P, chunk: *mut Chunk, slot: usize) {
+    let Some(page_bytes) = guard_bytes(pages) else {
+        return;
+    };
+    // The header slot's last page holds no part of the header (checked here for the source's
+    // page size; the header is about a third of a slot).
+    if slot == 0 || (slot == 1 && core::mem::size_of::<Chunk>() > SLOT_BYTES - page_bytes) {
+        return;
+    }
+    // SAFETY: forwarded from the caller. The slot before is the header (whose last page is
+    // past the header, tested above), a small slab (guarded already: nothing is protected
+    // again) or a free slot (nothing in it is used; the guard stays for the next slab there,
+    // as a freed slab's does).
+    unsafe { guard_last_page(pages, chunk, slot - 1) };
+}
+
+/// Protects the last page of slot `slot` unless its guard bit says it is protected; the
+/// guard's size, or `None` when the source cannot protect pages.
+///
+/// # Safety
+/// `chunk` is live, the chunk lock is held, and nothing in the slot's last page is in use.
+unsafe fn guard_last_page<P: PageSource>(
+    pages: &P,
+    chunk: *mut Chunk,
+    slot: usize,
+) -> Option<usize> {
     let page_bytes = guard_bytes(pages)?;
     // SAFETY: forwarded from the caller.
     let state = unsafe { state_of(chunk) };
@@ -705,7 +745,7 @@ pub(crate) unsafe fn guard_slot<P: PageSource>(
         return Some(page_bytes);
     }
     // SAFETY: the slot is SLOT_BYTES long and page-aligned inside a live chunk; nothing in its
-    // last page is in use (no block has been handed out).
+    // last page is in use (the caller's promise).
     let protected = unsafe {
         let guard = NonNull::new_unchecked(slot_start(chunk, slot).add(SLOT_BYTES - page_bytes));
         pages.protect(guard, page_bytes, false)
