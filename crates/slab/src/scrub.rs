@@ -212,9 +212,10 @@ unsafe fn zero_usable(ptr: *mut u8, usable_bytes: usize) {
 #[inline(always)]
 unsafe fn usable_is_zero(ptr: *const u8, usable_bytes: usize) -> bool {
     let mut acc = lane::zero();
-    // SAFETY: forwarded from the caller: every lane lies in `0..usable_bytes`.
     for_each_lane(usable_bytes, |offset| {
-        acc = lane::or(acc, unsafe { lane::load(ptr.add(offset)) })
+        // SAFETY: forwarded from the caller: every lane lies in `0..usable_bytes`.
+        let lane = unsafe { lane::load(ptr.add(offset)) };
+        acc = lane::or(acc, lane);
     });
     lane::is_zero(acc)
 }
