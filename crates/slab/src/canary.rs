@@ -1,5 +1,5 @@
 //! The `hardened` feature's canaries: the last word of every small block is not the program's
-//! but a secret value, keyed by a per-process secret and the word's own address, and checked
+//! but a secret value, keyed by its chunk's secret and the word's own address, and checked
 //! when the block is freed. A write past the end of a block (1 byte, 32 bytes, a `memcpy`)
 //! changes its canary; a write before the start of a block changes the canary of the block
 //! before it in the slab, which the free checks too (GrapheneOS hardened_malloc's
@@ -12,6 +12,13 @@
 //!   canary(at, family) = (((at ^ secret) * K) >> 8 | 1) ^ family << 8   (byte 0 ≠ 0, byte 7 = 0)
 //! ```
 //!
+//! - **One secret per chunk**, in the chunk header (`Chunk::canary_secret`), drawn from the
+//!   process key and the chunk's address when the chunk is made: read with the class byte the
+//!   free and the hand-out read anyway (no GOT entry, no "drawn yet?" branch), and a secret
+//!   learnt in one chunk is no use in another. A slab's canaries start at 0 (its blocks are
+//!   zeroed or fresh), so none outlives the secret it was made with.
+//! - **The first block of a slab** has no block before it: instead, the slot before the slab
+//!   ends in a guard page (`chunk::guard_before_slot`), so an underflow of it faults.
 //! - **Reserved, not squeezed.** With `hardened` a request of `size` takes the class of
 //!   `size + CANARY_BYTES` (at least 32 bytes, so that the canary never shares the two words a
 //!   cached block's link and free mark use), and every usable size — `malloc_usable_size`,
