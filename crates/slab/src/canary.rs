@@ -1,5 +1,5 @@
 //! The `hardened` feature's canaries: the last word of every small block is not the program's
-//! but a secret value, keyed by a per-process secret and the word's own address, and checked
+//! but a secret value, keyed by its chunk's secret and the word's own address, and checked
 //! when the block is freed. A write past the end of a block (1 byte, 32 bytes, a `memcpy`)
 //! changes its canary; a write before the start of a block changes the canary of the block
 //! before it in the slab, which the free checks too (GrapheneOS hardened_malloc's
@@ -12,6 +12,13 @@
 //!   canary(at, family) = (((at ^ secret) * K) >> 8 | 1) ^ family << 8   (byte 0 ≠ 0, byte 7 = 0)
 //! ```
 //!
+//! - **One secret per chunk**, in the chunk header (`Chunk::canary_secret`), drawn from the
+//!   process key and the chunk's address when the chunk is made: read with the class byte the
+//!   free and the hand-out read anyway (no GOT entry, no "drawn yet?" branch), and a secret
+//!   learnt in one chunk is no use in another. A slab's canaries start at 0 (its blocks are
+//!   zeroed or fresh), so none outlives the secret it was made with.
+//! - **The first block of a slab** has no block before it: instead, the slot before the slab
+//!   ends in a guard page (`chunk::guard_before_slot`), so an underflow of it faults.
 //! - **Reserved, not squeezed.** With `hardened` a request of `size` takes the class of
 //!   `size + CANARY_BYTES` (at least 32 bytes, so that the canary never shares the two words a
 //!   cached block's link and free mark use), and every usable size — `malloc_usable_size`,
@@ -73,10 +80,11 @@ pub use hardened::*;
 #[cfg(feature = "hardened")]
 mod hardened {
     use super::CANARY_BYTES;
+    use crate::chunk::{block_header, Chunk};
     use crate::geometry::SLOT_BYTES;
     use crate::slab_meta::SlabMeta;
-    use core::ptr::NonNull;
-    use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use core::ptr::{addr_of, NonNull};
+    use core::sync::atomic::{AtomicU64, Ordering};
 
     /// Who allocated a small block: the C library tags blocks of `operator new` and
     /// `operator new[]` so that the wrong release function is caught.
@@ -111,29 +119,29 @@ mod hardened {
     /// there is one of its canaries (the pattern 3, no family, is accepted too: a blind write
     /// still has to get the other 54 bits right).
     const FAMILY_BITS: u64 = 3 << FAMILY_SHIFT;
-    /// Mixed with the process key into the canary secret, so that the two differ.
+    /// Mixed with the process key and a chunk's address into the chunk's canary secret, so
+    /// that the secret and the key differ.
     const CANARY_SALT: usize = 0xCA4A_121E_5A17_0001;
 
-    /// The canary secret: derived from the process key (so that a leaked canary does not give
-    /// away the key that encodes the free lists), drawn on first use.
-    static SECRET: AtomicUsize = AtomicUsize::new(0);
-
-    #[inline(always)]
-    fn secret() -> u64 {
-        let secret = SECRET.load(Ordering::Relaxed);
-        if secret != 0 {
-            return secret as u64;
-        }
-        draw_secret()
+    /// The canary secret of the chunk at `chunk_addr`, drawn when the chunk is made: derived
+    /// from the process key (so that a leaked canary does not give away the key that encodes
+    /// the free lists) and the chunk's address (a secret learnt in one chunk is no use in
+    /// another). Never 0.
+    pub(crate) fn chunk_secret(chunk_addr: usize) -> u64 {
+        let key = heapkit_core::secure::key();
+        heapkit_core::secure::mix(key ^ CANARY_SALT ^ chunk_addr) as u64 | 1
     }
 
-    #[cold]
-    #[inline(never)]
-    fn draw_secret() -> u64 {
-        // `| 1`: never 0, so "not drawn" stays distinguishable. Racing threads derive the same.
-        let secret = heapkit_core::secure::mix(heapkit_core::secure::key() ^ CANARY_SALT) | 1;
-        SECRET.store(secret, Ordering::Relaxed);
-        secret as u64
+    /// The canary secret for the small block at `block`: its chunk's.
+    ///
+    /// # Safety
+    /// `block` is the start of a small block of a live slab chunk.
+    #[inline(always)]
+    unsafe fn secret(block: NonNull<u8>) -> u64 {
+        let chunk = block_header(block).cast::<Chunk>();
+        // SAFETY: forwarded from the caller: a live chunk's header, whose secret was written
+        // when it was made and stays while it lives.
+        unsafe { addr_of!((*chunk).canary_secret).read() }
     }
 
     /// The `malloc` canary for the word at `at` with canary secret `secret`: one multiply;
@@ -143,10 +151,10 @@ mod hardened {
         ((at as u64 ^ secret).wrapping_mul(SPREAD) >> 8) | 1
     }
 
-    /// The canary of `family` for the word at `at`.
+    /// The canary of `family` for the word at `at` with canary secret `secret`.
     #[inline(always)]
-    fn value(at: usize, family: Family) -> u64 {
-        base(at, secret()) ^ ((family as u64) << FAMILY_SHIFT)
+    fn value(at: usize, secret: u64, family: Family) -> u64 {
+        base(at, secret) ^ ((family as u64) << FAMILY_SHIFT)
     }
 
     /// Whether `word`, read at `at`, is a canary of some family.
@@ -158,8 +166,8 @@ mod hardened {
     /// The family whose canary `word` (read at `at`) is, or `None` for a word no hand-out
     /// wrote (an overwritten canary, or 0).
     #[inline]
-    fn family_of_word(at: usize, word: u64) -> Option<Family> {
-        let base = base(at, secret());
+    fn family_of_word(at: usize, word: u64, secret: u64) -> Option<Family> {
+        let base = base(at, secret);
         Family::ALL
             .into_iter()
             .find(|&family| word == base ^ ((family as u64) << FAMILY_SHIFT))
@@ -187,7 +195,9 @@ mod hardened {
         let usable = block_bytes - CANARY_BYTES;
         let at = ptr.as_ptr() as usize + usable;
         // SAFETY: forwarded from the caller.
-        unsafe { word(ptr, usable) }.store(value(at, Family::Malloc), Ordering::Relaxed);
+        let secret = unsafe { secret(ptr) };
+        // SAFETY: forwarded from the caller.
+        unsafe { word(ptr, usable) }.store(value(at, secret, Family::Malloc), Ordering::Relaxed);
     }
 
     /// Checks the canary of the small block at `ptr`, which the program frees (it must be the
@@ -200,11 +210,12 @@ mod hardened {
     pub(crate) unsafe fn check_on_free(ptr: NonNull<u8>, block_bytes: usize) {
         let usable = block_bytes - CANARY_BYTES;
         let at = ptr.as_ptr() as usize + usable;
-        let secret = secret();
+        // SAFETY: forwarded from the caller.
+        let secret = unsafe { secret(ptr) };
         // SAFETY: forwarded from the caller.
         let own = unsafe { word(ptr, usable) }.load(Ordering::Relaxed);
         if own != base(at, secret) {
-            own_canary_broken(ptr.as_ptr() as usize, usable, own);
+            own_canary_broken(ptr.as_ptr() as usize, usable, own, secret);
         }
         // Blocks start at the slot's first byte: a block has a neighbour before it in its
         // slab unless it is the first (the slot's guard page, if any, is at its end).
@@ -239,7 +250,8 @@ mod hardened {
         let at = ptr.as_ptr() as usize + usable_bytes;
         // SAFETY: forwarded from the caller.
         let word = unsafe { word(ptr, usable_bytes) }.load(Ordering::Relaxed);
-        family_of_word(at, word)
+        // SAFETY: forwarded from the caller.
+        family_of_word(at, word, unsafe { secret(ptr) })
     }
 
     /// Rewrites the canary of the live small block at `ptr` (usable size `usable_bytes`) as
@@ -251,7 +263,9 @@ mod hardened {
     pub unsafe fn set_family(ptr: NonNull<u8>, usable_bytes: usize, family: Family) {
         let at = ptr.as_ptr() as usize + usable_bytes;
         // SAFETY: forwarded from the caller.
-        unsafe { word(ptr, usable_bytes) }.store(value(at, family), Ordering::Relaxed);
+        let secret = unsafe { secret(ptr) };
+        // SAFETY: forwarded from the caller.
+        unsafe { word(ptr, usable_bytes) }.store(value(at, secret, family), Ordering::Relaxed);
     }
 
     /// For `check()`: the first block of `meta`'s slab whose canary word is neither 0 nor a
@@ -263,7 +277,9 @@ mod hardened {
             let block = NonNull::new(block)?;
             // SAFETY: a block of a live slab (below `fresh`, so inside its capacity).
             let word = unsafe { word(block, usable) }.load(Ordering::Relaxed);
-            let intact = word == 0 || is_canary(block.as_ptr() as usize + usable, word, secret());
+            // SAFETY: as above.
+            let secret = unsafe { secret(block) };
+            let intact = word == 0 || is_canary(block.as_ptr() as usize + usable, word, secret);
             (!intact).then_some(block.as_ptr() as usize)
         })
     }
@@ -272,8 +288,8 @@ mod hardened {
     /// mismatched release) or none (an overflow).
     #[cold]
     #[inline(never)]
-    fn own_canary_broken(addr: usize, usable: usize, word: u64) -> ! {
-        match family_of_word(addr + usable, word) {
+    fn own_canary_broken(addr: usize, usable: usize, word: u64, secret: u64) -> ! {
+        match family_of_word(addr + usable, word, secret) {
             Some(family) => heapkit_core::abort_with(format_args!(
                 "heapkit-slab: mismatched free: free() (or realloc()) of a block allocated by {} \
                  at {addr:#x}",

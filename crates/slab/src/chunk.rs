@@ -119,6 +119,11 @@ impl SlotIdent {
 #[repr(C)]
 pub(crate) struct Chunk {
     pub head: ChunkHead,
+    /// With `hardened`: the key of this chunk's canaries (`canary.rs`), drawn when the chunk
+    /// is made and never changed while it lives. Next to the header words and the class
+    /// bytes the free path reads anyway: one load, no GOT entry, no "drawn yet?" branch.
+    #[cfg(feature = "hardened")]
+    pub canary_secret: u64,
     pub idents: [SlotIdent; SLOTS_PER_CHUNK],
     /// Guarded by the chunk lock.
     pub state: ChunkState,
@@ -419,6 +424,8 @@ impl Chunks {
                 owner_id,
                 small_tag: small_tag(owner_id),
             });
+            #[cfg(feature = "hardened")]
+            addr_of_mut!((*chunk).canary_secret).write(crate::canary::chunk_secret(chunk as usize));
             crate::chunk_map::insert(chunk as usize);
             addr_of_mut!((*chunk).idents).write([SlotIdent::FREE; SLOTS_PER_CHUNK]);
             for slot in 0..HEADER_SLOTS {
@@ -702,6 +709,49 @@ pub(crate) unsafe fn guard_slot<P: PageSource>(
     chunk: *mut Chunk,
     slot: usize,
 ) -> Option<usize> {
+    // SAFETY: forwarded from the caller: nothing in the slot's last page is in use.
+    unsafe { guard_last_page(pages, chunk, slot) }
+}
+
+/// With `hardened`: makes sure the slot before slot `slot` (just acquired for a small slab)
+/// ends in a guard page too — the header's last slot (the `secure` record's, whose last
+/// 12 KiB no mark uses), or a free slot that was never a slab — so
+/// that an underflow of the slab's first block, which has no block (and no canary) before it
+/// in its slab, faults at the write. Every other slot before a slab is a small slab, guarded
+/// already (a `hardened` chunk holds no large spans).
+///
+/// # Safety
+/// `chunk` is live, the chunk lock is held, and slot `slot` is a small slab of it that has not
+/// handed out a block yet.
+#[cfg(feature = "hardened")]
+pub(crate) unsafe fn guard_before_slot<P: PageSource>(pages: &P, chunk: *mut Chunk, slot: usize) {
+    let Some(page_bytes) = guard_bytes(pages) else {
+        return;
+    };
+    // The header's last slot ends in bytes of the record that no mark uses (checked here for
+    // the source's page size).
+    if slot < HEADER_SLOTS
+        || (slot == HEADER_SLOTS && page_bytes > crate::handed::RECORD_UNUSED_TAIL_BYTES)
+    {
+        return;
+    }
+    // SAFETY: forwarded from the caller. The slot before is the header's last (whose last page
+    // holds no mark, tested above), a small slab (guarded already: nothing is protected
+    // again) or a free slot (nothing in it is used; the guard stays for the next slab there,
+    // as a freed slab's does).
+    unsafe { guard_last_page(pages, chunk, slot - 1) };
+}
+
+/// Protects the last page of slot `slot` unless its guard bit says it is protected; the
+/// guard's size, or `None` when the source cannot protect pages.
+///
+/// # Safety
+/// `chunk` is live, the chunk lock is held, and nothing in the slot's last page is in use.
+unsafe fn guard_last_page<P: PageSource>(
+    pages: &P,
+    chunk: *mut Chunk,
+    slot: usize,
+) -> Option<usize> {
     let page_bytes = guard_bytes(pages)?;
     // SAFETY: forwarded from the caller.
     let state = unsafe { state_of(chunk) };
@@ -710,7 +760,7 @@ pub(crate) unsafe fn guard_slot<P: PageSource>(
         return Some(page_bytes);
     }
     // SAFETY: the slot is SLOT_BYTES long and page-aligned inside a live chunk; nothing in its
-    // last page is in use (no block has been handed out).
+    // last page is in use (the caller's promise).
     let protected = unsafe {
         let guard = NonNull::new_unchecked(slot_start(chunk, slot).add(SLOT_BYTES - page_bytes));
         pages.protect(guard, page_bytes, false)

@@ -55,6 +55,10 @@ const SLOT_MARKS: usize = SLOT_BYTES / GRANULE_BYTES;
 /// `(1 + RECORD_SLOTS)` slots' worth of marks (12 KiB) is never touched either, and the page
 /// before the first slab (the record slot's last) can be a guard.
 const MARKS_OFFSET: usize = SLOT_BYTES - (1 + RECORD_SLOTS) * SLOT_MARKS;
+/// Bytes at the end of the record's last slot that no mark lives in: room for the guard page
+/// before the chunk's first slab (`chunk::guard_before_slot`).
+#[cfg(feature = "hardened")]
+pub(crate) const RECORD_UNUSED_TAIL_BYTES: usize = (1 + RECORD_SLOTS) * SLOT_MARKS;
 
 const _: () = assert!(GRANULE_BYTES.is_power_of_two() && GRANULE_BYTES >= 16);
 const _: () = assert!(RECORD_SLOTS * SLOT_BYTES == RECORD_BYTES, "whole slots");
@@ -191,14 +195,17 @@ unsafe fn clear_mark(ptr: NonNull<u8>) -> bool {
 /// As for [`mark_of`].
 #[inline(always)]
 pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
+    // The class byte is read before the locked instruction, which the compiler must assume
+    // writes memory: after it, the byte would be loaded again.
+    #[cfg(feature = "hardened")]
+    // SAFETY: forwarded from the caller.
+    let block_bytes = unsafe { scrub::block_bytes(ptr) };
     // SAFETY: forwarded from the caller.
     let was_clear = unsafe { set_mark(ptr) };
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller: a small block, now the program's.
     unsafe {
-        let block_bytes = scrub::block_bytes(ptr);
-        scrub::check_still_zero(ptr, block_bytes);
-        crate::canary::write(ptr, block_bytes);
+        scrub::on_hand_out(ptr, block_bytes)
     };
     was_clear
 }
@@ -209,16 +216,17 @@ pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
 /// As for [`mark_of`].
 #[inline(always)]
 pub(crate) unsafe fn take(ptr: NonNull<u8>) -> bool {
+    // Before the locked instruction, as in `mark`: the free path has just read the same
+    // class byte (`bin_of_block`), and this read is then that one.
+    #[cfg(feature = "hardened")]
+    // SAFETY: forwarded from the caller.
+    let block_bytes = unsafe { scrub::block_bytes(ptr) };
     // SAFETY: forwarded from the caller.
     let was_set = unsafe { clear_mark(ptr) };
     #[cfg(feature = "hardened")]
     if was_set {
         // SAFETY: forwarded from the caller: the program's block until now, given up.
-        unsafe {
-            let block_bytes = scrub::block_bytes(ptr);
-            crate::canary::check_on_free(ptr, block_bytes);
-            scrub::zero(ptr, block_bytes);
-        }
+        unsafe { scrub::on_free(ptr, block_bytes) };
     }
     was_set
 }

@@ -16,6 +16,14 @@ use core::ptr::addr_of;
 use core::sync::atomic::Ordering;
 use heapkit_core::{Introspect, InvariantError, PageSource, Stats};
 
+/// Guard bits `check` refuses on the header slot: all of them but with `hardened`, which guards
+/// the header slot's last page (`chunk::guard_before_slot`).
+const HEADER_GUARD_FORBIDDEN: u64 = if cfg!(feature = "hardened") {
+    0
+} else {
+    HEADER_MASK
+};
+
 /// The figures of one size class.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClassStats {
@@ -446,9 +454,10 @@ unsafe fn check_chunk(
         addr,
     )?;
     ensure(
-        state.guard_mask & (HEADER_MASK | !ALL_SLOTS_MASK) == 0
+        // `hardened` guards the header slot's last page too (`guard_before_slot`).
+        state.guard_mask & (HEADER_GUARD_FORBIDDEN | !ALL_SLOTS_MASK) == 0
             && (SECURE || state.guard_mask == 0),
-        "guard bits on the header or beyond the chunk, or without `secure`",
+        "guard bits on the header (without `hardened`) or beyond the chunk, or without `secure`",
         addr,
     )?;
     walked.empty += usize::from(state.used_mask == HEADER_MASK);
@@ -486,6 +495,15 @@ unsafe fn check_chunk(
                 ensure(
                     meta.guarded == (state.guard_mask >> slot & 1 == 1),
                     "slab guard disagrees with the chunk's guard mask",
+                    slot_addr,
+                )?;
+                // `hardened`: a guarded slab's first block has a guard page before it
+                // (`guard_before_slot`), so that an underflow of it faults.
+                ensure(
+                    !cfg!(feature = "hardened")
+                        || !meta.guarded
+                        || state.guard_mask >> (slot - 1) & 1 == 1,
+                    "a guarded slab's first block has no guard page before it",
                     slot_addr,
                 )?;
                 walked.slabs[meta.class as usize] += 1;

@@ -6,59 +6,250 @@
 //! `WRITE_AFTER_FREE_CHECK`).
 //!
 //! Both run where the `secure` record changes hands (`handed.rs`), so they see exactly the
-//! program's frees and the cache's hand-outs. The first two words of a free block hold its
-//! encoded link and free mark; every pop clears them (`secure`), so a block is all zero again
-//! by the time it is checked. The block's last word, its canary (`canary.rs`), is neither
-//! zeroed nor checked here: it stays for the slot's life. Never-used blocks are zero when the slot came from a zeroing
-//! source; [`zero_fresh_blocks`] zeroes the others when their slab is made.
+//! program's frees and the cache's hand-outs, together with the canary (`canary.rs`): one pass
+//! over the block each way, the class size looked up once.
+//!
+//! ```text
+//!   hand-out: check usable bytes zero ─► write canary          free: check canary and the one
+//!   block:    │ usable (class - 8) ···················· │canary│     before ─► zero usable bytes
+//!             └ 16-byte loads/stores, the last ones overlapping ┘
+//! ```
+//!
+//! - **Inline, 16 bytes at a time.** Every usable size is at least 24 bytes, so two 16-byte
+//!   accesses (the second ending at the usable end, overlapping the first) cover up to 32 bytes,
+//!   four up to 64, and a loop of four per 64 bytes plus four at the end anything larger (SSE2,
+//!   baseline on x86-64; two `u64` halves elsewhere). Zeroing above [`MEMSET_ABOVE_BYTES`]
+//!   calls `memset`, whose wide stores win there; nothing in the C library checks for zeros,
+//!   so the check stays inline at every size. No loop for the small classes, no call, no
+//!   remainder loop.
+//! - The first two words of a free block hold its encoded link and free mark; every pop clears
+//!   them (`secure`), so a block is all zero again by the time it is checked. The block's last
+//!   word, its canary, is neither zeroed nor checked here: it stays for the slot's life.
+//!   Never-used blocks are zero when the slot came from a zeroing source; [`zero_fresh_blocks`]
+//!   zeroes the others when their slab is made.
 
 use crate::canary::CANARY_BYTES;
-use crate::chunk::{ident, slot_of, Chunk};
+use crate::chunk::{block_header, ident, slot_of, Chunk};
 use crate::classes::CLASS_BYTES;
-use crate::geometry::CHUNK_MASK;
 use crate::slab_meta::SlabMeta;
 use core::ptr::{self, NonNull};
 
+/// Usable sizes above this are zeroed by `memset` (its 32- or 64-byte stores beat a loop of
+/// 16-byte ones there); smaller ones inline, with no call.
+const MEMSET_ABOVE_BYTES: usize = 256;
+
+/// The width of one access.
+const LANE_BYTES: usize = 16;
+
+// The smallest usable size takes two accesses that stay inside the block.
+const _: () = assert!(crate::canary::CANARY_MIN_BLOCK_BYTES - CANARY_BYTES >= LANE_BYTES);
+const _: () = assert!(MEMSET_ABOVE_BYTES > 4 * LANE_BYTES);
+
+/// [`CLASS_BYTES`] indexed by any class byte: 0 past the classes, so that a lookup needs no
+/// bounds test (a `u8` index cannot leave the table).
+const BLOCK_BYTES_BY_CLASS_BYTE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut class = 0;
+    while class < CLASS_BYTES.len() {
+        table[class] = CLASS_BYTES[class] as u16;
+        class += 1;
+    }
+    table
+};
+const _: () = assert!(crate::classes::SMALL_MAX_BYTES <= u16::MAX as usize);
+
 /// The size of the small block at `ptr`, from its slot's class byte (0 for a slot of no class,
-/// which a caller never passes).
+/// which a caller never passes). The header is found as the free path finds it
+/// ([`block_header`]), so that the compiler reads the class byte the free has just read.
 ///
 /// # Safety
-/// `ptr` lies in a small slab of a live chunk.
+/// `ptr` is the start of a small block in a small slab of a live chunk.
 #[inline(always)]
 pub(crate) unsafe fn block_bytes(ptr: NonNull<u8>) -> usize {
-    let chunk = ptr.as_ptr().map_addr(|a| a & !CHUNK_MASK).cast::<Chunk>();
+    let chunk = block_header(ptr).cast::<Chunk>();
     // SAFETY: forwarded from the caller.
-    let class = unsafe { ident(chunk, slot_of(ptr)) }.class as usize;
-    CLASS_BYTES.get(class).map_or(0, |&bytes| bytes as usize)
+    let class = unsafe { ident(chunk, slot_of(ptr)) }.class;
+    BLOCK_BYTES_BY_CLASS_BYTE[class as usize] as usize
 }
 
-/// Zeroes the small block at `ptr` (of `block_bytes`), which the program has just freed, but
-/// for its canary, which stays for the slot's life (`canary.rs`).
+/// 16 bytes in a vector register: the accumulator of the zero check.
+#[cfg(target_arch = "x86_64")]
+mod lane {
+    use core::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_setzero_si128, _mm_storeu_si128,
+    };
+
+    pub(super) type Lane = __m128i;
+
+    #[inline(always)]
+    pub(super) fn zero() -> Lane {
+        // SAFETY: SSE2 is part of the x86-64 baseline.
+        unsafe { _mm_setzero_si128() }
+    }
+
+    /// # Safety
+    /// `at..at + 16` is readable.
+    #[inline(always)]
+    pub(super) unsafe fn load(at: *const u8) -> Lane {
+        // SAFETY: forwarded from the caller; an unaligned load (SSE2 is baseline).
+        unsafe { _mm_loadu_si128(at.cast()) }
+    }
+
+    /// # Safety
+    /// `at..at + 16` is writable.
+    #[inline(always)]
+    pub(super) unsafe fn store_zero(at: *mut u8) {
+        // SAFETY: forwarded from the caller; an unaligned store (SSE2 is baseline).
+        unsafe { _mm_storeu_si128(at.cast(), _mm_setzero_si128()) }
+    }
+
+    #[inline(always)]
+    pub(super) fn or(a: Lane, b: Lane) -> Lane {
+        // SAFETY: SSE2 is part of the x86-64 baseline.
+        unsafe { _mm_or_si128(a, b) }
+    }
+
+    #[inline(always)]
+    pub(super) fn is_zero(a: Lane) -> bool {
+        // SAFETY: SSE2 is part of the x86-64 baseline.
+        unsafe { _mm_movemask_epi8(_mm_cmpeq_epi8(a, _mm_setzero_si128())) == 0xFFFF }
+    }
+}
+
+/// 16 bytes as two words, where no vector type is at hand.
+#[cfg(not(target_arch = "x86_64"))]
+mod lane {
+    pub(super) type Lane = [u64; 2];
+
+    #[inline(always)]
+    pub(super) fn zero() -> Lane {
+        [0; 2]
+    }
+
+    /// # Safety
+    /// `at..at + 16` is readable.
+    #[inline(always)]
+    pub(super) unsafe fn load(at: *const u8) -> Lane {
+        // SAFETY: forwarded from the caller.
+        unsafe { at.cast::<Lane>().read_unaligned() }
+    }
+
+    /// # Safety
+    /// `at..at + 16` is writable.
+    #[inline(always)]
+    pub(super) unsafe fn store_zero(at: *mut u8) {
+        // SAFETY: forwarded from the caller.
+        unsafe { at.cast::<Lane>().write_unaligned([0; 2]) }
+    }
+
+    #[inline(always)]
+    pub(super) fn or(a: Lane, b: Lane) -> Lane {
+        [a[0] | b[0], a[1] | b[1]]
+    }
+
+    #[inline(always)]
+    pub(super) fn is_zero(a: Lane) -> bool {
+        a[0] | a[1] == 0
+    }
+}
+
+/// Calls `access` with the offset of every 16-byte lane that covers `0..usable_bytes`
+/// (`usable_bytes >= 16`), the last ones overlapping: 2 lanes up to 32 bytes, 4 up to 64,
+/// then 4 per 64 bytes and 4 ending at the end. No remainder loop.
+#[inline(always)]
+fn for_each_lane(usable_bytes: usize, mut access: impl FnMut(usize)) {
+    let n = usable_bytes;
+    debug_assert!(n >= LANE_BYTES);
+    if n <= 2 * LANE_BYTES {
+        access(0);
+        access(n - LANE_BYTES);
+        return;
+    }
+    if n <= 4 * LANE_BYTES {
+        access(0);
+        access(LANE_BYTES);
+        access(n - 2 * LANE_BYTES);
+        access(n - LANE_BYTES);
+        return;
+    }
+    let mut offset = 0;
+    while offset + 4 * LANE_BYTES < n {
+        access(offset);
+        access(offset + LANE_BYTES);
+        access(offset + 2 * LANE_BYTES);
+        access(offset + 3 * LANE_BYTES);
+        offset += 4 * LANE_BYTES;
+    }
+    access(n - 4 * LANE_BYTES);
+    access(n - 3 * LANE_BYTES);
+    access(n - 2 * LANE_BYTES);
+    access(n - LANE_BYTES);
+}
+
+/// Zeroes the first `usable_bytes` bytes at `ptr`.
 ///
 /// # Safety
-/// `ptr` is the start of a small block of a live chunk that nobody uses any more, and
-/// `block_bytes` its class size.
+/// They are writable and ours; `usable_bytes >= 16`.
 #[inline(always)]
-pub(crate) unsafe fn zero(ptr: NonNull<u8>, block_bytes: usize) {
-    // SAFETY: forwarded from the caller: the block's bytes are ours to write.
-    unsafe { ptr::write_bytes(ptr.as_ptr(), 0, block_bytes - CANARY_BYTES) };
+unsafe fn zero_usable(ptr: *mut u8, usable_bytes: usize) {
+    if usable_bytes > MEMSET_ABOVE_BYTES {
+        // SAFETY: forwarded from the caller.
+        unsafe { ptr::write_bytes(ptr, 0, usable_bytes) };
+        return;
+    }
+    // SAFETY: forwarded from the caller: every lane lies in `0..usable_bytes`.
+    for_each_lane(usable_bytes, |offset| unsafe {
+        lane::store_zero(ptr.add(offset))
+    });
 }
 
-/// Stops the process unless the small block at `ptr` (of `block_bytes`), about to be handed
-/// out, is all zero but for its canary.
+/// Whether the first `usable_bytes` bytes at `ptr` are all zero: every lane ORed, no early
+/// exit (the common case is a clean block, read in full anyway).
+///
+/// # Safety
+/// They are readable; `usable_bytes >= 16`.
+#[inline(always)]
+unsafe fn usable_is_zero(ptr: *const u8, usable_bytes: usize) -> bool {
+    let mut acc = lane::zero();
+    for_each_lane(usable_bytes, |offset| {
+        // SAFETY: forwarded from the caller: every lane lies in `0..usable_bytes`.
+        let lane = unsafe { lane::load(ptr.add(offset)) };
+        acc = lane::or(acc, lane);
+    });
+    lane::is_zero(acc)
+}
+
+/// Hand-out: stops the process unless the small block at `ptr` (of `block_bytes`) is all zero
+/// but for its canary, then writes its canary.
 ///
 /// # Safety
 /// `ptr` is the start of a small block of a live chunk that the caller owns, and
 /// `block_bytes` its class size.
 #[inline(always)]
-pub(crate) unsafe fn check_still_zero(ptr: NonNull<u8>, block_bytes: usize) {
-    let word_count = (block_bytes - CANARY_BYTES) / 8;
-    // SAFETY: forwarded from the caller: blocks are multiples of 16 bytes, 16-aligned.
-    let words = unsafe { core::slice::from_raw_parts(ptr.as_ptr().cast::<u64>(), word_count) };
-    // One pass that ORs everything (the compiler vectorises it), no early exit: the common
-    // case is a clean block, read in full anyway.
-    if words.iter().fold(0, |acc, &word| acc | word) != 0 {
+pub(crate) unsafe fn on_hand_out(ptr: NonNull<u8>, block_bytes: usize) {
+    let usable = block_bytes - CANARY_BYTES;
+    // SAFETY: forwarded from the caller: the block's usable bytes are ours to read.
+    if !unsafe { usable_is_zero(ptr.as_ptr(), usable) } {
         write_after_free(ptr.as_ptr());
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { crate::canary::write(ptr, block_bytes) };
+}
+
+/// Free: checks the canaries of the small block at `ptr` (of `block_bytes`), which the program
+/// has just given up, and of the block before it, then zeroes it but for its canary, which
+/// stays for the slot's life (`canary.rs`).
+///
+/// # Safety
+/// `ptr` is the start of a small block of a live chunk, handed out until now and nobody's any
+/// more, and `block_bytes` its class size.
+#[inline(always)]
+pub(crate) unsafe fn on_free(ptr: NonNull<u8>, block_bytes: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        crate::canary::check_on_free(ptr, block_bytes);
+        zero_usable(ptr.as_ptr(), block_bytes - CANARY_BYTES);
     }
 }
 
@@ -73,7 +264,7 @@ fn write_after_free(ptr: *mut u8) -> ! {
 }
 
 /// Zeroes the never-used blocks of a slab just made over a slot whose memory may hold
-/// anything (reused, not from a zeroing source), so that they pass [`check_still_zero`].
+/// anything (reused, not from a zeroing source), so that they pass the hand-out check.
 pub(crate) fn zero_fresh_blocks(meta: &mut SlabMeta) {
     if meta.fresh_zeroed {
         return;
@@ -83,4 +274,51 @@ pub(crate) fn zero_fresh_blocks(meta: &mut SlabMeta) {
     // SAFETY: the slab's blocks lie in its slot, which the slab owns; none is handed out yet.
     unsafe { ptr::write_bytes(meta.start, 0, bytes) };
     meta.fresh_zeroed = true;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every usable size the classes give: each lane inside the block, every byte covered.
+    #[test]
+    fn lanes_cover_every_usable_size_exactly() {
+        for &class_bytes in CLASS_BYTES.iter().filter(|&&b| b as usize >= 32) {
+            let usable = class_bytes as usize - CANARY_BYTES;
+            let mut covered = [false; 16 * 1024];
+            for_each_lane(usable, |offset| {
+                assert!(offset + LANE_BYTES <= usable, "{usable}: lane at {offset}");
+                covered[offset..offset + LANE_BYTES].fill(true);
+            });
+            assert!(covered[..usable].iter().all(|&c| c), "{usable}");
+        }
+    }
+
+    /// Zeroing clears exactly the usable bytes, and the check finds a single non-zero byte
+    /// anywhere in them, for every class.
+    #[test]
+    fn zero_and_check_agree_for_every_class() {
+        let mut block = [0u128; 1024 + 1];
+        let base = block.as_mut_ptr().cast::<u8>();
+        for &class_bytes in CLASS_BYTES.iter().filter(|&&b| b as usize >= 32) {
+            let usable = class_bytes as usize - CANARY_BYTES;
+            // SAFETY: `block` holds 16 KiB + 16 bytes, more than any class.
+            unsafe {
+                ptr::write_bytes(base, 0xA5, usable + 16);
+                zero_usable(base, usable);
+                assert!(usable_is_zero(base, usable), "{usable}");
+                assert_eq!(*base.add(usable), 0xA5, "{usable}: past the usable end");
+                let step = if cfg!(miri) {
+                    usable / 3
+                } else {
+                    1.max(usable / 97)
+                };
+                for at in (0..usable).step_by(step).chain([usable - 1]) {
+                    *base.add(at) = 1;
+                    assert!(!usable_is_zero(base, usable), "{usable}: byte {at}");
+                    *base.add(at) = 0;
+                }
+            }
+        }
+    }
 }

@@ -69,7 +69,11 @@ impl<P: PageSource> Slab<P> {
             let acquired = chunks.acquire(&self.pages, 1, SlotUse::Small(class as u8), owner_id);
             let guard_bytes = match acquired {
                 // SAFETY: the slot was just acquired (no block handed out); lock held.
-                Ok((chunk, slot, _)) if SECURE => unsafe { guard_slot(&self.pages, chunk, slot) },
+                Ok((chunk, slot, _)) if SECURE => unsafe {
+                    #[cfg(feature = "hardened")]
+                    crate::chunk::guard_before_slot(&self.pages, chunk, slot);
+                    guard_slot(&self.pages, chunk, slot)
+                },
                 Ok(_) => None,
                 Err(_) => {
                     chunks.failures += 1;
