@@ -22,7 +22,7 @@
 //! from the free that made it: it has come through the quarantine's random choice.
 //!
 //! A mapping fits a request when the request's block, right-aligned against the mapping's
-//! tail guard, leaves a whole guard page after the header and is at most 1.5 times the
+//! tail guard, leaves a whole guard page after the header and is at most twice the
 //! mapping the block needs (`WASTE_SHIFT`; the front guard grows by the difference,
 //! inaccessible but resident). The cache holds at most [`ENTRIES`] mappings and [`MAX_BYTES`]; past that the oldest entry is
 //! unprotected and goes back to the source.
@@ -42,15 +42,17 @@ const ENTRIES: usize = 16;
 /// by it (a larger block skips the quarantine). On the README's python3 script (perf stat,
 /// page faults and `mprotect`+`mmap`+`munmap` calls; without the cache 34,195 and 4,296):
 /// 2 MiB and up to twice the need 34,405 and 3,753; 4 MiB and up to 1.5× 34,416 and 3,500;
-/// 8 MiB and up to twice 35,897 and 3,212 (peak RSS +5%).
-const MAX_BYTES: usize = 4 << 20;
+/// 8 MiB and up to twice 35,897 and 3,212 (peak RSS +5%). Under `stress transfer 16 200000
+/// 120` (a few blocks of 160 KiB-10 MiB among small ones) 4 MiB raised the peak RSS by about
+/// as much as the cache holds, against a 30 MiB heap: 2 MiB keeps most of the gain.
+const MAX_BYTES: usize = 2 << 20;
 
 /// A mapping serves a block that needs `need` bytes of mapping when it is at most
-/// `need + (need >> WASTE_SHIFT)` long: up to half as long again. Replaying the large blocks of the
+/// `need + (need >> WASTE_SHIFT)` long: up to twice as long. Replaying the large blocks of the
 /// README's python3 script (434 of them, 18-700 KiB, mostly growing strings and tables)
 /// through the quarantine and this cache, a mapping up to a quarter longer was reused for 194
 /// of them, up to half for 273, up to twice for 356 (four times: 370).
-const WASTE_SHIFT: u32 = 1;
+const WASTE_SHIFT: u32 = 0;
 
 const _: () = assert!(MAX_BYTES <= crate::huge_quarantine::MAX_BYTES);
 
@@ -309,14 +311,14 @@ mod tests {
     }
 
     #[test]
-    fn a_smaller_block_takes_a_mapping_at_most_half_again_its_need_keeping_a_front_guard() {
+    fn a_smaller_block_takes_a_mapping_at_most_twice_its_need_keeping_a_front_guard() {
         let size = 200 << 10;
-        let map = need(295 << 10);
+        let map = need(395 << 10);
         let at = fit(map, 2 * PAGE, size, 16, PAGE, need(size)).unwrap();
         assert_eq!(at.offset_bytes + size, map - PAGE);
         assert!(at.offset_bytes >= 2 * PAGE);
         assert_eq!(
-            fit(need(310 << 10), 2 * PAGE, size, 16, PAGE, need(size)),
+            fit(need(430 << 10), 2 * PAGE, size, 16, PAGE, need(size)),
             None
         );
         assert_eq!(
