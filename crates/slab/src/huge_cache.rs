@@ -29,7 +29,7 @@
 
 use crate::geometry::CHUNK_BYTES;
 use crate::heap::Slab;
-use crate::huge::{guarded_geometry, header_end, Huge, HugeGeometry};
+use crate::huge::{guarded_geometry, header_end, Huge, HugeGeometry, HugeList};
 use core::alloc::Layout;
 use core::ptr::{self, addr_of, NonNull};
 use heapkit_core::{PageSource, MAX_ALIGN_BYTES};
@@ -263,28 +263,25 @@ impl<P: PageSource> Slab<P> {
     /// scrubbed, and inaccessible past its header page when it is at most the quarantine's
     /// bound.
     pub(crate) unsafe fn retire_huge(&self, huge: *mut Huge) {
-        let mut leaving = self.chunks.lock().huge.cache.put(huge);
-        loop {
-            if leaving.is_null() {
-                leaving = self.chunks.lock().huge.cache.evict_excess();
-                if leaving.is_null() {
-                    return;
-                }
-            }
+        let leaving = self.chunks.lock().huge.cache.put(huge);
+        if !leaving.is_null() {
             // SAFETY: a dead, unlinked mapping made by `alloc_huge`, out of the cache.
             unsafe { self.unmap_huge(leaving) };
-            leaving = ptr::null_mut();
         }
+        self.unmap_huge_while(|held| held.cache.evict_excess());
     }
 
-    /// Gives every cached mapping back to the source.
-    pub(crate) fn empty_huge_cache(&self) {
+    /// Gives back to the source every mapping `take` takes out of the huge list's holdings
+    /// (under the chunk lock, one at a time, until it returns null); the unmapping happens
+    /// outside the lock.
+    pub(crate) fn unmap_huge_while(&self, mut take: impl FnMut(&mut HugeList) -> *mut Huge) {
         loop {
-            let huge = self.chunks.lock().huge.cache.take_any();
+            let huge = take(&mut self.chunks.lock().huge);
             if huge.is_null() {
                 return;
             }
-            // SAFETY: a dead, unlinked mapping made by `alloc_huge`, out of the cache.
+            // SAFETY: `take` hands out only dead, unlinked mappings made by `alloc_huge` that
+            // it no longer holds (the quarantine's and the cache's).
             unsafe { self.unmap_huge(huge) };
         }
     }

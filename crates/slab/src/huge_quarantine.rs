@@ -171,15 +171,8 @@ impl<P: PageSource> Slab<P> {
     /// Gives every quarantined huge block, and every cached mapping, back to the source
     /// (`trim`, `Drop`, a retry after the source ran out of memory).
     pub(crate) fn empty_huge_quarantine(&self) {
-        loop {
-            let huge = self.chunks.lock().huge.quarantine.take_any();
-            if huge.is_null() {
-                break;
-            }
-            // SAFETY: a block out of the quarantine: dead, unlinked, made by `alloc_huge`.
-            unsafe { self.unmap_huge(huge) };
-        }
-        self.empty_huge_cache();
+        self.unmap_huge_while(|held| held.quarantine.take_any());
+        self.unmap_huge_while(|held| held.cache.take_any());
     }
 }
 
