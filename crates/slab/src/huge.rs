@@ -56,6 +56,7 @@ pub(crate) struct Huge {
     pub guard_bytes: usize,
     /// From here to the tail guard the mapping read as zero when it was made, or was scrubbed
     /// since (`hardened`'s cache of guarded mappings reuses a mapping for a block only there).
+    #[cfg(feature = "hardened")]
     pub clean_from_bytes: usize,
     /// The function family that allocated the block (`hardened`: `huge_family.rs`).
     #[cfg(feature = "hardened")]
@@ -345,6 +346,9 @@ impl<P: PageSource> Slab<P> {
         clean_from_bytes: usize,
     ) -> (NonNull<u8>, usize) {
         let owner_id = self.owner_id();
+        // Only the cache of guarded mappings reads it.
+        #[cfg(not(feature = "hardened"))]
+        let _ = clean_from_bytes;
         // SAFETY: forwarded from the caller: the header page is ours and readable.
         unsafe {
             huge.write(Huge {
@@ -356,6 +360,7 @@ impl<P: PageSource> Slab<P> {
                 map_bytes: at.map_bytes,
                 offset_bytes: at.offset_bytes,
                 guard_bytes: at.guard_bytes,
+                #[cfg(feature = "hardened")]
                 clean_from_bytes,
                 #[cfg(feature = "hardened")]
                 family: crate::canary::Family::Malloc,
