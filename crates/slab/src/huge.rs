@@ -137,7 +137,7 @@ impl HugeList {
 
     /// # Safety
     /// `huge` is a live, unlinked header; the chunk lock is held.
-    pub(crate) unsafe fn push(&mut self, huge: *mut Huge) {
+    unsafe fn push(&mut self, huge: *mut Huge) {
         // SAFETY: forwarded from the caller; `head`, if any, is a live linked header.
         unsafe {
             addr_of_mut!((*huge).prev).write(ptr::null_mut());
@@ -193,7 +193,7 @@ pub(crate) struct HugeGeometry {
 }
 
 /// Whether huge blocks sit between guard pages (`hardened`).
-pub(crate) const GUARDED: bool = cfg!(feature = "hardened");
+const GUARDED: bool = cfg!(feature = "hardened");
 
 /// The geometry of a huge block for `layout`: the header at the chunk-aligned start and the
 /// block at the header rounded up to its alignment; or, from a chunk's alignment up, the block
