@@ -10,8 +10,8 @@
 //! ```
 //!
 //! `free` (and `realloc`) of a `new` block is caught by the slab's own check on free, which
-//! finds another family's canary. Only small blocks (up to 16 KiB less the canary) carry a
-//! family: large blocks have no canary, and a mismatch on them is not caught.
+//! finds another family's canary. A large block has no canary: its family is kept in its
+//! header page instead (heapkit-slab's `huge_family.rs`), and checked the same way.
 
 use crate::heap::{self, HEAP};
 use core::ptr::NonNull;
@@ -46,9 +46,13 @@ pub fn tag(block: *mut u8, size: usize, align: usize, family: Family) {
     let Some(layout) = heap::c_layout(size, align) else {
         return;
     };
-    if let Some(class) = class_of_layout(layout.size(), layout.align()) {
+    match class_of_layout(layout.size(), layout.align()) {
         // SAFETY: a live small block of `class`, just handed to us.
-        unsafe { heapkit::slab::set_family(block, class_usable_bytes(class), family) };
+        Some(class) => unsafe {
+            heapkit::slab::set_family(block, class_usable_bytes(class), family)
+        },
+        // SAFETY: a live large block, just handed to us.
+        None => unsafe { HEAP.cache().backend().set_huge_family(block, family) },
     }
 }
 
@@ -63,17 +67,30 @@ pub unsafe fn release(ptr: *mut u8, family: Family, releaser: &str) {
     let Some(block) = NonNull::new(ptr) else {
         return;
     };
-    // SAFETY: forwarded from the caller.
-    let Some(usable) = (unsafe { small_usable_bytes(block) }) else {
+    if crate::zero_size::contains(ptr) {
         return;
+    }
+    // SAFETY: forwarded from the caller.
+    let small = unsafe { small_usable_bytes(block) };
+    // SAFETY: forwarded from the caller: a live block, small with that usable size or large.
+    let found = unsafe {
+        match small {
+            Some(usable) => heapkit::slab::family(block, usable),
+            None => HEAP.cache().backend().huge_family(block),
+        }
     };
-    // SAFETY: a live small block of this allocator with that usable size.
-    match unsafe { heapkit::slab::family(block, usable) } {
+    match found {
         // What `free` expects already (never the case for the C++ operators' families).
         Some(Family::Malloc) if family == Family::Malloc => {}
         // SAFETY: as above; the caller gives the block up.
         Some(found) if found == family => unsafe {
-            heapkit::slab::set_family(block, usable, Family::Malloc)
+            match small {
+                Some(usable) => heapkit::slab::set_family(block, usable, Family::Malloc),
+                None => HEAP
+                    .cache()
+                    .backend()
+                    .set_huge_family(block, Family::Malloc),
+            }
         },
         Some(found) => mismatched(releaser, found, ptr as usize),
         None => {}
@@ -87,9 +104,11 @@ pub unsafe fn release(ptr: *mut u8, family: Family, releaser: &str) {
 /// `ptr` is a live block from this allocator.
 pub unsafe fn check_in_place(ptr: NonNull<u8>) {
     // SAFETY: forwarded from the caller.
-    if let Some(usable) = unsafe { small_usable_bytes(ptr) } {
+    match unsafe { small_usable_bytes(ptr) } {
         // SAFETY: forwarded from the caller: a live small block of that usable size.
-        unsafe { heapkit::slab::check_live(ptr, usable) };
+        Some(usable) => unsafe { heapkit::slab::check_live(ptr, usable) },
+        // SAFETY: forwarded from the caller: a live block (a large one, or zero-size).
+        None => unsafe { HEAP.cache().backend().check_huge_free(ptr) },
     }
 }
 

@@ -119,6 +119,11 @@ const PROBES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "mismatched_free.cpp",
+        "delete of a new[] block, 256 KiB",
+        &["delete-new[]", "262144"],
+    ),
+    (
+        "mismatched_free.cpp",
         "delete[] of a new block, 8 B",
         &["delete[]-new", "8"],
     ),
@@ -129,6 +134,11 @@ const PROBES: &[(&str, &str, &[&str])] = &[
     ),
     (
         "mismatched_free.cpp",
+        "delete[] of a new block, 256 KiB",
+        &["delete[]-new", "262144"],
+    ),
+    (
+        "mismatched_free.cpp",
         "free of a new block, 8 B",
         &["free-new", "8"],
     ),
@@ -136,6 +146,11 @@ const PROBES: &[(&str, &str, &[&str])] = &[
         "mismatched_free.cpp",
         "free of a new block, 4 KiB",
         &["free-new", "4096"],
+    ),
+    (
+        "mismatched_free.cpp",
+        "free of a new block, 256 KiB",
+        &["free-new", "262144"],
     ),
     ("use_after_free.c", "use after free", &[]),
     ("freelist_overwrite.c", "free-list pointer overwrite", &[]),
@@ -250,7 +265,8 @@ const PROBES: &[(&str, &str, &[&str])] = &[
 /// large blocks, which sit between guard pages and are inaccessible while quarantined), with
 /// words its message must hold (none for a fault). Overflows, underflows and mismatched
 /// releases of small blocks are caught by their canaries (heapkit-slab's `canary.rs`,
-/// heapkit-malloc's `family.rs`).
+/// heapkit-malloc's `family.rs`); mismatched releases of large blocks by the family their
+/// header records (heapkit-slab's `huge_family.rs`).
 const HARDENED_STOPS: &[(&str, &str)] = &[
     // At a's free ("heap overflow") or, when b follows a, at b's ("heap underflow").
     ("overflow by 8 bytes into the next block", "was overwritten"),
@@ -319,6 +335,10 @@ const HARDENED_STOPS: &[(&str, &str)] = &[
         "mismatched free: operator delete of a block allocated by operator new[]",
     ),
     (
+        "delete of a new[] block, 256 KiB",
+        "mismatched free: operator delete of a block allocated by operator new[]",
+    ),
+    (
         "delete[] of a new block, 8 B",
         "mismatched free: operator delete[] of a block allocated by operator new",
     ),
@@ -327,11 +347,19 @@ const HARDENED_STOPS: &[(&str, &str)] = &[
         "mismatched free: operator delete[] of a block allocated by operator new",
     ),
     (
+        "delete[] of a new block, 256 KiB",
+        "mismatched free: operator delete[] of a block allocated by operator new",
+    ),
+    (
         "free of a new block, 8 B",
         "mismatched free: free() (or realloc()) of a block allocated by operator new",
     ),
     (
         "free of a new block, 4 KiB",
+        "mismatched free: free() (or realloc()) of a block allocated by operator new",
+    ),
+    (
+        "free of a new block, 256 KiB",
         "mismatched free: free() (or realloc()) of a block allocated by operator new",
     ),
 ];

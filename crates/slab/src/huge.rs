@@ -54,6 +54,13 @@ pub(crate) struct Huge {
     pub offset_bytes: usize,
     /// The guard page at the mapping's end (0 without guards): the block ends before it.
     pub guard_bytes: usize,
+    /// From here to the tail guard the mapping read as zero when it was made, or was scrubbed
+    /// since (`hardened`'s cache of guarded mappings reuses a mapping for a block only there).
+    #[cfg(feature = "hardened")]
+    pub clean_from_bytes: usize,
+    /// The function family that allocated the block (`hardened`: `huge_family.rs`).
+    #[cfg(feature = "hardened")]
+    pub family: crate::canary::Family,
     pub next: *mut Huge,
     pub prev: *mut Huge,
 }
@@ -100,6 +107,9 @@ pub(crate) struct HugeList {
     /// Freed blocks held back, inaccessible, before their pages go back to the source.
     #[cfg(feature = "hardened")]
     pub quarantine: crate::huge_quarantine::HugeQuarantine,
+    /// Mappings out of the quarantine, still inaccessible and guarded, kept for reuse.
+    #[cfg(feature = "hardened")]
+    pub cache: crate::huge_cache::HugeCache,
 }
 
 impl HugeList {
@@ -111,13 +121,16 @@ impl HugeList {
             usable_bytes: 0,
             #[cfg(feature = "hardened")]
             quarantine: crate::huge_quarantine::HugeQuarantine::new(),
+            #[cfg(feature = "hardened")]
+            cache: crate::huge_cache::HugeCache::new(),
         }
     }
 
-    /// Bytes mapped for freed blocks still in quarantine (0 without `hardened`).
+    /// Bytes mapped for freed blocks still held, in the quarantine or the cache of guarded
+    /// mappings (0 without `hardened`).
     pub(crate) fn quarantined_bytes(&self) -> usize {
         #[cfg(feature = "hardened")]
-        return self.quarantine.bytes;
+        return self.quarantine.bytes + self.cache.bytes;
         #[cfg(not(feature = "hardened"))]
         0
     }
@@ -157,20 +170,26 @@ impl HugeList {
     }
 }
 
+/// The end of a guarded mapping's header: its first page boundary past the header (the
+/// front guard starts there).
+pub(crate) fn header_end(page_bytes: usize) -> usize {
+    align_up(core::mem::size_of::<Huge>(), page_bytes).unwrap_or(page_bytes)
+}
+
 /// Where a huge block goes in its mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct HugeGeometry {
+pub(crate) struct HugeGeometry {
     /// From the header (the kept mapping's start) to the block.
-    offset_bytes: usize,
+    pub offset_bytes: usize,
     /// The kept mapping, header included.
-    map_bytes: usize,
+    pub map_bytes: usize,
     /// Mapped in front of the header to reach the alignment, and unmapped at once.
-    lead_bytes: usize,
+    pub lead_bytes: usize,
     /// The alignment of the whole run asked of the source (header at `lead_bytes` into it).
-    map_align_bytes: usize,
+    pub map_align_bytes: usize,
     /// The guard page at the end of the kept mapping (0 without guards); the guard before the
     /// block runs from the header's page end to the block's first page.
-    guard_bytes: usize,
+    pub guard_bytes: usize,
 }
 
 /// Whether huge blocks sit between guard pages (`hardened`).
@@ -204,7 +223,11 @@ fn huge_geometry(layout: Layout, page_bytes: usize, guarded: bool) -> Option<Hug
 /// The `hardened` geometry: header page(s), a guard page, the block right-aligned in its pages
 /// (as far right as its alignment allows), a guard page. The block stays within a chunk of
 /// the header (`block_header` masks it back) as in [`huge_geometry`].
-fn guarded_geometry(size: usize, align: usize, page_bytes: usize) -> Option<HugeGeometry> {
+pub(crate) fn guarded_geometry(
+    size: usize,
+    align: usize,
+    page_bytes: usize,
+) -> Option<HugeGeometry> {
     let header_end = align_up(core::mem::size_of::<Huge>(), page_bytes)?;
     let first_free = header_end + page_bytes; // after the front guard
     let (offset_bytes, tail_end) = if align <= page_bytes {
@@ -232,13 +255,20 @@ fn guarded_geometry(size: usize, align: usize, page_bytes: usize) -> Option<Huge
 }
 
 impl<P: PageSource> Slab<P> {
-    /// After the source ran out of memory: gives the huge quarantine's blocks back
-    /// (`hardened`) and tells whether there were any, so that a retry may succeed.
+    /// After the source ran out of memory: gives the huge quarantine's blocks and the cached
+    /// mappings back (`hardened`) and tells whether there were any, so that a retry may
+    /// succeed.
     pub(crate) fn empty_huge_quarantine_for_retry(&self) -> bool {
         #[cfg(feature = "hardened")]
-        if self.chunks.lock().huge.quarantine.count > 0 {
-            self.empty_huge_quarantine();
-            return true;
+        {
+            let held = {
+                let chunks = self.chunks.lock();
+                chunks.huge.quarantine.count + chunks.huge.cache.count
+            };
+            if held > 0 {
+                self.empty_huge_quarantine();
+                return true;
+            }
         }
         false
     }
@@ -259,7 +289,10 @@ impl<P: PageSource> Slab<P> {
     }
 
     fn alloc_huge_once(&self, layout: Layout) -> Result<(NonNull<u8>, usize, bool), AllocError> {
-        let owner_id = self.owner_id();
+        #[cfg(feature = "hardened")]
+        if let Some(reused) = self.alloc_huge_cached(layout) {
+            return Ok(reused);
+        }
         let Some(at) = huge_geometry(layout, self.pages.page_size(), GUARDED) else {
             self.chunks.lock().failures += 1;
             return Err(AllocError);
@@ -284,7 +317,39 @@ impl<P: PageSource> Slab<P> {
         // SAFETY: `lead_bytes` is inside the run just mapped.
         let raw = unsafe { NonNull::new_unchecked(raw.as_ptr().add(at.lead_bytes)) };
         let huge = raw.as_ptr().cast::<Huge>();
+        let page_bytes = self.pages.page_size();
+        // A fresh run from the OS reads as zero past its header; a reused one only where the
+        // program will have written and the scrub will have zeroed: the block's pages.
+        let clean_from = if zeroed {
+            header_end(page_bytes)
+        } else {
+            offset & !(page_bytes - 1)
+        };
         // SAFETY: a fresh, chunk-aligned mapping of `map_bytes` ≥ the header's size.
+        let (block, usable) = unsafe { self.install_huge(huge, at, clean_from) };
+        if at.guard_bytes > 0 {
+            // SAFETY: the header just written; nothing of the new mapping is in use yet.
+            unsafe { self.set_guards(huge, false) };
+        }
+        Ok((block, usable, zeroed))
+    }
+
+    /// Writes the header of a huge block laid out as `at` at `huge` (the mapping's start),
+    /// links it and counts it; returns the block and its usable bytes.
+    ///
+    /// # Safety
+    /// `huge` starts a chunk-aligned mapping of `at.map_bytes` that the caller owns, not linked.
+    pub(crate) unsafe fn install_huge(
+        &self,
+        huge: *mut Huge,
+        at: HugeGeometry,
+        clean_from_bytes: usize,
+    ) -> (NonNull<u8>, usize) {
+        let owner_id = self.owner_id();
+        // Only the cache of guarded mappings reads it.
+        #[cfg(not(feature = "hardened"))]
+        let _ = clean_from_bytes;
+        // SAFETY: forwarded from the caller: the header page is ours and readable.
         unsafe {
             huge.write(Huge {
                 head: ChunkHead {
@@ -292,30 +357,30 @@ impl<P: PageSource> Slab<P> {
                     owner_id,
                     small_tag: 0,
                 },
-                map_bytes,
-                offset_bytes: offset,
+                map_bytes: at.map_bytes,
+                offset_bytes: at.offset_bytes,
                 guard_bytes: at.guard_bytes,
+                #[cfg(feature = "hardened")]
+                clean_from_bytes,
+                #[cfg(feature = "hardened")]
+                family: crate::canary::Family::Malloc,
                 next: ptr::null_mut(),
                 prev: ptr::null_mut(),
             })
         };
-        if at.guard_bytes > 0 {
-            // SAFETY: the header just written; nothing of the new mapping is in use yet.
-            unsafe { self.set_guards(huge, false) };
-        }
-        let usable = map_bytes - offset - at.guard_bytes;
+        let usable = at.map_bytes - at.offset_bytes - at.guard_bytes;
         {
             let mut chunks = self.chunks.lock();
             crate::chunk_map::insert(huge as usize);
             // SAFETY: the header was just written; the chunk lock is held.
             unsafe { chunks.huge.push(huge) };
-            chunks.huge.mapped_bytes += map_bytes;
+            chunks.huge.mapped_bytes += at.map_bytes;
             chunks.huge.usable_bytes += usable;
             self.live.grow(usable);
         }
         // SAFETY: `offset < map_bytes`, inside the mapping.
-        let block = unsafe { NonNull::new_unchecked(raw.as_ptr().add(offset)) };
-        Ok((block, usable, zeroed))
+        let block = unsafe { NonNull::new_unchecked(huge.cast::<u8>().add(at.offset_bytes)) };
+        (block, usable)
     }
 
     /// Makes the guards of a guarded huge block inaccessible (`accessible == false`) or lifts
@@ -335,7 +400,7 @@ impl<P: PageSource> Slab<P> {
                 addr_of!((*huge).guard_bytes).read(),
             )
         };
-        let front = align_up(core::mem::size_of::<Huge>(), page_bytes).unwrap_or(page_bytes);
+        let front = header_end(page_bytes);
         let front_end = offset & !(page_bytes - 1);
         let base = huge.cast::<u8>();
         // Failures are ignored: the source then gives no guards, and the block still works.
@@ -367,7 +432,7 @@ impl<P: PageSource> Slab<P> {
         let guard = unsafe { addr_of!((*huge).guard_bytes).read() };
         if guard > 0 {
             let page_bytes = self.pages.page_size();
-            let front = align_up(core::mem::size_of::<Huge>(), page_bytes).unwrap_or(page_bytes);
+            let front = header_end(page_bytes);
             // SAFETY: page-aligned, inside the mapping; lifting protection harms nothing.
             let _ = unsafe {
                 self.pages.protect(
@@ -389,6 +454,11 @@ impl<P: PageSource> Slab<P> {
     /// # Safety
     /// `huge` is the live header `locate` found for the block being freed.
     pub(crate) unsafe fn free_huge(&self, huge: *mut Huge) {
+        #[cfg(feature = "hardened")]
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            crate::huge_family::check_free(huge)
+        };
         // SAFETY: forwarded from the caller.
         let (map_bytes, usable) = unsafe { (Huge::map_bytes(huge), Huge::usable_bytes(huge)) };
         {

@@ -2,13 +2,14 @@
 //! above the small classes is huge: `large.rs`). A freed block is scrubbed (zeroed, or its
 //! pages dropped), made inaccessible (`PageSource::protect`: a write or read after free faults)
 //! and put into a random entry of a small array; the block it displaces, or the oldest ones
-//! when the array holds too many bytes, have their guards lifted and go back to the page
-//! source. So "free, then allocate the same size" does not get the same address back, and
-//! when a block's address comes back is not predictable (GrapheneOS hardened_malloc keeps
-//! large allocations in a quarantine of the same kind).
+//! when the array holds too many bytes, go on, still inaccessible, to the cache of guarded
+//! mappings (`huge_cache.rs`), which a later block of a fitting size reuses. So "free, then
+//! allocate the same size" does not get the same address back, and when a block's address
+//! comes back is not predictable (GrapheneOS hardened_malloc keeps large allocations in a
+//! quarantine of the same kind).
 //!
 //! ```text
-//!   free(p) ─► scrub p ─► protect p ─► entries [ a | p | c | … ] ─► displaced: unprotect, unmap
+//!   free(p) ─► scrub p ─► protect p ─► entries [ a | p | c | … ] ─► displaced: huge_cache.rs
 //!                                        random entry ▲ swap
 //! ```
 //!
@@ -17,7 +18,7 @@
 use crate::heap::Slab;
 use crate::huge::Huge;
 use core::ptr::{self, addr_of, NonNull};
-use heapkit_core::{align_up, PageSource};
+use heapkit_core::PageSource;
 
 /// Freed blocks up to this many bytes are zeroed with a `memset`: their pages stay resident,
 /// and the next block made from them (after the quarantine, through the retained source, as in
@@ -31,7 +32,7 @@ pub(crate) const SCRUB_ZERO_MAX_BYTES: usize = 64 << 20;
 const ENTRIES: usize = 16;
 /// Mapped bytes the entries may hold together (a block larger than this alone is not kept):
 /// what the quarantine may add to the resident memory, since its blocks stay resident, zeroed.
-const MAX_BYTES: usize = 8 << 20;
+pub(crate) const MAX_BYTES: usize = 8 << 20;
 
 const _: () = assert!(ENTRIES.is_power_of_two());
 
@@ -146,7 +147,7 @@ impl<P: PageSource> Slab<P> {
                 self.pages.purge(NonNull::new_unchecked(pages), scrub_bytes);
             }
         }
-        let header_end = align_up(core::mem::size_of::<Huge>(), page_bytes).unwrap_or(page_bytes);
+        let header_end = crate::huge::header_end(page_bytes);
         if guard > 0 && HugeQuarantine::takes(map_bytes) {
             // SAFETY: page-aligned, inside the mapping, nothing of it in use (the block is dead;
             // the header page stays readable for the quarantine's bookkeeping).
@@ -160,33 +161,29 @@ impl<P: PageSource> Slab<P> {
         }
         let mut leaving = self.chunks.lock().huge.quarantine.exchange(huge, map_bytes);
         while !leaving.is_null() {
-            // SAFETY: a block out of the quarantine: dead, unlinked, made by `alloc_huge`.
-            unsafe { self.unmap_huge(leaving) };
+            // SAFETY: a block out of the quarantine: dead, unlinked, made by `alloc_huge`,
+            // scrubbed, and protected above when the quarantine took it.
+            unsafe { self.retire_huge(leaving) };
             leaving = self.chunks.lock().huge.quarantine.evict_excess();
         }
     }
 
-    /// Gives every quarantined huge block back to the source (`trim`, `Drop`).
+    /// Gives every quarantined huge block, and every cached mapping, back to the source
+    /// (`trim`, `Drop`, a retry after the source ran out of memory).
     pub(crate) fn empty_huge_quarantine(&self) {
-        loop {
-            let huge = self.chunks.lock().huge.quarantine.take_any();
-            if huge.is_null() {
-                return;
-            }
-            // SAFETY: a block out of the quarantine: dead, unlinked, made by `alloc_huge`.
-            unsafe { self.unmap_huge(huge) };
-        }
+        self.unmap_huge_while(|held| held.quarantine.take_any());
+        self.unmap_huge_while(|held| held.cache.take_any());
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::chunk::ChunkHead;
     use std::boxed::Box;
     use std::vec::Vec;
 
-    fn header(map_bytes: usize) -> *mut Huge {
+    pub(crate) fn header(map_bytes: usize) -> *mut Huge {
         Box::into_raw(Box::new(Huge {
             head: ChunkHead {
                 magic: 0,
@@ -196,6 +193,8 @@ mod tests {
             map_bytes,
             offset_bytes: 0,
             guard_bytes: 0,
+            clean_from_bytes: 0,
+            family: crate::canary::Family::Malloc,
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
         }))

@@ -53,6 +53,8 @@
 //! | `small.rs` | the small path: blocks of a class under the class lock, one at a time or in batches |
 //! | `large.rs` | the large path: spans of whole slots (up to `LARGE_MAX_BYTES`) |
 //! | `huge.rs` | huge blocks: a chunk-aligned mapping each, with a header in front (`hardened`: between guard pages) |
+//! | `huge_cache.rs` | `hardened` only: mappings out of the quarantine kept guarded and inaccessible, reused by the next fitting huge block with one `mprotect` |
+//! | `huge_family.rs` | `hardened` only: which function family (`malloc`, `new`, `new[]`) allocated a huge block, in its header, checked on release |
 //! | `huge_quarantine.rs` | `hardened` only: freed huge blocks scrubbed, made inaccessible and held back in a random array |
 //! | `peak.rs` | live bytes and their peak without an atomic per block |
 //! | `guard.rs` | `Guarded<T>`: a lock on its own cache line |
@@ -83,6 +85,10 @@ mod guard;
 mod handed;
 mod heap;
 mod huge;
+#[cfg(feature = "hardened")]
+mod huge_cache;
+#[cfg(feature = "hardened")]
+mod huge_family;
 #[cfg(feature = "hardened")]
 mod huge_quarantine;
 mod introspect;
