@@ -18,7 +18,7 @@
 //!   learnt in one chunk is no use in another. A slab's canaries start at 0 (its blocks are
 //!   zeroed or fresh), so none outlives the secret it was made with.
 //! - **The first block of a slab** has no block before it: instead, the slot before the slab
-//!   ends in a guard page (`chunk::guard_before_slot`), so an underflow of it faults.
+//!   ends in a guard page (`slot_guard::guard_before_slot`), so an underflow of it faults.
 //! - **Reserved, not squeezed.** With `hardened` a request of `size` takes the class of
 //!   `size + CANARY_BYTES` (at least 32 bytes, so that the canary never shares the two words a
 //!   cached block's link and free mark use), and every usable size — `malloc_usable_size`,

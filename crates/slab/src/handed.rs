@@ -56,7 +56,7 @@ const SLOT_MARKS: usize = SLOT_BYTES / GRANULE_BYTES;
 /// before the first slab (the record slot's last) can be a guard.
 const MARKS_OFFSET: usize = SLOT_BYTES - (1 + RECORD_SLOTS) * SLOT_MARKS;
 /// Bytes at the end of the record's last slot that no mark lives in: room for the guard page
-/// before the chunk's first slab (`chunk::guard_before_slot`).
+/// before the chunk's first slab (`slot_guard::guard_before_slot`).
 #[cfg(feature = "hardened")]
 pub(crate) const RECORD_UNUSED_TAIL_BYTES: usize = (1 + RECORD_SLOTS) * SLOT_MARKS;
 
@@ -90,103 +90,86 @@ unsafe fn mark_of<'a>(ptr: NonNull<u8>) -> &'a AtomicU8 {
     unsafe { AtomicU8::from_ptr(chunk.add(MARKS_OFFSET + granule)) }
 }
 
-/// `ptr`'s granule in its chunk, for the `asm!` forms below. Their chunk is found by masking
-/// in a malloc (which has not found it yet), and as [`block_header`] finds it in a free (which
-/// has, so it is computed once).
+/// Turns the mark of the block at `$ptr`, whose chunk header is `$chunk`, from `$old` into
+/// `$new` and evaluates to `true`; returns `false` from the enclosing function, changing
+/// nothing, when the mark is not `$old`. On x86-64 a `cmp` of the byte in memory with an
+/// immediate, its branch and a `mov`: an atomic load is never folded into a compare, which
+/// cost an instruction on every malloc and every free, and the asm block is as opaque to the
+/// compiler as the atomic would be. The caller's safety contract is [`mark_of`]'s.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
-#[inline(always)]
-fn granule_of(ptr: NonNull<u8>) -> usize {
-    (ptr.as_ptr() as usize & CHUNK_MASK) / GRANULE_BYTES
+macro_rules! flip_mark {
+    ($chunk:expr, $ptr:expr, $old:literal => $new:literal) => {{
+        let chunk = $chunk;
+        let granule = ($ptr.as_ptr() as usize & CHUNK_MASK) / GRANULE_BYTES;
+        // SAFETY: the caller's contract (`mark_of`'s): the mark lies in the record slots,
+        // mapped for the chunk's life; the byte is this block's alone (the module's doc), so a
+        // plain load and store are what the relaxed atomics would be.
+        unsafe {
+            core::arch::asm!(
+                "cmp byte ptr [{chunk} + {granule} + {record}], {old}",
+                "jne {other}",
+                "mov byte ptr [{chunk} + {granule} + {record}], {new}",
+                chunk = in(reg) chunk,
+                granule = in(reg) granule,
+                record = const MARKS_OFFSET,
+                old = const $old,
+                new = const $new,
+                other = label { return false },
+                options(nostack),
+            );
+        }
+        true
+    }};
 }
 
-/// Sets `ptr`'s mark; returns whether it was clear. On x86-64 a `cmp` of the byte in memory
-/// with 0, its branch, and a `mov` (an atomic load is never folded into a compare, which cost
-/// an instruction on every malloc; the asm block is opaque to the compiler, as the atomic
-/// would be).
-///
-/// # Safety
-/// As for [`mark_of`].
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-#[inline(always)]
-unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
-    debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0);
-    let chunk = crate::chunk::header_of(ptr);
-    // SAFETY: forwarded from the caller: the mark lies in the record slots (see `mark_of`),
-    // mapped for the chunk's life; the byte is this block's alone (see
-    // the module's doc), so a plain load and store are what the relaxed atomics would be.
-    unsafe {
-        core::arch::asm!(
-            "cmp byte ptr [{chunk} + {granule} + {record}], 0",
-            "jne {was_set}",
-            "mov byte ptr [{chunk} + {granule} + {record}], 1",
-            chunk = in(reg) chunk,
-            granule = in(reg) granule_of(ptr),
-            record = const MARKS_OFFSET,
-            was_set = label { return false },
-            options(nostack),
-        );
-    }
-    true
-}
-
-/// Clears `ptr`'s mark; returns whether it was set (as [`set_mark`]).
-///
-/// # Safety
-/// As for [`mark_of`].
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-#[inline(always)]
-unsafe fn clear_mark(ptr: NonNull<u8>) -> bool {
-    debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0);
-    let chunk = block_header(ptr);
-    // SAFETY: as in `set_mark`.
-    unsafe {
-        core::arch::asm!(
-            "cmp byte ptr [{chunk} + {granule} + {record}], 0",
-            "je {was_clear}",
-            "mov byte ptr [{chunk} + {granule} + {record}], 0",
-            chunk = in(reg) chunk,
-            granule = in(reg) granule_of(ptr),
-            record = const MARKS_OFFSET,
-            was_clear = label { return false },
-            options(nostack),
-        );
-    }
-    true
-}
-
-/// Sets `ptr`'s mark; returns whether it was clear (elsewhere, and under Miri).
+/// Turns `ptr`'s mark from `old` into `new`; returns whether it was `old` (elsewhere, and
+/// under Miri: relaxed atomics).
 ///
 /// # Safety
 /// As for [`mark_of`].
 #[cfg(not(all(target_arch = "x86_64", not(miri))))]
 #[inline(always)]
-unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
+unsafe fn flip_mark(ptr: NonNull<u8>, old: u8, new: u8) -> bool {
     // SAFETY: forwarded from the caller.
     let mark = unsafe { mark_of(ptr) };
-    // Relaxed, and a load then a store rather than a swap: the byte is this block's alone, and
-    // the block itself travels between threads through the program's (or the cache's) own
+    // A load then a store rather than a swap: the byte is this block's alone, and the block
+    // itself travels between threads through the program's (or the cache's) own
     // synchronisation, which orders the marks' changes with it.
-    if mark.load(Ordering::Relaxed) != 0 {
+    if mark.load(Ordering::Relaxed) != old {
         return false;
     }
-    mark.store(1, Ordering::Relaxed);
+    mark.store(new, Ordering::Relaxed);
     true
 }
 
-/// Clears `ptr`'s mark; returns whether it was set (elsewhere, and under Miri).
+/// Sets `ptr`'s mark (0 to 1); returns whether it was clear. The chunk is found by masking: a
+/// malloc has not found it yet.
 ///
 /// # Safety
 /// As for [`mark_of`].
-#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+#[inline(always)]
+unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
+    debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0);
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    return flip_mark!(crate::chunk::header_of(ptr), ptr, 0 => 1);
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    // SAFETY: forwarded from the caller.
+    return unsafe { flip_mark(ptr, 0, 1) };
+}
+
+/// Clears `ptr`'s mark (1 to 0); returns whether it was set. The chunk as [`block_header`]
+/// finds it: a free has just found it so, and it is computed once.
+///
+/// # Safety
+/// As for [`mark_of`].
 #[inline(always)]
 unsafe fn clear_mark(ptr: NonNull<u8>) -> bool {
+    debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0);
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    return flip_mark!(block_header(ptr), ptr, 1 => 0);
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     // SAFETY: forwarded from the caller.
-    let mark = unsafe { mark_of(ptr) };
-    if mark.load(Ordering::Relaxed) == 0 {
-        return false;
-    }
-    mark.store(0, Ordering::Relaxed);
-    true
+    return unsafe { flip_mark(ptr, 1, 0) };
 }
 
 /// Sets `ptr`'s mark; returns whether it was clear.

@@ -451,7 +451,7 @@ impl<P: PageSource> Slab<P> {
         // SAFETY: `start` is a slot start, so it is non-null.
         let start = unsafe { NonNull::new_unchecked(start) };
         // A guard page stays: the chunk's `guard_mask` remembers it for the slot's next slab,
-        // and a large span lifts it before use (`chunk::unguard_run`).
+        // and a large span lifts it before use (`slot_guard::unguard_run`).
         let chunk = header_of(start).cast::<Chunk>();
         let policy = self.purge_policy(threshold_bytes);
         let mut chunks = self.chunks.lock();
@@ -481,7 +481,7 @@ impl<P: PageSource> Drop for Slab<P> {
             crate::chunk_map::remove(chunk as usize);
             // SAFETY: every block dies with the allocator (the `Allocator` contract), so the
             // whole chunk run can go.
-            unsafe { crate::chunk::unmap_chunk_run(&self.pages, chunk) };
+            unsafe { crate::slot_guard::unmap_chunk_run(&self.pages, chunk) };
             chunk = next;
         }
         let mut huge = chunks.huge.head;

@@ -17,7 +17,7 @@ use core::sync::atomic::Ordering;
 use heapkit_core::{Introspect, InvariantError, PageSource, Stats};
 
 /// Guard bits `check` refuses on the header slot: all of them but with `hardened`, which guards
-/// the header slot's last page (`chunk::guard_before_slot`).
+/// the header slot's last page (`slot_guard::guard_before_slot`).
 const HEADER_GUARD_FORBIDDEN: u64 = if cfg!(feature = "hardened") {
     0
 } else {

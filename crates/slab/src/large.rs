@@ -7,11 +7,12 @@
 
 use crate::bad_input::report;
 use crate::chunk::{
-    ident, kind, run_mask, set_ident, slot_start, state_of, unguard_run, Chunk, SlotIdent, SlotUse,
+    ident, kind, run_mask, set_ident, slot_start, state_of, Chunk, SlotIdent, SlotUse,
     ALL_SLOTS_MASK,
 };
 use crate::geometry::{LARGE_MAX_BYTES, RETAINED_EMPTY_CHUNKS, SLOTS_PER_CHUNK, SLOT_BYTES};
 use crate::heap::Slab;
+use crate::slot_guard::unguard_run;
 use core::alloc::Layout;
 use core::ptr::NonNull;
 use heapkit_core::{AllocError, PageSource};

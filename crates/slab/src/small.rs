@@ -14,12 +14,13 @@
 //! otherwise empty class free of chunk-lock traffic.
 
 use crate::bad_input::report;
-use crate::chunk::{guard_slot, meta_ptr, slot_start, Chunk, SlotUse};
+use crate::chunk::{meta_ptr, slot_start, Chunk, SlotUse};
 use crate::classes::CLASS_COUNT;
 use crate::geometry::SLOT_BYTES;
 use crate::heap::{Block, ClassList, Slab};
 use crate::peak::LiveBytes;
 use crate::slab_meta::{SlabMeta, CHECKS, SECURE};
+use crate::slot_guard::guard_slot;
 use core::ptr::NonNull;
 use heapkit_core::secure::Secrets;
 use heapkit_core::{AllocError, PageSource};
@@ -71,7 +72,7 @@ impl<P: PageSource> Slab<P> {
                 // SAFETY: the slot was just acquired (no block handed out); lock held.
                 Ok((chunk, slot, _)) if SECURE => unsafe {
                     #[cfg(feature = "hardened")]
-                    crate::chunk::guard_before_slot(&self.pages, chunk, slot);
+                    crate::slot_guard::guard_before_slot(&self.pages, chunk, slot);
                     guard_slot(&self.pages, chunk, slot)
                 },
                 Ok(_) => None,
