@@ -46,13 +46,24 @@ pub fn tag(block: *mut u8, size: usize, align: usize, family: Family) {
     let Some(layout) = heap::c_layout(size, align) else {
         return;
     };
-    match class_of_layout(layout.size(), layout.align()) {
-        // SAFETY: a live small block of `class`, just handed to us.
-        Some(class) => unsafe {
-            heapkit::slab::set_family(block, class_usable_bytes(class), family)
-        },
-        // SAFETY: a live large block, just handed to us.
-        None => unsafe { HEAP.cache().backend().set_huge_family(block, family) },
+    let small_usable = class_of_layout(layout.size(), layout.align()).map(class_usable_bytes);
+    // SAFETY: a live block just handed to us, small of that usable size or large.
+    unsafe { set_block_family(block, small_usable, family) };
+}
+
+/// Records `family` for `block`: in the canary of a small block of usable size
+/// `small_usable`, in the header page of a large one (`None`).
+///
+/// # Safety
+/// `block` is a live block from this allocator, small with usable size `small_usable`, or
+/// large when that is `None` (not a zero-size block).
+unsafe fn set_block_family(block: NonNull<u8>, small_usable: Option<usize>, family: Family) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match small_usable {
+            Some(usable) => heapkit::slab::set_family(block, usable, family),
+            None => HEAP.cache().backend().set_huge_family(block, family),
+        }
     }
 }
 
@@ -83,15 +94,7 @@ pub unsafe fn release(ptr: *mut u8, family: Family, releaser: &str) {
         // What `free` expects already (never the case for the C++ operators' families).
         Some(Family::Malloc) if family == Family::Malloc => {}
         // SAFETY: as above; the caller gives the block up.
-        Some(found) if found == family => unsafe {
-            match small {
-                Some(usable) => heapkit::slab::set_family(block, usable, Family::Malloc),
-                None => HEAP
-                    .cache()
-                    .backend()
-                    .set_huge_family(block, Family::Malloc),
-            }
-        },
+        Some(found) if found == family => unsafe { set_block_family(block, small, Family::Malloc) },
         Some(found) => mismatched(releaser, found, ptr as usize),
         None => {}
     }
