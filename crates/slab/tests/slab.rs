@@ -2,11 +2,14 @@
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
-use heapkit_core::{Allocator, BatchAllocator, Introspect, PageSource, UnsizedAllocator};
+use heapkit_core::{
+    Allocator, BatchAllocator, Introspect, PageSource, UnsizedAllocator, WORD_BYTES,
+};
 use heapkit_pages::BufferPages;
 use heapkit_slab::{
-    class_of_size, Slab, SlotKind, CHUNK_BYTES, CLASS_BYTES, CLASS_COUNT, LARGE_MAX_BYTES,
-    MAX_ALIGN_SERVED_BYTES, SLOT_BYTES, SMALL_MAX_BYTES,
+    class_of_layout, class_of_size, class_usable_bytes, natural_align, Slab, SlotKind,
+    CANARY_BYTES, CHUNK_BYTES, CLASS_BYTES, CLASS_COUNT, LARGE_MAX_BYTES, MAX_ALIGN_SERVED_BYTES,
+    SLOT_BYTES, SMALL_MAX_BYTES,
 };
 use heapkit_testkit::test_pages;
 
@@ -22,18 +25,73 @@ fn live_bytes<P: PageSource>(s: &Slab<P>) -> usize {
     s.stats().unwrap().live_bytes
 }
 
+// The tests hold in every build: what a request gets is asked of the slab's public queries (the
+// class of a request, a class's usable size), not taken from the class table. With `hardened`
+// the last word of every small block is its canary (`CANARY_BYTES`): a request takes the class
+// of its size plus that reserve, and the usable sizes leave the canary out. Without it,
+// `CANARY_BYTES` is 0 and every figure below is the class table's own.
+
+/// The largest request of alignment 16 that `s` serves from `class`, or `None` when no request
+/// lands there (with `hardened`, the 16-byte class: it has no room for a canary). Without
+/// canaries, the class size itself.
+fn largest_request(s: &impl BatchAllocator, class: usize) -> Option<usize> {
+    let request = (1..=s.class_size(class))
+        .rev()
+        .find(|&size| s.class_of(layout(size, 16)) == Some(class));
+    if CANARY_BYTES == 0 {
+        assert_eq!(request, Some(CLASS_BYTES[class] as usize));
+    }
+    request
+}
+
+/// The layout of the largest small request `s` serves (16 KiB without canaries): a block of
+/// the largest class.
+fn largest_small(s: &impl BatchAllocator) -> Layout {
+    layout(largest_request(s, CLASS_COUNT - 1).unwrap(), 16)
+}
+
+/// The smallest class a request takes (class 0 without canaries).
+fn smallest_class(s: &impl BatchAllocator) -> usize {
+    s.class_of(layout(1, 1)).unwrap()
+}
+
+/// The class `s` serves a `size`-byte, `align`-aligned request from, checked against what every
+/// build promises: it is `class_of_layout`'s, its usable size holds the request, its blocks are
+/// aligned enough, and its usable size is its block size less the canary's reserve.
+fn class_serving(s: &impl BatchAllocator, size: usize, align: usize) -> usize {
+    let class = s.class_of(layout(size, align)).unwrap();
+    assert_eq!(Some(class), class_of_layout(size, align));
+    assert!(s.class_size(class) >= size, "{size} B fit their class");
+    assert!(natural_align(CLASS_BYTES[class] as usize) >= align);
+    assert_eq!(
+        s.class_size(class),
+        CLASS_BYTES[class] as usize - CANARY_BYTES
+    );
+    assert_eq!(s.class_size(class), class_usable_bytes(class));
+    class
+}
+
 #[test]
 fn every_class_serves_aligned_disjoint_blocks() {
     let s = slab(8 << 20);
     let per_class = if cfg!(miri) { 2 } else { 8 };
     let mut blocks = Vec::new();
-    for (class, &bytes) in CLASS_BYTES.iter().enumerate() {
-        let bytes = bytes as usize;
+    let mut served = 0;
+    for (class, &block_bytes) in CLASS_BYTES.iter().enumerate() {
+        let Some(request) = largest_request(&s, class) else {
+            continue;
+        };
+        served += 1;
+        let bytes = s.class_size(class);
         for _ in 0..per_class {
-            let b = s.allocate(layout(bytes, 16)).unwrap();
+            let b = s.allocate(layout(request, 16)).unwrap();
             assert_eq!(b.len(), bytes);
             let addr = b.cast::<u8>().as_ptr() as usize;
-            assert_eq!(addr % (1 << bytes.trailing_zeros()), 0, "natural alignment");
+            assert_eq!(
+                addr % natural_align(block_bytes as usize),
+                0,
+                "natural alignment"
+            );
             // SAFETY: a fresh block of `bytes` bytes.
             unsafe {
                 b.cast::<u8>().as_ptr().write_bytes(class as u8, bytes);
@@ -45,6 +103,13 @@ fn every_class_serves_aligned_disjoint_blocks() {
         }
         s.check().unwrap();
     }
+    // Every class serves requests but, with canaries, those with no room for one after the two
+    // words a free block's link and mark take (the 16-byte class).
+    let too_small = CLASS_BYTES
+        .iter()
+        .filter(|&&bytes| CANARY_BYTES != 0 && (bytes as usize) < 2 * WORD_BYTES + CANARY_BYTES)
+        .count();
+    assert_eq!(served, CLASS_COUNT - too_small);
     blocks.sort_by_key(|b| b.0.as_ptr() as usize);
     for w in blocks.windows(2) {
         assert!(
@@ -70,7 +135,7 @@ fn batches_fill_and_flush_with_one_call() {
     // 1000 blocks of 16 KiB need 16 MiB.
     let s = slab(if cfg!(miri) { 8 << 20 } else { 24 << 20 });
     let n = if cfg!(miri) { 40 } else { 1000 };
-    for class in [0, 7, 19, CLASS_COUNT - 1] {
+    for class in [smallest_class(&s), 7, 19, CLASS_COUNT - 1] {
         let mut out = vec![core::ptr::null_mut(); n];
         let got = s.allocate_batch(class, &mut out);
         assert_eq!(got, n);
@@ -106,16 +171,20 @@ fn batches_fill_and_flush_with_one_call() {
 fn class_queries_agree_with_the_table() {
     let s = slab(1 << 20);
     assert_eq!(s.class_count(), CLASS_COUNT);
-    assert_eq!(s.class_of(layout(100, 8)), Some(class_of_size(100)));
-    assert_eq!(s.class_size(class_of_size(100)), 112);
+    let for_100 = class_serving(&s, 100, 8);
+    let for_24_aligned_32 = class_serving(&s, 24, 32);
+    let for_10_aligned_4096 = class_serving(&s, 10, 4096);
+    assert_eq!(s.class_size(class_of_size(100)), 112 - CANARY_BYTES);
     assert_eq!(
-        s.class_of(layout(24, 32)).map(|c| s.class_size(c)),
-        Some(32)
+        s.class_size(for_10_aligned_4096),
+        4096 - CANARY_BYTES,
+        "the first class aligned to 4096"
     );
-    assert_eq!(
-        s.class_of(layout(10, 4096)).map(|c| s.class_size(c)),
-        Some(4096)
-    );
+    if CANARY_BYTES == 0 {
+        // Without canaries a request takes the smallest class that holds it: the table's.
+        assert_eq!(for_100, class_of_size(100));
+        assert_eq!(s.class_size(for_24_aligned_32), 32);
+    }
     assert_eq!(s.class_of(layout(SMALL_MAX_BYTES + 1, 8)), None);
     assert_eq!(s.class_of(layout(8, 32768)), None);
     assert_eq!(s.class_size(CLASS_COUNT), 0);
@@ -345,15 +414,8 @@ fn memory_goes_back_to_the_source() {
 fn dirty_slots_are_purged_past_the_threshold() {
     let s = slab(8 << 20);
     s.set_purge_threshold_bytes(2 * SLOT_BYTES);
-    let l = layout(16384, 16);
-    let n = 40; // 10 slabs of 4 blocks
-    let blocks: Vec<_> = (0..n)
-        .map(|_| s.allocate(l).unwrap().cast::<u8>())
-        .collect();
-    for b in blocks {
-        // SAFETY: live blocks.
-        unsafe { s.deallocate(b, l) };
-    }
+    let blocks = fill_16k_slabs(&s, 10);
+    free_all(&s, &blocks);
     let (dirty, purged) = s.dirty_and_purged_bytes();
     assert!(dirty <= 2 * SLOT_BYTES, "dirty {dirty}");
     assert!(purged >= 6 * SLOT_BYTES, "purged {purged}");
@@ -463,7 +525,7 @@ fn threads_share_classes_through_batches() {
         for t in 0..4 {
             let s = &s;
             scope.spawn(move || {
-                let class = t % 2 * 5;
+                let class = smallest_class(s) + t % 2 * 5;
                 let mut out = [core::ptr::null_mut(); 64];
                 for round in 0..rounds {
                     let n = s.allocate_batch(class, &mut out);
@@ -515,8 +577,9 @@ fn secure_mode_shuffles_and_marks_free_blocks() {
 #[test]
 fn peak_bytes_is_exact_for_one_class_and_for_large_and_huge_blocks() {
     let s = slab(8 << 20);
-    // 16 KiB blocks: ten of them cross the fold granule (64 KiB) in both directions.
-    let l = layout(SMALL_MAX_BYTES, 16);
+    // 16 KiB blocks: ten of them cross the fold granule (64 KiB) in both directions. Live bytes
+    // count block sizes (a canary's reserve included).
+    let l = largest_small(&s);
     let n = 10;
     let blocks: Vec<_> = (0..n)
         .map(|_| s.allocate(l).unwrap().cast::<u8>())
@@ -533,6 +596,7 @@ fn peak_bytes_is_exact_for_one_class_and_for_large_and_huge_blocks() {
     );
     // A peak between two `stats` calls is kept: up and down again without looking.
     let small = layout(64, 8);
+    let small_block_bytes = CLASS_BYTES[class_serving(&s, 64, 8)] as usize;
     let many = if cfg!(miri) { 1100 } else { 3000 };
     let blocks: Vec<_> = (0..many)
         .map(|_| s.allocate(small).unwrap().cast::<u8>())
@@ -543,7 +607,7 @@ fn peak_bytes_is_exact_for_one_class_and_for_large_and_huge_blocks() {
     }
     assert_eq!(
         s.stats().unwrap().peak_bytes,
-        (many * 64).max(n * SMALL_MAX_BYTES)
+        (many * small_block_bytes).max(n * SMALL_MAX_BYTES)
     );
     // Large and huge blocks count exactly, as they come and go.
     let large = layout(100_000, 16);
@@ -570,11 +634,13 @@ fn peak_bytes_across_classes_is_within_the_documented_granularity() {
     let mut blocks = Vec::new();
     let mut small_bytes = 0;
     for (class, &bytes) in CLASS_BYTES.iter().enumerate().step_by(3) {
-        let l = layout(bytes as usize, 16);
+        let Some(request) = largest_request(&s, class) else {
+            continue;
+        };
+        let l = layout(request, 16);
         blocks.push((s.allocate(l).unwrap().cast::<u8>(), l));
         small_bytes += bytes as usize;
         s.check().unwrap();
-        let _ = class;
     }
     let huge = layout(LARGE_MAX_BYTES + 1, 16);
     let h = s.allocate(huge).unwrap();
@@ -597,20 +663,18 @@ fn peak_bytes_across_classes_is_within_the_documented_granularity() {
 }
 
 /// Allocates `slabs` slabs' worth of 16 KiB blocks (4 per slab).
-fn fill_16k_slabs<P: PageSource>(s: &Slab<P>, slabs: usize) -> Vec<NonNull<u8>> {
+fn fill_16k_slabs<P: PageSource + Sync>(s: &Slab<P>, slabs: usize) -> Vec<NonNull<u8>> {
+    let l = largest_small(s);
     (0..slabs * 4)
-        .map(|_| {
-            s.allocate(layout(SMALL_MAX_BYTES, 16))
-                .unwrap()
-                .cast::<u8>()
-        })
+        .map(|_| s.allocate(l).unwrap().cast::<u8>())
         .collect()
 }
 
-fn free_all<P: PageSource>(s: &Slab<P>, blocks: &[NonNull<u8>]) {
+fn free_all<P: PageSource + Sync>(s: &Slab<P>, blocks: &[NonNull<u8>]) {
+    let l = largest_small(s);
     for &b in blocks {
         // SAFETY: live blocks of this layout.
-        unsafe { s.deallocate(b, layout(SMALL_MAX_BYTES, 16)) };
+        unsafe { s.deallocate(b, l) };
     }
 }
 
