@@ -152,6 +152,11 @@ const PROBES: &[(&str, &str, &[&str])] = &[
         "free of a new block, 256 KiB",
         &["free-new", "262144"],
     ),
+    (
+        "mismatched_free.cpp",
+        "realloc of a new block, 256 KiB",
+        &["realloc-new", "262144"],
+    ),
     ("use_after_free.c", "use after free", &[]),
     ("freelist_overwrite.c", "free-list pointer overwrite", &[]),
     ("zero_size.c", "write through malloc(0)'s pointer", &[]),
@@ -360,6 +365,10 @@ const HARDENED_STOPS: &[(&str, &str)] = &[
     ),
     (
         "free of a new block, 256 KiB",
+        "mismatched free: free() (or realloc()) of a block allocated by operator new",
+    ),
+    (
+        "realloc of a new block, 256 KiB",
         "mismatched free: free() (or realloc()) of a block allocated by operator new",
     ),
 ];

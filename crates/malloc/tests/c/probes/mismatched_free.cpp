@@ -2,6 +2,8 @@
  *   "delete-new[]"   operator delete of a block from operator new[]
  *   "delete[]-new"   operator delete[] of a block from operator new
  *   "free-new"       free() of a block from operator new
+ *   "realloc-new"    realloc() of a block from operator new to twice its size (a release
+ *                    through realloc: the block is freed whether it moves or not)
  * The operators are called by name: a `delete` expression of a trivially destructible type
  * calls exactly these (sized, since C++14, which a size check may catch first). Under the
  * Itanium ABI such a block has no array cookie, so the pointer alone does not tell them apart;
@@ -28,6 +30,15 @@ int main(int argc, char **argv) {
         p = ::operator new(size);
         say("p = operator new(%zu) = %p; operator delete[](p)", size, p);
         ::operator delete[](opaque(p));
+    } else if (strcmp(how, "realloc-new") == 0) {
+        p = ::operator new(size);
+        memset(p, 'n', size);
+        say("p = operator new(%zu) = %p; realloc(p, %zu)", size, p, 2 * size);
+        void *q = realloc(opaque(p), 2 * size);
+        if (q == NULL)
+            undetected("realloc refused the block (returned NULL) but did not stop the program");
+        undetected("realloc took the block (%s, contents %s)", q == p ? "in place" : "moved",
+                   ((char *)q)[size - 1] == 'n' ? "kept" : "lost");
     } else {
         p = ::operator new(size);
         say("p = operator new(%zu) = %p; free(p)", size, p);
