@@ -18,6 +18,11 @@
 //! - **lock** ([`SpinLock`]): the one lock every heapkit crate takes, `const` and
 //!   allocation-free; a waiter spins a few reads, then sleeps on a *futex* (the lock word itself,
 //!   with Linux's `futex` syscall; src/futex.rs) until the holder's unlock wakes it.
+//! - **platform** ([`cfg_glibc!`], [`cfg_initial_exec_tls!`]): the platforms heapkit
+//!   specialises for, each a `cfg` predicate written once (src/platform.rs).
+//! - **initial-exec TLS** ([`initial_exec_word!`], [`initial_exec_block!`]): thread-local
+//!   words declared in assembly and read in two instructions, what the C library's fast paths
+//!   use on x86-64 glibc instead of a shared library's `__tls_get_addr` (src/initial_exec.rs).
 //!
 //! ```text
 //!   your program ──► GlobalAdapter / allocator-api2 / core::alloc  (the bridges)
@@ -42,9 +47,11 @@ mod foreign;
 mod futex;
 mod global;
 pub mod hint;
+mod initial_exec;
 mod layout;
 mod locked;
 mod page_source;
+mod platform;
 pub mod report;
 pub mod secure;
 mod stats;

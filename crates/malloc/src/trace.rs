@@ -104,104 +104,82 @@ struct ThreadState {
 const THREAD_STATE_BYTES: usize = core::mem::size_of::<ThreadState>();
 const _: () = assert!(core::mem::align_of::<ThreadState>() <= 8);
 
-/// This thread's [`ThreadState`], through `std::thread_local!` (a `const`, all-zero
-/// initialiser and no destructor). In a shared library that is a `__tls_get_addr` call per
-/// event, which is why x86-64 glibc uses the initial-exec block below instead.
-#[cfg(not(all(
-    target_arch = "x86_64",
-    target_os = "linux",
-    target_env = "gnu",
-    not(miri)
-)))]
-mod thread_state {
-    use super::ThreadState;
-    use core::cell::Cell;
-    use core::ptr;
+heapkit_core::cfg_initial_exec_tls! {
+    if {
+        /// This thread's [`ThreadState`] in the *initial-exec* TLS model (heapkit-core's
+        /// `initial_exec_block!`, as heapkit-tcache's slot.rs does for its slot word, and for the
+        /// same reason): the general-dynamic model of a shared library calls `__tls_get_addr` on
+        /// every event. The block is in `.tbss` (every field starts as zero bits: false, null,
+        /// 0) and found as the thread pointer plus its `@GOTTPOFF` offset — three instructions.
+        /// The cost: the library takes `THREAD_STATE_BYTES` of glibc's surplus static TLS when
+        /// loaded with `dlopen`.
+        mod thread_state {
+            use super::{ThreadState, THREAD_STATE_BYTES};
 
-    std::thread_local! {
-        static STATE: ThreadState = const {
-            ThreadState {
-                recording: Cell::new(false),
-                buffer: Cell::new(ptr::null_mut()),
-                number_plus_one: Cell::new(0),
-                next_id: Cell::new(0),
-                id_end: Cell::new(0),
-                stamp_ticks: Cell::new(0),
-                stamp_reuses_left: Cell::new(0),
+            heapkit_core::initial_exec_block! {
+                symbol: "heapkit_malloc_trace_state",
+                bytes: THREAD_STATE_BYTES,
+                address: state_address,
             }
-        };
-    }
 
-    /// Runs `body` with this thread's state.
-    #[inline(always)]
-    pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
-        STATE.with(body)
-    }
+            /// Runs `body` with this thread's state.
+            #[inline(always)]
+            pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
+                body(get())
+            }
 
-    /// This thread's state. `'static` stands for "as long as this thread": the reference is
-    /// not `Send` (the state's `Cell`s are not `Sync`), so it cannot outlive the thread.
-    #[inline(always)]
-    pub(super) fn get() -> &'static ThreadState {
-        // SAFETY: this thread's own state, alive (the `const` initialiser, no destructor) as
-        // long as the thread, which is as long as the `!Send` reference can be used.
-        STATE.with(|state| unsafe { &*(state as *const ThreadState) })
-    }
-}
-
-/// This thread's [`ThreadState`] in the *initial-exec* TLS model, on stable Rust (as
-/// heapkit-tcache's slot.rs does for its slot word, and for the same reason): the general-dynamic
-/// model of a shared library calls `__tls_get_addr` on every event. The block is declared in
-/// `.tbss` (every field starts as zero bits: false, null, 0) and found as the thread pointer
-/// plus its `@GOTTPOFF` offset — three instructions. The cost: the library takes
-/// `THREAD_STATE_BYTES` of glibc's surplus static TLS when loaded with `dlopen`.
-#[cfg(all(
-    target_arch = "x86_64",
-    target_os = "linux",
-    target_env = "gnu",
-    not(miri)
-))]
-mod thread_state {
-    use super::{ThreadState, THREAD_STATE_BYTES};
-
-    // Global inside the link but hidden: never exported, never interposed.
-    core::arch::global_asm!(
-        ".pushsection .tbss,\"awT\",@nobits",
-        ".p2align 3",
-        ".globl heapkit_malloc_trace_state",
-        ".hidden heapkit_malloc_trace_state",
-        ".type heapkit_malloc_trace_state,@object",
-        ".size heapkit_malloc_trace_state,{bytes}",
-        "heapkit_malloc_trace_state:",
-        ".zero {bytes}",
-        ".popsection",
-        bytes = const THREAD_STATE_BYTES,
-    );
-
-    /// Runs `body` with this thread's state.
-    #[inline(always)]
-    pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
-        body(get())
-    }
-
-    /// This thread's state. `'static` stands for "as long as this thread": the reference is
-    /// not `Send` (the state's `Cell`s are not `Sync`), so it cannot outlive the thread.
-    #[inline(always)]
-    pub(super) fn get() -> &'static ThreadState {
-        let address: usize;
-        // SAFETY: `fs:[0]` holds the thread pointer itself (the x86-64 TLS ABI), and the GOT
-        // entry the offset of this thread's copy of the block from it; only computes an address.
-        unsafe {
-            core::arch::asm!(
-                "mov {address}, qword ptr fs:[0]",
-                "add {address}, qword ptr [rip + heapkit_malloc_trace_state@GOTTPOFF]",
-                address = out(reg) address,
-                options(nostack, readonly, pure),
-            );
+            /// This thread's state. `'static` stands for "as long as this thread": the reference
+            /// is not `Send` (the state's `Cell`s are not `Sync`), so it cannot outlive the
+            /// thread.
+            #[inline(always)]
+            pub(super) fn get() -> &'static ThreadState {
+                // SAFETY: this thread's own block, 8-aligned, `THREAD_STATE_BYTES` long and
+                // zeroed at the thread's start — a valid `ThreadState` (Cells of plain data); it
+                // lives as long as the thread, and only this thread can use the reference (it is
+                // not `Send`).
+                unsafe { &*(state_address() as *const ThreadState) }
+            }
         }
-        // SAFETY: this thread's own block, 8-aligned, `THREAD_STATE_BYTES` long and zeroed at
-        // the thread's start — a valid `ThreadState` (Cells of plain data); it lives as long as
-        // the thread, and only this thread can use the reference (it is not `Send`).
-        unsafe { &*(address as *const ThreadState) }
+    } else {
+        /// This thread's [`ThreadState`], through `std::thread_local!` (a `const`, all-zero
+        /// initialiser and no destructor). In a shared library that is a `__tls_get_addr` call
+        /// per event, which is why x86-64 glibc uses an initial-exec block instead.
+        mod thread_state {
+            use super::ThreadState;
+            use core::cell::Cell;
+            use core::ptr;
+
+            std::thread_local! {
+                static STATE: ThreadState = const {
+                    ThreadState {
+                        recording: Cell::new(false),
+                        buffer: Cell::new(ptr::null_mut()),
+                        number_plus_one: Cell::new(0),
+                        next_id: Cell::new(0),
+                        id_end: Cell::new(0),
+                        stamp_ticks: Cell::new(0),
+                        stamp_reuses_left: Cell::new(0),
+                    }
+                };
+            }
+
+            /// Runs `body` with this thread's state.
+            #[inline(always)]
+            pub(super) fn with<T>(body: impl FnOnce(&ThreadState) -> T) -> T {
+                STATE.with(body)
+            }
+
+            /// This thread's state. `'static` stands for "as long as this thread": the reference
+            /// is not `Send` (the state's `Cell`s are not `Sync`), so it cannot outlive the
+            /// thread.
+            #[inline(always)]
+            pub(super) fn get() -> &'static ThreadState {
+                // SAFETY: this thread's own state, alive (the `const` initialiser, no
+                // destructor) as long as the thread, which is as long as the `!Send` reference
+                // can be used.
+                STATE.with(|state| unsafe { &*(state as *const ThreadState) })
+            }
+        }
     }
 }
 

@@ -219,190 +219,103 @@ std::thread_local! {
     static EXIT_GUARD: ExitGuard = const { ExitGuard };
 }
 
-/// This thread's slot word, through `std::thread_local!`: a `const` initialiser and no
-/// destructor make each access a plain TLS access. In an executable that is one `fs:` load; in
-/// a shared library (the C malloc) it is a call to `__tls_get_addr` per access (the
-/// general-dynamic model), which is why x86-64 Linux uses [`initial_exec`] instead.
-#[cfg(not(any(
-    loom,
-    all(
-        target_arch = "x86_64",
-        target_os = "linux",
-        target_env = "gnu",
-        not(miri)
-    )
-)))]
-mod thread_slot {
-    use super::UNASSIGNED;
-    use crate::bin::Bin;
-    use core::cell::Cell;
+heapkit_core::cfg_initial_exec_tls! {
+    if {
+        /// This thread's slot word and primary magazine word in the *initial-exec* TLS model
+        /// (heapkit-core's `initial_exec_word!`): one `fs:` load or store each, where a shared
+        /// library's general-dynamic model would call `__tls_get_addr` twice per malloc+free
+        /// pair. Limited to x86-64 glibc (`cfg_initial_exec_tls!`); a library loaded with
+        /// `dlopen` takes these 16 bytes of glibc's surplus static TLS.
+        #[cfg(not(loom))]
+        mod thread_slot {
+            use super::UNASSIGNED;
+            use crate::bin::Bin;
 
-    std::thread_local! {
-        /// This thread's slot or a sentinel.
-        static THREAD_SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
-        /// The primary cache's magazine for this thread; starts as the empty magazine (see
-        /// magazine.rs's tie to this file).
-        static PRIMARY_MAGAZINE: Cell<*mut Bin> = const { Cell::new(crate::magazine::empty_magazine()) };
-    }
+            // Each new thread starts with UNASSIGNED.
+            heapkit_core::initial_exec_word! {
+                symbol: "heapkit_tcache_thread_slot",
+                initial: ".quad {initial}" (initial = const UNASSIGNED),
+                read: read_slot_word,
+                write: write_slot_word,
+            }
 
-    #[inline(always)]
-    pub fn get() -> usize {
-        THREAD_SLOT.with(Cell::get)
-    }
-
-    #[inline(always)]
-    pub fn set(value: usize) {
-        THREAD_SLOT.with(|s| s.set(value));
-    }
-
-    #[inline(always)]
-    pub fn primary_magazine() -> *mut Bin {
-        PRIMARY_MAGAZINE.with(Cell::get)
-    }
-
-    #[inline(always)]
-    pub fn set_primary_magazine(bins: *mut Bin) {
-        PRIMARY_MAGAZINE.with(|s| s.set(bins));
-    }
-}
-
-#[cfg(all(
-    target_arch = "x86_64",
-    target_os = "linux",
-    target_env = "gnu",
-    not(miri),
-    not(loom)
-))]
-use initial_exec as thread_slot;
-
-/// This thread's slot word and primary magazine word in the *initial-exec* TLS model, on stable
-/// Rust.
-///
-/// Rust has no stable way to choose a TLS model (`#[thread_local]` and `-Z tls-model` are
-/// nightly), and a shared library gets the general-dynamic model: every access calls
-/// `__tls_get_addr`, about 11 instructions, twice per malloc+free pair. So the words are declared
-/// in assembly, in `.tdata` with their initial values, and read through their `@GOTTPOFF` entries:
-/// `mov reg, [rip + sym@GOTTPOFF]; mov reg, fs:[reg]` — the model glibc, jemalloc and mimalloc
-/// use for their own thread caches. In an executable the linker relaxes it to a constant offset.
-///
-/// The cost of initial-exec: the words live in the static TLS block, so a library that uses them
-/// and is loaded with `dlopen` takes 16 bytes of glibc's surplus static TLS (a few hundred bytes
-/// are reserved for exactly this). Limited to glibc, where that reserve exists.
-#[cfg(all(
-    target_arch = "x86_64",
-    target_os = "linux",
-    target_env = "gnu",
-    not(miri),
-    not(loom)
-))]
-mod initial_exec {
-    use super::UNASSIGNED;
-    use crate::bin::Bin;
-
-    // The symbol is global inside the link (other codegen units refer to it) but hidden: never
-    // exported from a shared library, never interposed. One per linked copy of this
-    // crate. `.tdata` holds initialised thread-locals: each new thread starts with UNASSIGNED.
-    core::arch::global_asm!(
-        ".pushsection .tdata,\"awT\",@progbits",
-        ".p2align 3",
-        ".globl heapkit_tcache_thread_slot",
-        ".hidden heapkit_tcache_thread_slot",
-        ".type heapkit_tcache_thread_slot,@object",
-        ".size heapkit_tcache_thread_slot,8",
-        "heapkit_tcache_thread_slot:",
-        ".quad {initial}",
-        ".popsection",
-        initial = const UNASSIGNED,
-    );
-
-    // The primary magazine word starts as the shared empty magazine's first bin: an address, so
-    // the loader relocates `.tdata`'s initial image before any thread copies it (as it does
-    // for C's `static __thread void *p = &x;`). The symbol and the offset are magazine.rs's
-    // (the tie between the two files is described there, and tested).
-    core::arch::global_asm!(
-        ".pushsection .tdata,\"awT\",@progbits",
-        ".p2align 3",
-        ".globl heapkit_tcache_primary_magazine",
-        ".hidden heapkit_tcache_primary_magazine",
-        ".type heapkit_tcache_primary_magazine,@object",
-        ".size heapkit_tcache_primary_magazine,8",
-        "heapkit_tcache_primary_magazine:",
-        ".quad {empty} + {bins_offset}",
-        ".popsection",
-        empty = sym crate::magazine::EMPTY_MAGAZINE,
-        bins_offset = const crate::magazine::EMPTY_BINS_OFFSET_BYTES,
-    );
-
-    /// A reader and a writer for an 8-byte word declared in `.tdata` above, by its symbol.
-    macro_rules! tls_word {
-        ($symbol:literal, $get:ident, $set:ident) => {
-            #[inline(always)]
-            fn $get() -> usize {
-                let value: usize;
-                // SAFETY: reads this thread's copy of an 8-byte, 8-aligned TLS word that every
-                // thread has from its start (`.tdata`); the GOT entry holds its offset from the
-                // thread pointer. `readonly` (not `nomem`) so the compiler re-reads it after any
-                // write.
-                unsafe {
-                    core::arch::asm!(
-                        concat!("mov {offset}, qword ptr [rip + ", $symbol, "@GOTTPOFF]"),
-                        "mov {value}, qword ptr fs:[{offset}]",
-                        offset = out(reg) _,
-                        value = lateout(reg) value,
-                        options(nostack, readonly, preserves_flags, pure),
-                    );
-                }
-                value
+            // The primary magazine word starts as the shared empty magazine's first bin: an
+            // address, so the loader relocates `.tdata`'s initial image before any thread copies
+            // it (as it does for C's `static __thread void *p = &x;`). The symbol and the offset
+            // are magazine.rs's (the tie between the two files is described there, and tested).
+            heapkit_core::initial_exec_word! {
+                symbol: "heapkit_tcache_primary_magazine",
+                initial: ".quad {empty} + {bins_offset}" (
+                    empty = sym crate::magazine::EMPTY_MAGAZINE,
+                    bins_offset = const crate::magazine::EMPTY_BINS_OFFSET_BYTES,
+                ),
+                read: read_primary_word,
+                write: write_primary_word,
             }
 
             #[inline(always)]
-            fn $set(value: usize) {
-                // SAFETY: writes this thread's own copy of the word (see the reader); nothing
-                // else aliases it.
-                unsafe {
-                    core::arch::asm!(
-                        concat!("mov {offset}, qword ptr [rip + ", $symbol, "@GOTTPOFF]"),
-                        "mov qword ptr fs:[{offset}], {value}",
-                        offset = out(reg) _,
-                        value = in(reg) value,
-                        options(nostack, preserves_flags),
-                    );
-                }
+            pub fn get() -> usize {
+                read_slot_word()
             }
-        };
-    }
 
-    tls_word!(
-        "heapkit_tcache_thread_slot",
-        read_slot_word,
-        write_slot_word
-    );
-    tls_word!(
-        "heapkit_tcache_primary_magazine",
-        read_primary_word,
-        write_primary_word
-    );
+            #[inline(always)]
+            pub fn set(value: usize) {
+                write_slot_word(value)
+            }
 
-    #[inline(always)]
-    pub fn get() -> usize {
-        read_slot_word()
-    }
+            /// The primary cache's magazine for this thread (the address was exposed by
+            /// [`set_primary_magazine`], or is the empty magazine's from the loader).
+            #[inline(always)]
+            pub fn primary_magazine() -> *mut Bin {
+                core::ptr::with_exposed_provenance_mut(read_primary_word())
+            }
 
-    #[inline(always)]
-    pub fn set(value: usize) {
-        write_slot_word(value)
-    }
+            #[inline(always)]
+            pub fn set_primary_magazine(bins: *mut Bin) {
+                write_primary_word(bins.expose_provenance())
+            }
+        }
+    } else {
+        /// This thread's slot word, through `std::thread_local!`: a `const` initialiser and no
+        /// destructor make each access a plain TLS access. In an executable that is one `fs:`
+        /// load; in a shared library (the C malloc) it is a call to `__tls_get_addr` per access
+        /// (the general-dynamic model), which is why x86-64 glibc uses initial-exec words
+        /// instead.
+        #[cfg(not(loom))]
+        mod thread_slot {
+            use super::UNASSIGNED;
+            use crate::bin::Bin;
+            use core::cell::Cell;
 
-    /// The primary cache's magazine for this thread (the address was exposed by
-    /// [`set_primary_magazine`], or is the empty magazine's from the loader).
-    #[inline(always)]
-    pub fn primary_magazine() -> *mut Bin {
-        core::ptr::with_exposed_provenance_mut(read_primary_word())
-    }
+            std::thread_local! {
+                /// This thread's slot or a sentinel.
+                static THREAD_SLOT: Cell<usize> = const { Cell::new(UNASSIGNED) };
+                /// The primary cache's magazine for this thread; starts as the empty magazine
+                /// (see magazine.rs's tie to this file).
+                static PRIMARY_MAGAZINE: Cell<*mut Bin> =
+                    const { Cell::new(crate::magazine::empty_magazine()) };
+            }
 
-    #[inline(always)]
-    pub fn set_primary_magazine(bins: *mut Bin) {
-        write_primary_word(bins.expose_provenance())
+            #[inline(always)]
+            pub fn get() -> usize {
+                THREAD_SLOT.with(Cell::get)
+            }
+
+            #[inline(always)]
+            pub fn set(value: usize) {
+                THREAD_SLOT.with(|s| s.set(value));
+            }
+
+            #[inline(always)]
+            pub fn primary_magazine() -> *mut Bin {
+                PRIMARY_MAGAZINE.with(Cell::get)
+            }
+
+            #[inline(always)]
+            pub fn set_primary_magazine(bins: *mut Bin) {
+                PRIMARY_MAGAZINE.with(|s| s.set(bins));
+            }
+        }
     }
 }
 
