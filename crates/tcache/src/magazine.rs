@@ -4,7 +4,7 @@
 //! A magazine in memory (the table's pointer is to the first bin):
 //!
 //! ```text
-//!   [ direct table: 64 bin pointers ][ header ][ bin 0 | bin 1 | … | bin n-1 | uncached bin ]
+//!   [ direct table: 66 bin pointers ][ header ][ bin 0 | bin 1 | … | bin n-1 | uncached bin ]
 //!     by size step, for C's malloc               one per class           limit 0, always empty
 //! ```
 //!
