@@ -58,7 +58,7 @@ const _: () = assert!(CANARY_MIN_BLOCK_BYTES % crate::classes::MIN_BLOCK_BYTES =
 ///
 /// Not rounded to the 16-byte quantum first: a request of 56 bytes fits the 64-byte class with
 /// its canary, where rounding took it to 80 (python3's common 24-, 38-, 52-56-, 120- and
-/// 152-byte requests each moved up a class; the README's script peaked 10 MB higher). The
+/// 152-byte requests each moved up a class; the README's script peaked about 12 MB higher). The
 /// thread cache's direct table, which `malloc`'s inline path reads with one entry per 16-byte
 /// step, shifts its steps by the canary instead (`BatchAllocator::CLASS_SIZE_OFFSET_BYTES`),
 /// so every step still has one class.
