@@ -48,8 +48,10 @@ const fn magazine_bins(class_count: usize) -> usize {
 
 /// The size-indexed shortcut before each magazine's header (mimalloc's `pages_free_direct`):
 /// for requests of `1..=DIRECT_MAX_BYTES` bytes aligned to [`DIRECT_STEP_BYTES`], entry
-/// [`direct_slot`] of the size is the bin of that size's class. One load instead of the
-/// backend's class lookup and the bin's address arithmetic, on C's every `malloc`.
+/// `(size - 1 + offset) / DIRECT_STEP_BYTES` is the bin of that size's class, where `offset` is
+/// the backend's `CLASS_SIZE_OFFSET_BYTES` (0 unless its class lookup adds bytes to a
+/// request). One load instead of the backend's class lookup and the bin's address arithmetic,
+/// on C's every `malloc`.
 pub const DIRECT_MAX_BYTES: usize = 1024;
 
 /// The width of a size step in the direct table, and the alignment its requests get: C's
