@@ -52,6 +52,13 @@ pub unsafe trait BatchAllocator: UnsizedAllocator + Sync {
     /// The usable size of every block of `class` (`class < class_count()`).
     fn class_size(&self, class: usize) -> usize;
 
+    /// Bytes [`class_of`](Self::class_of) adds to a request's size before it picks the class
+    /// (heapkit-slab's canary with `hardened`; 0 by default), below
+    /// [`MAX_ALIGN_BYTES`](crate::MAX_ALIGN_BYTES). A thread cache whose size-indexed table has
+    /// one entry per 16-byte step shifts its steps down by it, so that every size of a step
+    /// still gets one class (a step split between two classes would miss on every call).
+    const CLASS_SIZE_OFFSET_BYTES: usize = 0;
+
     /// The class of a live block, found from the pointer alone; `None` for blocks that belong
     /// to no small class (large blocks).
     ///

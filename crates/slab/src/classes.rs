@@ -141,6 +141,27 @@ const _: () = {
     }
 };
 
+// Every 16-byte step of request sizes up to 1 KiB, shifted down by the canary's reserve (the
+// thread cache's direct table: `BatchAllocator::CLASS_SIZE_OFFSET_BYTES`), has one class: the
+// steps' sizes plus the canary fall in one 16-byte quantum, and every class is a multiple of it.
+const _: () = {
+    let mut size = 1;
+    while size <= TABLE_MAX_BYTES {
+        let step_start = ((size - 1 + CANARY_BYTES) / MIN_BLOCK_BYTES * MIN_BLOCK_BYTES)
+            .saturating_sub(CANARY_BYTES)
+            + 1;
+        let same = match (
+            class_of_layout(size, MIN_BLOCK_BYTES),
+            class_of_layout(step_start, MIN_BLOCK_BYTES),
+        ) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
+        assert!(same, "a direct-table step split between two classes");
+        size += 1;
+    }
+};
+
 /// The class serving `size_bytes` (`1..=SMALL_MAX_BYTES`), in O(1).
 #[inline(always)]
 pub const fn class_of_size(size_bytes: usize) -> usize {

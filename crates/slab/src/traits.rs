@@ -184,6 +184,10 @@ unsafe impl<P: PageSource + Sync> BatchAllocator for Slab<P> {
         class_usable_bytes(class)
     }
 
+    // The canary's reserve (`canary::with_canary`): a request takes the class of its size
+    // plus the canary, so the thread cache shifts its direct table's steps by it.
+    const CLASS_SIZE_OFFSET_BYTES: usize = crate::canary::CANARY_BYTES;
+
     #[inline(always)]
     unsafe fn class_of_block(&self, ptr: NonNull<u8>) -> Option<usize> {
         // SAFETY: forwarded from the caller.

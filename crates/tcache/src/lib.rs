@@ -20,8 +20,9 @@
 //!   the table holds it where a thread has no magazine, so the fast paths test nothing for null.
 //! - **uncached bin**: the extra bin after a magazine's class bins, limit 0: an unsized free of
 //!   a block with no class is pushed at it, finds no room and takes the slow path.
-//! - **direct table**: 64 bin pointers before a magazine's header, by 16-byte size step up to
-//!   1024: C's `malloc` finds its bin with one load, no class lookup.
+//! - **direct table**: 66 bin pointers before a magazine's header, by 16-byte size step up to
+//!   1024 (the steps shifted down by the backend's `CLASS_SIZE_OFFSET_BYTES`, hardened
+//!   heapkit-slab's canary): C's `malloc` finds its bin with one load, no class lookup.
 //! - **primary cache / primary word**: the one `'static` cache per process (the C library's
 //!   heap) whose magazine for the thread sits in a thread-local word of its own; its entry
 //!   points are in `primary.rs`.

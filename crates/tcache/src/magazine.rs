@@ -4,7 +4,7 @@
 //! A magazine in memory (the table's pointer is to the first bin):
 //!
 //! ```text
-//!   [ direct table: 64 bin pointers ][ header ][ bin 0 | bin 1 | … | bin n-1 | uncached bin ]
+//!   [ direct table: 66 bin pointers ][ header ][ bin 0 | bin 1 | … | bin n-1 | uncached bin ]
 //!     by size step, for C's malloc               one per class           limit 0, always empty
 //! ```
 //!
@@ -48,18 +48,24 @@ const fn magazine_bins(class_count: usize) -> usize {
 
 /// The size-indexed shortcut before each magazine's header (mimalloc's `pages_free_direct`):
 /// for requests of `1..=DIRECT_MAX_BYTES` bytes aligned to [`DIRECT_STEP_BYTES`], entry
-/// `(size - 1) / DIRECT_STEP_BYTES` is the bin of that size's class. One load instead of the
-/// backend's class lookup and the bin's address arithmetic, on C's every `malloc`.
+/// `(size - 1 + offset) / DIRECT_STEP_BYTES` is the bin of that size's class, where `offset` is
+/// the backend's `CLASS_SIZE_OFFSET_BYTES` (0 unless its class lookup adds bytes to a
+/// request). One load instead of the backend's class lookup and the bin's address arithmetic,
+/// on C's every `malloc`.
 pub const DIRECT_MAX_BYTES: usize = 1024;
 
 /// The width of a size step in the direct table, and the alignment its requests get: C's
 /// `max_align_t`.
 pub const DIRECT_STEP_BYTES: usize = heapkit_core::MAX_ALIGN_BYTES;
 
-/// Entries in the direct table.
-const DIRECT_LEN: usize = DIRECT_MAX_BYTES / DIRECT_STEP_BYTES;
+/// Entries in the direct table: one per step up to `DIRECT_MAX_BYTES`, one more for the step
+/// a backend's class-size offset pushes the last sizes into (`direct_slot`), rounded up to
+/// whole bins so that the header and bins after the table stay aligned.
+const DIRECT_LEN: usize = (DIRECT_MAX_BYTES / DIRECT_STEP_BYTES + 1)
+    .next_multiple_of(core::mem::size_of::<Bin>() / core::mem::size_of::<*mut Bin>());
 
 const _: () = assert!(DIRECT_MAX_BYTES % DIRECT_STEP_BYTES == 0);
+const _: () = assert!(direct_slot(DIRECT_MAX_BYTES, DIRECT_STEP_BYTES - 1) < DIRECT_LEN);
 const _: () = assert!(
     (DIRECT_LEN * core::mem::size_of::<*mut Bin>()) % core::mem::size_of::<Bin>() == 0,
     "the header and bins after the table stay aligned"
@@ -163,27 +169,58 @@ const fn quarantine_bytes(class_count: usize) -> usize {
     }
 }
 
+/// `B`'s class-size offset, checked at compile time to be below the step (`direct_slot`).
+pub(crate) const fn direct_offset<B: BatchAllocator>() -> usize {
+    assert!(
+        B::CLASS_SIZE_OFFSET_BYTES < DIRECT_STEP_BYTES,
+        "a class-size offset below the direct table's step"
+    );
+    B::CLASS_SIZE_OFFSET_BYTES
+}
+
 /// The first entry of the direct table before a magazine's header (the magazine's first byte).
 #[inline(always)]
 pub(crate) fn direct_table(bins: *mut Bin) -> *mut *mut Bin {
     header(bins).cast::<*mut Bin>().wrapping_sub(DIRECT_LEN)
 }
 
-/// The index in magazine `bins` of the bin its direct table names for `size_bytes`: the class
-/// that serves every size of the step (no class lookup), or the magazine's class count when the
-/// table names the uncached bin.
+/// The direct table's entry for `size_bytes` over a backend whose class lookup adds
+/// `offset_bytes` to a size (`BatchAllocator::CLASS_SIZE_OFFSET_BYTES`, below the step): the
+/// steps are shifted down by the offset, so that entry `i` covers the sizes whose offset size is
+/// in `(16·i, 16·i + 16]` — which share one class whenever the classes are multiples of 16
+/// (hardened heapkit-slab's, whose canary adds 8 bytes to every request, among them). With no
+/// offset, `(size - 1) / 16`. The offset is a constant: the same instructions either way.
+#[inline(always)]
+pub(crate) const fn direct_slot(size_bytes: usize, offset_bytes: usize) -> usize {
+    (size_bytes - 1 + offset_bytes) / DIRECT_STEP_BYTES
+}
+
+/// The smallest and largest size whose [`direct_slot`] is `index` (with `offset_bytes` below
+/// the step).
+const fn direct_step_sizes(index: usize, offset_bytes: usize) -> (usize, usize) {
+    let first = (index * DIRECT_STEP_BYTES + 1).saturating_sub(offset_bytes);
+    let first = if first == 0 { 1 } else { first };
+    (first, (index + 1) * DIRECT_STEP_BYTES - offset_bytes)
+}
+
+/// The index in magazine `bins` of the bin its direct table names for `size_bytes` (over a
+/// backend whose class-size offset is `offset_bytes`): the class that serves every size of the
+/// step (no class lookup), or the magazine's class count when the table names the uncached bin.
 ///
 /// # Safety
-/// `bins` is a magazine (or the empty one) and `size_bytes` is in `1..=DIRECT_MAX_BYTES`.
+/// `bins` is a magazine (or the empty one), `size_bytes` is in `1..=DIRECT_MAX_BYTES` and
+/// `offset_bytes` is below `DIRECT_STEP_BYTES`.
 #[inline(always)]
-pub(crate) unsafe fn direct_index(bins: *mut Bin, size_bytes: usize) -> usize {
+pub(crate) unsafe fn direct_index(bins: *mut Bin, size_bytes: usize, offset_bytes: usize) -> usize {
     debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
-    // SAFETY: the table has DIRECT_LEN entries and the index is below it for these sizes; each
-    // entry points at a bin of the same magazine (see `make_magazine`; the empty magazine's at
-    // its own uncached bin), so the offset is the bin's index.
+    debug_assert!(offset_bytes < DIRECT_STEP_BYTES);
+    // SAFETY: the table has DIRECT_LEN entries and the index is below it for these sizes and
+    // offsets (asserted at compile time); each entry points at a bin of the same magazine (see
+    // `make_magazine`; the empty magazine's at its own uncached bin), so the offset is the
+    // bin's index.
     unsafe {
         let bin = direct_table(bins)
-            .add((size_bytes - 1) / DIRECT_STEP_BYTES)
+            .add(direct_slot(size_bytes, offset_bytes))
             .read();
         bin.offset_from(bins) as usize
     }
@@ -264,9 +301,10 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 .ok()
                 .and_then(|layout| self.backend.class_of(layout))
         };
+        let offset = const { direct_offset::<B>() };
         (0..DIRECT_LEN).map(move |index| {
-            let smallest = class_of_size(index * DIRECT_STEP_BYTES + 1);
-            let largest = class_of_size((index + 1) * DIRECT_STEP_BYTES);
+            let (smallest, largest) = direct_step_sizes(index, offset);
+            let (smallest, largest) = (class_of_size(smallest), class_of_size(largest));
             let class = match (smallest, largest) {
                 (Some(a), Some(b)) if a == b && a < class_count => a,
                 _ => class_count,
@@ -317,5 +355,28 @@ mod tests {
             .join()
             .unwrap();
         assert_eq!(word, empty_magazine() as usize);
+    }
+
+    /// Each direct-table entry's sizes (what `direct_bins` looks up) are exactly the sizes
+    /// `direct_slot` sends to it, with no class-size offset and with hardened heapkit-slab's 8
+    /// bytes; every size the C `malloc` sends (up to `DIRECT_MAX_BYTES`) has an entry.
+    #[test]
+    fn direct_steps_cover_the_sizes_their_slots_name() {
+        for offset in [0, 8, DIRECT_STEP_BYTES - 1] {
+            for size in 1..=DIRECT_MAX_BYTES + DIRECT_STEP_BYTES - offset {
+                let index = direct_slot(size, offset);
+                assert!(index < DIRECT_LEN, "size {size} offset {offset}");
+                let (first, last) = direct_step_sizes(index, offset);
+                assert!(
+                    (first..=last).contains(&size),
+                    "size {size} offset {offset}"
+                );
+            }
+            for index in 0..DIRECT_LEN {
+                let (first, last) = direct_step_sizes(index, offset);
+                assert_eq!(direct_slot(first, offset), index);
+                assert_eq!(direct_slot(last, offset), index);
+            }
+        }
     }
 }

@@ -8,7 +8,9 @@
 
 use crate::bin;
 use crate::cache::ThreadCache;
-use crate::magazine::{direct_index, direct_table, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
+use crate::magazine::{
+    direct_index, direct_offset, direct_slot, direct_table, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES,
+};
 use crate::slot;
 use crate::sync::Ordering;
 use core::alloc::{GlobalAlloc, Layout};
@@ -81,7 +83,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // header, and the index is below DIRECT_LEN for the sizes this method takes. The bin
         // is this thread's (or an empty one, which a pop never writes): see `allocate_in_class`.
         unsafe {
-            let entry = direct_table(bins).add((size_bytes - 1) / DIRECT_STEP_BYTES);
+            let entry =
+                direct_table(bins).add(direct_slot(size_bytes, const { direct_offset::<B>() }));
             self.hand_out(bin::pop_with(entry.read(), self.fast_secrets()))
         }
     }
@@ -104,7 +107,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // SAFETY: as in `allocate_cached_small_primary`.
         let entry = unsafe {
             direct_table(bins)
-                .add((size_bytes - 1) / DIRECT_STEP_BYTES)
+                .add(direct_slot(size_bytes, const { direct_offset::<B>() }))
                 .read()
         };
         // SAFETY: as in `allocate_cached_small_primary`.
@@ -159,7 +162,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
         slot::set_primary_magazine(bins);
         // SAFETY: a magazine of this cache; the size is in range (tested above).
-        let index = unsafe { direct_index(bins, size_bytes) };
+        let index = unsafe { direct_index(bins, size_bytes, const { direct_offset::<B>() }) };
         let class = if index < self.backend.class_count() {
             index
         } else {
