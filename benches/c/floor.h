@@ -18,14 +18,20 @@
  *   block's class from its chunk header;
  * - nothing else: no canary, no quarantine, no `secure` record, no guard pages; the allocator
  *   underneath is the normal build, doing exactly the normal row's work (round16(n) takes the
- *   same class as n: every class is a multiple of 16 bytes).
+ *   same class as n: every class is a multiple of 16 bytes, asserted in crates/slab's
+ *   classes.rs).
  * So where the floor's time is already above 1.5x the normal build's, no hardened build that
  * zeroes on free and checks on hand-out can be within 1.5x on that mode.
  *
  * Included by bench.h after its system headers when HEAPKIT_FLOOR is defined (`gcc -O2
  * -pthread -DHEAPKIT_FLOOR`), so the program measured is the same source as the other rows;
- * the macros at the end rename every malloc and free that follows. The block's contents become
- * the program's to read: pairs.c and stress.c never read their blocks. */
+ * the macros at the end rename every malloc and free that follows. A program under the floor
+ * must leave its blocks' first word alone (it holds the length); pairs.c and stress.c never
+ * write into their blocks.
+ *
+ * Both passes must survive the optimizer: GCC drops a memset just before free as a dead store
+ * (a floor without the barrier below zeroed nothing) and would fold the inline zeroing back
+ * into a memset call or `rep stosq`. */
 #ifndef HEAPKIT_FLOOR_H
 #define HEAPKIT_FLOOR_H
 
