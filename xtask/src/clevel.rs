@@ -2,8 +2,8 @@
 //! `LD_PRELOAD` with each malloc library found: glibc (no preload), heapkit's
 //! `libheapkit_malloc.so` when it builds, its hardened build (`--features hardened`; a `--quick` run without a
 //! `--filter` leaves it out: one more release build), the protection floor (pairs.c built
-//! with `benches/c/floor.h` under the plain library: see [`FLOOR`]), and Debian's jemalloc,
-//! mimalloc and tcmalloc.
+//! with `benches/c/floor.h` under the plain library: see [`FLOOR`]; a plain `--quick` times it
+//! but does not count it), and Debian's jemalloc, mimalloc and tcmalloc.
 //! Each is timed, and counted with callgrind (instructions per pair: noise-free) when
 //! valgrind is installed. A missing library or tool is a note, never a failure.
 
@@ -83,6 +83,10 @@ pub struct Plan {
     pub binary: Option<PathBuf>,
     /// The benchmark compiled with the floor ([`FLOOR`]), when the run wants it and gcc worked.
     pub floor_binary: Option<PathBuf>,
+    /// Whether the floor's row is counted with callgrind too: not in a plain `--quick` (CI's
+    /// smoke run), where its ten callgrind runs would be most of its cost; timed, it still
+    /// shows that floor.h builds and runs.
+    pub floor_counted: bool,
     /// Whether valgrind is installed.
     pub callgrind: bool,
     /// Timed operations per run.
@@ -106,6 +110,11 @@ impl Plan {
             .filter(|(name, _)| self.binary_for(name).is_some())
             .count();
         runnable * self.modes.len()
+    }
+
+    /// Whether a library's row gets instruction counts.
+    pub fn counts(&self, library: &str) -> bool {
+        self.callgrind && (library != FLOOR || self.floor_counted)
     }
 
     /// The program a library's row runs: the floor's build for [`FLOOR`], pairs.c otherwise.
@@ -326,6 +335,7 @@ pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
         timed_rounds: if options.quick { 3 } else { 7 },
         counted_ops: if options.quick { 20_000 } else { 100_000 },
         modes: MODES.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
+        floor_counted: !(options.quick && options.filter.is_none()),
         ..Plan::default()
     };
     let floor_wanted = options.wants(&format!("c/{FLOOR}")) && affordable(options, FLOOR);
@@ -416,7 +426,7 @@ pub fn run(plan: &Plan, bar: &ProgressBar) -> Value {
                 continue;
             };
             crate::bench::step(bar, format!("C level: {mode} under {name}"));
-            let instructions_per_op = if plan.callgrind {
+            let instructions_per_op = if plan.counts(name) {
                 let once = instructions(binary, preload, mode, *size, plan.counted_ops);
                 let twice = instructions(binary, preload, mode, *size, 2 * plan.counted_ops);
                 once.zip(twice)
@@ -501,6 +511,11 @@ mod tests {
             Some(Path::new("/report/pairs-floor"))
         );
         assert_eq!(plan.binary_for("glibc"), Some(Path::new("/report/pairs")));
+        // Counted with callgrind unless the run says otherwise (a plain --quick).
+        plan.callgrind = true;
+        assert!(plan.counts(FLOOR_BASE) && !plan.counts(FLOOR));
+        plan.floor_counted = true;
+        assert!(plan.counts(FLOOR));
         // The report orders it right after the hardened build.
         let at = |name: &str| LIBRARIES.iter().position(|l| *l == name);
         assert_eq!(at(FLOOR), at("heapkit-hardened").map(|i| i + 1));
