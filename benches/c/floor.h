@@ -68,7 +68,7 @@ static inline size_t floor_round16(size_t size_bytes) {
     return (size_bytes + (FLOOR_LANE_BYTES - 1)) & ~(size_t)(FLOOR_LANE_BYTES - 1);
 }
 
-/* The lanes of scrub.rs's `for_each_lane`: for a length of 16 * k bytes, two lanes (the second
+/* The lanes of crates/slab/src/scrub.rs's `for_each_lane`: for a length of 16 * k bytes, two lanes (the second
  * ending at the end) up to 32 bytes, four up to 64, then four per 64 bytes and four ending at
  * the end; no remainder loop. FLOOR_LANE(offset) is the statement done at each. */
 #define FLOOR_FOR_EACH_LANE(length_bytes, FLOOR_LANE)                                              \
@@ -127,9 +127,9 @@ static inline void floor_free(void *ptr) {
     if (length_bytes > FLOOR_MEMSET_ABOVE_BYTES) {
         memset(block, 0, length_bytes);
     } else {
-        /* A zero the compiler cannot see is zero: otherwise it turns the stores back into a
-         * memset call (or `rep stosq`), which costs more than the hardened build's inline
-         * stores at these sizes. */
+        /* The zero passes through an empty asm, so the compiler cannot tell it is zero:
+         * otherwise it turns the stores back into a memset call (or `rep stosq`), which costs
+         * more than the hardened build's inline stores at these sizes. */
         uint64_t zero_word = 0;
         __asm__("" : "+r"(zero_word));
         floor_lane zero = {zero_word, zero_word};
