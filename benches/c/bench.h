@@ -16,6 +16,12 @@
 #include <string.h>
 #include <time.h>
 
+/* The protection-floor build of a benchmark (floor.h): every malloc and free below, and in the
+ * program that includes this header, goes through the floor's wrappers. */
+#ifdef HEAPKIT_FLOOR
+#include "floor.h"
+#endif
+
 enum { BATCH_BLOCKS = 1000 };
 
 /* Keeps the compiler from removing a malloc/free pair whose block is never used, from fusing

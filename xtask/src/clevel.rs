@@ -1,8 +1,9 @@
 //! Step 4 of `cargo xtask bench`: the C-level benchmark (`benches/c/pairs.c`) under
 //! `LD_PRELOAD` with each malloc library found: glibc (no preload), heapkit's
 //! `libheapkit_malloc.so` when it builds, its hardened build (`--features hardened`; a `--quick` run without a
-//! `--filter` leaves it out: one more release build), and Debian's jemalloc,
-//! mimalloc and tcmalloc.
+//! `--filter` leaves it out: one more release build), the protection floor (pairs.c built
+//! with `benches/c/floor.h` under the plain library: see [`FLOOR`]; a plain `--quick` times it
+//! but does not count it), and Debian's jemalloc, mimalloc and tcmalloc.
 //! Each is timed, and counted with callgrind (instructions per pair: noise-free) when
 //! valgrind is installed. A missing library or tool is a note, never a failure.
 
@@ -13,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The libraries in report order.
-pub const LIBRARIES: [&str; 6] = [
+pub const LIBRARIES: [&str; 7] = [
     "glibc",
     "heapkit",
     "heapkit-hardened",
+    FLOOR,
     "jemalloc",
     "mimalloc",
     "tcmalloc",
@@ -31,6 +33,18 @@ const HEAPKIT_BUILDS: [(&str, &str, &str); 2] = [
         "libheapkit_malloc_hardened.so",
     ),
 ];
+/// The protection floor's row: pairs.c built with `benches/c/floor.h` (`-DHEAPKIT_FLOOR`: the
+/// program zeroes every block before freeing it and reads every byte of each block it gets,
+/// the hardened build's zero on free and zero check done by the program) under
+/// [`FLOOR_BASE`]'s library. A lower bound of what those two protections cost the hardened
+/// build; issue #23.
+pub const FLOOR: &str = "heapkit-floor";
+/// The library the floor runs under, its reference: the plain build. A run that wants the
+/// floor measures it too, in the same interleaved rounds, so that their ratio is one run's.
+pub const FLOOR_BASE: &str = "heapkit";
+/// The `gcc` define that turns the floor on in `benches/c/bench.h`.
+const FLOOR_DEFINE: &str = "-DHEAPKIT_FLOOR";
+
 /// Debian's peer libraries: (report name, package, file names to look for).
 const PEERS: [(&str, &str, &[&str]); 3] = [
     ("jemalloc", "libjemalloc2", &["libjemalloc.so.2"]),
@@ -67,6 +81,12 @@ pub struct Plan {
     pub libraries: Vec<(String, Option<PathBuf>)>,
     /// The compiled benchmark, when gcc worked.
     pub binary: Option<PathBuf>,
+    /// The benchmark compiled with the floor ([`FLOOR`]), when the run wants it and gcc worked.
+    pub floor_binary: Option<PathBuf>,
+    /// Whether the floor's row is counted with callgrind too: not in a plain `--quick` (CI's
+    /// smoke run), where its ten callgrind runs would be most of its cost; timed, it still
+    /// shows that floor.h builds and runs.
+    pub floor_counted: bool,
     /// Whether valgrind is installed.
     pub callgrind: bool,
     /// Timed operations per run.
@@ -82,12 +102,51 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Progress steps: one per (library, mode).
+    /// Progress steps: one per (library, mode) that has a program to run.
     pub fn steps(&self) -> usize {
-        if self.binary.is_some() {
-            self.libraries.len() * self.modes.len()
+        let runnable = self
+            .libraries
+            .iter()
+            .filter(|(name, _)| self.binary_for(name).is_some())
+            .count();
+        runnable * self.modes.len()
+    }
+
+    /// Whether a library's row gets instruction counts.
+    pub fn counts(&self, library: &str) -> bool {
+        self.callgrind && (library != FLOOR || self.floor_counted)
+    }
+
+    /// The program a library's row runs: the floor's build for [`FLOOR`], pairs.c otherwise.
+    pub fn binary_for(&self, library: &str) -> Option<&Path> {
+        if library == FLOOR {
+            self.floor_binary.as_deref()
         } else {
-            0
+            self.binary.as_deref()
+        }
+    }
+
+    /// Adds the floor's row when the plain library is in the plan: pairs.c compiled again with
+    /// the floor, preloaded with the plain library. Without the library there is nothing to
+    /// measure the floor over (its note is already in `notes`).
+    fn add_floor(&mut self, workspace: &crate::Workspace) {
+        let Some(preload) = self
+            .libraries
+            .iter()
+            .find(|(name, _)| name == FLOOR_BASE)
+            .map(|(_, preload)| preload.clone())
+        else {
+            return;
+        };
+        self.floor_binary = compile_as(
+            workspace,
+            "pairs",
+            "pairs-floor",
+            &[FLOOR_DEFINE],
+            &mut self.notes,
+        );
+        if self.floor_binary.is_some() {
+            self.libraries.push((FLOOR.to_string(), preload));
         }
     }
 }
@@ -230,11 +289,25 @@ pub fn compile(
     name: &str,
     notes: &mut Vec<String>,
 ) -> Option<PathBuf> {
+    compile_as(workspace, name, name, &[], notes)
+}
+
+/// Compiles `benches/c/NAME.c` with the extra gcc `flags` into the report folder as `binary`;
+/// None (and a note) when gcc fails.
+fn compile_as(
+    workspace: &crate::Workspace,
+    name: &str,
+    binary: &str,
+    flags: &[&str],
+    notes: &mut Vec<String>,
+) -> Option<PathBuf> {
     let source = workspace.root.join("benches/c").join(format!("{name}.c"));
-    let binary = workspace.target.join("heapkit-report").join(name);
+    let binary = workspace.target.join("heapkit-report").join(binary);
     if succeeds(
         Command::new("gcc")
-            .args(["-O2", "-pthread", "-o"])
+            .args(["-O2", "-pthread"])
+            .args(flags)
+            .arg("-o")
             .arg(&binary)
             .arg(&source),
     ) {
@@ -262,11 +335,20 @@ pub fn plan(workspace: &crate::Workspace, options: &Options) -> Plan {
         timed_rounds: if options.quick { 3 } else { 7 },
         counted_ops: if options.quick { 20_000 } else { 100_000 },
         modes: MODES.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
+        floor_counted: !(options.quick && options.filter.is_none()),
         ..Plan::default()
     };
-    let wanted = |name: &str| options.wants(&format!("c/{name}")) && affordable(options, name);
+    let floor_wanted = options.wants(&format!("c/{FLOOR}")) && affordable(options, FLOOR);
+    // The floor's reference comes with it, whatever the filter says of the plain library.
+    let wanted = |name: &str| {
+        (options.wants(&format!("c/{name}")) || (name == FLOOR_BASE && floor_wanted))
+            && affordable(options, name)
+    };
     plan.libraries = libraries(workspace, wanted, &mut plan.notes);
     plan.binary = compile(workspace, "pairs", &mut plan.notes);
+    if floor_wanted {
+        plan.add_floor(workspace);
+    }
     plan.callgrind = callgrind_installed();
     if !plan.callgrind {
         plan.notes
@@ -337,31 +419,32 @@ pub fn parse_collected(text: &str) -> Option<u64> {
 /// decided a run, and single runs of the same library differed several-fold.
 pub fn run(plan: &Plan, bar: &ProgressBar) -> Value {
     let mut results = Vec::new();
-    if let Some(binary) = &plan.binary {
-        for (mode, size) in &plan.modes {
-            let samples = timed_rounds(plan, binary, mode, *size);
-            for ((name, preload), samples) in plan.libraries.iter().zip(samples) {
-                crate::bench::step(bar, format!("C level: {mode} under {name}"));
-                let instructions_per_op = if plan.callgrind {
-                    let once = instructions(binary, preload, mode, *size, plan.counted_ops);
-                    let twice = instructions(binary, preload, mode, *size, 2 * plan.counted_ops);
-                    once.zip(twice)
-                        .map(|(a, b)| b.saturating_sub(a) as f64 / plan.counted_ops as f64)
-                } else {
-                    None
-                };
-                results.push(json!({
-                    "library": name,
-                    "preload": preload.as_ref().map(|p| p.display().to_string()),
-                    "mode": mode,
-                    "size_bytes": size,
-                    "ns_per_op": median(&samples),
-                    "ns_per_op_min": samples.iter().copied().reduce(f64::min),
-                    "ns_per_op_samples": samples,
-                    "instructions_per_op": instructions_per_op,
-                }));
-                bar.inc(1);
-            }
+    for (mode, size) in &plan.modes {
+        let samples = timed_rounds(plan, mode, *size);
+        for ((name, preload), samples) in plan.libraries.iter().zip(samples) {
+            let Some(binary) = plan.binary_for(name) else {
+                continue;
+            };
+            crate::bench::step(bar, format!("C level: {mode} under {name}"));
+            let instructions_per_op = if plan.counts(name) {
+                let once = instructions(binary, preload, mode, *size, plan.counted_ops);
+                let twice = instructions(binary, preload, mode, *size, 2 * plan.counted_ops);
+                once.zip(twice)
+                    .map(|(a, b)| b.saturating_sub(a) as f64 / plan.counted_ops as f64)
+            } else {
+                None
+            };
+            results.push(json!({
+                "library": name,
+                "preload": preload.as_ref().map(|p| p.display().to_string()),
+                "mode": mode,
+                "size_bytes": size,
+                "ns_per_op": median(&samples),
+                "ns_per_op_min": samples.iter().copied().reduce(f64::min),
+                "ns_per_op_samples": samples,
+                "instructions_per_op": instructions_per_op,
+            }));
+            bar.inc(1);
         }
     }
     json!({ "results": results, "notes": plan.notes })
@@ -369,11 +452,13 @@ pub fn run(plan: &Plan, bar: &ProgressBar) -> Value {
 
 /// The timed samples of one mode: per library (in plan order), one ns-per-op figure per round
 /// in which the run succeeded.
-fn timed_rounds(plan: &Plan, binary: &Path, mode: &str, size: usize) -> Vec<Vec<f64>> {
+fn timed_rounds(plan: &Plan, mode: &str, size: usize) -> Vec<Vec<f64>> {
     let mut samples = vec![Vec::new(); plan.libraries.len()];
     for _ in 0..plan.timed_rounds {
-        for ((_, preload), library_samples) in plan.libraries.iter().zip(samples.iter_mut()) {
-            library_samples.extend(timed(binary, preload, mode, size, plan.timed_ops));
+        for ((name, preload), library_samples) in plan.libraries.iter().zip(samples.iter_mut()) {
+            if let Some(binary) = plan.binary_for(name) {
+                library_samples.extend(timed(binary, preload, mode, size, plan.timed_ops));
+            }
         }
     }
     samples
@@ -401,6 +486,39 @@ mod tests {
         assert_eq!(median(&[3.0]), Some(3.0));
         assert_eq!(median(&[9.0, 1.0, 5.0]), Some(5.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 100.0]), Some(3.0));
+    }
+
+    #[test]
+    fn the_floor_row_runs_its_own_build_over_the_plain_library() {
+        let plain = Some(PathBuf::from("/report/libheapkit_malloc.so"));
+        let mut plan = Plan {
+            libraries: vec![
+                ("glibc".into(), None),
+                (FLOOR_BASE.into(), plain.clone()),
+                (FLOOR.into(), plain),
+            ],
+            binary: Some(PathBuf::from("/report/pairs")),
+            modes: vec![("pair".into(), 32), ("mixed".into(), 16)],
+            ..Plan::default()
+        };
+        // Without the floor's build its row has nothing to run and takes no step.
+        assert_eq!(plan.steps(), 4);
+        assert_eq!(plan.binary_for(FLOOR), None);
+        plan.floor_binary = Some(PathBuf::from("/report/pairs-floor"));
+        assert_eq!(plan.steps(), 6);
+        assert_eq!(
+            plan.binary_for(FLOOR),
+            Some(Path::new("/report/pairs-floor"))
+        );
+        assert_eq!(plan.binary_for("glibc"), Some(Path::new("/report/pairs")));
+        // Counted with callgrind unless the run says otherwise (a plain --quick).
+        plan.callgrind = true;
+        assert!(plan.counts(FLOOR_BASE) && !plan.counts(FLOOR));
+        plan.floor_counted = true;
+        assert!(plan.counts(FLOOR));
+        // The report orders it right after the hardened build.
+        let at = |name: &str| LIBRARIES.iter().position(|l| *l == name);
+        assert_eq!(at(FLOOR), at("heapkit-hardened").map(|i| i + 1));
     }
 
     #[test]

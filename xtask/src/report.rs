@@ -577,12 +577,7 @@ fn c_level_table(extras: &Extras) -> String {
             position(&modes, &r["mode"]),
         )
     });
-    let time_of = |library: &str, mode: &Value| {
-        results
-            .iter()
-            .find(|g| g["library"] == library && g["mode"] == *mode)
-            .and_then(|g| g["ns_per_op"].as_f64())
-    };
+    let time_of = |library: &str, mode: &Value| c_level_time(results, library, mode);
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
         _ => "–".into(),
@@ -608,6 +603,57 @@ fn c_level_table(extras: &Extras) -> String {
         );
     }
     out
+}
+
+/// The median time per malloc+free pair of `library` on `mode` in the C-level results.
+fn c_level_time(results: &[Value], library: &str, mode: &Value) -> Option<f64> {
+    results
+        .iter()
+        .find(|r| r["library"] == library && r["mode"] == *mode)
+        .and_then(|r| r["ns_per_op"].as_f64())
+}
+
+/// What the protection floor's table shows, said above it in the report.
+const FLOOR_LEGEND: &str = "`heapkit-floor` is pairs.c built with `benches/c/floor.h` \
+    (`gcc -DHEAPKIT_FLOOR`) and run under the plain library: the program itself reads every \
+    byte of each block it gets, as the hardened build's zero check does, and zeroes the block \
+    before freeing it, as its zero on free does, with nothing else of the hardened build (no \
+    canary, quarantine, record or guard pages) and over fewer bytes (the request rounded up to \
+    16, not the class's usable size). It is a lower bound of what those two protections cost \
+    (issue #23): on a mode where the floor is above 1.5× the plain build, no hardened build \
+    that zeroes on free and checks on hand-out can be within 1.5×. Medians of the interleaved \
+    runs above; in brackets, the ratio to the plain build's.";
+
+/// The protection floor beside the hardened build, one line per mode the floor ran: each one's
+/// median time per malloc+free pair and its ratio to the plain build's. Empty without floor
+/// results.
+fn floor_table(results: &[Value]) -> String {
+    use crate::clevel::{FLOOR, FLOOR_BASE};
+    let mut lines = String::new();
+    for (mode, size) in crate::clevel::MODES {
+        let time_of = |library: &str| c_level_time(results, library, &json!(mode));
+        let (Some(plain), Some(floor)) = (time_of(FLOOR_BASE), time_of(FLOOR)) else {
+            continue;
+        };
+        let cell = |ns: Option<f64>| match ns {
+            Some(ns) if plain > 0.0 => format!("{ns:.1} ({:.2}×)", ns / plain),
+            Some(ns) => format!("{ns:.1}"),
+            None => "–".into(),
+        };
+        let _ = writeln!(
+            lines,
+            "| {mode} | {size} B | {plain:.1} | {} | {} |",
+            cell(Some(floor)),
+            cell(time_of("heapkit-hardened")),
+        );
+    }
+    if lines.is_empty() {
+        return lines;
+    }
+    format!(
+        "| mode | block | heapkit: ns per malloc+free | floor: ns (÷ heapkit) | hardened: ns (÷ heapkit) |\n\
+         |---|---:|---:|---:|---:|\n{lines}"
+    )
 }
 
 /// What the OS-facing table shows, said above it in the report.
@@ -830,6 +876,13 @@ pub fn write(
         rss_table(extras),
         c_level_table(extras)
     );
+    let floor = floor_table(Extras::list(&extras.c_level, "results"));
+    if !floor.is_empty() {
+        let _ = write!(
+            report,
+            "### The protection floor\n\n{FLOOR_LEGEND}\n\n{floor}\n"
+        );
+    }
     let os_level = crate::stress::table(Extras::list(&extras.os_level, "results"));
     if !os_level.is_empty() {
         let _ = write!(
@@ -878,8 +931,13 @@ pub fn write(
             "OS-facing workloads (in brackets: heapkit's figure ÷ that library's):\n\n{os_level}\n"
         )
     };
+    let floor_summary = if floor.is_empty() {
+        String::new()
+    } else {
+        format!("C level: the protection floor beside the hardened build (report.md says what the floor is):\n\n{floor}\n")
+    };
     Ok(format!(
-        "\nComparison at a glance (measured here):\n\n{glance}\nTime per operation (ratio to glibc):\n\n{pivot}\n{os_summary}report: {}",
+        "\nComparison at a glance (measured here):\n\n{glance}\nTime per operation (ratio to glibc):\n\n{pivot}\n{floor_summary}{os_summary}report: {}",
         dir.join("report.md").display()
     ))
 }
@@ -1044,6 +1102,62 @@ mod tests {
         assert_eq!(results["rss"][0]["fragmentation"], 0.5);
         assert_eq!(results["c_level"][1]["instructions_per_op"], 80.0);
         assert_eq!(results["notes"].as_array().unwrap().len(), 2);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn the_floor_stands_beside_the_hardened_build() {
+        let root =
+            std::env::temp_dir().join(format!("heapkit-report-floor-{}", std::process::id()));
+        let entry = |library: &str, mode: &str, size: u64, ns: f64| {
+            json!({"library": library, "preload": "/r/libheapkit_malloc.so", "mode": mode,
+                   "size_bytes": size, "ns_per_op": ns, "ns_per_op_min": ns, "instructions_per_op": null})
+        };
+        let extras = Extras {
+            c_level: json!({"results": [
+                entry("heapkit-floor", "mixed", 16, 52.5),
+                entry("heapkit-hardened", "mixed", 16, 66.0),
+                entry("heapkit", "mixed", 16, 7.5),
+                entry("heapkit", "pair", 32, 5.0),
+                entry("heapkit-floor", "pair", 32, 6.0),
+                // No plain row to compare with: no line in the floor's table.
+                entry("heapkit-floor", "lifo", 32, 7.0),
+            ]}),
+            ..Extras::default()
+        };
+        let summary = write(&root, &[], &extras, &Options::default()).unwrap();
+        let report = std::fs::read_to_string(root.join("report.md")).unwrap();
+        let lines = [
+            "| pair | 32 B | 5.0 | 6.0 (1.20×) | – |",
+            "| mixed | 16 B | 7.5 | 52.5 (7.00×) | 66.0 (8.80×) |",
+        ];
+        for text in [&report, &summary] {
+            let at = |line: &str| text.find(line);
+            assert!(
+                at(lines[0]).is_some() && at(lines[0]) < at(lines[1]),
+                "{text}"
+            );
+            assert!(!text.contains("\n| lifo | 32 B |"), "{text}");
+        }
+        assert!(report.contains(
+            "### The protection floor\n\n`heapkit-floor` is pairs.c built with `benches/c/floor.h`"
+        ));
+        // In the C-level table the floor comes after the hardened build, with its ratio to heapkit.
+        let row = |library: &str| report.find(&format!("| {library} | mixed | 16 B |"));
+        assert!(row("heapkit") < row("heapkit-hardened"));
+        assert!(row("heapkit-hardened") < row("heapkit-floor"));
+        assert!(
+            report.contains("| heapkit-floor | mixed | 16 B | 52.5 (52.5) | – | – | – | 7.00× |"),
+            "{report}"
+        );
+        // A run without the floor has no such section.
+        let plain = Extras {
+            c_level: json!({"results": [entry("heapkit", "pair", 32, 5.0)]}),
+            ..Extras::default()
+        };
+        write(&root, &[], &plain, &Options::default()).unwrap();
+        let report = std::fs::read_to_string(root.join("report.md")).unwrap();
+        assert!(!report.contains("protection floor"), "{report}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 
