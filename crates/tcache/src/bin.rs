@@ -392,6 +392,41 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
     true
 }
 
+/// Whether the bin has room for one more block (never for a bin of limit 0, the empty
+/// magazine's among them): the test of [`push_with`], for a free path that makes it before it
+/// knows which block it will push (`hardened`'s quarantine).
+///
+/// # Safety
+/// As for [`pop`].
+#[cfg(feature = "hardened")]
+#[inline(always)]
+pub unsafe fn has_room(bin: *mut Bin) -> bool {
+    // SAFETY: the caller owns the bin. Compared at 16 bits as in `push_with`.
+    unsafe { ((*bin).count as u16) < (*bin).limit }
+}
+
+/// [`push_with`] into a bin that [`has_room`] said has room (nothing has been pushed since).
+///
+/// # Safety
+/// As for [`push`]; the bin has room.
+#[cfg(feature = "hardened")]
+#[inline(always)]
+pub unsafe fn push_into_room(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>) {
+    // SAFETY: the caller owns the bin, which has room, and gives up `block`, which can hold an
+    // aligned word.
+    unsafe {
+        let count = (*bin).count;
+        debug_assert!(count < (*bin).limit as u32);
+        debug_assert!(
+            block != (*bin).head,
+            "double free of {block:p} into a thread cache"
+        );
+        set_next(block, (*bin).head, secrets);
+        (*bin).head = block;
+        (*bin).count = count + 1;
+    }
+}
+
 /// Moves up to `out.len()` blocks off the list into `out` (most recent first), for the backend
 /// (with `secure` they stay marked: still free); returns the part of `out` it filled.
 ///

@@ -226,27 +226,39 @@ impl<B: BatchAllocator> ThreadCache<B> {
             return unsafe { self.deallocate_marked(bins, ptr, class) };
         }
         // With `hardened` the block waits in the quarantine, and the one it displaces (freed
-        // earlier, of the same class) goes on in its place. Only over a backend that keeps the
-        // record: a quarantined block carries no free mark, so without the record a second
-        // free of it would not be noticed.
-        // The quarantine is this thread's, in its magazine: a thread without one yet takes
-        // the cold path, which makes it.
+        // earlier, of the same class) goes on to the bin in its place. Only over a backend that
+        // keeps the record: a quarantined block carries no free mark, so without the record a
+        // second free of it would not be noticed.
         #[cfg(feature = "hardened")]
-        let ptr = if !B::RECORDS_HANDED_OUT {
-            ptr
-        } else if bins == empty_magazine() {
-            // SAFETY: forwarded from the caller: a live block of `class`, its record cleared.
-            return unsafe { Self::quarantine_slow::<PRIMARY>(ptr, class, self) };
-        } else {
-            // SAFETY: this thread's magazine (not the empty one), with a bin per class.
-            let displaced = unsafe { crate::quarantine::exchange(bins, class, ptr) };
+        if B::RECORDS_HANDED_OUT {
+            // SAFETY: as in `allocate_in_class`.
+            let bin = unsafe { bin::at(bins, class) };
+            // The bin's room first: one test for both cold cases, a thread without a magazine
+            // yet (the empty magazine's bins have limit 0; its quarantine, made with the
+            // magazine, is on the cold path) and a full bin (which flushes). Past it, the push
+            // of the displaced block cannot fail.
+            // SAFETY: the bin is this thread's (or the empty magazine's, only read).
+            if !unsafe { bin::has_room(bin) } {
+                // SAFETY: forwarded from the caller: a live block of `class`, its record
+                // cleared; `bins` is what the fast path read.
+                return unsafe { Self::quarantine_slow::<PRIMARY>(ptr, class, self, bins) };
+            }
+            // SAFETY: this thread's magazine (the empty one has no room), made for the
+            // backend's classes.
+            let displaced = unsafe {
+                crate::quarantine::exchange(bins, self.backend.class_count(), class, ptr)
+            };
             if displaced.is_null() {
                 return;
             }
-            // SAFETY: a block of a cached class (two words at least) that is ours now.
-            unsafe { crate::quarantine::check_link_words_zero(displaced) };
-            displaced
-        };
+            // SAFETY: a block of a cached class (two words at least) that is ours now; the bin
+            // had room and nothing was pushed since.
+            unsafe {
+                crate::quarantine::check_link_words_zero(displaced);
+                bin::push_into_room(bin, displaced, secrets);
+            }
+            return;
+        }
         // SAFETY: as in `allocate_in_class` (a push to the empty magazine finds limit 0 and
         // writes nothing); the caller gives up a live block of the class.
         if unsafe { bin::push_with(bin::at(bins, class), ptr, secrets) } {
@@ -256,24 +268,36 @@ impl<B: BatchAllocator> ThreadCache<B> {
         unsafe { Self::deallocate_slow::<PRIMARY>(ptr, class, self, bins) }
     }
 
-    /// `hardened`'s free of a block when the fast path saw no magazine: makes this thread's
-    /// magazine, puts the block into its quarantine and frees the displaced block on; a thread
-    /// that can have no magazine (no slot, out of memory) gives the block to the backend.
+    /// `hardened`'s free of a block when the fast path found no room in the bin: the thread has
+    /// no magazine yet (`seen` is the empty one: it is made now), or the bin is full. Puts the
+    /// block into the quarantine and frees the displaced block on, flushing the bin if need be;
+    /// a thread that can have no magazine (no slot, out of memory) gives the block to the
+    /// backend.
     ///
     /// # Safety
     /// `ptr` is a block of class `class` (a class of the backend) that the program just freed,
-    /// its record cleared (`take_back`).
+    /// its record cleared (`take_back`); `seen` is the empty magazine or this thread's.
     #[cfg(feature = "hardened")]
     #[cold]
     #[inline(never)]
-    unsafe fn quarantine_slow<const PRIMARY: bool>(ptr: *mut u8, class: usize, cache: &Self) {
-        let bins = cache.attach_magazine();
+    unsafe fn quarantine_slow<const PRIMARY: bool>(
+        ptr: *mut u8,
+        class: usize,
+        cache: &Self,
+        seen: *mut Bin,
+    ) {
+        let bins = if seen == empty_magazine() {
+            cache.attach_magazine()
+        } else {
+            seen
+        };
         if bins.is_null() {
             // SAFETY: forwarded from the caller: a live block of `class`.
             return unsafe { cache.backend.deallocate_batch(class, &[ptr]) };
         }
         // SAFETY: this thread's magazine, made for the backend's classes.
-        let displaced = unsafe { crate::quarantine::exchange(bins, class, ptr) };
+        let displaced =
+            unsafe { crate::quarantine::exchange(bins, cache.backend.class_count(), class, ptr) };
         if displaced.is_null() {
             return;
         }
@@ -664,7 +688,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
         let mut blocks = 0;
         for class in 0..class_count {
             // SAFETY: forwarded from the caller; `class < class_count`.
-            let taken = unsafe { crate::quarantine::take_class(bins, class, &mut buffer) };
+            let taken =
+                unsafe { crate::quarantine::take_class(bins, class_count, class, &mut buffer) };
             if !taken.is_empty() {
                 // SAFETY: blocks freed by the program and held back: ours, of `class`.
                 unsafe { self.backend.deallocate_batch(class, taken) };

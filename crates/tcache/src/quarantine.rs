@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!   free(p) ─► take_back (record cleared, block zeroed) ─► this thread's magazine:
-//!     [ entries: class n-1 … class 0: a | p | c | … ][ masks ][ direct ][ header ][ bins ]
+//!     [ entries: class 0 … class n-1: a | p | c | … ][ masks ][ direct ][ header ][ bins ]
 //!                          random entry ▲ swap    (one byte a class)      draws ─┘
 //!                                      displaced block (was there) ─► bin ─► malloc
 //! ```
@@ -78,15 +78,18 @@ fn class_mask(bins: *mut Bin, class: usize) -> *mut u8 {
         .wrapping_add(class)
 }
 
-/// The first of class `class`'s entries in magazine `bins`: the classes' arrays lie before
-/// the masks, class 0 nearest to them (a constant offset from the bins, no load).
+/// The first of class `class`'s entries in magazine `bins` of `class_count` classes: the
+/// classes' arrays lie before the masks in class order, so that with the backend's class count
+/// a constant (heapkit-slab's) the address is the bins' plus `class * 128` less a constant —
+/// the `class * 16` the bin's address needs, scaled by 8 in the same `lea` — no load.
 #[inline(always)]
-fn class_entries(bins: *mut Bin, class: usize) -> *mut *mut u8 {
+fn class_entries(bins: *mut Bin, class_count: usize, class: usize) -> *mut *mut u8 {
+    debug_assert!(class < class_count);
     direct_table(bins)
         .cast::<u8>()
-        .wrapping_sub(MASKS_BYTES)
+        .wrapping_sub(magazine_bytes(class_count))
         .cast::<*mut u8>()
-        .wrapping_sub((class + 1) * QUARANTINE_ENTRIES)
+        .wrapping_add(class * QUARANTINE_ENTRIES)
 }
 
 /// How many entries a class of blocks of `class_bytes` uses: sized by the class size rounded
@@ -119,7 +122,7 @@ pub(crate) unsafe fn init(
     // SAFETY: forwarded from the caller: the bytes are the magazine's.
     unsafe {
         ptr::write_bytes(
-            class_entries(bins, class_count - 1).cast::<u8>(),
+            class_entries(bins, class_count, 0).cast::<u8>(),
             0,
             magazine_bytes(class_count),
         );
@@ -151,21 +154,26 @@ unsafe fn draw(bins: *mut Bin) -> u64 {
 }
 
 /// Puts `block`, just freed, of class `class` into a random entry of its class in magazine
-/// `bins`; returns the block it displaced (null when the entry was empty), which the caller
-/// frees on as it would have freed `block`.
+/// `bins` of `class_count` classes; returns the block it displaced (null when the entry was
+/// empty), which the caller frees on as it would have freed `block`.
 ///
 /// # Safety
 /// `bins` is a magazine (not the empty one) that the caller has exclusive use of, made for
-/// more than `class` classes.
+/// `class_count` classes, and `class < class_count`.
 #[inline(always)]
-pub(crate) unsafe fn exchange(bins: *mut Bin, class: usize, block: *mut u8) -> *mut u8 {
+pub(crate) unsafe fn exchange(
+    bins: *mut Bin,
+    class_count: usize,
+    class: usize,
+    block: *mut u8,
+) -> *mut u8 {
     // SAFETY: forwarded from the caller; the mask (set by `init`) is below
     // `QUARANTINE_ENTRIES`, and the magazine holds `QUARANTINE_ENTRIES` entries for each of its
     // classes.
     unsafe {
         let mask = class_mask(bins, class).read() as usize;
         debug_assert!(mask < QUARANTINE_ENTRIES);
-        let entry = class_entries(bins, class).add(draw(bins) as usize & mask);
+        let entry = class_entries(bins, class_count, class).add(draw(bins) as usize & mask);
         let displaced = entry.read();
         entry.write(block);
         displaced
@@ -186,7 +194,7 @@ pub(crate) unsafe fn for_each(
         let blocks = (0..QUARANTINE_ENTRIES)
             // SAFETY: forwarded from the caller: the entries of a class of the magazine.
             .filter(|&index| unsafe {
-                !class_entries(bins, class)
+                !class_entries(bins, class_count, class)
                     .add(index)
                     .read_volatile()
                     .is_null()
@@ -198,12 +206,15 @@ pub(crate) unsafe fn for_each(
     }
 }
 
-/// Empties class `class`'s entries of magazine `bins` into `out`; returns the blocks taken.
+/// Empties class `class`'s entries of magazine `bins` (of `class_count` classes) into `out`;
+/// returns the blocks taken.
 ///
 /// # Safety
-/// `bins` is a magazine of more than `class` classes that the caller has exclusive use of.
+/// `bins` is a magazine of `class_count` classes, more than `class`, that the caller has
+/// exclusive use of.
 pub(crate) unsafe fn take_class(
     bins: *mut Bin,
+    class_count: usize,
     class: usize,
     out: &mut [MaybeUninit<*mut u8>; QUARANTINE_ENTRIES],
 ) -> &[*mut u8] {
@@ -211,7 +222,7 @@ pub(crate) unsafe fn take_class(
     for index in 0..QUARANTINE_ENTRIES {
         // SAFETY: forwarded from the caller: an entry of the class.
         let block = unsafe {
-            class_entries(bins, class)
+            class_entries(bins, class_count, class)
                 .add(index)
                 .replace(ptr::null_mut())
         };
