@@ -33,6 +33,7 @@
 use crate::canary::CANARY_BYTES;
 use crate::chunk::{ident, slot_of, Chunk, ChunkHead};
 use crate::classes::CLASS_BYTES;
+use crate::geometry::{SLOTS_PER_CHUNK, SLOT_SHIFT};
 use crate::slab_meta::SlabMeta;
 use core::ptr::{self, NonNull};
 
@@ -47,15 +48,22 @@ const LANE_BYTES: usize = 16;
 const _: () = assert!(crate::canary::CANARY_MIN_BLOCK_BYTES - CANARY_BYTES >= LANE_BYTES);
 const _: () = assert!(STRING_STORE_ABOVE_BYTES > 4 * LANE_BYTES);
 
-/// The usable size (class size less the canary) indexed by any class byte: 0 past the
-/// classes, so that a lookup needs no bounds test (a `u8` index cannot leave the table). The
-/// usable size, not the class size: every use wants it, and the subtraction is then no
-/// instruction of the fast paths.
+/// The usable size (class size less the canary) indexed by any class byte, so that a lookup
+/// needs no bounds test (a `u8` index cannot leave the table). The usable size, not the class
+/// size: every use wants it, and the subtraction is then no instruction of the fast paths.
+/// Past the classes (a byte no caller passes) the largest class's: the table stays
+/// non-decreasing, so that the compiler turns a test of the usable size into one compare of
+/// the class byte.
 const USABLE_BYTES_BY_CLASS_BYTE: [u16; 256] = {
     let mut table = [0u16; 256];
     let mut class = 0;
-    while class < CLASS_BYTES.len() {
-        table[class] = (CLASS_BYTES[class] as usize - CANARY_BYTES) as u16;
+    while class < 256 {
+        let bytes = CLASS_BYTES[if class < CLASS_BYTES.len() {
+            class
+        } else {
+            CLASS_BYTES.len() - 1
+        }];
+        table[class] = (bytes as usize - CANARY_BYTES) as u16;
         class += 1;
     }
     table
@@ -64,8 +72,8 @@ const _: () = assert!(crate::classes::SMALL_MAX_BYTES <= u16::MAX as usize);
 const _: () = assert!(CLASS_BYTES[0] as usize >= CANARY_BYTES);
 
 /// The usable size of the small block at `ptr` (its class size less the canary), from its
-/// slot's class byte in `chunk`, its chunk header (0 for a slot of no class, which a caller
-/// never passes). The caller passes the header as it found it, so that the compiler computes
+/// slot's class byte in `chunk`, its chunk header (a slot of no class, which a caller never
+/// passes, reads as the largest class). The caller passes the header as it found it, so that the compiler computes
 /// it once: `header_of` on a hand-out, `block_header` on a free (where `bin_of_block` has
 /// just read the same class byte).
 ///
@@ -73,8 +81,14 @@ const _: () = assert!(CLASS_BYTES[0] as usize >= CANARY_BYTES);
 /// `ptr` is the start of a small block in a small slab of the live chunk `chunk`.
 #[inline(always)]
 pub(crate) unsafe fn usable_bytes(chunk: *mut ChunkHead, ptr: NonNull<u8>) -> usize {
+    // `slot_of` as the compiler puts it (shift, then mask): written so, the slot index is the
+    // very expression `bin_of_block` computed, and the class byte is read once; written as
+    // `slot_of` is, the mask merged with the granule's of the `secure` record and the byte was
+    // read twice.
+    let slot = (ptr.as_ptr() as usize >> SLOT_SHIFT) % SLOTS_PER_CHUNK;
+    debug_assert_eq!(slot, slot_of(ptr));
     // SAFETY: forwarded from the caller.
-    let class = unsafe { ident(chunk.cast::<Chunk>(), slot_of(ptr)) }.class;
+    let class = unsafe { ident(chunk.cast::<Chunk>(), slot) }.class;
     USABLE_BYTES_BY_CLASS_BYTE[class as usize] as usize
 }
 

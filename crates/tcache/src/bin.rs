@@ -392,31 +392,34 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
     true
 }
 
-/// Whether the bin has room for one more block (never for a bin of limit 0, the empty
-/// magazine's among them): the test of [`push_with`], for a free path that makes it before it
-/// knows which block it will push (`hardened`'s quarantine).
+/// The bin's count when it has room for one more block, `None` when it has none (never room in
+/// a bin of limit 0, the empty magazine's among them): the test of [`push_with`], for a free
+/// path that makes it before it knows which block it will push (`hardened`'s quarantine).
 ///
 /// # Safety
 /// As for [`pop`].
 #[cfg(feature = "hardened")]
 #[inline(always)]
-pub unsafe fn has_room(bin: *mut Bin) -> bool {
+pub unsafe fn room(bin: *mut Bin) -> Option<u32> {
     // SAFETY: the caller owns the bin. Compared at 16 bits as in `push_with`.
-    unsafe { ((*bin).count as u16) < (*bin).limit }
+    let count = unsafe { (*bin).count };
+    // SAFETY: as above.
+    (unsafe { (count as u16) < (*bin).limit }).then_some(count)
 }
 
-/// [`push_with`] into a bin that [`has_room`] said has room (nothing has been pushed since).
+/// [`push_with`] into a bin whose count [`room`] gave (nothing has been pushed or popped
+/// since): the count is not read again (a store into the quarantine came between, which the
+/// compiler cannot tell apart from the bin).
 ///
 /// # Safety
-/// As for [`push`]; the bin has room.
+/// As for [`push`]; `count` is what `room` returned for the bin.
 #[cfg(feature = "hardened")]
 #[inline(always)]
-pub unsafe fn push_into_room(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>) {
+pub unsafe fn push_into_room(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>, count: u32) {
     // SAFETY: the caller owns the bin, which has room, and gives up `block`, which can hold an
     // aligned word.
     unsafe {
-        let count = (*bin).count;
-        debug_assert!(count < (*bin).limit as u32);
+        debug_assert!(count == (*bin).count && count < (*bin).limit as u32);
         debug_assert!(
             block != (*bin).head,
             "double free of {block:p} into a thread cache"

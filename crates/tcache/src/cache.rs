@@ -200,6 +200,14 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// As for `deallocate_in_class`.
     #[inline(always)]
     unsafe fn deallocate_in_class_in<const PRIMARY: bool>(&self, ptr: *mut u8, class: usize) {
+        // With `hardened` the block waits in the quarantine (over a backend that keeps the
+        // record: a quarantined block carries no free mark, so without the record a second
+        // free of it would not be noticed).
+        #[cfg(feature = "hardened")]
+        if B::RECORDS_HANDED_OUT {
+            // SAFETY: forwarded from the caller.
+            return unsafe { self.deallocate_quarantined::<PRIMARY>(ptr, class) };
+        }
         let bins = self.fast_magazine::<PRIMARY>();
         #[cfg(feature = "checked")]
         // SAFETY: forwarded from the caller.
@@ -225,40 +233,6 @@ impl<B: BatchAllocator> ThreadCache<B> {
             // SAFETY: forwarded from the caller.
             return unsafe { self.deallocate_marked(bins, ptr, class) };
         }
-        // With `hardened` the block waits in the quarantine, and the one it displaces (freed
-        // earlier, of the same class) goes on to the bin in its place. Only over a backend that
-        // keeps the record: a quarantined block carries no free mark, so without the record a
-        // second free of it would not be noticed.
-        #[cfg(feature = "hardened")]
-        if B::RECORDS_HANDED_OUT {
-            // SAFETY: as in `allocate_in_class`.
-            let bin = unsafe { bin::at(bins, class) };
-            // The bin's room first: one test for both cold cases, a thread without a magazine
-            // yet (the empty magazine's bins have limit 0; its quarantine, made with the
-            // magazine, is on the cold path) and a full bin (which flushes). Past it, the push
-            // of the displaced block cannot fail.
-            // SAFETY: the bin is this thread's (or the empty magazine's, only read).
-            if !unsafe { bin::has_room(bin) } {
-                // SAFETY: forwarded from the caller: a live block of `class`, its record
-                // cleared; `bins` is what the fast path read.
-                return unsafe { Self::quarantine_slow::<PRIMARY>(ptr, class, self, bins) };
-            }
-            // SAFETY: this thread's magazine (the empty one has no room), made for the
-            // backend's classes.
-            let displaced = unsafe {
-                crate::quarantine::exchange(bins, self.backend.class_count(), class, ptr)
-            };
-            if displaced.is_null() {
-                return;
-            }
-            // SAFETY: a block of a cached class (two words at least) that is ours now; the bin
-            // had room and nothing was pushed since.
-            unsafe {
-                crate::quarantine::check_link_words_zero(displaced);
-                bin::push_into_room(bin, displaced, secrets);
-            }
-            return;
-        }
         // SAFETY: as in `allocate_in_class` (a push to the empty magazine finds limit 0 and
         // writes nothing); the caller gives up a live block of the class.
         if unsafe { bin::push_with(bin::at(bins, class), ptr, secrets) } {
@@ -266,6 +240,57 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
         // SAFETY: forwarded from the caller; `bins` is the magazine the fast path read.
         unsafe { Self::deallocate_slow::<PRIMARY>(ptr, class, self, bins) }
+    }
+
+    /// `hardened`'s free over a backend that keeps the record: the record taken back (the
+    /// backend's checks and scrub), then the block into a random entry of its class's
+    /// quarantine, and the block it displaces (freed earlier, of the same class) onto the bin
+    /// in its place.
+    ///
+    /// The record comes first, before the magazine and the key are read: the backend then
+    /// reads the slot's class byte again right after `bin_of_block` did, and the compiler
+    /// takes that read for the same (with the key's atomic load between them, it loaded the
+    /// byte twice).
+    ///
+    /// # Safety
+    /// As for `deallocate_in_class`.
+    #[cfg(feature = "hardened")]
+    #[inline(always)]
+    unsafe fn deallocate_quarantined<const PRIMARY: bool>(&self, ptr: *mut u8, class: usize) {
+        #[cfg(feature = "checked")]
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            self.check_free(self.fast_magazine::<PRIMARY>(), ptr, class)
+        };
+        // A block the program does not own stops here, before any bin sees it (live.rs).
+        // SAFETY: forwarded from the caller: a block start of a class.
+        unsafe { self.take_back(ptr) };
+        let bins = self.fast_magazine::<PRIMARY>();
+        // SAFETY: as in `allocate_in_class`.
+        let bin = unsafe { bin::at(bins, class) };
+        // The bin's room first: one test for both cold cases, a thread without a magazine yet
+        // (the empty magazine's bins have limit 0; its quarantine, made with the magazine, is
+        // on the cold path) and a full bin (which flushes). Past it, the push of the displaced
+        // block cannot fail.
+        // SAFETY: the bin is this thread's (or the empty magazine's, only read).
+        let Some(count) = (unsafe { bin::room(bin) }) else {
+            // SAFETY: forwarded from the caller: a live block of `class`, its record cleared;
+            // `bins` is what the fast path read.
+            return unsafe { Self::quarantine_slow::<PRIMARY>(ptr, class, self, bins) };
+        };
+        // SAFETY: this thread's magazine (the empty one has no room), made for the backend's
+        // classes.
+        let displaced =
+            unsafe { crate::quarantine::exchange(bins, self.backend.class_count(), class, ptr) };
+        if displaced.is_null() {
+            return;
+        }
+        // SAFETY: a block of a cached class (two words at least) that is ours now; the bin
+        // had room and nothing was pushed since. The secrets only encode the pushed link.
+        unsafe {
+            crate::quarantine::check_link_words_zero(displaced);
+            bin::push_into_room(bin, displaced, self.fast_secrets(), count);
+        }
     }
 
     /// `hardened`'s free of a block when the fast path found no room in the bin: the thread has
