@@ -247,10 +247,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// quarantine, and the block it displaces (freed earlier, of the same class) onto the bin
     /// in its place.
     ///
-    /// The record comes first, before the magazine and the key are read: the backend then
-    /// reads the slot's class byte again right after `bin_of_block` did, and the compiler
-    /// takes that read for the same (with the key's atomic load between them, it loaded the
-    /// byte twice).
+    /// The record comes first, right after `bin_of_block`'s reads of the same chunk header and
+    /// class byte (which the backend's scrub reuses); the magazine and the key after it.
     ///
     /// # Safety
     /// As for `deallocate_in_class`.
