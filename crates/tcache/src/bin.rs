@@ -381,6 +381,20 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
         if count as u16 >= (*bin).limit {
             return false;
         }
+        link_in(bin, block, secrets, count);
+    }
+    true
+}
+
+/// Makes `block` the bin's head and its count `count + 1`: the push once room is known.
+///
+/// # Safety
+/// As for [`push`]; the bin has room and holds `count` blocks.
+#[inline(always)]
+unsafe fn link_in(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>, count: u32) {
+    // SAFETY: forwarded from the caller: the bin is the caller's, `block` can hold an aligned
+    // word (two with `secure`).
+    unsafe {
         debug_assert!(
             block != (*bin).head,
             "double free of {block:p} into a thread cache"
@@ -389,7 +403,6 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
         (*bin).head = block;
         (*bin).count = count + 1;
     }
-    true
 }
 
 /// The bin's count when it has room for one more block, `None` when it has none (never room in
@@ -420,13 +433,7 @@ pub unsafe fn push_into_room(bin: *mut Bin, block: *mut u8, secrets: Option<Secr
     // aligned word.
     unsafe {
         debug_assert!(count == (*bin).count && count < (*bin).limit as u32);
-        debug_assert!(
-            block != (*bin).head,
-            "double free of {block:p} into a thread cache"
-        );
-        set_next(block, (*bin).head, secrets);
-        (*bin).head = block;
-        (*bin).count = count + 1;
+        link_in(bin, block, secrets, count);
     }
 }
 

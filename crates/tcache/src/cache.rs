@@ -276,19 +276,33 @@ impl<B: BatchAllocator> ThreadCache<B> {
             // `bins` is what the fast path read.
             return unsafe { Self::quarantine_slow::<PRIMARY>(ptr, class, self, bins) };
         };
-        // SAFETY: this thread's magazine (the empty one has no room), made for the backend's
-        // classes.
-        let displaced =
-            unsafe { crate::quarantine::exchange(bins, self.backend.class_count(), class, ptr) };
+        // SAFETY: this thread's magazine (the empty one has no room).
+        let displaced = unsafe { self.quarantine(bins, class, ptr) };
         if displaced.is_null() {
             return;
         }
-        // SAFETY: a block of a cached class (two words at least) that is ours now; the bin
-        // had room and nothing was pushed since. The secrets only encode the pushed link.
-        unsafe {
-            crate::quarantine::check_link_words_zero(displaced);
-            bin::push_into_room(bin, displaced, self.fast_secrets(), count);
+        // SAFETY: a block of a cached class that is ours now; the bin had room and nothing was
+        // pushed since. The secrets only encode the pushed link.
+        unsafe { bin::push_into_room(bin, displaced, self.fast_secrets(), count) };
+    }
+
+    /// Puts `ptr`, just freed, of class `class`, into magazine `bins`'s quarantine; returns the
+    /// block it displaced, its link words checked (null when the entry was empty).
+    ///
+    /// # Safety
+    /// `bins` is this thread's magazine (not the empty one); `ptr` is a block of `class` that
+    /// the program just freed, its record cleared (`take_back`).
+    #[cfg(feature = "hardened")]
+    #[inline(always)]
+    unsafe fn quarantine(&self, bins: *mut Bin, class: usize, ptr: *mut u8) -> *mut u8 {
+        // SAFETY: forwarded from the caller: a magazine made for the backend's classes.
+        let displaced =
+            unsafe { crate::quarantine::exchange(bins, self.backend.class_count(), class, ptr) };
+        if !displaced.is_null() {
+            // SAFETY: a block of a cached class (two words at least), freed earlier: ours now.
+            unsafe { crate::quarantine::check_link_words_zero(displaced) };
         }
+        displaced
     }
 
     /// `hardened`'s free of a block when the fast path found no room in the bin: the thread has
@@ -318,16 +332,14 @@ impl<B: BatchAllocator> ThreadCache<B> {
             // SAFETY: forwarded from the caller: a live block of `class`.
             return unsafe { cache.backend.deallocate_batch(class, &[ptr]) };
         }
-        // SAFETY: this thread's magazine, made for the backend's classes.
-        let displaced =
-            unsafe { crate::quarantine::exchange(bins, cache.backend.class_count(), class, ptr) };
+        // SAFETY: this thread's magazine; forwarded from the caller.
+        let displaced = unsafe { cache.quarantine(bins, class, ptr) };
         if displaced.is_null() {
             return;
         }
         // SAFETY: the displaced block was freed earlier, of the same class: ours now; `bins` is
         // this thread's magazine.
         unsafe {
-            crate::quarantine::check_link_words_zero(displaced);
             if !bin::push(bin::at(bins, class), displaced) {
                 Self::deallocate_slow::<PRIMARY>(displaced, class, cache, bins);
             }
