@@ -9,13 +9,27 @@
 //!   slot: │ block i-1            ┆canary│ block i              ┆canary│ block i+1 …
 //!         │ usable: class - 8    ┆ 8 B  │ usable: class - 8    ┆ 8 B  │
 //!                                  ▲ underflow of i          ▲ overflow of i
-//!   canary(at, family) = (((at ^ secret) * K) >> 8 | 1) ^ family << 8   (byte 0 ≠ 0, byte 7 = 0)
+//!   canary(at, family) = (fold((at ^ s0) · s1) >> 8 | 1) ^ family << 8   (byte 0 ≠ 0, byte 7 = 0)
+//!   fold(p) = high 64 bits of the 128-bit product ^ low 64 bits
 //! ```
 //!
-//! - **One secret per chunk**, in the chunk header (`Chunk::canary_secret`), drawn from the
-//!   process key and the chunk's address when the chunk is made: read with the class byte the
-//!   free and the hand-out read anyway (no GOT entry, no "drawn yet?" branch), and a secret
-//!   learnt in one chunk is no use in another. A slab's canaries start at 0 (its blocks are
+//! - **Keyed, and not invertible from one canary.** The canary is a keyed hash of its word's
+//!   address (wyhash's multiply-and-fold, keyed by the chunk's two secret words `s0`, `s1`):
+//!   one canary gives 55 bits about 128 unknown ones, so a canary read through a leak tells
+//!   nothing that forges another. (Before, it was `((at ^ secret) * K) >> 8`: the multiply by
+//!   a known odd constant is invertible, so one leaked canary gave its chunk's secret to
+//!   within 512 candidates, and with it every canary of the chunk.) It costs what that did:
+//!   one `mul` (the secret is its memory operand, where `imul` needed the constant in a
+//!   register) and one `xor` more for the fold.
+//!
+//! ```text
+//! ```
+//!
+//! - **One secret per chunk**, two words in the chunk header (`Chunk::canary_secret`), drawn
+//!   from the process key and the chunk's address when the chunk is made (through a one-way
+//!   step: a chunk secret does not give the key back): read next to the class byte the free
+//!   and the hand-out read anyway (no GOT entry, no "drawn yet?" branch), and a secret learnt
+//!   in one chunk is no use in another. A slab's canaries start at 0 (its blocks are
 //!   zeroed or fresh), so none outlives the secret it was made with.
 //! - **The first block of a slab** has no block before it: instead, the slot before the slab
 //!   ends in a guard page (`slot_guard::guard_before_slot`), so an underflow of it faults.
@@ -82,7 +96,7 @@ pub use hardened::*;
 #[cfg(feature = "hardened")]
 mod hardened {
     use super::CANARY_BYTES;
-    use crate::chunk::{block_header, Chunk};
+    use crate::chunk::{block_header, Chunk, ChunkHead};
     use crate::geometry::SLOT_BYTES;
     use crate::slab_meta::SlabMeta;
     use core::ptr::{addr_of, NonNull};
@@ -113,62 +127,70 @@ mod hardened {
         const ALL: [Family; 3] = [Family::Malloc, Family::New, Family::NewArray];
     }
 
-    /// Odd multiplier that spreads the address and the secret over the word.
-    const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
     /// The family's place inside the canary: bits 8 and 9 (byte 0 stays non-zero, byte 7 zero).
     const FAMILY_SHIFT: u32 = 8;
     /// The bits a family may flip: a word that differs from a block's `malloc` canary only
     /// there is one of its canaries (the pattern 3, no family, is accepted too: a blind write
     /// still has to get the other 54 bits right).
     const FAMILY_BITS: u64 = 3 << FAMILY_SHIFT;
-    /// Mixed with the process key and a chunk's address into the chunk's canary secret, so
-    /// that the secret and the key differ.
-    const CANARY_SALT: usize = 0xCA4A_121E_5A17_0001;
+    /// Mixed with the process key and a chunk's address into the chunk's canary secret words,
+    /// one salt each, so that the words, and the secret and the key, differ.
+    const CANARY_SALTS: [usize; 2] = [0xCA4A_121E_5A17_0001, 0x5EC2_E7CA_4A12_1E03];
+
+    /// A chunk's canary secret: two words, the key of [`base`]'s hash.
+    pub(crate) type Secret = [u64; 2];
 
     /// The canary secret of the chunk at `chunk_addr`, drawn when the chunk is made: derived
-    /// from the process key (so that a leaked canary does not give away the key that encodes
-    /// the free lists) and the chunk's address (a secret learnt in one chunk is no use in
-    /// another). Never 0.
-    pub(crate) fn chunk_secret(chunk_addr: usize) -> u64 {
+    /// from the process key and the chunk's address (a secret learnt in one chunk is no use in
+    /// another) through a one-way step (the key xored onto the mixed value: `mix` alone is a
+    /// bijection, and would give the key that encodes the free lists back from a secret). The
+    /// multiplier word is odd, so never 0.
+    pub(crate) fn chunk_secret(chunk_addr: usize) -> Secret {
         let key = heapkit_core::secure::key();
-        heapkit_core::secure::mix(key ^ CANARY_SALT ^ chunk_addr) as u64 | 1
+        let word = |salt: usize| (heapkit_core::secure::mix(key ^ salt ^ chunk_addr) ^ key) as u64;
+        [word(CANARY_SALTS[0]), word(CANARY_SALTS[1]) | 1]
     }
 
-    /// The canary secret for the small block at `block`: its chunk's.
+    /// The canary secret of the chunk whose header is `chunk`.
     ///
     /// # Safety
-    /// `block` is the start of a small block of a live slab chunk.
+    /// `chunk` is the header of a live slab chunk.
     #[inline(always)]
-    unsafe fn secret(block: NonNull<u8>) -> u64 {
-        let chunk = block_header(block).cast::<Chunk>();
+    unsafe fn secret(chunk: *mut ChunkHead) -> Secret {
         // SAFETY: forwarded from the caller: a live chunk's header, whose secret was written
-        // when it was made and stays while it lives.
-        unsafe { addr_of!((*chunk).canary_secret).read() }
+        // when it was made and stays while it lives. Word by word: read whole, the pair went
+        // through a vector register and the stack.
+        unsafe {
+            let words = addr_of!((*chunk.cast::<Chunk>()).canary_secret).cast::<u64>();
+            [words.read(), words.add(1).read()]
+        }
     }
 
-    /// The `malloc` canary for the word at `at` with canary secret `secret`: one multiply;
-    /// the shift clears byte 7, the `| 1` makes byte 0 non-zero.
+    /// The `malloc` canary for the word at `at` with canary secret `secret`: a keyed hash
+    /// (one 64×64→128 multiply, its halves folded); the shift clears byte 7, the `| 1` makes
+    /// byte 0 non-zero.
     #[inline(always)]
-    fn base(at: usize, secret: u64) -> u64 {
-        ((at as u64 ^ secret).wrapping_mul(SPREAD) >> 8) | 1
+    fn base(at: usize, secret: Secret) -> u64 {
+        let product = u128::from(at as u64 ^ secret[0]) * u128::from(secret[1]);
+        (((product >> 64) as u64 ^ product as u64) >> 8) | 1
     }
 
     /// The canary of `family` for the word at `at` with canary secret `secret`.
     #[inline(always)]
-    fn value(at: usize, secret: u64, family: Family) -> u64 {
+    fn value(at: usize, secret: Secret, family: Family) -> u64 {
         base(at, secret) ^ ((family as u64) << FAMILY_SHIFT)
     }
 
     /// Whether `word`, read at `at`, is a canary of some family.
     #[inline(always)]
-    fn is_canary(at: usize, word: u64, secret: u64) -> bool {
+    fn is_canary(at: usize, word: u64, secret: Secret) -> bool {
         (word ^ base(at, secret)) & !FAMILY_BITS == 0
     }
 
     /// The family whose canary `word` (read at `at`) is, or `None` for a word no hand-out
     /// wrote (an overwritten canary, or 0).
     #[inline]
-    fn family_of_word(at: usize, word: u64, secret: u64) -> Option<Family> {
+    fn family_of_word(at: usize, word: u64, secret: Secret) -> Option<Family> {
         let base = base(at, secret);
         Family::ALL
             .into_iter()
@@ -188,36 +210,44 @@ mod hardened {
         unsafe { AtomicU64::from_ptr(block.as_ptr().add(usable_bytes).cast::<u64>()) }
     }
 
-    /// Writes the `malloc` canary of the small block at `ptr`, which is being handed out.
+    /// Writes the `malloc` canary of the small block at `ptr` (usable size `usable_bytes`),
+    /// which is being handed out; `chunk` is its chunk's header.
     ///
     /// # Safety
-    /// `ptr` is the start of a small block of a live chunk that the caller owns.
+    /// `ptr` is the start of a small block of the live chunk `chunk` that the caller owns, and
+    /// `usable_bytes` its class's usable size.
     #[inline(always)]
-    pub(crate) unsafe fn write(ptr: NonNull<u8>, block_bytes: usize) {
-        let usable = block_bytes - CANARY_BYTES;
-        let at = ptr.as_ptr() as usize + usable;
+    pub(crate) unsafe fn write(chunk: *mut ChunkHead, ptr: NonNull<u8>, usable_bytes: usize) {
+        let at = ptr.as_ptr() as usize + usable_bytes;
         // SAFETY: forwarded from the caller.
-        let secret = unsafe { secret(ptr) };
+        let secret = unsafe { secret(chunk) };
         // SAFETY: forwarded from the caller.
-        unsafe { word(ptr, usable) }.store(value(at, secret, Family::Malloc), Ordering::Relaxed);
+        unsafe { word(ptr, usable_bytes) }
+            .store(value(at, secret, Family::Malloc), Ordering::Relaxed);
     }
 
-    /// Checks the canary of the small block at `ptr`, which the program frees (it must be the
-    /// `malloc` canary), and the canary of the block before it in its slab (0 or any
-    /// family's); stops the process naming the fault otherwise.
+    /// Checks the canary of the small block at `ptr` (usable size `usable_bytes`), which the
+    /// program frees (it must be the `malloc` canary), and the canary of the block before it in
+    /// its slab (0 or any family's); stops the process naming the fault otherwise. `chunk` is
+    /// the block's chunk header.
     ///
     /// # Safety
-    /// `ptr` is the start of a small block of a live chunk, handed out until now.
+    /// `ptr` is the start of a small block of the live chunk `chunk`, handed out until now,
+    /// and `usable_bytes` its class's usable size.
     #[inline(always)]
-    pub(crate) unsafe fn check_on_free(ptr: NonNull<u8>, block_bytes: usize) {
-        let usable = block_bytes - CANARY_BYTES;
+    pub(crate) unsafe fn check_on_free(
+        chunk: *mut ChunkHead,
+        ptr: NonNull<u8>,
+        usable_bytes: usize,
+    ) {
+        let usable = usable_bytes;
         let at = ptr.as_ptr() as usize + usable;
         // SAFETY: forwarded from the caller.
-        let secret = unsafe { secret(ptr) };
+        let secret = unsafe { secret(chunk) };
         // SAFETY: forwarded from the caller.
         let own = unsafe { word(ptr, usable) }.load(Ordering::Relaxed);
         if own != base(at, secret) {
-            own_canary_broken(ptr.as_ptr() as usize, usable, own, secret);
+            own_canary_broken(chunk, ptr.as_ptr() as usize, usable, own);
         }
         // Blocks start at the slot's first byte: a block has a neighbour before it in its
         // slab unless it is the first (the slot's guard page, if any, is at its end).
@@ -226,7 +256,7 @@ mod hardened {
             // SAFETY: the last word of the previous block of the same slab, inside the slot.
             let word = unsafe { AtomicU64::from_ptr(before as *mut u64) }.load(Ordering::Relaxed);
             if word != 0 && !is_canary(before, word, secret) {
-                underflow(ptr.as_ptr() as usize, usable, block_bytes);
+                underflow(ptr.as_ptr() as usize, usable);
             }
         }
     }
@@ -239,7 +269,7 @@ mod hardened {
     /// `ptr` is a live small block of a heapkit slab whose usable size is `usable_bytes`.
     pub unsafe fn check_live(ptr: NonNull<u8>, usable_bytes: usize) {
         // SAFETY: forwarded from the caller.
-        unsafe { check_on_free(ptr, usable_bytes + CANARY_BYTES) }
+        unsafe { check_on_free(block_header(ptr), ptr, usable_bytes) }
     }
 
     /// The family of the live small block at `ptr` (usable size `usable_bytes`), or `None`
@@ -253,7 +283,7 @@ mod hardened {
         // SAFETY: forwarded from the caller.
         let word = unsafe { word(ptr, usable_bytes) }.load(Ordering::Relaxed);
         // SAFETY: forwarded from the caller.
-        family_of_word(at, word, unsafe { secret(ptr) })
+        family_of_word(at, word, unsafe { secret(block_header(ptr)) })
     }
 
     /// Rewrites the canary of the live small block at `ptr` (usable size `usable_bytes`) as
@@ -265,7 +295,7 @@ mod hardened {
     pub unsafe fn set_family(ptr: NonNull<u8>, usable_bytes: usize, family: Family) {
         let at = ptr.as_ptr() as usize + usable_bytes;
         // SAFETY: forwarded from the caller.
-        let secret = unsafe { secret(ptr) };
+        let secret = unsafe { secret(block_header(ptr)) };
         // SAFETY: forwarded from the caller.
         unsafe { word(ptr, usable_bytes) }.store(value(at, secret, family), Ordering::Relaxed);
     }
@@ -280,7 +310,7 @@ mod hardened {
             // SAFETY: a block of a live slab (below `fresh`, so inside its capacity).
             let word = unsafe { word(block, usable) }.load(Ordering::Relaxed);
             // SAFETY: as above.
-            let secret = unsafe { secret(block) };
+            let secret = unsafe { secret(block_header(block)) };
             let intact = word == 0 || is_canary(block.as_ptr() as usize + usable, word, secret);
             (!intact).then_some(block.as_ptr() as usize)
         })
@@ -290,7 +320,11 @@ mod hardened {
     /// mismatched release) or none (an overflow).
     #[cold]
     #[inline(never)]
-    fn own_canary_broken(addr: usize, usable: usize, word: u64, secret: u64) -> ! {
+    fn own_canary_broken(chunk: *mut ChunkHead, addr: usize, usable: usize, word: u64) -> ! {
+        // The secret read again here, off the fast path (an array passed by value would have to
+        // be stored in memory there).
+        // SAFETY: the caller's chunk: the header of the live chunk of the block at `addr`.
+        let secret = unsafe { secret(chunk) };
         match family_of_word(addr + usable, word, secret) {
             Some(family) => heapkit_core::abort_with(format_args!(
                 "heapkit-slab: mismatched free: free() (or realloc()) of a block allocated by {} \
@@ -306,12 +340,44 @@ mod hardened {
 
     #[cold]
     #[inline(never)]
-    fn underflow(addr: usize, usable: usize, block_bytes: usize) -> ! {
-        let before = addr - block_bytes;
+    fn underflow(addr: usize, usable: usize) -> ! {
+        let before = addr - usable - CANARY_BYTES;
         heapkit_core::abort_with(format_args!(
             "heapkit-slab: heap underflow: the canary just before the block at {addr:#x} \
              (usable size {usable} bytes) was overwritten: a write before its start (or an \
              overflow of the block before it, at {before:#x})"
         ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// Every canary has byte 0 non-zero and byte 7 zero, each family's is told apart, and
+        /// neighbouring words (and chunks) get different canaries.
+        #[test]
+        fn canaries_keep_their_byte_rules_and_differ_by_address_and_chunk() {
+            let chunk = 0x7f12_3440_0000usize;
+            let secret = chunk_secret(chunk);
+            let other = chunk_secret(chunk + (2 << 20));
+            assert_ne!(secret, other, "two chunks share a secret");
+            let mut seen = std::collections::HashSet::new();
+            for at in (chunk + 0x40_008..chunk + 0x41_008).step_by(16) {
+                for family in [Family::Malloc, Family::New, Family::NewArray] {
+                    let word = value(at, secret, family);
+                    assert_ne!(word & 0xFF, 0, "byte 0 at {at:#x}");
+                    assert_eq!(word >> 56, 0, "byte 7 at {at:#x}");
+                    assert!(is_canary(at, word, secret));
+                    assert_eq!(family_of_word(at, word, secret), Some(family));
+                    assert_ne!(
+                        value(at, other, family),
+                        word,
+                        "another chunk's canary fits"
+                    );
+                }
+                assert!(seen.insert(base(at, secret)), "a canary repeats at {at:#x}");
+                assert_eq!(family_of_word(at, 0, secret), None);
+            }
+        }
     }
 }

@@ -124,7 +124,7 @@ pub(crate) struct Chunk {
     /// is made and never changed while it lives. Next to the header words and the class
     /// bytes the free path reads anyway: one load, no GOT entry, no "drawn yet?" branch.
     #[cfg(feature = "hardened")]
-    pub canary_secret: u64,
+    pub canary_secret: crate::canary::Secret,
     pub idents: [SlotIdent; SLOTS_PER_CHUNK],
     /// Guarded by the chunk lock.
     pub state: ChunkState,

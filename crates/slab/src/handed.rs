@@ -28,7 +28,7 @@
 //! 1/16 of a small slab's memory. Without `secure` nothing here is compiled in, and the header
 //! is slot 0 alone.
 
-use crate::chunk::{block_header, ident, meta_ptr, slot_of, Chunk};
+use crate::chunk::{block_header, header_of, ident, meta_ptr, slot_of, Chunk, ChunkHead};
 use crate::classes::{is_block_offset, CLASS_COUNT};
 use crate::geometry::{CHUNK_BYTES, CHUNK_MASK, SLOT_BYTES};
 use crate::heap::Slab;
@@ -142,55 +142,65 @@ unsafe fn flip_mark(ptr: NonNull<u8>, old: u8, new: u8) -> bool {
     true
 }
 
-/// Sets `ptr`'s mark (0 to 1); returns whether it was clear. The chunk is found by masking: a
-/// malloc has not found it yet.
+/// Sets the mark of `ptr`, whose chunk header is `chunk` (0 to 1); returns whether it was
+/// clear.
 ///
 /// # Safety
-/// As for [`mark_of`].
+/// As for [`mark_of`]; `chunk` is `ptr`'s chunk header.
 #[inline(always)]
-unsafe fn set_mark(ptr: NonNull<u8>) -> bool {
+unsafe fn set_mark(chunk: *mut ChunkHead, ptr: NonNull<u8>) -> bool {
     debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0);
+    debug_assert!(chunk == block_header(ptr));
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    return flip_mark!(crate::chunk::header_of(ptr), ptr, 0 => 1);
+    return flip_mark!(chunk, ptr, 0 => 1);
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     // SAFETY: forwarded from the caller.
     return unsafe { flip_mark(ptr, 0, 1) };
 }
 
-/// Clears `ptr`'s mark (1 to 0); returns whether it was set. The chunk as [`block_header`]
-/// finds it: a free has just found it so, and it is computed once.
+/// Clears the mark of `ptr`, whose chunk header is `chunk` (1 to 0); returns whether it was
+/// set.
 ///
 /// # Safety
-/// As for [`mark_of`].
+/// As for [`mark_of`]; `chunk` is `ptr`'s chunk header.
 #[inline(always)]
-unsafe fn clear_mark(ptr: NonNull<u8>) -> bool {
+unsafe fn clear_mark(chunk: *mut ChunkHead, ptr: NonNull<u8>) -> bool {
     debug_assert!(ptr.as_ptr() as usize & CHUNK_MASK != 0);
+    debug_assert!(chunk == block_header(ptr));
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    return flip_mark!(block_header(ptr), ptr, 1 => 0);
+    return flip_mark!(chunk, ptr, 1 => 0);
     #[cfg(not(all(target_arch = "x86_64", not(miri))))]
     // SAFETY: forwarded from the caller.
     return unsafe { flip_mark(ptr, 1, 0) };
 }
 
-/// Sets `ptr`'s mark; returns whether it was clear.
+/// Sets `ptr`'s mark; returns whether it was clear (and, with `hardened`, checks the block is
+/// still zero and writes its canary, only then: a block that was marked already is a heap the
+/// caller stops on, and is not touched).
 ///
 /// # Safety
 /// As for [`mark_of`].
 #[inline(always)]
 pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
-    // The class byte is read before the locked instruction, which the compiler must assume
-    // writes memory: after it, the byte would be loaded again.
+    // The chunk found by masking (a malloc has not found it yet), once for the mark, the class
+    // byte and the canary's secret.
+    let chunk = header_of(ptr);
+    // The class byte is read before the `asm!` block, which the compiler must assume writes
+    // memory: after it, the byte would be loaded again.
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller.
-    let block_bytes = unsafe { scrub::block_bytes(ptr) };
-    // SAFETY: forwarded from the caller.
-    let was_clear = unsafe { set_mark(ptr) };
+    let usable_bytes = unsafe { scrub::usable_bytes(chunk, ptr) };
+    // SAFETY: forwarded from the caller. Tested at once, so that the mark's own branch is the
+    // caller's abort (no flag kept in a register and tested again at the end).
+    if !unsafe { set_mark(chunk, ptr) } {
+        return false;
+    }
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller: a small block, now the program's.
     unsafe {
-        scrub::on_hand_out(ptr, block_bytes)
+        scrub::on_hand_out(chunk, ptr, usable_bytes)
     };
-    was_clear
+    true
 }
 
 /// Clears `ptr`'s mark; returns whether it was set.
@@ -199,19 +209,24 @@ pub(crate) unsafe fn mark(ptr: NonNull<u8>) -> bool {
 /// As for [`mark_of`].
 #[inline(always)]
 pub(crate) unsafe fn take(ptr: NonNull<u8>) -> bool {
-    // Before the locked instruction, as in `mark`: the free path has just read the same
-    // class byte (`bin_of_block`), and this read is then that one.
+    // The chunk as `block_header` finds it: the free path has just found it so
+    // (`bin_of_block`), and it is computed once.
+    let chunk = block_header(ptr);
+    // Before the `asm!` block, as in `mark`: the free path has just read the same class byte
+    // (`bin_of_block`), and this read is then that one.
     #[cfg(feature = "hardened")]
     // SAFETY: forwarded from the caller.
-    let block_bytes = unsafe { scrub::block_bytes(ptr) };
+    let usable_bytes = unsafe { scrub::usable_bytes(chunk, ptr) };
     // SAFETY: forwarded from the caller.
-    let was_set = unsafe { clear_mark(ptr) };
-    #[cfg(feature = "hardened")]
-    if was_set {
-        // SAFETY: forwarded from the caller: the program's block until now, given up.
-        unsafe { scrub::on_free(ptr, block_bytes) };
+    if !unsafe { clear_mark(chunk, ptr) } {
+        return false;
     }
-    was_set
+    #[cfg(feature = "hardened")]
+    // SAFETY: forwarded from the caller: the program's block until now, given up.
+    unsafe {
+        scrub::on_free(chunk, ptr, usable_bytes)
+    };
+    true
 }
 
 /// For `check()`: the first block of `meta`'s slab that is marked as the program's but not

@@ -381,6 +381,20 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
         if count as u16 >= (*bin).limit {
             return false;
         }
+        link_in(bin, block, secrets, count);
+    }
+    true
+}
+
+/// Makes `block` the bin's head and its count `count + 1`: the push once room is known.
+///
+/// # Safety
+/// As for [`push`]; the bin has room and holds `count` blocks.
+#[inline(always)]
+unsafe fn link_in(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>, count: u32) {
+    // SAFETY: forwarded from the caller: the bin is the caller's, `block` can hold an aligned
+    // word (two with `secure`).
+    unsafe {
         debug_assert!(
             block != (*bin).head,
             "double free of {block:p} into a thread cache"
@@ -389,7 +403,38 @@ pub unsafe fn push_with(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>)
         (*bin).head = block;
         (*bin).count = count + 1;
     }
-    true
+}
+
+/// The bin's count when it has room for one more block, `None` when it has none (never room in
+/// a bin of limit 0, the empty magazine's among them): the test of [`push_with`], for a free
+/// path that makes it before it knows which block it will push (`hardened`'s quarantine).
+///
+/// # Safety
+/// As for [`pop`].
+#[cfg(feature = "hardened")]
+#[inline(always)]
+pub unsafe fn room(bin: *mut Bin) -> Option<u32> {
+    // SAFETY: the caller owns the bin. Compared at 16 bits as in `push_with`.
+    let count = unsafe { (*bin).count };
+    // SAFETY: as above.
+    (unsafe { (count as u16) < (*bin).limit }).then_some(count)
+}
+
+/// [`push_with`] into a bin whose count [`room`] gave (nothing has been pushed or popped
+/// since): the count is not read again (a store into the quarantine came between, which the
+/// compiler cannot tell apart from the bin).
+///
+/// # Safety
+/// As for [`push`]; `count` is what `room` returned for the bin.
+#[cfg(feature = "hardened")]
+#[inline(always)]
+pub unsafe fn push_into_room(bin: *mut Bin, block: *mut u8, secrets: Option<Secrets>, count: u32) {
+    // SAFETY: the caller owns the bin, which has room, and gives up `block`, which can hold an
+    // aligned word.
+    unsafe {
+        debug_assert!(count == (*bin).count && count < (*bin).limit as u32);
+        link_in(bin, block, secrets, count);
+    }
 }
 
 /// Moves up to `out.len()` blocks off the list into `out` (most recent first), for the backend

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! With `hardened`, the thread's quarantine comes first (`quarantine.rs`: each class's
-//! entries, then a mask byte per class), and the header holds its random state.
+//! entries in class order, a mask byte per class, the random pool's line), and the header
+//! holds its random state.
 //!
 //! **The tie to `slot.rs`.** Every thread's primary magazine word (declared in `slot.rs`: in
 //! `.tdata` through `global_asm!` on x86-64 glibc, a `thread_local!` elsewhere) starts as the

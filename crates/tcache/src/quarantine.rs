@@ -7,13 +7,14 @@
 //!
 //! ```text
 //!   free(p) ─► take_back (record cleared, block zeroed) ─► this thread's magazine:
-//!     [ entries: class n-1 … class 0: a | p | c | … ][ masks ][ direct ][ header ][ bins ]
-//!                          random entry ▲ swap    (one byte a class)      draws ─┘
+//!     [ entries: class 0 … class n-1: a | p | c | … ][ masks ][ pool ][ direct ][ header ][ bins ]
+//!                          random entry ▲ swap    (one byte a class) ▲ 4 bits      draws ─┘
 //!                                      displaced block (was there) ─► bin ─► malloc
 //! ```
 //!
 //! **Per thread.** The entries sit in the magazine, before its direct table, and the random
-//! state (wyrand) in its header: the free path is plain loads and stores on the thread's own
+//! state (wyrand) in its header, the unused bits of its last draw in the pool word (a draw
+//! serves fifteen frees, four bits each): the free path is plain loads and stores on the thread's own
 //! cache lines, no atomic read-modify-write and no line shared with other threads (a shared
 //! array and a shared draw counter made every thread of a 16-thread run hit the same lines).
 //! A block freed by another thread than the one that allocated it waits in the *freeing*
@@ -50,23 +51,37 @@ const QUARANTINE_CLASS_BYTES: usize = 4 << 10;
 /// Bytes of one class's entries in a magazine.
 const CLASS_ENTRIES_BYTES: usize = QUARANTINE_ENTRIES * core::mem::size_of::<usize>();
 
-/// Bytes of the masks before a magazine's direct table: one byte per class (the class's entry
-/// count minus one), at a fixed offset, so a free finds its class's mask in one load.
+/// Bytes of the masks before the random pool: one byte per class (the class's entry count
+/// minus one), at a fixed offset, so a free finds its class's mask in one load.
 const MASKS_BYTES: usize = CLASS_COUNT_MAX;
+
+/// Bytes of the random pool's line, the last before a magazine's direct table: its first word
+/// holds the unused bits of the last draw (see [`choose`]).
+const POOL_BYTES: usize = 64;
+
+/// Bits of a draw one choice takes: enough for `QUARANTINE_ENTRIES` entries.
+const CHOICE_BITS: u32 = QUARANTINE_ENTRIES.trailing_zeros();
+
+/// A pool below this has fewer than `CHOICE_BITS` bits left under its end marker: draw again.
+const POOL_REFILL_BELOW: u64 = 1 << CHOICE_BITS;
 
 const _: () = assert!(QUARANTINE_ENTRIES.is_power_of_two() && QUARANTINE_ENTRIES <= 256);
 const _: () = assert!(QUARANTINE_ENTRIES_MIN.is_power_of_two());
 const _: () = assert!(QUARANTINE_ENTRIES_MIN <= QUARANTINE_ENTRIES);
 const _: () = assert!(QUARANTINE_CLASS_BYTES.is_power_of_two());
 const _: () = assert!(
-    CLASS_ENTRIES_BYTES % 64 == 0 && MASKS_BYTES % 64 == 0,
+    CLASS_ENTRIES_BYTES % 64 == 0 && MASKS_BYTES % 64 == 0 && POOL_BYTES % 64 == 0,
     "the quarantine keeps the magazine's cache-line alignment"
+);
+const _: () = assert!(
+    CHOICE_BITS >= 1 && CHOICE_BITS <= 8,
+    "a choice is a few bits of a draw"
 );
 
 /// The bytes before a magazine's direct table for `class_count` classes: each class's entries,
-/// then the masks.
+/// the masks, then the random pool.
 pub(crate) const fn magazine_bytes(class_count: usize) -> usize {
-    class_count * CLASS_ENTRIES_BYTES + MASKS_BYTES
+    class_count * CLASS_ENTRIES_BYTES + MASKS_BYTES + POOL_BYTES
 }
 
 /// Class `class`'s mask byte in magazine `bins`.
@@ -74,19 +89,31 @@ pub(crate) const fn magazine_bytes(class_count: usize) -> usize {
 fn class_mask(bins: *mut Bin, class: usize) -> *mut u8 {
     direct_table(bins)
         .cast::<u8>()
-        .wrapping_sub(MASKS_BYTES)
+        .wrapping_sub(POOL_BYTES + MASKS_BYTES)
         .wrapping_add(class)
 }
 
-/// The first of class `class`'s entries in magazine `bins`: the classes' arrays lie before
-/// the masks, class 0 nearest to them (a constant offset from the bins, no load).
+/// The random pool word of magazine `bins`.
 #[inline(always)]
-fn class_entries(bins: *mut Bin, class: usize) -> *mut *mut u8 {
+fn pool(bins: *mut Bin) -> *mut u64 {
     direct_table(bins)
         .cast::<u8>()
-        .wrapping_sub(MASKS_BYTES)
+        .wrapping_sub(POOL_BYTES)
+        .cast::<u64>()
+}
+
+/// The first of class `class`'s entries in magazine `bins` of `class_count` classes: the
+/// classes' arrays lie before the masks in class order, so that with the backend's class count
+/// a constant (heapkit-slab's) the address is the bins' plus `class * 128` less a constant —
+/// the `class * 16` the bin's address needs, scaled by 8 in the same `lea` — no load.
+#[inline(always)]
+fn class_entries(bins: *mut Bin, class_count: usize, class: usize) -> *mut *mut u8 {
+    debug_assert!(class < class_count);
+    direct_table(bins)
+        .cast::<u8>()
+        .wrapping_sub(magazine_bytes(class_count))
         .cast::<*mut u8>()
-        .wrapping_sub((class + 1) * QUARANTINE_ENTRIES)
+        .wrapping_add(class * QUARANTINE_ENTRIES)
 }
 
 /// How many entries a class of blocks of `class_bytes` uses: sized by the class size rounded
@@ -119,7 +146,7 @@ pub(crate) unsafe fn init(
     // SAFETY: forwarded from the caller: the bytes are the magazine's.
     unsafe {
         ptr::write_bytes(
-            class_entries(bins, class_count - 1).cast::<u8>(),
+            class_entries(bins, class_count, 0).cast::<u8>(),
             0,
             magazine_bytes(class_count),
         );
@@ -150,22 +177,49 @@ unsafe fn draw(bins: *mut Bin) -> u64 {
     ((product >> 64) as u64) ^ (product as u64)
 }
 
+/// The next `CHOICE_BITS` random bits of magazine `bins` (in the low bits of the result): a
+/// draw gives 64 bits and a choice takes four, so each draw serves fifteen choices. The pool
+/// keeps the draw's unused bits under an end marker (bit 63 when drawn, shifted down with
+/// them): fewer than four bits above it, and it is drawn again. A shift and a test per free
+/// where a draw is an add, a multiply and a fold, with its two 64-bit constants.
+///
+/// # Safety
+/// As for [`draw`].
+#[inline(always)]
+unsafe fn choose(bins: *mut Bin) -> u64 {
+    let pool = pool(bins);
+    // SAFETY: forwarded from the caller: the pool word lies before the direct table.
+    let mut bits = unsafe { pool.read() };
+    if bits < POOL_REFILL_BELOW {
+        // SAFETY: forwarded from the caller.
+        bits = unsafe { draw(bins) } | 1 << 63;
+    }
+    // SAFETY: as above.
+    unsafe { pool.write(bits >> CHOICE_BITS) };
+    bits
+}
+
 /// Puts `block`, just freed, of class `class` into a random entry of its class in magazine
-/// `bins`; returns the block it displaced (null when the entry was empty), which the caller
-/// frees on as it would have freed `block`.
+/// `bins` of `class_count` classes; returns the block it displaced (null when the entry was
+/// empty), which the caller frees on as it would have freed `block`.
 ///
 /// # Safety
 /// `bins` is a magazine (not the empty one) that the caller has exclusive use of, made for
-/// more than `class` classes.
+/// `class_count` classes, and `class < class_count`.
 #[inline(always)]
-pub(crate) unsafe fn exchange(bins: *mut Bin, class: usize, block: *mut u8) -> *mut u8 {
+pub(crate) unsafe fn exchange(
+    bins: *mut Bin,
+    class_count: usize,
+    class: usize,
+    block: *mut u8,
+) -> *mut u8 {
     // SAFETY: forwarded from the caller; the mask (set by `init`) is below
     // `QUARANTINE_ENTRIES`, and the magazine holds `QUARANTINE_ENTRIES` entries for each of its
     // classes.
     unsafe {
         let mask = class_mask(bins, class).read() as usize;
         debug_assert!(mask < QUARANTINE_ENTRIES);
-        let entry = class_entries(bins, class).add(draw(bins) as usize & mask);
+        let entry = class_entries(bins, class_count, class).add(choose(bins) as usize & mask);
         let displaced = entry.read();
         entry.write(block);
         displaced
@@ -186,7 +240,7 @@ pub(crate) unsafe fn for_each(
         let blocks = (0..QUARANTINE_ENTRIES)
             // SAFETY: forwarded from the caller: the entries of a class of the magazine.
             .filter(|&index| unsafe {
-                !class_entries(bins, class)
+                !class_entries(bins, class_count, class)
                     .add(index)
                     .read_volatile()
                     .is_null()
@@ -198,12 +252,15 @@ pub(crate) unsafe fn for_each(
     }
 }
 
-/// Empties class `class`'s entries of magazine `bins` into `out`; returns the blocks taken.
+/// Empties class `class`'s entries of magazine `bins` (of `class_count` classes) into `out`;
+/// returns the blocks taken.
 ///
 /// # Safety
-/// `bins` is a magazine of more than `class` classes that the caller has exclusive use of.
+/// `bins` is a magazine of `class_count` classes, more than `class`, that the caller has
+/// exclusive use of.
 pub(crate) unsafe fn take_class(
     bins: *mut Bin,
+    class_count: usize,
     class: usize,
     out: &mut [MaybeUninit<*mut u8>; QUARANTINE_ENTRIES],
 ) -> &[*mut u8] {
@@ -211,7 +268,7 @@ pub(crate) unsafe fn take_class(
     for index in 0..QUARANTINE_ENTRIES {
         // SAFETY: forwarded from the caller: an entry of the class.
         let block = unsafe {
-            class_entries(bins, class)
+            class_entries(bins, class_count, class)
                 .add(index)
                 .replace(ptr::null_mut())
         };
@@ -250,4 +307,54 @@ fn quarantined_block_written(block: *mut u8) -> ! {
         "write after free: a quarantined block was written to",
         block as usize,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::magazine::{header, Header};
+
+    /// A stand-in magazine of one class: the quarantine's bytes, the direct table, the header,
+    /// a bin; aligned as magazines are.
+    #[repr(C, align(64))]
+    struct Magazine([u8; magazine_bytes(1) + 64 * 8 + 2 * 16]);
+
+    /// Each draw serves fifteen choices, four fresh bits each, and the choices cover the
+    /// entries evenly.
+    #[test]
+    fn a_draw_serves_fifteen_choices_spread_over_the_entries() {
+        let mut magazine = Magazine([0; magazine_bytes(1) + 64 * 8 + 2 * 16]);
+        let bins = magazine
+            .0
+            .as_mut_ptr()
+            .wrapping_add(magazine_bytes(1) + 64 * 8 + core::mem::size_of::<Header>())
+            .cast::<Bin>();
+        assert_eq!(
+            pool(bins).cast::<u8>(),
+            direct_table(bins).cast::<u8>().wrapping_sub(64)
+        );
+        // SAFETY: the stand-in's header and pool, ours alone.
+        unsafe { (*header(bins)).draws = 0x1234_5678 };
+        let mut counts = [0u32; QUARANTINE_ENTRIES];
+        let mut draws_seen = 0;
+        let mut last_state = 0x1234_5678;
+        for _ in 0..15 * 1000 {
+            // SAFETY: as above.
+            let bits = unsafe { choose(bins) };
+            counts[bits as usize & (QUARANTINE_ENTRIES - 1)] += 1;
+            // SAFETY: as above.
+            let state = unsafe { (*header(bins)).draws };
+            if state != last_state {
+                draws_seen += 1;
+                last_state = state;
+            }
+        }
+        assert_eq!(draws_seen, 1000, "one draw per fifteen choices");
+        for (entry, &count) in counts.iter().enumerate() {
+            assert!(
+                (700..1200).contains(&count),
+                "entry {entry}: {count} of 15000"
+            );
+        }
+    }
 }
