@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// The `malloc` a program runs with.
@@ -214,7 +215,12 @@ pub fn compile_with(dir: &Path, source: &str, flags: &[&str], extra: &[&str]) ->
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/c")
         .join(source);
-    let out = dir.join(source.replace(['.', '/'], "_"));
+    // A binary of its own per call: tests running side by side compile the same source (four
+    // build threads.c), and one test's gcc rewriting the file another is executing made that
+    // spawn fail now and then ("Text file busy", or a half-written binary).
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let build = BUILDS.fetch_add(1, Ordering::Relaxed);
+    let out = dir.join(format!("{}.{build}", source.replace(['.', '/'], "_")));
     let compiler = if source.ends_with(".cpp") {
         "g++"
     } else {
