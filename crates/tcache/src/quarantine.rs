@@ -253,7 +253,10 @@ pub(crate) unsafe fn for_each(
 }
 
 /// Empties class `class`'s entries of magazine `bins` (of `class_count` classes) into `out`;
-/// returns the blocks taken.
+/// returns the blocks taken, each with its link words checked ([`check_link_words_zero`]):
+/// the backend writes its own free-list link over them, and the check at the block's next
+/// hand-out starts past them (the pop clears them), so a write after free there would
+/// otherwise be lost on the way out (`malloc_trim`, a thread's exit).
 ///
 /// # Safety
 /// `bins` is a magazine of `class_count` classes, more than `class`, that the caller has
@@ -273,6 +276,8 @@ pub(crate) unsafe fn take_class(
                 .replace(ptr::null_mut())
         };
         if !block.is_null() {
+            // SAFETY: a quarantined block of a cached class: freed by the program, ours.
+            unsafe { check_link_words_zero(block) };
             out[taken].write(block);
             taken += 1;
         }
