@@ -9,7 +9,8 @@
 //! full bin, a class that is not cached, a thread without a slot — is one `#[cold]` call away.
 //!
 //! The magazine's layout is in `magazine.rs`, the C library's primary-word entry points in
-//! `primary.rs`, the checks in `introspect.rs`, the trait impls in `traits.rs`.
+//! `primary.rs`, the checks in `introspect.rs`, the trait impls in `traits.rs`, the `hardened`
+//! free through the quarantine in `quarantine.rs`.
 
 use crate::bin::{self, Bin, BATCH_BLOCKS_MAX, BIN_TARGET_BYTES};
 use crate::depot::{Depot, DEPOT_ENTRIES};
@@ -136,7 +137,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// This thread's magazine as a fast path reads it: from the primary magazine word (one TLS
     /// load) when `PRIMARY`, which only the primary cache's methods pass, else from the table.
     #[inline(always)]
-    fn fast_magazine<const PRIMARY: bool>(&self) -> *mut Bin {
+    pub(crate) fn fast_magazine<const PRIMARY: bool>(&self) -> *mut Bin {
         if PRIMARY {
             slot::primary_magazine()
         } else {
@@ -240,110 +241,6 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
         // SAFETY: forwarded from the caller; `bins` is the magazine the fast path read.
         unsafe { Self::deallocate_slow::<PRIMARY>(ptr, class, self, bins) }
-    }
-
-    /// `hardened`'s free over a backend that keeps the record: the record taken back (the
-    /// backend's checks and scrub), then the block into a random entry of its class's
-    /// quarantine, and the block it displaces (freed earlier, of the same class) onto the bin
-    /// in its place.
-    ///
-    /// The record comes first, right after `bin_of_block`'s reads of the same chunk header and
-    /// class byte (which the backend's scrub reuses); the magazine and the key after it.
-    ///
-    /// # Safety
-    /// As for `deallocate_in_class`.
-    #[cfg(feature = "hardened")]
-    #[inline(always)]
-    unsafe fn deallocate_quarantined<const PRIMARY: bool>(&self, ptr: *mut u8, class: usize) {
-        #[cfg(feature = "checked")]
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            self.check_free(self.fast_magazine::<PRIMARY>(), ptr, class)
-        };
-        // A block the program does not own stops here, before any bin sees it (live.rs).
-        // SAFETY: forwarded from the caller: a block start of a class.
-        unsafe { self.take_back(ptr) };
-        let bins = self.fast_magazine::<PRIMARY>();
-        // SAFETY: as in `allocate_in_class`.
-        let bin = unsafe { bin::at(bins, class) };
-        // The bin's room first: one test for both cold cases, a thread without a magazine yet
-        // (the empty magazine's bins have limit 0; its quarantine, made with the magazine, is
-        // on the cold path) and a full bin (which flushes). Past it, the push of the displaced
-        // block cannot fail.
-        // SAFETY: the bin is this thread's (or the empty magazine's, only read).
-        let Some(count) = (unsafe { bin::room(bin) }) else {
-            // SAFETY: forwarded from the caller: a live block of `class`, its record cleared;
-            // `bins` is what the fast path read.
-            return unsafe { Self::quarantine_slow::<PRIMARY>(ptr, class, self, bins) };
-        };
-        // SAFETY: this thread's magazine (the empty one has no room).
-        let displaced = unsafe { self.quarantine(bins, class, ptr) };
-        if displaced.is_null() {
-            return;
-        }
-        // SAFETY: a block of a cached class that is ours now; the bin had room and nothing was
-        // pushed since. The secrets only encode the pushed link.
-        unsafe { bin::push_into_room(bin, displaced, self.fast_secrets(), count) };
-    }
-
-    /// Puts `ptr`, just freed, of class `class`, into magazine `bins`'s quarantine; returns the
-    /// block it displaced, its link words checked (null when the entry was empty).
-    ///
-    /// # Safety
-    /// `bins` is this thread's magazine (not the empty one); `ptr` is a block of `class` that
-    /// the program just freed, its record cleared (`take_back`).
-    #[cfg(feature = "hardened")]
-    #[inline(always)]
-    unsafe fn quarantine(&self, bins: *mut Bin, class: usize, ptr: *mut u8) -> *mut u8 {
-        // SAFETY: forwarded from the caller: a magazine made for the backend's classes.
-        let displaced =
-            unsafe { crate::quarantine::exchange(bins, self.backend.class_count(), class, ptr) };
-        if !displaced.is_null() {
-            // SAFETY: a block of a cached class (two words at least), freed earlier: ours now.
-            unsafe { crate::quarantine::check_link_words_zero(displaced) };
-        }
-        displaced
-    }
-
-    /// `hardened`'s free of a block when the fast path found no room in the bin: the thread has
-    /// no magazine yet (`seen` is the empty one: it is made now), or the bin is full. Puts the
-    /// block into the quarantine and frees the displaced block on, flushing the bin if need be;
-    /// a thread that can have no magazine (no slot, out of memory) gives the block to the
-    /// backend.
-    ///
-    /// # Safety
-    /// `ptr` is a block of class `class` (a class of the backend) that the program just freed,
-    /// its record cleared (`take_back`); `seen` is the empty magazine or this thread's.
-    #[cfg(feature = "hardened")]
-    #[cold]
-    #[inline(never)]
-    unsafe fn quarantine_slow<const PRIMARY: bool>(
-        ptr: *mut u8,
-        class: usize,
-        cache: &Self,
-        seen: *mut Bin,
-    ) {
-        let bins = if seen == empty_magazine() {
-            cache.attach_magazine()
-        } else {
-            seen
-        };
-        if bins.is_null() {
-            // SAFETY: forwarded from the caller: a live block of `class`.
-            return unsafe { cache.backend.deallocate_batch(class, &[ptr]) };
-        }
-        // SAFETY: this thread's magazine; forwarded from the caller.
-        let displaced = unsafe { cache.quarantine(bins, class, ptr) };
-        if displaced.is_null() {
-            return;
-        }
-        // SAFETY: the displaced block was freed earlier, of the same class: ours now; `bins` is
-        // this thread's magazine.
-        unsafe {
-            if !bin::push(bin::at(bins, class), displaced) {
-                Self::deallocate_slow::<PRIMARY>(displaced, class, cache, bins);
-            }
-        }
     }
 
     /// The empty-bin path: make this thread's magazine if needed, refill the bin, or fall back
@@ -517,7 +414,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     /// divert's observer hears of the block first.
     #[cold]
     #[inline(never)]
-    unsafe fn deallocate_slow<const PRIMARY: bool>(
+    pub(crate) unsafe fn deallocate_slow<const PRIMARY: bool>(
         ptr: *mut u8,
         class: usize,
         cache: &Self,
@@ -711,33 +608,10 @@ impl<B: BatchAllocator> ThreadCache<B> {
                 .sum::<usize>()
     }
 
-    /// Gives every block of a magazine's quarantine back to the backend; returns how many.
-    ///
-    /// # Safety
-    /// The caller has exclusive use of the magazine (holds its slot, or `&mut self`).
-    #[cfg(feature = "hardened")]
-    unsafe fn release_quarantine(&self, bins: *mut Bin) -> usize {
-        // SAFETY: the header precedes the bins; the caller owns the magazine.
-        let class_count = unsafe { (*header(bins)).class_count } as usize;
-        let mut buffer = [MaybeUninit::uninit(); crate::quarantine::QUARANTINE_ENTRIES];
-        let mut blocks = 0;
-        for class in 0..class_count {
-            // SAFETY: forwarded from the caller; `class < class_count`.
-            let taken =
-                unsafe { crate::quarantine::take_class(bins, class_count, class, &mut buffer) };
-            if !taken.is_empty() {
-                // SAFETY: blocks freed by the program and held back: ours, of `class`.
-                unsafe { self.backend.deallocate_batch(class, taken) };
-                blocks += taken.len();
-            }
-        }
-        blocks
-    }
-
     /// This thread's magazine, made on first use; null when the thread has no slot or the
     /// magazine cannot be made (caching off for this call, not an error). Points the primary
     /// word at it when this is the primary cache.
-    fn attach_magazine(&self) -> *mut Bin {
+    pub(crate) fn attach_magazine(&self) -> *mut Bin {
         let bins = self.attach_table_magazine();
         if !bins.is_null() && self.is_primary() {
             slot::set_primary_magazine(bins);

@@ -74,7 +74,8 @@
 //! - `live.rs`: `secure`'s exact test on free: the backend's record of the blocks the program
 //!   owns, marked on hand-out and cleared on free before a bin takes the block.
 //! - `quarantine.rs`: `hardened` only: freed blocks wait in a random entry of their class's
-//!   array, in the freeing thread's magazine, before a bin takes them.
+//!   array, in the freeing thread's magazine, before a bin takes them; the cache's free through
+//!   it and its flush.
 //! - `introspect.rs`: `check`, the `checked` feature's free-time tests, `bin_state`, the
 //!   shelves' walk.
 //! - `traits.rs`: `Allocator`, `UnsizedAllocator`, `GlobalAlloc` (and in-place resize).
