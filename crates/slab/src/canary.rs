@@ -22,9 +22,6 @@
 //!   one `mul` (the secret is its memory operand, where `imul` needed the constant in a
 //!   register) and one `xor` more for the fold.
 //!
-//! ```text
-//! ```
-//!
 //! - **One secret per chunk**, two words in the chunk header (`Chunk::canary_secret`), drawn
 //!   from the process key and the chunk's address when the chunk is made (through a one-way
 //!   step: a chunk secret does not give the key back): read next to the class byte the free
