@@ -203,7 +203,8 @@ unsafe fn choose(bins: *mut Bin) -> u64 {
 
 /// Puts `block`, just freed, of class `class` into a random entry of its class in magazine
 /// `bins` of `class_count` classes; returns the block it displaced (null when the entry was
-/// empty), which the caller frees on as it would have freed `block`.
+/// empty), its link words checked ([`check_link_words_zero`]), which the caller frees on as it
+/// would have freed `block`.
 ///
 /// # Safety
 /// `bins` is a magazine (not the empty one) that the caller has exclusive use of, made for
@@ -217,13 +218,16 @@ pub(crate) unsafe fn exchange(
 ) -> *mut u8 {
     // SAFETY: forwarded from the caller; the mask (set by `init`) is below
     // `QUARANTINE_ENTRIES`, and the magazine holds `QUARANTINE_ENTRIES` entries for each of its
-    // classes.
+    // classes; a displaced block was freed earlier into this class: ours now.
     unsafe {
         let mask = class_mask(bins, class).read() as usize;
         debug_assert!(mask < QUARANTINE_ENTRIES);
         let entry = class_entries(bins, class_count, class).add(choose(bins) as usize & mask);
         let displaced = entry.read();
         entry.write(block);
+        if !displaced.is_null() {
+            check_link_words_zero(displaced);
+        }
         displaced
     }
 }
@@ -289,15 +293,16 @@ pub(crate) unsafe fn take_class(
     unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<*mut u8>(), taken) }
 }
 
-/// Stops the process unless the first two words of `block`, leaving the quarantine for a bin,
-/// are still zero (the backend zeroed the block when it was freed). The bin's link and free
-/// mark are about to be written there, and would erase a write after free that the full check
-/// at the next hand-out is meant to find.
+/// Stops the process unless the first two words of `block`, leaving the quarantine (displaced
+/// by [`exchange`], or taken by [`take_class`]), are still zero (the backend zeroed the block
+/// when it was freed). A bin's or the backend's link and free mark are about to be written
+/// there, and would erase a write after free that the check at the next hand-out, which starts
+/// past them, is meant to find.
 ///
 /// # Safety
 /// `block` is a block of a cached class (at least two words, aligned) that the caller owns.
 #[inline(always)]
-pub(crate) unsafe fn check_link_words_zero(block: *mut u8) {
+unsafe fn check_link_words_zero(block: *mut u8) {
     // SAFETY: forwarded from the caller.
     let words = unsafe { block.cast::<[usize; 2]>().read() };
     if words[0] | words[1] != 0 {
@@ -375,12 +380,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
     #[inline(always)]
     unsafe fn quarantine(&self, bins: *mut Bin, class: usize, ptr: *mut u8) -> *mut u8 {
         // SAFETY: forwarded from the caller: a magazine made for the backend's classes.
-        let displaced = unsafe { exchange(bins, self.backend.class_count(), class, ptr) };
-        if !displaced.is_null() {
-            // SAFETY: a block of a cached class (two words at least), freed earlier: ours now.
-            unsafe { check_link_words_zero(displaced) };
-        }
-        displaced
+        unsafe { exchange(bins, self.backend.class_count(), class, ptr) }
     }
 
     /// `hardened`'s free of a block when the fast path found no room in the bin: the thread has
