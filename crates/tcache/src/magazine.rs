@@ -204,27 +204,36 @@ const fn direct_step_sizes(index: usize, offset_bytes: usize) -> (usize, usize) 
     (first, (index + 1) * DIRECT_STEP_BYTES - offset_bytes)
 }
 
-/// The index in magazine `bins` of the bin its direct table names for `size_bytes` (over a
-/// backend whose class-size offset is `offset_bytes`): the class that serves every size of the
-/// step (no class lookup), or the magazine's class count when the table names the uncached bin.
+/// The bin magazine `bins`'s direct table names for `size_bytes` over backend `B` (its
+/// class-size offset, a constant, shifts the steps: [`direct_slot`]).
 ///
 /// # Safety
-/// `bins` is a magazine (or the empty one), `size_bytes` is in `1..=DIRECT_MAX_BYTES` and
-/// `offset_bytes` is below `DIRECT_STEP_BYTES`.
+/// `bins` is a magazine (or the empty one) and `size_bytes` is in `1..=DIRECT_MAX_BYTES`.
 #[inline(always)]
-pub(crate) unsafe fn direct_index(bins: *mut Bin, size_bytes: usize, offset_bytes: usize) -> usize {
+pub(crate) unsafe fn direct_bin<B: BatchAllocator>(bins: *mut Bin, size_bytes: usize) -> *mut Bin {
     debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
-    debug_assert!(offset_bytes < DIRECT_STEP_BYTES);
-    // SAFETY: the table has DIRECT_LEN entries and the index is below it for these sizes and
-    // offsets (asserted at compile time); each entry points at a bin of the same magazine (see
+    // SAFETY: every magazine, the empty one included, has a full direct table before its
+    // header, and the slot is below DIRECT_LEN for these sizes and any offset below the step
+    // (asserted at compile time, as `direct_offset` asserts the offset).
+    unsafe {
+        direct_table(bins)
+            .add(direct_slot(size_bytes, const { direct_offset::<B>() }))
+            .read()
+    }
+}
+
+/// The index in magazine `bins` of the bin its direct table names for `size_bytes` over
+/// backend `B`: the class that serves every size of the step (no class lookup), or the
+/// magazine's class count when the table names the uncached bin.
+///
+/// # Safety
+/// As for [`direct_bin`].
+#[inline(always)]
+pub(crate) unsafe fn direct_index<B: BatchAllocator>(bins: *mut Bin, size_bytes: usize) -> usize {
+    // SAFETY: forwarded from the caller; each entry points at a bin of the same magazine (see
     // `make_magazine`; the empty magazine's at its own uncached bin), so the offset is the
     // bin's index.
-    unsafe {
-        let bin = direct_table(bins)
-            .add(direct_slot(size_bytes, offset_bytes))
-            .read();
-        bin.offset_from(bins) as usize
-    }
+    unsafe { direct_bin::<B>(bins, size_bytes).offset_from(bins) as usize }
 }
 
 impl<B: BatchAllocator> ThreadCache<B> {

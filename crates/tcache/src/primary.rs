@@ -8,9 +8,7 @@
 
 use crate::bin;
 use crate::cache::ThreadCache;
-use crate::magazine::{
-    direct_index, direct_offset, direct_slot, direct_table, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES,
-};
+use crate::magazine::{direct_bin, direct_index, DIRECT_MAX_BYTES, DIRECT_STEP_BYTES};
 use crate::slot;
 use crate::sync::Ordering;
 use core::alloc::{GlobalAlloc, Layout};
@@ -83,9 +81,8 @@ impl<B: BatchAllocator> ThreadCache<B> {
         // header, and the index is below DIRECT_LEN for the sizes this method takes. The bin
         // is this thread's (or an empty one, which a pop never writes): see `allocate_in_class`.
         unsafe {
-            let entry =
-                direct_table(bins).add(direct_slot(size_bytes, const { direct_offset::<B>() }));
-            self.hand_out(bin::pop_with(entry.read(), self.fast_secrets()))
+            let entry = direct_bin::<B>(bins, size_bytes);
+            self.hand_out(bin::pop_with(entry, self.fast_secrets()))
         }
     }
 
@@ -105,11 +102,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         debug_assert!((1..=DIRECT_MAX_BYTES).contains(&size_bytes));
         let bins = slot::primary_magazine();
         // SAFETY: as in `allocate_cached_small_primary`.
-        let entry = unsafe {
-            direct_table(bins)
-                .add(direct_slot(size_bytes, const { direct_offset::<B>() }))
-                .read()
-        };
+        let entry = unsafe { direct_bin::<B>(bins, size_bytes) };
         // SAFETY: as in `allocate_cached_small_primary`.
         let block = self.hand_out(unsafe { bin::pop(entry) });
         if block.is_null() {
@@ -162,7 +155,7 @@ impl<B: BatchAllocator> ThreadCache<B> {
         }
         slot::set_primary_magazine(bins);
         // SAFETY: a magazine of this cache; the size is in range (tested above).
-        let index = unsafe { direct_index(bins, size_bytes, const { direct_offset::<B>() }) };
+        let index = unsafe { direct_index::<B>(bins, size_bytes) };
         let class = if index < self.backend.class_count() {
             index
         } else {
